@@ -13,3 +13,9 @@ pub mod symbol;
 
 pub use parser::{parse, ParseErr, ParseOptions};
 pub use symbol::Symbol;
+pub mod chunk;
+pub mod compile;
+pub mod disasm;
+
+pub use chunk::{Chunk, Const, Op};
+pub use compile::compile_file;

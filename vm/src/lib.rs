@@ -1,1 +1,214 @@
-//! placeholder
+//! nixvm: a lazy bytecode VM for the Nix language.
+//!
+//! Embedders use [`Evaluator`]: build one with [`Evaluator::builder`],
+//! evaluate a string or a file to a [`Value`], then force it deeply,
+//! print it or convert it to JSON. Everything the `nixvm` binary does goes
+//! through this API.
+
+pub mod builtins;
+pub mod corepkgs;
+pub mod error;
+pub mod ops;
+pub mod print;
+pub mod storeglue;
+pub mod value;
+pub mod vm;
+
+pub use error::{ErrorKind, EvalError, EvalResult, Pos};
+pub use value::Value;
+pub use vm::{Settings, Vm};
+
+use std::path::Path;
+use std::rc::Rc;
+
+/// Where the VM sends store requests it cannot answer by computation
+/// alone (building, realising). Not yet used by the language core.
+pub trait StoreBackend {
+    fn realise(&mut self, path: &str) -> Result<(), String>;
+}
+
+/// A builtin supplied by an embedder.
+pub type ExtraBuiltin = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
+
+#[derive(Default)]
+pub struct EvaluatorBuilder {
+    settings: Settings,
+    extra: Vec<(String, Value)>,
+}
+
+impl EvaluatorBuilder {
+    /// Add a search-path entry (`-I prefix=path` or `-I path`).
+    pub fn search_path(mut self, entry: &str) -> Self {
+        self.settings.search_path.push(split_search_entry(entry));
+        self
+    }
+    /// Add the entries of a `NIX_PATH`-style colon-separated list.
+    pub fn nix_path(mut self, list: &str) -> Self {
+        for e in list.split(':').filter(|e| !e.is_empty()) {
+            self.settings.search_path.push(split_search_entry(e));
+        }
+        self
+    }
+    pub fn pure(mut self, pure: bool) -> Self {
+        self.settings.pure_eval = pure;
+        self
+    }
+    pub fn store_dir(mut self, dir: &str) -> Self {
+        self.settings.store_dir = dir.to_string();
+        self
+    }
+    pub fn settings(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(&mut self.settings);
+        self
+    }
+    /// Define `builtins.<name>` as a function of `arity` arguments.
+    pub fn builtin(mut self, name: &str, arity: usize, f: ExtraBuiltin) -> Self {
+        let p = value::PrimOp {
+            name: Rc::from(name),
+            arity,
+            imp: value::PrimImpl::Dyn(f),
+        };
+        self.extra
+            .push((name.to_string(), Value::PrimOp(Rc::new(p))));
+        self
+    }
+    /// Define `builtins.<name>` as a constant.
+    pub fn constant(mut self, name: &str, v: Value) -> Self {
+        self.extra.push((name.to_string(), v));
+        self
+    }
+    pub fn build(self) -> Evaluator {
+        let mut vm = Vm::new(self.settings);
+        if !self.extra.is_empty() {
+            builtins::install(&mut vm, self.extra);
+        }
+        Evaluator { vm }
+    }
+}
+
+fn split_search_entry(e: &str) -> (String, String) {
+    match e.split_once('=') {
+        Some((p, path)) => (p.to_string(), path.to_string()),
+        None => (String::new(), e.to_string()),
+    }
+}
+
+pub struct Evaluator {
+    pub vm: Vm,
+}
+
+impl Evaluator {
+    pub fn builder() -> EvaluatorBuilder {
+        EvaluatorBuilder::default()
+    }
+
+    /// Evaluate an expression to weak head normal form. Relative paths in
+    /// it resolve against `base_dir`.
+    pub fn eval_str(&mut self, src: &str, base_dir: &Path) -> EvalResult<Value> {
+        let v = self
+            .vm
+            .compile_source(src, "«string»", &base_dir.to_string_lossy())?;
+        self.vm.force(v)
+    }
+
+    pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf())
+        };
+        let abs =
+            Path::new(&nixvm_compiler::parser::canon_path(&abs.to_string_lossy())).to_path_buf();
+        let v = self.vm.import_path(&abs)?;
+        self.vm.force(v)
+    }
+
+    pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
+        self.vm.force_deep(v)
+    }
+
+    /// Print as `nix-instantiate --eval` does.
+    pub fn print(&self, v: &Value) -> String {
+        print::print_ambiguous(v)
+    }
+
+    /// Render an error with its position and trace, as plain text.
+    pub fn render_error(&self, e: &EvalError) -> String {
+        let mut out = format!("error: {}", e.msg);
+        if let Some(p) = e.pos {
+            out.push_str(&format!("\n       at {}", self.vm.show_pos(p)));
+        }
+        out
+    }
+}
+
+impl Evaluator {
+    /// Parse (and resolve) a source text, returning CppNix's `--parse` rendering.
+    pub fn parse_to_string(&mut self, src: &str, name: &str, dir: &Path) -> EvalResult<String> {
+        let opts = self.vm.parse_options_pub();
+        let file = self.vm.add_file(name.to_string(), Rc::from(src));
+        let to_err = |msg: String, span, kind| {
+            Box::new(EvalError {
+                kind,
+                msg,
+                pos: Some(Pos { file, span }),
+                trace: Vec::new(),
+            })
+        };
+        let (ast, _) = nixvm_compiler::parse(src, name, &dir.to_string_lossy(), opts)
+            .map_err(|e| to_err(e.msg, e.span, ErrorKind::Parse))?;
+        nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)
+            .map_err(|e| to_err(e.msg, e.span, ErrorKind::UndefinedVar))?;
+        Ok(nixvm_compiler::printer::show(&ast))
+    }
+
+    pub fn disassemble(&mut self, src: &str, name: &str, dir: &Path) -> EvalResult<String> {
+        let opts = self.vm.parse_options_pub();
+        let file = self.vm.add_file(name.to_string(), Rc::from(src));
+        let to_err = |msg: String, span| {
+            Box::new(EvalError {
+                kind: ErrorKind::Parse,
+                msg,
+                pos: Some(Pos { file, span }),
+                trace: Vec::new(),
+            })
+        };
+        let (ast, _) = nixvm_compiler::parse(src, name, &dir.to_string_lossy(), opts)
+            .map_err(|e| to_err(e.msg, e.span))?;
+        let chunk = nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)
+            .map_err(|e| to_err(e.msg, e.span))?;
+        Ok(nixvm_compiler::disasm::disassemble(&chunk))
+    }
+
+    /// A lazy value for an expression (as `--arg` passes them).
+    pub fn lazy_str(&mut self, src: &str, base_dir: &Path) -> EvalResult<Value> {
+        self.vm
+            .compile_source(src, "«string»", &base_dir.to_string_lossy())
+    }
+
+    pub fn coerce_to_string(&mut self, v: &Value) -> EvalResult<Vec<u8>> {
+        let mut ctx = value::Context::new();
+        ops::coerce_to_string(&mut self.vm, v, &mut ctx, false, true)
+    }
+
+    pub fn to_json(&mut self, v: Value, strict: bool) -> EvalResult<String> {
+        let _ = strict;
+        builtins::json::to_json_string(&mut self.vm, v)
+    }
+
+    pub fn to_xml(&mut self, v: Value, strict: bool, location: bool) -> EvalResult<String> {
+        builtins::xml::to_xml_string(&mut self.vm, v, strict, location)
+    }
+
+    /// nix-instantiate without `--eval`: the derivations in `v`, as printed paths.
+    pub fn instantiate(
+        &mut self,
+        v: Value,
+        auto_args: &[(nixvm_compiler::Symbol, Value)],
+    ) -> EvalResult<Vec<String>> {
+        let _ = auto_args;
+        builtins::derivations::instantiate(&mut self.vm, v)
+    }
+}

@@ -1,0 +1,147 @@
+//! Bytecode: one `Chunk` per lambda body, thunk body or file. A chunk owns
+//! its instructions, a parallel span table (one source span per
+//! instruction, for error messages) and a constant pool; nested bodies are
+//! constants of their parent, so a file compiles to a single tree.
+
+use crate::ast::Span;
+use crate::symbol::Symbol;
+use std::rc::Rc;
+
+/// One VM instruction. Jump targets are absolute instruction indices.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Push a constant from the pool.
+    Const(u32),
+    Null,
+    True,
+    False,
+    /// Push env slot `idx` of the env `depth` levels up the chain.
+    Local(u16, u16),
+    /// Look `sym` up through the `with` scopes listed in constant `withs`.
+    Dyn(Symbol, u32),
+    /// Push a thunk of chunk constant `c` closing over the current env.
+    Thunk(u32),
+    /// Push a closure of lambda chunk constant `c`.
+    Closure(u32),
+    /// Enter a new env with `n` empty slots.
+    PushEnv(u16),
+    /// Pop the top of the stack into slot `idx` of the current env.
+    SetLocal(u16),
+    /// Leave the current env.
+    PopEnv,
+    /// Pop an attribute set (possibly a thunk) and enter a `with` env for it.
+    PushWith,
+    /// Pop one value per name of symbol-list constant `c` (sorted by id) into a new set.
+    MakeAttrs(u32),
+    /// `[attrs, name, value]` -> `[attrs']`: add a dynamic attribute.
+    AttrsDyn,
+    MakeList(u32),
+    /// Replace the set on top of the stack with its attribute.
+    Select(Symbol),
+    /// As `Select`, but on a missing attribute or non-set pop and jump.
+    SelectOr(Symbol, u32),
+    /// `[set, name]` -> `[value]`.
+    SelectDyn,
+    SelectDynOr(u32),
+    /// One step of `e ? a.b.c` that is not the last: on failure pop and jump.
+    HasAttrStep(Symbol, u32),
+    HasAttr(Symbol),
+    HasAttrStepDyn(u32),
+    HasAttrDyn,
+    /// `[f, arg]` -> `[f arg]`.
+    Call,
+    /// Force the top of the stack to weak head normal form.
+    Force,
+    Return,
+    Pop,
+    Jump(u32),
+    /// Pop a Boolean; jump if it is false.
+    JumpIfFalse(u32),
+    /// Pop a Boolean; jump if it is true.
+    JumpIfTrue(u32),
+    /// Check the top of the stack is a Boolean (second operand of `&&`, `||`, `->`).
+    AssertBool,
+    Not,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Eq,
+    Neq,
+    Lt,
+    Concat,
+    Update,
+    /// Concatenate `n` values as CppNix's ExprConcatStrings; the flag
+    /// is `forceString` (interpolation) as opposed to `+`.
+    ConcatStrings(u32, bool),
+    /// Pop a Boolean; fail with the text constant if false.
+    Assert(u32),
+    /// Destructure the argument according to formals constant `c`.
+    BindFormals(u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct FormalSpec {
+    pub name: Symbol,
+    /// Index of the default's thunk chunk among the chunk's constants.
+    pub default: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FormalsInfo {
+    /// In source order; slot `i` of the call env holds formal `i`.
+    pub formals: Vec<FormalSpec>,
+    pub ellipsis: bool,
+    /// Slot of the `@`-bound name, if any.
+    pub at_slot: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Const {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Path(String),
+    Chunk(Rc<Chunk>),
+    Syms(Vec<Symbol>),
+    /// Env depths of the enclosing `with` scopes, innermost first.
+    Withs(Vec<u16>),
+    Formals(FormalsInfo),
+    Text(String),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    File,
+    Thunk,
+    Lambda,
+}
+
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub kind: ChunkKind,
+    /// The lambda's name if it was bound to one, for traces and printing.
+    pub name: Option<Symbol>,
+    pub file: u32,
+    pub span: Span,
+    pub code: Vec<Op>,
+    pub spans: Vec<Span>,
+    pub consts: Vec<Const>,
+    /// Number of env slots a call creates (lambdas only).
+    pub nslots: u16,
+}
+
+impl Chunk {
+    pub fn new(kind: ChunkKind, file: u32, span: Span) -> Chunk {
+        Chunk {
+            kind,
+            name: None,
+            file,
+            span,
+            code: Vec::new(),
+            spans: Vec::new(),
+            consts: Vec::new(),
+            nslots: 0,
+        }
+    }
+}

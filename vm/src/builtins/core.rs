@@ -1,0 +1,512 @@
+//! Control, types, arithmetic, errors/tracing, files and the search path.
+
+use super::{type_mismatch, Registry};
+use crate::error::*;
+use crate::value::*;
+use crate::vm::Vm;
+use nixvm_compiler::symbol::known;
+use nixvm_compiler::Symbol;
+use std::rc::Rc;
+
+pub fn register(r: &mut Registry, vm: &Vm) {
+    r.prim("abort", 1, abort);
+    r.prim("throw", 1, throw);
+    r.prim("import", 1, import);
+    r.prim("seq", 2, seq);
+    r.prim("deepSeq", 2, deep_seq);
+    r.prim("trace", 2, trace);
+    r.prim("traceVerbose", 2, trace_verbose);
+    r.prim("warn", 2, warn);
+    r.prim("break", 1, brk);
+    r.prim("tryEval", 1, try_eval);
+    r.prim("addErrorContext", 2, add_error_context);
+    r.prim("typeOf", 1, type_of);
+    r.prim("isNull", 1, |vm, a| {
+        Ok(Value::Bool(matches!(vm.force(a[0].clone())?, Value::Null)))
+    });
+    r.prim("isInt", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::Int(_)
+        )))
+    });
+    r.prim("isFloat", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::Float(_)
+        )))
+    });
+    r.prim("isBool", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::Bool(_)
+        )))
+    });
+    r.prim("isString", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::String(_)
+        )))
+    });
+    r.prim("isPath", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::Path(_)
+        )))
+    });
+    r.prim("isList", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::List(_)
+        )))
+    });
+    r.prim("isAttrs", 1, |vm, a| {
+        Ok(Value::Bool(matches!(
+            vm.force(a[0].clone())?,
+            Value::Attrs(_)
+        )))
+    });
+    r.prim("isFunction", 1, |vm, a| {
+        Ok(Value::Bool(vm.force(a[0].clone())?.is_function()))
+    });
+    r.prim("add", 2, |vm, a| arith(vm, a, '+'));
+    r.prim("sub", 2, |vm, a| arith(vm, a, '-'));
+    r.prim("mul", 2, |vm, a| arith(vm, a, '*'));
+    r.prim("div", 2, |vm, a| arith(vm, a, '/'));
+    r.prim("lessThan", 2, |vm, a| {
+        let (x, y) = (vm.force(a[0].clone())?, vm.force(a[1].clone())?);
+        Ok(Value::Bool(crate::ops::less_than(vm, &x, &y)?))
+    });
+    r.prim("bitAnd", 2, |vm, a| {
+        Ok(Value::Int(vm.force_int(&a[0])? & vm.force_int(&a[1])?))
+    });
+    r.prim("bitOr", 2, |vm, a| {
+        Ok(Value::Int(vm.force_int(&a[0])? | vm.force_int(&a[1])?))
+    });
+    r.prim("bitXor", 2, |vm, a| {
+        Ok(Value::Int(vm.force_int(&a[0])? ^ vm.force_int(&a[1])?))
+    });
+    r.prim("ceil", 1, |vm, a| round(vm, a, f64::ceil));
+    r.prim("floor", 1, |vm, a| round(vm, a, f64::floor));
+    r.prim("toString", 1, to_string);
+    r.prim("getEnv", 1, get_env);
+    r.prim("pathExists", 1, path_exists);
+    r.prim("readFile", 1, read_file);
+    r.prim("readDir", 1, read_dir);
+    r.prim("readFileType", 1, read_file_type);
+    r.prim("baseNameOf", 1, base_name_of);
+    r.prim("dirOf", 1, dir_of);
+    r.prim("toPath", 1, to_path);
+    r.prim("functionArgs", 1, function_args);
+    r.prim("unsafeGetAttrPos", 2, unsafe_get_attr_pos);
+    r.prim("findFile", 2, find_file);
+    r.value("nixPath", nix_path(vm));
+    r.value("storeDir", Value::str(&vm.settings.store_dir));
+    r.value("currentSystem", Value::str(&vm.settings.system));
+    r.value("nixVersion", Value::str("2.34.0"));
+    r.value("langVersion", Value::Int(6));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    r.value("currentTime", Value::Int(now as i64));
+}
+
+fn abort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let mut ctx = Context::new();
+    let msg = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, false, false)?;
+    Err(EvalError::new(
+        ErrorKind::Abort,
+        format!(
+            "evaluation aborted with the following error message: '{}'",
+            String::from_utf8_lossy(&msg)
+        ),
+    ))
+}
+
+fn throw(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let mut ctx = Context::new();
+    let msg = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, false, false)?;
+    Err(EvalError::new(
+        ErrorKind::Throw,
+        String::from_utf8_lossy(&msg).into_owned(),
+    ))
+}
+
+fn import(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let p = vm.coerce_path(&a[0])?;
+    let p = crate::storeglue::realise_for_read(vm, &p)?;
+    let v = vm.import_path(std::path::Path::new(&p))?;
+    vm.force(v)
+}
+
+fn seq(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    vm.force(a[0].clone())?;
+    vm.force(a[1].clone())
+}
+
+fn deep_seq(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    vm.force_deep(a[0].clone())?;
+    vm.force(a[1].clone())
+}
+
+fn trace_message(vm: &mut Vm, v: &Value) -> EvalResult<String> {
+    let v = vm.force(v.clone())?;
+    Ok(match &v {
+        Value::String(s) => s.to_str().into_owned(),
+        other => crate::print::show_short(other),
+    })
+}
+
+fn trace(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let msg = trace_message(vm, &a[0])?;
+    eprintln!("trace: {}", msg);
+    vm.force(a[1].clone())
+}
+
+fn trace_verbose(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    vm.force(a[1].clone())
+}
+
+fn warn(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let msg = vm.force(a[0].clone())?;
+    let Value::String(s) = &msg else {
+        return type_mismatch("a string", &msg);
+    };
+    let text = s.to_str().into_owned();
+    vm.warn(text)?;
+    vm.force(a[1].clone())
+}
+
+fn brk(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    vm.force(a[0].clone())
+}
+
+fn try_eval(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let (ok, v) = match vm.force(a[0].clone()) {
+        Ok(v) => (true, v),
+        Err(e) if e.catchable() => (false, Value::Bool(false)),
+        Err(e) => return Err(e),
+    };
+    let entries = vec![
+        (Symbol::intern("success"), Value::Bool(ok)),
+        (known::VALUE, v),
+    ];
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+fn add_error_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    match vm.force(a[1].clone()) {
+        Ok(v) => Ok(v),
+        Err(mut e) => {
+            if let Ok(Value::String(s)) = vm.force(a[0].clone()) {
+                e.trace.push(TraceEntry {
+                    msg: s.to_str().into_owned(),
+                    pos: None,
+                });
+            }
+            Err(e)
+        }
+    }
+}
+
+fn type_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    Ok(Value::str(vm.force(a[0].clone())?.type_of()))
+}
+
+fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
+    let x = vm.force(a[0].clone())?;
+    let y = vm.force(a[1].clone())?;
+    for v in [&x, &y] {
+        if !matches!(v, Value::Int(_) | Value::Float(_)) {
+            return type_mismatch("an integer", v);
+        }
+    }
+    crate::ops::arith(vm, op, x, y)
+}
+
+fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64) -> EvalResult<Value> {
+    match vm.force(a[0].clone())? {
+        Value::Int(n) => Ok(Value::Int(n)),
+        Value::Float(x) => {
+            let r = f(x);
+            if !(r >= -9.223372036854776e18 && r < 9.223372036854776e18) {
+                return err(format!("NixFloat ({}) could not be cast to a NixInt", x));
+            }
+            Ok(Value::Int(r as i64))
+        }
+        other => type_mismatch("a float", &other),
+    }
+}
+
+fn to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let mut ctx = Context::new();
+    let s = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, true, false)?;
+    Ok(Value::bytes(s, Some(Box::new(ctx))))
+}
+
+fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let name = vm.force_str_no_ctx(&a[0])?;
+    if vm.settings.pure_eval {
+        return Ok(Value::str(""));
+    }
+    Ok(Value::string(std::env::var(&name).unwrap_or_default()))
+}
+
+/// The real file a path value refers to (realising store paths if needed).
+fn real_path(vm: &mut Vm, v: &Value) -> EvalResult<String> {
+    let p = vm.coerce_path(v)?;
+    crate::storeglue::realise_for_read(vm, &p)
+}
+
+fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let v = vm.force(a[0].clone())?;
+    let must_be_dir = match &v {
+        Value::Path(p) => p.ends_with('/') && p.len() > 1,
+        Value::String(s) => s.as_bytes().ends_with(b"/") || s.as_bytes().ends_with(b"/."),
+        _ => false,
+    };
+    let p = real_path(vm, &v)?;
+    let md = std::fs::metadata(&p);
+    Ok(Value::Bool(match md {
+        Ok(m) => !must_be_dir || m.is_dir(),
+        Err(_) => false,
+    }))
+}
+
+fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let p = real_path(vm, &a[0])?;
+    let bytes = std::fs::read(&p).map_err(|e| {
+        EvalError::new(
+            ErrorKind::Io,
+            format!("opening file '{}': {}", p, crate::vm::io_msg(&e)),
+        )
+    })?;
+    if bytes.contains(&0) {
+        return err(format!(
+            "the contents of the file '{}' cannot be represented as a Nix string",
+            p
+        ));
+    }
+    let ctx = crate::storeglue::context_for_store_file(vm, &p);
+    Ok(Value::bytes(bytes, ctx))
+}
+
+fn file_type_of(m: &std::fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular"
+    } else if t.is_symlink() {
+        "symlink"
+    } else {
+        "unknown"
+    }
+}
+
+fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let p = real_path(vm, &a[0])?;
+    let rd = std::fs::read_dir(&p).map_err(|e| {
+        EvalError::new(
+            ErrorKind::Io,
+            format!("reading directory '{}': {}", p, crate::vm::io_msg(&e)),
+        )
+    })?;
+    let mut entries = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        let md = std::fs::symlink_metadata(ent.path())
+            .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
+        entries.push((Symbol::intern(&name), Value::str(file_type_of(&md))));
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let p = real_path(vm, &a[0])?;
+    let md = std::fs::symlink_metadata(&p).map_err(|e| {
+        EvalError::new(
+            ErrorKind::Io,
+            format!("getting status of '{}': {}", p, crate::vm::io_msg(&e)),
+        )
+    })?;
+    Ok(Value::str(file_type_of(&md)))
+}
+
+/// CppNix's `baseNameOf` on text: the last component, ignoring one trailing slash.
+pub fn base_name(s: &str) -> &str {
+    let s = s.strip_suffix('/').unwrap_or(s);
+    match s.rfind('/') {
+        Some(i) => &s[i + 1..],
+        None => s,
+    }
+}
+
+fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let v = vm.force(a[0].clone())?;
+    if let Value::Path(p) = &v {
+        return Ok(Value::str(base_name(p)));
+    }
+    let mut ctx = Context::new();
+    let s = crate::ops::coerce_to_string(vm, &v, &mut ctx, false, false)?;
+    let s = String::from_utf8_lossy(&s).into_owned();
+    Ok(Value::str_ctx(
+        base_name(&s).to_string(),
+        Some(Box::new(ctx)),
+    ))
+}
+
+fn dir_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let v = vm.force(a[0].clone())?;
+    if let Value::Path(p) = &v {
+        let d = match p.rfind('/') {
+            Some(0) | None => "/".to_string(),
+            Some(i) => p[..i].to_string(),
+        };
+        return Ok(Value::path(&d));
+    }
+    let mut ctx = Context::new();
+    let s = crate::ops::coerce_to_string(vm, &v, &mut ctx, false, false)?;
+    let s = String::from_utf8_lossy(&s).into_owned();
+    let d = match s.rfind('/') {
+        None => ".".to_string(),
+        Some(0) => "/".to_string(),
+        Some(i) => s[..i].to_string(),
+    };
+    Ok(Value::str_ctx(d, Some(Box::new(ctx))))
+}
+
+fn to_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let p = vm.coerce_path(&a[0])?;
+    Ok(Value::string(p))
+}
+
+fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    match vm.force(a[0].clone())? {
+        Value::Lambda(c) => {
+            let Some(f) = c.proto.formals() else {
+                return Ok(Value::attrs(Attrs::new()));
+            };
+            let entries = f
+                .formals
+                .iter()
+                .map(|x| (x.name, Value::Bool(x.default.is_some())))
+                .collect();
+            let mut attrs = Attrs::from_unsorted(entries);
+            let pos = Some((c.proto.file, c.proto.span));
+            attrs.set_positions(vec![pos; attrs.len()]);
+            Ok(Value::attrs(attrs))
+        }
+        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
+        other => type_mismatch("a function", &other),
+    }
+}
+
+fn unsafe_get_attr_pos(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let name = vm.force_str_no_ctx(&a[0])?;
+    let set = vm.force_attrs(&a[1])?;
+    let sym = Symbol::intern(&name);
+    if !set.contains(sym) {
+        return Ok(Value::Null);
+    }
+    match set.position(sym) {
+        Some((file, span)) => {
+            let (line, col) = vm.line_col(crate::error::Pos { file, span });
+            let fname = vm.files[file as usize].name.clone();
+            Ok(Value::attrs(Attrs::from_unsorted(vec![
+                (known::FILE, Value::string(fname)),
+                (known::LINE, Value::Int(line as i64)),
+                (known::COLUMN, Value::Int(col as i64)),
+            ])))
+        }
+        None => Ok(Value::Null),
+    }
+}
+
+pub fn nix_path(vm: &Vm) -> Value {
+    let items = vm
+        .settings
+        .search_path
+        .iter()
+        .map(|(prefix, path)| {
+            Value::attrs(Attrs::from_unsorted(vec![
+                (known::PREFIX, Value::str(prefix)),
+                (known::PATH, Value::str(path)),
+            ]))
+        })
+        .collect();
+    Value::list(items)
+}
+
+fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let list = vm.force_list(&a[0])?;
+    let lookup = vm.force_str_no_ctx(&a[1])?;
+    for item in list.iter() {
+        let item = vm.force_attrs(item)?;
+        let prefix = match item.get(known::PREFIX) {
+            Some(p) => vm.force_str_no_ctx(p)?,
+            None => String::new(),
+        };
+        let Some(pathv) = item.get(known::PATH) else {
+            return err("attribute 'path' missing");
+        };
+        let pathv = pathv.clone();
+        let rest = if prefix.is_empty() {
+            Some(lookup.clone())
+        } else if lookup == prefix {
+            Some(String::new())
+        } else {
+            lookup
+                .strip_prefix(&format!("{}/", prefix))
+                .map(str::to_string)
+        };
+        let Some(rest) = rest else { continue };
+        let mut ctx = Context::new();
+        let base = crate::ops::coerce_to_string(vm, &pathv, &mut ctx, false, false)?;
+        let base = String::from_utf8_lossy(&base).into_owned();
+        if let Some(corepkg) = base.strip_prefix("__corepkgs__") {
+            let _ = corepkg;
+        }
+        let candidate = if rest.is_empty() {
+            base.clone()
+        } else {
+            format!("{}/{}", base, rest)
+        };
+        let resolved = if candidate.starts_with('/') {
+            candidate
+        } else {
+            let cwd = std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{}/{}", cwd, candidate)
+        };
+        if std::path::Path::new(&resolved).exists() {
+            return Ok(Value::path(&nixvm_compiler::parser::canon_path(&resolved)));
+        }
+    }
+    if let Some(v) = crate::corepkgs::lookup(vm, &lookup)? {
+        return Ok(v);
+    }
+    Err(EvalError::new(
+        ErrorKind::Other,
+        format!(
+            "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
+            lookup
+        ),
+    ))
+}
+
+pub fn mk_attrs(entries: Vec<(&str, Value)>) -> Value {
+    Value::attrs(Attrs::from_unsorted(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Symbol::intern(k), v))
+            .collect(),
+    ))
+}
+
+pub fn rc_str(s: &str) -> Rc<str> {
+    Rc::from(s)
+}

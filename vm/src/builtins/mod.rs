@@ -1,0 +1,196 @@
+//! The `builtins` set and the global names of the root env. Each family
+//! of builtins lives in its own module; this one registers them all and
+//! holds the argument helpers they share.
+
+use crate::error::*;
+use crate::value::*;
+use crate::vm::Vm;
+use nixvm_compiler::Symbol;
+use std::rc::Rc;
+
+pub mod attrs;
+pub mod core;
+pub mod derivations;
+pub mod json;
+pub mod lists;
+pub mod strings;
+pub mod xml;
+
+/// Names visible without the `builtins.` prefix (everything else is
+/// also reachable as `__name`).
+const GLOBAL: &[&str] = &[
+    "abort",
+    "baseNameOf",
+    "break",
+    "derivation",
+    "derivationStrict",
+    "dirOf",
+    "fetchGit",
+    "fetchMercurial",
+    "fetchTarball",
+    "fetchTree",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
+];
+
+pub struct Registry {
+    entries: Vec<(String, Value)>,
+}
+
+impl Registry {
+    pub fn prim(&mut self, name: &str, arity: usize, f: PrimFn) {
+        let p = PrimOp {
+            name: Rc::from(name),
+            arity,
+            imp: PrimImpl::Native(f),
+        };
+        self.entries
+            .push((name.to_string(), Value::PrimOp(Rc::new(p))));
+    }
+    pub fn value(&mut self, name: &str, v: Value) {
+        self.entries.push((name.to_string(), v));
+    }
+}
+
+pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
+    let mut r = Registry {
+        entries: Vec::new(),
+    };
+    core::register(&mut r, vm);
+    attrs::register(&mut r);
+    lists::register(&mut r);
+    strings::register(&mut r);
+    json::register(&mut r);
+    xml::register(&mut r);
+    derivations::register(&mut r);
+    r.entries.extend(extra);
+
+    let self_ref = Rc::new(Thunk {
+        state: std::cell::RefCell::new(ThunkState::Done(Value::Null)),
+    });
+    let mut entries: Vec<(Symbol, Value)> = r
+        .entries
+        .iter()
+        .map(|(n, v)| (Symbol::intern(n), v.clone()))
+        .collect();
+    entries.push((Symbol::intern("builtins"), Value::Thunk(self_ref.clone())));
+    let builtins = Value::Attrs(Rc::new(Attrs::from_unsorted(entries)));
+    self_ref.set(builtins.clone());
+
+    let mut names = rustc_hash::FxHashMap::default();
+    let mut values = Vec::new();
+    let mut add = |name: &str, v: Value, values: &mut Vec<Value>| {
+        let sym = Symbol::intern(name);
+        if let Some(&i) = names.get(&sym) {
+            values[i as usize] = v;
+        } else {
+            names.insert(sym, values.len() as u16);
+            values.push(v);
+        }
+    };
+    add("builtins", builtins.clone(), &mut values);
+    add("true", Value::Bool(true), &mut values);
+    add("false", Value::Bool(false), &mut values);
+    add("null", Value::Null, &mut values);
+    for (name, v) in &r.entries {
+        if GLOBAL.contains(&name.as_str()) {
+            add(name, v.clone(), &mut values);
+        }
+        if !name.starts_with("__") {
+            add(&format!("__{}", name), v.clone(), &mut values);
+        }
+    }
+    vm.globals = Env::with_values(None, values);
+    vm.global_names = names;
+    vm.builtins = builtins;
+}
+
+// ---- argument helpers --------------------------------------------------
+
+pub fn type_mismatch<T>(expected: &str, v: &Value) -> EvalResult<T> {
+    type_err(format!(
+        "expected {} but found {}: {}",
+        expected,
+        v.show_type(),
+        crate::print::show_short(v)
+    ))
+}
+
+impl Vm {
+    pub fn force_int(&mut self, v: &Value) -> EvalResult<i64> {
+        match self.force(v.clone())? {
+            Value::Int(n) => Ok(n),
+            other => type_mismatch("an integer", &other),
+        }
+    }
+    pub fn force_float(&mut self, v: &Value) -> EvalResult<f64> {
+        match self.force(v.clone())? {
+            Value::Int(n) => Ok(n as f64),
+            Value::Float(f) => Ok(f),
+            other => type_mismatch("a float", &other),
+        }
+    }
+    pub fn force_bool(&mut self, v: &Value) -> EvalResult<bool> {
+        match self.force(v.clone())? {
+            Value::Bool(b) => Ok(b),
+            other => type_mismatch("a Boolean", &other),
+        }
+    }
+    pub fn force_list(&mut self, v: &Value) -> EvalResult<Rc<Vec<Value>>> {
+        match self.force(v.clone())? {
+            Value::List(l) => Ok(l),
+            other => type_mismatch("a list", &other),
+        }
+    }
+    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Rc<Attrs>> {
+        match self.force(v.clone())? {
+            Value::Attrs(a) => Ok(a),
+            other => type_mismatch("a set", &other),
+        }
+    }
+    pub fn force_function(&mut self, v: &Value) -> EvalResult<Value> {
+        let f = self.force(v.clone())?;
+        match &f {
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(f),
+            Value::Attrs(a) if a.contains(nixvm_compiler::symbol::known::FUNCTOR) => Ok(f),
+            other => type_mismatch("a function", other),
+        }
+    }
+    /// A string value (no coercion), with its context.
+    pub fn force_string(&mut self, v: &Value) -> EvalResult<Rc<NixStr>> {
+        match self.force(v.clone())? {
+            Value::String(s) => Ok(s),
+            other => type_mismatch("a string", &other),
+        }
+    }
+    /// A string without context, as text.
+    pub fn force_str_no_ctx(&mut self, v: &Value) -> EvalResult<String> {
+        let s = self.force_string(v)?;
+        Ok(s.to_str().into_owned())
+    }
+    /// Coerce to a string like interpolation does (no numbers).
+    pub fn coerce_string(&mut self, v: &Value, ctx: &mut Context) -> EvalResult<Vec<u8>> {
+        crate::ops::coerce_to_string(self, v, ctx, false, true)
+    }
+    /// Coerce to an absolute path string (CppNix's `coerceToPath`).
+    pub fn coerce_path(&mut self, v: &Value) -> EvalResult<String> {
+        let v = self.force(v.clone())?;
+        if let Value::Path(p) = &v {
+            return Ok(p.to_string());
+        }
+        let mut ctx = Context::new();
+        let s = crate::ops::coerce_to_string(self, &v, &mut ctx, false, false)?;
+        let s = String::from_utf8_lossy(&s).into_owned();
+        if !s.starts_with('/') {
+            return err(format!("string '{}' doesn't represent an absolute path", s));
+        }
+        Ok(nixvm_compiler::parser::canon_path(&s))
+    }
+}

@@ -1,0 +1,41 @@
+//! Built-in `<nix/...>` files that CppNix ships inside the binary.
+
+use crate::error::*;
+use crate::value::*;
+use crate::vm::Vm;
+
+const FETCHURL: &str = r#"
+{ system ? "", url, hash ? "", sha256 ? "", sha1 ? "", sha512 ? "", md5 ? "", outputHash ? "",
+  outputHashAlgo ? "", outputHashMode ? "flat", executable ? false, unpack ? false, name ? baseNameOf (toString url),
+  impure ? false }:
+derivation {
+  builder = "builtin:fetchurl";
+  system = "builtin";
+  inherit name url executable unpack;
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  outputHashAlgo = if hash != "" then "" else if sha512 != "" then "sha512" else if sha1 != "" then "sha1" else if md5 != "" then "md5" else "sha256";
+  outputHash = if hash != "" then hash else if sha512 != "" then sha512 else if sha1 != "" then sha1 else if md5 != "" then md5 else sha256;
+  preferLocalBuild = true;
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  urls = [ url ];
+}
+"#;
+
+pub fn lookup(vm: &mut Vm, name: &str) -> EvalResult<Option<Value>> {
+    match name {
+        "nix/fetchurl.nix" => {
+            let v = vm.compile_source(FETCHURL, "«nix-internal»/fetchurl.nix", "/")?;
+            let _ = v;
+            Ok(Some(Value::path("/__corepkgs__/fetchurl.nix")))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Source of a corepkg path, if `path` names one.
+pub fn source(path: &str) -> Option<&'static str> {
+    match path {
+        "/__corepkgs__/fetchurl.nix" => Some(FETCHURL),
+        _ => None,
+    }
+}

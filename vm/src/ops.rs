@@ -1,0 +1,354 @@
+//! Operators and coercions shared by the interpreter loop and builtins:
+//! arithmetic with CppNix's overflow errors, comparison, equality,
+//! `//`, `++`, string concatenation/interpolation and string coercion.
+
+use crate::error::*;
+use crate::value::*;
+use crate::vm::Vm;
+use nixvm_compiler::symbol::known;
+use std::rc::Rc;
+
+pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
+    let _ = vm;
+    match (&a, &b) {
+        (Value::Int(x), Value::Int(y)) => {
+            let (x, y) = (*x, *y);
+            let r = match op {
+                '-' => x.checked_sub(y),
+                '*' => x.checked_mul(y),
+                '/' => {
+                    if y == 0 {
+                        return err("division by zero");
+                    }
+                    x.checked_div(y)
+                }
+                _ => x.checked_add(y),
+            };
+            match r {
+                Some(r) => Ok(Value::Int(r)),
+                None => {
+                    let verb = match op {
+                        '-' => "subtracting",
+                        '*' => "multiplying",
+                        '/' => "dividing",
+                        _ => "adding",
+                    };
+                    err(format!("integer overflow in {} {} {} {}", verb, x, op, y))
+                }
+            }
+        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let x = as_f64(&a);
+            let y = as_f64(&b);
+            Ok(Value::Float(match op {
+                '-' => x - y,
+                '*' => x * y,
+                '/' => {
+                    if y == 0.0 {
+                        return err("division by zero");
+                    }
+                    x / y
+                }
+                _ => x + y,
+            }))
+        }
+        (Value::Int(_) | Value::Float(_), other) | (other, _) => type_err(format!(
+            "expected an integer but found {}: {}",
+            other.show_type(),
+            crate::print::show_short(other)
+        )),
+    }
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(n) => *n as f64,
+        Value::Float(f) => *f,
+        _ => 0.0,
+    }
+}
+
+pub fn less_than(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
+    Ok(compare(vm, a, b)? == std::cmp::Ordering::Less)
+}
+
+/// Nix's ordering: numbers, strings, paths, and lists lexicographically.
+pub fn compare(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    let a = vm.force(a.clone())?;
+    let b = vm.force(b.clone())?;
+    match (&a, &b) {
+        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (x, y) = (as_f64(&a), as_f64(&b));
+            Ok(x.partial_cmp(&y).unwrap_or(Ordering::Equal))
+        }
+        (Value::String(x), Value::String(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Path(x), Value::Path(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (Value::List(x), Value::List(y)) => {
+            for (p, q) in x.iter().zip(y.iter()) {
+                if vm.equal(p, q)? {
+                    continue;
+                }
+                return compare(vm, p, q);
+            }
+            Ok(x.len().cmp(&y.len()))
+        }
+        _ => type_err(format!(
+            "cannot compare {} with {}; values are {} and {}",
+            a.show_type(),
+            b.show_type(),
+            crate::print::show_short(&a),
+            crate::print::show_short(&b)
+        )),
+    }
+}
+
+pub fn concat_lists(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
+    let (Value::List(x), Value::List(y)) = (&a, &b) else {
+        let bad = if matches!(a, Value::List(_)) { &b } else { &a };
+        let _ = vm;
+        return type_err(format!(
+            "expected a list but found {}: {}",
+            bad.show_type(),
+            crate::print::show_short(bad)
+        ));
+    };
+    if x.is_empty() {
+        return Ok(b);
+    }
+    if y.is_empty() {
+        return Ok(a);
+    }
+    let mut v = Vec::with_capacity(x.len() + y.len());
+    v.extend(x.iter().cloned());
+    v.extend(y.iter().cloned());
+    Ok(Value::list(v))
+}
+
+pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
+    let _ = vm;
+    match (&a, &b) {
+        (Value::Attrs(x), Value::Attrs(y)) => {
+            if y.is_empty() {
+                return Ok(a);
+            }
+            if x.is_empty() {
+                return Ok(b);
+            }
+            Ok(Value::Attrs(Rc::new(x.update(y))))
+        }
+        _ => {
+            let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
+            type_err(format!(
+                "expected a set but found {}: {}",
+                bad.show_type(),
+                crate::print::show_short(bad)
+            ))
+        }
+    }
+}
+
+fn is_derivation(vm: &mut Vm, a: &Attrs) -> EvalResult<bool> {
+    match a.get(known::TYPE) {
+        Some(t) => {
+            let t = vm.force(t.clone())?;
+            Ok(matches!(&t, Value::String(s) if s.as_bytes() == b"derivation"))
+        }
+        None => Ok(false),
+    }
+}
+
+pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
+    let a = vm.force(a.clone())?;
+    let b = vm.force(b.clone())?;
+    Ok(match (&a, &b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            as_f64(&a) == as_f64(&b)
+        }
+        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+        (Value::Path(x), Value::Path(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            if Rc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (p, q) in x.iter().zip(y.iter()) {
+                if !stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal(vm, p, q))? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        (Value::Attrs(x), Value::Attrs(y)) => {
+            if Rc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            // Derivations compare by their output path.
+            if is_derivation(vm, x)? && is_derivation(vm, y)? {
+                if let (Some(p), Some(q)) = (x.get(known::OUT_PATH), y.get(known::OUT_PATH)) {
+                    let (p, q) = (p.clone(), q.clone());
+                    return equal(vm, &p, &q);
+                }
+            }
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for ((k1, v1), (k2, v2)) in x.iter().zip(y.iter()) {
+                if k1 != k2 {
+                    return Ok(false);
+                }
+                let (v1, v2) = (v1.clone(), v2.clone());
+                if !stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal(vm, &v1, &v2))? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        // Functions are never equal (CppNix compares no closures).
+        _ => false,
+    })
+}
+
+/// CppNix's `std::to_string(double)`: fixed notation, six decimals.
+pub fn float_to_string(f: f64) -> String {
+    format!("{:.6}", f)
+}
+
+/// Coerce to a string as CppNix's `coerceToString` does. `coerce_more`
+/// also accepts numbers, Booleans, null and lists (what `toString` does);
+/// `copy_to_store` turns paths into store paths (interpolation).
+pub fn coerce_to_string(
+    vm: &mut Vm,
+    v: &Value,
+    ctx: &mut Context,
+    coerce_more: bool,
+    copy_to_store: bool,
+) -> EvalResult<Vec<u8>> {
+    let v = vm.force(v.clone())?;
+    match &v {
+        Value::String(s) => {
+            if let Some(c) = s.context() {
+                ctx.extend(c.iter().cloned());
+            }
+            Ok(s.as_bytes().to_vec())
+        }
+        Value::Path(p) => {
+            if copy_to_store {
+                let sp = crate::storeglue::copy_path_to_store(vm, p)?;
+                ctx.insert(Rc::from(sp.as_str()));
+                Ok(sp.into_bytes())
+            } else {
+                Ok(p.as_bytes().to_vec())
+            }
+        }
+        Value::Attrs(a) => {
+            if let Some(f) = a.get(known::TO_STRING) {
+                let f = f.clone();
+                let r = vm.call(f, v.clone())?;
+                return coerce_to_string(vm, &r, ctx, coerce_more, copy_to_store);
+            }
+            if let Some(o) = a.get(known::OUT_PATH) {
+                let o = o.clone();
+                return coerce_to_string(vm, &o, ctx, coerce_more, copy_to_store);
+            }
+            type_err(format!(
+                "cannot coerce {} to a string: {}",
+                v.show_type(),
+                crate::print::show_short(&v)
+            ))
+        }
+        Value::Bool(b) if coerce_more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
+        Value::Null if coerce_more => Ok(Vec::new()),
+        Value::Int(n) if coerce_more => Ok(n.to_string().into_bytes()),
+        Value::Float(f) if coerce_more => Ok(float_to_string(*f).into_bytes()),
+        Value::List(l) if coerce_more => {
+            let mut out = Vec::new();
+            let n = l.len();
+            for (i, x) in l.iter().enumerate() {
+                let s = coerce_to_string(vm, x, ctx, coerce_more, copy_to_store)?;
+                out.extend_from_slice(&s);
+                if i + 1 < n {
+                    let x = vm.force(x.clone())?;
+                    if !matches!(&x, Value::List(y) if y.is_empty()) {
+                        out.push(b' ');
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => type_err(format!(
+            "cannot coerce {} to a string: {}",
+            v.show_type(),
+            crate::print::show_short(&v)
+        )),
+    }
+}
+
+/// `+` on non-numbers and string/path interpolation (ExprConcatStrings).
+pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> EvalResult<Value> {
+    let mut first = !force_string;
+    let mut first_type = "string";
+    let mut n: i64 = 0;
+    let mut nf: f64 = 0.0;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut ctx = Context::new();
+    for p in parts.iter() {
+        let p = vm.force(p.clone())?;
+        if first {
+            first_type = match &p {
+                Value::Int(_) => "int",
+                Value::Float(_) => "float",
+                Value::Path(_) => "path",
+                _ => "string",
+            };
+        }
+        match first_type {
+            "int" => match &p {
+                Value::Int(x) => match n.checked_add(*x) {
+                    Some(r) => n = r,
+                    None => return err(format!("integer overflow in adding {} + {}", n, x)),
+                },
+                Value::Float(x) => {
+                    first_type = "float";
+                    nf = n as f64 + x;
+                }
+                other => return err(format!("cannot add {} to an integer", other.show_type())),
+            },
+            "float" => match &p {
+                Value::Int(x) => nf += *x as f64,
+                Value::Float(x) => nf += x,
+                other => return err(format!("cannot add {} to a float", other.show_type())),
+            },
+            _ => {
+                let s = coerce_to_string(vm, &p, &mut ctx, false, first_type == "string")?;
+                buf.extend_from_slice(&s);
+            }
+        }
+        first = false;
+    }
+    Ok(match first_type {
+        "int" => Value::Int(n),
+        "float" => Value::Float(nf),
+        "path" => {
+            if !ctx.is_empty() {
+                return err("a string that refers to a store path cannot be appended to a path");
+            }
+            let s = String::from_utf8_lossy(&buf).into_owned();
+            Value::path(&nixvm_compiler::parser::canon_path(&s))
+        }
+        _ => Value::bytes(
+            buf,
+            if ctx.is_empty() {
+                None
+            } else {
+                Some(Box::new(ctx))
+            },
+        ),
+    })
+}

@@ -1,0 +1,188 @@
+//! Value printers: the `nix-instantiate --eval` printer (CppNix's
+//! `printAmbiguous`: `<LAMBDA>`, `<CODE>`, `«repeated»`) and the short
+//! form used inside error messages (CppNix's `ValuePrinter` with its
+//! error-message limits).
+
+use crate::value::*;
+use nixvm_compiler::printer::{format_float_g, identifier, literal_string};
+use rustc_hash::FxHashSet;
+use std::rc::Rc;
+
+/// Print as `nix-instantiate --eval` does. Thunks that are still
+/// unevaluated print as `<CODE>`; call `Vm::force_deep` first for `--strict`.
+pub fn print_ambiguous(v: &Value) -> String {
+    let mut out = String::new();
+    let mut seen = FxHashSet::default();
+    ambiguous(&mut out, v, &mut seen, 0);
+    out
+}
+
+fn ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, depth: usize) {
+    match v {
+        Value::Int(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::String(s) => out.push_str(&literal_string(&s.to_str())),
+        Value::Path(p) => out.push_str(p),
+        Value::Null => out.push_str("null"),
+        Value::Float(f) => out.push_str(&format_float_g(*f)),
+        Value::Attrs(a) => {
+            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+                out.push_str("«repeated»");
+                return;
+            }
+            out.push_str("{ ");
+            for (k, x) in a.sorted_by_name() {
+                out.push_str(&identifier(k.as_str()));
+                out.push_str(" = ");
+                stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                    ambiguous(out, x, seen, depth + 1)
+                });
+                out.push_str("; ");
+            }
+            out.push('}');
+        }
+        Value::List(l) => {
+            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+                out.push_str("«repeated»");
+                return;
+            }
+            out.push_str("[ ");
+            for x in l.iter() {
+                stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                    ambiguous(out, x, seen, depth + 1)
+                });
+                out.push(' ');
+            }
+            out.push(']');
+        }
+        Value::Thunk(t) => match &*t.state.borrow() {
+            ThunkState::Done(v) => ambiguous(out, v, seen, depth),
+            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
+                out.push_str("«potential infinite recursion»")
+            }
+            _ => out.push_str("<CODE>"),
+        },
+        Value::Lambda(_) => out.push_str("<LAMBDA>"),
+        Value::PrimOp(_) => out.push_str("<PRIMOP>"),
+        Value::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
+    }
+}
+
+/// The compact form CppNix prints inside error messages.
+pub fn show_short(v: &Value) -> String {
+    let mut out = String::new();
+    let mut budget = Budget {
+        attrs: 10,
+        items: 10,
+    };
+    short(&mut out, v, 0, &mut budget);
+    out
+}
+
+struct Budget {
+    attrs: usize,
+    items: usize,
+}
+
+fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
+    match v {
+        Value::String(s) => {
+            let t = s.to_str();
+            if t.len() > 1024 {
+                let cut: String = t.chars().take(1024).collect();
+                out.push_str(&literal_string(&cut)[..literal_string(&cut).len() - 1]);
+                out.push_str(&format!("\" «{} bytes elided»", t.len() - cut.len()));
+            } else {
+                out.push_str(&literal_string(&t));
+            }
+        }
+        Value::Attrs(a) => {
+            if is_derivation_like(a) {
+                out.push_str("«derivation»");
+                return;
+            }
+            if depth >= 3 {
+                out.push_str("{ ... }");
+                return;
+            }
+            if a.is_empty() {
+                out.push_str("{ }");
+                return;
+            }
+            out.push('{');
+            let sorted = a.sorted_by_name();
+            let n = sorted.len();
+            for (i, (k, x)) in sorted.into_iter().enumerate() {
+                out.push(' ');
+                if budget.attrs == 0 {
+                    out.push_str(&format!(
+                        "«{} attribute{} elided»",
+                        n - i,
+                        if n - i == 1 { "" } else { "s" }
+                    ));
+                    break;
+                }
+                budget.attrs -= 1;
+                out.push_str(&identifier(k.as_str()));
+                out.push_str(" = ");
+                short(out, x, depth + 1, budget);
+                out.push(';');
+            }
+            out.push_str(" }");
+        }
+        Value::List(l) => {
+            if depth >= 3 {
+                out.push_str("[ ... ]");
+                return;
+            }
+            if l.is_empty() {
+                out.push_str("[ ]");
+                return;
+            }
+            out.push('[');
+            let n = l.len();
+            for (i, x) in l.iter().enumerate() {
+                out.push(' ');
+                if budget.items == 0 {
+                    out.push_str(&format!(
+                        "«{} item{} elided»",
+                        n - i,
+                        if n - i == 1 { "" } else { "s" }
+                    ));
+                    break;
+                }
+                budget.items -= 1;
+                short(out, x, depth + 1, budget);
+            }
+            out.push_str(" ]");
+        }
+        Value::Thunk(t) => match &*t.state.borrow() {
+            ThunkState::Done(v) => short(out, v, depth, budget),
+            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
+                out.push_str("«potential infinite recursion»")
+            }
+            _ => out.push_str("«thunk»"),
+        },
+        Value::Lambda(c) => {
+            out.push_str("«lambda");
+            if let Some(n) = c.proto.name {
+                out.push(' ');
+                out.push_str(n.as_str());
+            }
+            out.push_str(&format!(
+                " @ {}»",
+                crate::vm::describe_pos(c.proto.file, c.proto.span)
+            ));
+        }
+        Value::PrimOp(p) => out.push_str(&format!("«primop {}»", p.name)),
+        Value::PrimOpApp(p) => out.push_str(&format!("«partially applied primop {}»", p.prim.name)),
+        other => ambiguous(out, other, &mut FxHashSet::default(), depth),
+    }
+}
+
+fn is_derivation_like(a: &Attrs) -> bool {
+    match a.get(nixvm_compiler::symbol::known::TYPE) {
+        Some(Value::String(s)) => s.as_bytes() == b"derivation",
+        _ => false,
+    }
+}

@@ -1,0 +1,469 @@
+//! Runtime values. `Value` is 16 bytes: scalars inline, everything else
+//! behind one `Rc`. Memory is reference counted; cycles (recursive sets
+//! closing over their own env) are leaked for the lifetime of the process,
+//! which is the trade CppNix's Boehm GC users effectively make too.
+
+use nixvm_compiler::ast::Span;
+use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
+use nixvm_compiler::Symbol;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::error::EvalResult;
+use crate::vm::Vm;
+
+/// String context: the store paths a string refers to, in CppNix's encoded
+/// form (`/nix/store/...` opaque, `=/nix/store/x.drv` deep, `!out!/nix/store/x.drv` built).
+pub type Context = BTreeSet<Rc<str>>;
+
+pub struct NixStr {
+    bytes: Box<[u8]>,
+    ctx: Option<Box<Context>>,
+}
+
+impl NixStr {
+    pub fn new(bytes: impl Into<Box<[u8]>>, ctx: Option<Box<Context>>) -> NixStr {
+        let ctx = ctx.filter(|c| !c.is_empty());
+        NixStr {
+            bytes: bytes.into(),
+            ctx,
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// The text, with invalid UTF-8 replaced (only printing should need that).
+    pub fn to_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
+    }
+    pub fn context(&self) -> Option<&Context> {
+        self.ctx.as_deref()
+    }
+    pub fn has_context(&self) -> bool {
+        self.ctx.is_some()
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Attrs {
+    /// Sorted by symbol id, for binary search and linear merges.
+    entries: Vec<(Symbol, Value)>,
+    /// Definition positions (file, span) parallel to `entries`, when known.
+    pos: Option<Vec<Option<(u32, Span)>>>,
+}
+
+impl Attrs {
+    pub fn new() -> Attrs {
+        Attrs::default()
+    }
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs {
+            entries: Vec::with_capacity(n),
+            pos: None,
+        }
+    }
+    /// Build from entries already sorted by symbol with no duplicates.
+    pub fn from_sorted(entries: Vec<(Symbol, Value)>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        Attrs { entries, pos: None }
+    }
+    /// Build from arbitrary entries; a later duplicate wins.
+    pub fn from_unsorted(mut entries: Vec<(Symbol, Value)>) -> Attrs {
+        entries.reverse();
+        entries.sort_by_key(|e| e.0);
+        entries.dedup_by_key(|e| e.0);
+        Attrs { entries, pos: None }
+    }
+    pub fn set_positions(&mut self, pos: Vec<Option<(u32, Span)>>) {
+        self.pos = Some(pos);
+    }
+    pub fn position(&self, name: Symbol) -> Option<(u32, Span)> {
+        let i = self.entries.binary_search_by_key(&name, |e| e.0).ok()?;
+        self.pos.as_ref()?.get(i).copied().flatten()
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub fn get(&self, name: Symbol) -> Option<&Value> {
+        match self.entries.binary_search_by_key(&name, |e| e.0) {
+            Ok(i) => Some(&self.entries[i].1),
+            Err(_) => None,
+        }
+    }
+    pub fn contains(&self, name: Symbol) -> bool {
+        self.get(name).is_some()
+    }
+    /// Insert; returns false (and changes nothing) if the name exists.
+    pub fn insert_new(&mut self, name: Symbol, v: Value, pos: Option<(u32, Span)>) -> bool {
+        match self.entries.binary_search_by_key(&name, |e| e.0) {
+            Ok(_) => false,
+            Err(i) => {
+                self.entries.insert(i, (name, v));
+                if let Some(p) = &mut self.pos {
+                    p.insert(i, pos);
+                }
+                true
+            }
+        }
+    }
+    pub fn insert(&mut self, name: Symbol, v: Value) {
+        match self.entries.binary_search_by_key(&name, |e| e.0) {
+            Ok(i) => self.entries[i].1 = v,
+            Err(i) => {
+                self.entries.insert(i, (name, v));
+                if let Some(p) = &mut self.pos {
+                    p.insert(i, None);
+                }
+            }
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
+        self.entries.iter().map(|(k, v)| (*k, v))
+    }
+    /// Entries ordered by name, as Nix shows and iterates them.
+    pub fn sorted_by_name(&self) -> Vec<(Symbol, &Value)> {
+        let mut v: Vec<(Symbol, &Value)> = self.iter().collect();
+        v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        v
+    }
+    /// `self // other`: a linear merge, `other` wins.
+    pub fn update(&self, other: &Attrs) -> Attrs {
+        let (a, b) = (&self.entries, &other.entries);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let with_pos = self.pos.is_some() || other.pos.is_some();
+        let mut pos = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        let pa = |k: usize| self.pos.as_ref().and_then(|p| p[k]);
+        let pb = |k: usize| other.pos.as_ref().and_then(|p| p[k]);
+        while i < a.len() && j < b.len() {
+            if a[i].0 < b[j].0 {
+                out.push(a[i].clone());
+                pos.push(pa(i));
+                i += 1;
+            } else if a[i].0 > b[j].0 {
+                out.push(b[j].clone());
+                pos.push(pb(j));
+                j += 1;
+            } else {
+                out.push(b[j].clone());
+                pos.push(pb(j));
+                i += 1;
+                j += 1;
+            }
+        }
+        for k in i..a.len() {
+            out.push(a[k].clone());
+            pos.push(pa(k));
+        }
+        for k in j..b.len() {
+            out.push(b[k].clone());
+            pos.push(pb(k));
+        }
+        Attrs {
+            entries: out,
+            pos: if with_pos { Some(pos) } else { None },
+        }
+    }
+    pub fn into_entries(self) -> Vec<(Symbol, Value)> {
+        self.entries
+    }
+    pub fn entries(&self) -> &[(Symbol, Value)] {
+        &self.entries
+    }
+}
+
+/// A constant of a linked chunk.
+pub enum PConst {
+    Value(Value),
+    Proto(Rc<Proto>),
+    Syms(Box<[Symbol]>),
+    Withs(Box<[u16]>),
+    Formals(Rc<FormalsInfo>),
+    Text(Rc<str>),
+}
+
+/// A compiled chunk linked for execution: constants are runtime values.
+pub struct Proto {
+    pub kind: ChunkKind,
+    pub name: Option<Symbol>,
+    pub file: u32,
+    pub span: Span,
+    pub code: Box<[Op]>,
+    pub spans: Box<[Span]>,
+    pub consts: Box<[PConst]>,
+    pub nslots: u16,
+    pub has_formals: bool,
+}
+
+impl Proto {
+    pub fn formals(&self) -> Option<&FormalsInfo> {
+        for op in self.code.iter().take(1) {
+            if let Op::BindFormals(c) = op {
+                if let PConst::Formals(f) = &self.consts[*c as usize] {
+                    return Some(f);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A runtime environment: the slots of one scope and its parent.
+pub struct Env {
+    pub parent: Option<Rc<Env>>,
+    slots: UnsafeCell<Box<[Value]>>,
+}
+
+impl Env {
+    pub fn new(parent: Option<Rc<Env>>, n: usize) -> Rc<Env> {
+        Rc::new(Env {
+            parent,
+            slots: UnsafeCell::new(vec![Value::Null; n].into_boxed_slice()),
+        })
+    }
+    pub fn with_values(parent: Option<Rc<Env>>, values: Vec<Value>) -> Rc<Env> {
+        Rc::new(Env {
+            parent,
+            slots: UnsafeCell::new(values.into_boxed_slice()),
+        })
+    }
+    #[inline]
+    pub fn get(&self, i: usize) -> Value {
+        // SAFETY: single-threaded, and no reference into the slots outlives this call.
+        unsafe { (&(*self.slots.get()))[i].clone() }
+    }
+    #[inline]
+    pub fn set(&self, i: usize, v: Value) {
+        // SAFETY: as in `get`; the old value is dropped after the write.
+        let old = unsafe { std::mem::replace(&mut (&mut (*self.slots.get()))[i], v) };
+        drop(old);
+    }
+    pub fn len(&self) -> usize {
+        // SAFETY: as in `get`.
+        unsafe { (&*self.slots.get()).len() }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Closure {
+    pub proto: Rc<Proto>,
+    pub env: Rc<Env>,
+}
+
+pub type PrimFn = fn(&mut Vm, &mut [Value]) -> EvalResult<Value>;
+pub type DynPrimFn = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
+
+#[derive(Clone)]
+pub enum PrimImpl {
+    Native(PrimFn),
+    Dyn(DynPrimFn),
+}
+
+pub struct PrimOp {
+    pub name: Rc<str>,
+    pub arity: usize,
+    pub imp: PrimImpl,
+}
+
+pub struct PrimOpApp {
+    pub prim: Rc<PrimOp>,
+    pub args: Vec<Value>,
+}
+
+pub enum ThunkState {
+    Pending(Rc<Proto>, Rc<Env>),
+    /// Being forced (the blackhole); keeps the code so a failed force can
+    /// be retried later, as CppNix restores thunks on exceptions.
+    Running(Rc<Proto>, Rc<Env>),
+    App(Value, Value),
+    RunningApp(Value, Value),
+    Done(Value),
+}
+
+pub struct Thunk {
+    pub state: RefCell<ThunkState>,
+}
+
+impl Thunk {
+    pub fn pending(p: Rc<Proto>, env: Rc<Env>) -> Rc<Thunk> {
+        Rc::new(Thunk {
+            state: RefCell::new(ThunkState::Pending(p, env)),
+        })
+    }
+    pub fn app(f: Value, x: Value) -> Rc<Thunk> {
+        Rc::new(Thunk {
+            state: RefCell::new(ThunkState::App(f, x)),
+        })
+    }
+    pub fn done(&self) -> Option<Value> {
+        match &*self.state.borrow() {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    pub fn set(&self, v: Value) {
+        *self.state.borrow_mut() = ThunkState::Done(v);
+    }
+    /// Undo a blackhole after a failed force.
+    pub fn reset(&self) {
+        let mut st = self.state.borrow_mut();
+        let new = match std::mem::replace(&mut *st, ThunkState::Done(Value::Null)) {
+            ThunkState::Running(p, e) => ThunkState::Pending(p, e),
+            ThunkState::RunningApp(f, x) => ThunkState::App(f, x),
+            other => other,
+        };
+        *st = new;
+    }
+}
+
+#[derive(Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(Rc<NixStr>),
+    Path(Rc<str>),
+    Attrs(Rc<Attrs>),
+    List(Rc<Vec<Value>>),
+    Lambda(Rc<Closure>),
+    PrimOp(Rc<PrimOp>),
+    PrimOpApp(Rc<PrimOpApp>),
+    Thunk(Rc<Thunk>),
+}
+
+thread_local! {
+    static EMPTY_STR: Rc<NixStr> = Rc::new(NixStr::new(Vec::new(), None));
+    static EMPTY_ATTRS: Rc<Attrs> = Rc::new(Attrs::new());
+    static EMPTY_LIST: Rc<Vec<Value>> = Rc::new(Vec::new());
+    pub static VALUES_CREATED: Cell<u64> = const { Cell::new(0) };
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        if s.is_empty() {
+            return Value::String(EMPTY_STR.with(|e| e.clone()));
+        }
+        Value::String(Rc::new(NixStr::new(s.as_bytes(), None)))
+    }
+    pub fn string(s: String) -> Value {
+        Value::String(Rc::new(NixStr::new(s.into_bytes(), None)))
+    }
+    pub fn bytes(b: Vec<u8>, ctx: Option<Box<Context>>) -> Value {
+        Value::String(Rc::new(NixStr::new(b, ctx)))
+    }
+    pub fn str_ctx(s: String, ctx: Option<Box<Context>>) -> Value {
+        Value::String(Rc::new(NixStr::new(s.into_bytes(), ctx)))
+    }
+    pub fn path(p: &str) -> Value {
+        Value::Path(Rc::from(p))
+    }
+    pub fn attrs(a: Attrs) -> Value {
+        if a.is_empty() {
+            return Value::Attrs(EMPTY_ATTRS.with(|e| e.clone()));
+        }
+        Value::Attrs(Rc::new(a))
+    }
+    pub fn list(v: Vec<Value>) -> Value {
+        if v.is_empty() {
+            return Value::List(EMPTY_LIST.with(|e| e.clone()));
+        }
+        Value::List(Rc::new(v))
+    }
+    pub fn is_thunk(&self) -> bool {
+        matches!(self, Value::Thunk(_))
+    }
+    pub fn is_function(&self) -> bool {
+        matches!(
+            self,
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_)
+        )
+    }
+
+    /// The name `builtins.typeOf` gives.
+    pub fn type_of(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
+            Value::Thunk(_) => "thunk",
+        }
+    }
+
+    /// The phrase CppNix uses in type errors ("an integer", "a set", ...).
+    pub fn show_type(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a Boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::String(s) if s.has_context() => "a string with context",
+            Value::String(_) => "a string",
+            Value::Path(_) => "a path",
+            Value::Attrs(_) => "a set",
+            Value::List(_) => "a list",
+            Value::Lambda(_) => "a function",
+            Value::PrimOp(_) => "a built-in function",
+            Value::PrimOpApp(_) => "a partially applied built-in function",
+            Value::Thunk(_) => "a thunk",
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => write!(f, "null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::String(s) => write!(f, "{:?}", s.to_str()),
+            Value::Path(p) => write!(f, "{p}"),
+            Value::Attrs(a) => write!(f, "{{ {} attrs }}", a.len()),
+            Value::List(l) => write!(f, "[ {} items ]", l.len()),
+            Value::Lambda(_) => write!(f, "<LAMBDA>"),
+            Value::PrimOp(p) => write!(f, "<PRIMOP {}>", p.name),
+            Value::PrimOpApp(_) => write!(f, "<PRIMOP-APP>"),
+            Value::Thunk(_) => write!(f, "<thunk>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn value_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+    }
+    #[test]
+    fn update_merges_and_right_wins() {
+        let a = Attrs::from_unsorted(vec![
+            (Symbol::intern("a"), Value::Int(1)),
+            (Symbol::intern("b"), Value::Int(2)),
+        ]);
+        let b = Attrs::from_unsorted(vec![
+            (Symbol::intern("b"), Value::Int(3)),
+            (Symbol::intern("c"), Value::Int(4)),
+        ]);
+        let u = a.update(&b);
+        assert_eq!(u.len(), 3);
+        assert!(matches!(u.get(Symbol::intern("b")), Some(Value::Int(3))));
+    }
+}

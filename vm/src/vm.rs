@@ -1,0 +1,1202 @@
+//! The interpreter. Nix-to-Nix calls and thunk forcing push heap frames
+//! on `frames` instead of recursing on the Rust stack: an instruction that
+//! needs a value which is still a thunk pushes the thunk's frame and is
+//! re-executed when that frame returns. Builtins that call back into Nix
+//! (`force`, `call`) re-enter `run` with a stop depth; those entries are
+//! guarded by `stacker` so deep data never overflows the native stack.
+
+use crate::error::*;
+use crate::value::*;
+use nixvm_compiler::ast::Span;
+use nixvm_compiler::chunk::{Chunk, ChunkKind, Const, Op};
+use nixvm_compiler::symbol::known;
+use nixvm_compiler::Symbol;
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+pub enum FrameKind {
+    Call,
+    Thunk(Rc<Thunk>),
+}
+
+pub struct Frame {
+    pub proto: Rc<Proto>,
+    pub ip: usize,
+    pub env: Rc<Env>,
+    pub base: usize,
+    pub kind: FrameKind,
+    /// A lambda call, counted against `max-call-depth`.
+    pub counted: bool,
+}
+
+pub struct SourceFile {
+    pub name: String,
+    pub src: Rc<str>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub max_call_depth: usize,
+    pub pure_eval: bool,
+    pub restrict_eval: bool,
+    /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
+    pub search_path: Vec<(String, String)>,
+    pub store_dir: String,
+    pub system: String,
+    pub pipe_operators: bool,
+    pub parse_toml_timestamps: bool,
+    pub abort_on_warn: bool,
+    pub lint_absolute_path: nixvm_compiler::parser::LintLevel,
+    pub lint_short_path: nixvm_compiler::parser::LintLevel,
+    pub lint_url: nixvm_compiler::parser::LintLevel,
+    pub allow_ifd: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_call_depth: 10000,
+            pure_eval: false,
+            restrict_eval: false,
+            search_path: Vec::new(),
+            store_dir: "/nix/store".into(),
+            system: default_system(),
+            pipe_operators: false,
+            parse_toml_timestamps: false,
+            abort_on_warn: false,
+            lint_absolute_path: Default::default(),
+            lint_short_path: Default::default(),
+            lint_url: Default::default(),
+            allow_ifd: true,
+        }
+    }
+}
+
+pub fn default_system() -> String {
+    let arch = std::env::consts::ARCH;
+    let os = std::env::consts::OS;
+    format!("{arch}-{os}")
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Stats {
+    pub thunks_created: u64,
+    pub thunks_forced: u64,
+    pub calls: u64,
+    pub primop_calls: u64,
+    pub envs: u64,
+    pub attrsets: u64,
+    pub lists: u64,
+    pub ops: u64,
+}
+
+pub struct Vm {
+    pub stack: Vec<Value>,
+    pub frames: Vec<Frame>,
+    pub files: Vec<SourceFile>,
+    pub globals: Rc<Env>,
+    pub global_names: FxHashMap<Symbol, u16>,
+    pub builtins: Value,
+    pub import_cache: FxHashMap<PathBuf, Value>,
+    pub settings: Settings,
+    pub stats: Stats,
+    call_depth: usize,
+    pub warnings: Vec<String>,
+    /// Compiled regexes by pattern, for `match`/`split`.
+    pub regex_cache: FxHashMap<String, Rc<regex::bytes::Regex>>,
+    /// `builtins.path`/`toFile` results already computed, by input key.
+    pub store_cache: FxHashMap<String, String>,
+    pub store: Option<Box<dyn crate::StoreBackend>>,
+}
+
+macro_rules! force_slot {
+    ($self:ident, $fi:expr, $idx:expr) => {{
+        let idx = $idx;
+        if let Value::Thunk(t) = &$self.stack[idx] {
+            let t = t.clone();
+            match $self.demand(&t)? {
+                Some(v) => $self.stack[idx] = v,
+                None => {
+                    $self.frames[$fi].ip -= 1;
+                    continue;
+                }
+            }
+        }
+    }};
+}
+
+impl Vm {
+    pub fn new(settings: Settings) -> Vm {
+        let mut vm = Vm {
+            stack: Vec::with_capacity(1024),
+            frames: Vec::with_capacity(256),
+            files: Vec::new(),
+            globals: Env::new(None, 0),
+            global_names: FxHashMap::default(),
+            builtins: Value::Null,
+            import_cache: FxHashMap::default(),
+            settings,
+            stats: Stats::default(),
+            call_depth: 0,
+            warnings: Vec::new(),
+            regex_cache: FxHashMap::default(),
+            store_cache: FxHashMap::default(),
+            store: None,
+        };
+        crate::builtins::install(&mut vm, Vec::new());
+        vm
+    }
+
+    pub fn add_file(&mut self, name: String, src: Rc<str>) -> u32 {
+        FILE_TABLE.with(|t| t.borrow_mut().push((name.clone(), src.clone())));
+        self.files.push(SourceFile { name, src });
+        (self.files.len() - 1) as u32
+    }
+
+    // ---- linking -------------------------------------------------------
+
+    pub fn link(&mut self, chunk: &Chunk) -> Rc<Proto> {
+        let consts: Vec<PConst> = chunk
+            .consts
+            .iter()
+            .map(|c| match c {
+                Const::Int(n) => PConst::Value(Value::Int(*n)),
+                Const::Float(f) => PConst::Value(Value::Float(*f)),
+                Const::Str(s) => PConst::Value(Value::str(s)),
+                Const::Path(p) => PConst::Value(Value::path(p)),
+                Const::Chunk(c) => PConst::Proto(self.link(c)),
+                Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
+                Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
+                Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
+                Const::Text(t) => PConst::Text(Rc::from(t.as_str())),
+            })
+            .collect();
+        let has_formals = matches!(chunk.code.first(), Some(Op::BindFormals(_)));
+        Rc::new(Proto {
+            kind: chunk.kind,
+            name: chunk.name,
+            file: chunk.file,
+            span: chunk.span,
+            code: chunk.code.clone().into_boxed_slice(),
+            spans: chunk.spans.clone().into_boxed_slice(),
+            consts: consts.into_boxed_slice(),
+            nslots: chunk.nslots,
+            has_formals,
+        })
+    }
+
+    pub fn parse_options_pub(&self) -> nixvm_compiler::ParseOptions {
+        self.parse_options()
+    }
+
+    fn parse_options(&self) -> nixvm_compiler::ParseOptions {
+        nixvm_compiler::ParseOptions {
+            pipe_operators: self.settings.pipe_operators,
+            lint_absolute_path: self.settings.lint_absolute_path,
+            lint_short_path: self.settings.lint_short_path,
+            lint_url: self.settings.lint_url,
+            pure_eval: self.settings.pure_eval,
+            home: std::env::var("HOME").ok(),
+        }
+    }
+
+    /// Parse and compile source text into a thunk of its value.
+    pub fn compile_source(&mut self, src: &str, name: &str, base_dir: &str) -> EvalResult<Value> {
+        let file = self.add_file(name.to_string(), Rc::from(src));
+        let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
+            .map_err(|e| {
+                Box::new(EvalError {
+                    kind: ErrorKind::Parse,
+                    msg: e.msg,
+                    pos: Some(Pos { file, span: e.span }),
+                    trace: Vec::new(),
+                })
+            })?;
+        for w in warnings {
+            let pos = self.show_pos(Pos { file, span: w.span });
+            self.warn(format!("{} at {}", w.msg, pos))?;
+        }
+        let chunk = nixvm_compiler::compile_file(&ast, &self.global_names, file, src, name)
+            .map_err(|e| {
+                let kind = if e.msg.starts_with("undefined variable") {
+                    ErrorKind::UndefinedVar
+                } else {
+                    ErrorKind::Parse
+                };
+                Box::new(EvalError {
+                    kind,
+                    msg: e.msg,
+                    pos: Some(Pos { file, span: e.span }),
+                    trace: Vec::new(),
+                })
+            })?;
+        let proto = self.link(&chunk);
+        self.stats.thunks_created += 1;
+        Ok(Value::Thunk(Thunk::pending(proto, self.globals.clone())))
+    }
+
+    pub fn warn(&mut self, msg: String) -> EvalResult<()> {
+        eprintln!("warning: {}", msg);
+        if self.settings.abort_on_warn {
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                format!("{} (aborting because of --abort-on-warn)", msg),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn line_col(&self, pos: Pos) -> (usize, usize) {
+        let src = &self.files[pos.file as usize].src;
+        let upto = &src.as_bytes()[..(pos.span.start as usize).min(src.len())];
+        let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
+        let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
+        (line, col)
+    }
+
+    pub fn show_pos(&self, pos: Pos) -> String {
+        let (l, c) = self.line_col(pos);
+        format!("{}:{}:{}", self.files[pos.file as usize].name, l, c)
+    }
+
+    /// Evaluate a file (memoised per path, as `import` requires).
+    pub fn import_path(&mut self, path: &Path) -> EvalResult<Value> {
+        let mut path = path.to_path_buf();
+        if path.is_dir() {
+            path.push("default.nix");
+        }
+        if let Some(v) = self.import_cache.get(&path) {
+            return Ok(v.clone());
+        }
+        if let Some(src) = crate::corepkgs::source(&path.to_string_lossy()) {
+            let v = self.compile_source(src, &format!("«nix-internal»{}", path.display()), "/")?;
+            self.import_cache.insert(path, v.clone());
+            return Ok(v);
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            EvalError::new(
+                ErrorKind::Io,
+                format!("opening file '{}': {}", path.display(), io_msg(&e)),
+            )
+        })?;
+        let src = String::from_utf8_lossy(&bytes).into_owned();
+        let base = path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        let name = path.to_string_lossy().into_owned();
+        let v = self.compile_source(&src, &name, &base)?;
+        self.import_cache.insert(path, v.clone());
+        Ok(v)
+    }
+
+    // ---- forcing and calling -------------------------------------------
+
+    /// Start forcing `t`: its value if already known, otherwise push its
+    /// frame and return None (the caller retries once the frame returns).
+    #[inline]
+    fn demand(&mut self, t: &Rc<Thunk>) -> EvalResult<Option<Value>> {
+        let mut st = t.state.borrow_mut();
+        match &*st {
+            ThunkState::Done(v) => Ok(Some(v.clone())),
+            ThunkState::Pending(..) => {
+                let ThunkState::Pending(p, env) =
+                    std::mem::replace(&mut *st, ThunkState::Done(Value::Null))
+                else {
+                    unreachable!()
+                };
+                *st = ThunkState::Running(p.clone(), env.clone());
+                drop(st);
+                self.stats.thunks_forced += 1;
+                let base = self.stack.len();
+                self.frames.push(Frame {
+                    proto: p,
+                    ip: 0,
+                    env,
+                    base,
+                    kind: FrameKind::Thunk(t.clone()),
+                    counted: false,
+                });
+                Ok(None)
+            }
+            ThunkState::App(..) => {
+                let ThunkState::App(f, x) =
+                    std::mem::replace(&mut *st, ThunkState::Done(Value::Null))
+                else {
+                    unreachable!()
+                };
+                *st = ThunkState::RunningApp(f.clone(), x.clone());
+                drop(st);
+                self.stats.thunks_forced += 1;
+                let f = self.force(f)?;
+                match self.apply(f, x, FrameKind::Thunk(t.clone()))? {
+                    Some(v) => {
+                        let v = self.force(v)?;
+                        t.set(v.clone());
+                        Ok(Some(v))
+                    }
+                    None => Ok(None),
+                }
+            }
+            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
+                drop(st);
+                Err(EvalError::new(
+                    ErrorKind::InfiniteRecursion,
+                    "infinite recursion encountered",
+                ))
+            }
+        }
+    }
+
+    /// Force a value to weak head normal form.
+    #[inline]
+    pub fn force(&mut self, v: Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => {
+                if let Some(v) = t.done() {
+                    return Ok(v);
+                }
+                self.force_thunk(&t)
+            }
+            v => Ok(v),
+        }
+    }
+
+    fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+        let stop = self.frames.len();
+        match self.demand(t)? {
+            Some(v) => Ok(v),
+            None => {
+                self.run_nested(stop)?;
+                Ok(t.done().expect("thunk frame stored its value"))
+            }
+        }
+    }
+
+    fn run_nested(&mut self, stop: usize) -> EvalResult<()> {
+        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.run(stop))
+    }
+
+    /// Call `f` with one argument and return the result in WHNF.
+    pub fn call(&mut self, f: Value, arg: Value) -> EvalResult<Value> {
+        let f = self.force(f)?;
+        let stop = self.frames.len();
+        match self.apply(f, arg, FrameKind::Call)? {
+            Some(v) => self.force(v),
+            None => {
+                self.run_nested(stop)?;
+                Ok(self.stack.pop().expect("call result"))
+            }
+        }
+    }
+
+    pub fn call2(&mut self, f: Value, a: Value, b: Value) -> EvalResult<Value> {
+        let g = self.call(f, a)?;
+        self.call(g, b)
+    }
+
+    /// Apply a forced function value. Returns the result if it is
+    /// available at once, or None after pushing a frame that delivers it
+    /// according to `kind`.
+    pub fn apply(&mut self, f: Value, arg: Value, kind: FrameKind) -> EvalResult<Option<Value>> {
+        match f {
+            Value::Lambda(cl) => {
+                if self.call_depth >= self.settings.max_call_depth {
+                    return Err(EvalError::new(
+                        ErrorKind::StackOverflow,
+                        "stack overflow; max-call-depth exceeded",
+                    ));
+                }
+                self.call_depth += 1;
+                self.stats.calls += 1;
+                let proto = cl.proto.clone();
+                let env = Env::new(Some(cl.env.clone()), proto.nslots as usize);
+                self.stats.envs += 1;
+                let base = self.stack.len();
+                if proto.has_formals {
+                    self.stack.push(arg);
+                } else {
+                    env.set(0, arg);
+                }
+                self.frames.push(Frame {
+                    proto,
+                    ip: 0,
+                    env,
+                    base,
+                    kind,
+                    counted: true,
+                });
+                Ok(None)
+            }
+            Value::PrimOp(p) => {
+                if p.arity == 1 {
+                    let mut args = [arg];
+                    Ok(Some(self.call_prim(&p, &mut args)?))
+                } else {
+                    Ok(Some(Value::PrimOpApp(Rc::new(PrimOpApp {
+                        prim: p,
+                        args: vec![arg],
+                    }))))
+                }
+            }
+            Value::PrimOpApp(app) => {
+                let mut args = Vec::with_capacity(app.args.len() + 1);
+                args.extend(app.args.iter().cloned());
+                args.push(arg);
+                if args.len() == app.prim.arity {
+                    let p = app.prim.clone();
+                    Ok(Some(self.call_prim(&p, &mut args)?))
+                } else {
+                    Ok(Some(Value::PrimOpApp(Rc::new(PrimOpApp {
+                        prim: app.prim.clone(),
+                        args,
+                    }))))
+                }
+            }
+            Value::Attrs(a) if a.contains(known::FUNCTOR) => {
+                let functor = a.get(known::FUNCTOR).expect("checked").clone();
+                let partial = self.call(functor, Value::Attrs(a.clone()))?;
+                self.apply(partial, arg, kind)
+            }
+            other => Err(EvalError::new(
+                ErrorKind::Type,
+                format!(
+                    "attempt to call something which is not a function but {}: {}",
+                    other.show_type(),
+                    self.show_value_short(&other)
+                ),
+            )),
+        }
+    }
+
+    fn call_prim(&mut self, p: &Rc<PrimOp>, args: &mut [Value]) -> EvalResult<Value> {
+        self.stats.primop_calls += 1;
+        let r = match &p.imp {
+            PrimImpl::Native(f) => f(self, args),
+            PrimImpl::Dyn(f) => {
+                let f = f.clone();
+                f(self, args)
+            }
+        };
+        r.map_err(|mut e| {
+            if e.trace.len() < 64 && e.kind != ErrorKind::StackOverflow {
+                e.trace.push(TraceEntry {
+                    msg: format!("while calling the '{}' builtin", p.name),
+                    pos: None,
+                });
+            }
+            e
+        })
+    }
+
+    // ---- the loop ------------------------------------------------------
+
+    fn run(&mut self, stop: usize) -> EvalResult<()> {
+        let stack_len = if stop < self.frames.len() {
+            self.frames[stop].base
+        } else {
+            self.stack.len()
+        };
+        match self.run_inner(stop) {
+            Ok(()) => Ok(()),
+            Err(mut e) => {
+                // Attach the position of the failing instruction, then unwind.
+                let mut first = true;
+                while self.frames.len() > stop {
+                    let f = self.frames.pop().expect("frame");
+                    let at =
+                        f.ip.saturating_sub(1)
+                            .min(f.proto.spans.len().saturating_sub(1));
+                    let pos = f.proto.spans.get(at).map(|s| Pos {
+                        file: f.proto.file,
+                        span: *s,
+                    });
+                    if first && e.pos.is_none() {
+                        e.pos = pos;
+                    } else if e.trace.len() < 32 && e.kind != ErrorKind::StackOverflow {
+                        e.trace.push(TraceEntry {
+                            msg: frame_description(&f),
+                            pos,
+                        });
+                    }
+                    first = false;
+                    if f.counted {
+                        self.call_depth = self.call_depth.saturating_sub(1);
+                    }
+                    if let FrameKind::Thunk(t) = &f.kind {
+                        t.reset();
+                    }
+                }
+                self.stack.truncate(stack_len);
+                Err(e)
+            }
+        }
+    }
+
+    fn proto_const(&self, fi: usize, c: u32) -> &PConst {
+        &self.frames[fi].proto.consts[c as usize]
+    }
+
+    fn run_inner(&mut self, stop: usize) -> EvalResult<()> {
+        loop {
+            let fi = self.frames.len() - 1;
+            let op = {
+                let f = &mut self.frames[fi];
+                let op = f.proto.code[f.ip];
+                f.ip += 1;
+                op
+            };
+            match op {
+                Op::Const(c) => {
+                    let PConst::Value(v) = self.proto_const(fi, c) else {
+                        unreachable!("value constant")
+                    };
+                    let v = v.clone();
+                    self.stack.push(v);
+                }
+                Op::Null => self.stack.push(Value::Null),
+                Op::True => self.stack.push(Value::Bool(true)),
+                Op::False => self.stack.push(Value::Bool(false)),
+                Op::Local(depth, idx) => {
+                    let mut env = &self.frames[fi].env;
+                    for _ in 0..depth {
+                        env = env.parent.as_ref().expect("env depth");
+                    }
+                    let v = env.get(idx as usize);
+                    self.stack.push(v);
+                }
+                Op::Dyn(sym, c) => {
+                    let PConst::Withs(withs) = self.proto_const(fi, c) else {
+                        unreachable!("withs constant")
+                    };
+                    let withs: Vec<u16> = withs.to_vec();
+                    let mut found = None;
+                    let mut retry = false;
+                    for depth in withs {
+                        let mut env = self.frames[fi].env.clone();
+                        for _ in 0..depth {
+                            env = env.parent.clone().expect("env depth");
+                        }
+                        let mut scope = env.get(0);
+                        if let Value::Thunk(t) = &scope {
+                            match self.demand(t)? {
+                                Some(v) => {
+                                    env.set(0, v.clone());
+                                    scope = v;
+                                }
+                                None => {
+                                    retry = true;
+                                    break;
+                                }
+                            }
+                        }
+                        match &scope {
+                            Value::Attrs(a) => {
+                                if let Some(v) = a.get(sym) {
+                                    found = Some(v.clone());
+                                    break;
+                                }
+                            }
+                            other => {
+                                return type_err(format!(
+                                    "expected a set but found {}: {}",
+                                    other.show_type(),
+                                    self.show_value_short(other)
+                                ))
+                            }
+                        }
+                    }
+                    if retry {
+                        self.frames[fi].ip -= 1;
+                        continue;
+                    }
+                    match found {
+                        Some(v) => self.stack.push(v),
+                        None => {
+                            return Err(EvalError::new(
+                                ErrorKind::UndefinedVar,
+                                format!("undefined variable '{}'", sym),
+                            ))
+                        }
+                    }
+                }
+                Op::Thunk(c) => {
+                    let PConst::Proto(p) = self.proto_const(fi, c) else {
+                        unreachable!("proto constant")
+                    };
+                    let t = Thunk::pending(p.clone(), self.frames[fi].env.clone());
+                    self.stats.thunks_created += 1;
+                    self.stack.push(Value::Thunk(t));
+                }
+                Op::Closure(c) => {
+                    let PConst::Proto(p) = self.proto_const(fi, c) else {
+                        unreachable!("proto constant")
+                    };
+                    let cl = Closure {
+                        proto: p.clone(),
+                        env: self.frames[fi].env.clone(),
+                    };
+                    self.stack.push(Value::Lambda(Rc::new(cl)));
+                }
+                Op::PushEnv(n) => {
+                    let f = &mut self.frames[fi];
+                    f.env = Env::new(Some(f.env.clone()), n as usize);
+                    self.stats.envs += 1;
+                }
+                Op::SetLocal(i) => {
+                    let v = self.stack.pop().expect("value");
+                    self.frames[fi].env.set(i as usize, v);
+                }
+                Op::PopEnv => {
+                    let f = &mut self.frames[fi];
+                    f.env = f.env.parent.clone().expect("parent env");
+                }
+                Op::PushWith => {
+                    let v = self.stack.pop().expect("with value");
+                    let f = &mut self.frames[fi];
+                    f.env = Env::with_values(Some(f.env.clone()), vec![v]);
+                    self.stats.envs += 1;
+                }
+                Op::MakeAttrs(c) => {
+                    let proto = self.frames[fi].proto.clone();
+                    let PConst::Syms(syms) = &proto.consts[c as usize] else {
+                        unreachable!("syms constant")
+                    };
+                    let n = syms.len();
+                    let at = self.stack.len() - n;
+                    let entries: Vec<(Symbol, Value)> =
+                        syms.iter().copied().zip(self.stack.drain(at..)).collect();
+                    let mut a = Attrs::from_sorted(entries);
+                    // Remember where each attribute was defined, for unsafeGetAttrPos.
+                    let file = self.frames[fi].proto.file;
+                    let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
+                    a.set_positions(vec![Some((file, span)); n]);
+                    self.stats.attrsets += 1;
+                    self.stack.push(Value::attrs(a));
+                }
+                Op::AttrsDyn => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 2);
+                    let v = self.stack.pop().expect("value");
+                    let name = self.stack.pop().expect("name");
+                    let name = match name {
+                        Value::Null => continue,
+                        Value::String(s) => s,
+                        other => {
+                            return type_err(format!(
+                                "expected a string but found {}: {}",
+                                other.show_type(),
+                                self.show_value_short(&other)
+                            ))
+                        }
+                    };
+                    let sym = Symbol::intern(&name.to_str());
+                    let file = self.frames[fi].proto.file;
+                    let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
+                    let top = self.stack.last_mut().expect("attrs");
+                    let Value::Attrs(a) = top else {
+                        unreachable!("attrs under dynamic attr")
+                    };
+                    let a = Rc::make_mut(a);
+                    if let Some(prev) = a.position(sym) {
+                        let _ = prev;
+                    }
+                    if !a.insert_new(sym, v, Some((file, span))) {
+                        let prev = a
+                            .position(sym)
+                            .map(|(f, s)| self.show_pos(Pos { file: f, span: s }));
+                        return Err(EvalError::new(
+                            ErrorKind::Other,
+                            format!(
+                                "dynamic attribute '{}' already defined at {}",
+                                sym,
+                                prev.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+                Op::MakeList(n) => {
+                    let at = self.stack.len() - n as usize;
+                    let items: Vec<Value> = self.stack.drain(at..).collect();
+                    self.stats.lists += 1;
+                    self.stack.push(Value::list(items));
+                }
+                Op::Select(sym) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    let top = self.stack.pop().expect("set");
+                    match &top {
+                        Value::Attrs(a) => match a.get(sym) {
+                            Some(v) => self.stack.push(v.clone()),
+                            None => return Err(self.missing_attr(sym, a)),
+                        },
+                        other => {
+                            return type_err(format!(
+                                "expected a set but found {}: {}",
+                                other.show_type(),
+                                self.show_value_short(other)
+                            ))
+                        }
+                    }
+                }
+                Op::SelectOr(sym, target) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    let top = self.stack.pop().expect("set");
+                    match &top {
+                        Value::Attrs(a) if a.contains(sym) => {
+                            self.stack.push(a.get(sym).expect("checked").clone())
+                        }
+                        _ => self.frames[fi].ip = target as usize,
+                    }
+                }
+                Op::SelectDyn | Op::SelectDynOr(_) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 2);
+                    force_slot!(self, fi, len - 1);
+                    let name = self.stack.pop().expect("name");
+                    let set = self.stack.pop().expect("set");
+                    let sym = self.attr_name(&name)?;
+                    let found = match &set {
+                        Value::Attrs(a) => a.get(sym).cloned(),
+                        _ => None,
+                    };
+                    match (found, op) {
+                        (Some(v), _) => self.stack.push(v),
+                        (None, Op::SelectDynOr(target)) => self.frames[fi].ip = target as usize,
+                        (None, _) => match &set {
+                            Value::Attrs(a) => return Err(self.missing_attr(sym, a)),
+                            other => {
+                                return type_err(format!(
+                                    "expected a set but found {}: {}",
+                                    other.show_type(),
+                                    self.show_value_short(other)
+                                ))
+                            }
+                        },
+                    }
+                }
+                Op::HasAttrStep(sym, target) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    let top = self.stack.pop().expect("set");
+                    match &top {
+                        Value::Attrs(a) if a.contains(sym) => {
+                            self.stack.push(a.get(sym).expect("checked").clone())
+                        }
+                        _ => self.frames[fi].ip = target as usize,
+                    }
+                }
+                Op::HasAttr(sym) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    let top = self.stack.pop().expect("set");
+                    let b = matches!(&top, Value::Attrs(a) if a.contains(sym));
+                    self.stack.push(Value::Bool(b));
+                }
+                Op::HasAttrStepDyn(_) | Op::HasAttrDyn => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 2);
+                    force_slot!(self, fi, len - 1);
+                    let name = self.stack.pop().expect("name");
+                    let set = self.stack.pop().expect("set");
+                    let sym = self.attr_name(&name)?;
+                    let found = match &set {
+                        Value::Attrs(a) => a.get(sym).cloned(),
+                        _ => None,
+                    };
+                    match op {
+                        Op::HasAttrDyn => self.stack.push(Value::Bool(found.is_some())),
+                        Op::HasAttrStepDyn(target) => match found {
+                            Some(v) => self.stack.push(v),
+                            None => self.frames[fi].ip = target as usize,
+                        },
+                        _ => unreachable!(),
+                    }
+                }
+                Op::Call => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 2);
+                    let arg = self.stack.pop().expect("arg");
+                    let f = self.stack.pop().expect("function");
+                    if let Some(v) = self.apply(f, arg, FrameKind::Call)? {
+                        let v = self.force(v)?;
+                        self.stack.push(v);
+                    }
+                }
+                Op::Force => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                }
+                Op::Return => {
+                    let v = self.stack.pop().expect("return value");
+                    let f = self.frames.pop().expect("frame");
+                    self.stack.truncate(f.base);
+                    if f.counted {
+                        self.call_depth -= 1;
+                    }
+                    match f.kind {
+                        FrameKind::Call => self.stack.push(v),
+                        FrameKind::Thunk(t) => t.set(v),
+                    }
+                    if self.frames.len() == stop {
+                        return Ok(());
+                    }
+                }
+                Op::Pop => {
+                    self.stack.pop();
+                }
+                Op::Jump(t) => self.frames[fi].ip = t as usize,
+                Op::JumpIfFalse(t) | Op::JumpIfTrue(t) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    let b = match self.stack.pop().expect("condition") {
+                        Value::Bool(b) => b,
+                        other => {
+                            return type_err(format!(
+                                "expected a Boolean but found {}: {}",
+                                other.show_type(),
+                                self.show_value_short(&other)
+                            ))
+                        }
+                    };
+                    let jump_on = matches!(op, Op::JumpIfTrue(_));
+                    if b == jump_on {
+                        self.frames[fi].ip = t as usize;
+                    }
+                }
+                Op::AssertBool => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    if let Some(other) = self.stack.last().filter(|v| !matches!(v, Value::Bool(_)))
+                    {
+                        return type_err(format!(
+                            "expected a Boolean but found {}: {}",
+                            other.show_type(),
+                            self.show_value_short(other)
+                        ));
+                    }
+                }
+                Op::Not => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    match self.stack.pop().expect("operand") {
+                        Value::Bool(b) => self.stack.push(Value::Bool(!b)),
+                        other => {
+                            return type_err(format!(
+                                "expected a Boolean but found {}: {}",
+                                other.show_type(),
+                                self.show_value_short(&other)
+                            ))
+                        }
+                    }
+                }
+                Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Eq
+                | Op::Neq
+                | Op::Lt
+                | Op::Concat
+                | Op::Update => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 2);
+                    if !matches!(op, Op::Eq | Op::Neq) {
+                        force_slot!(self, fi, len - 1);
+                    }
+                    let b = self.stack.pop().expect("rhs");
+                    let a = self.stack.pop().expect("lhs");
+                    let r = match op {
+                        Op::Add => self.add(a, b)?,
+                        Op::Sub => crate::ops::arith(self, '-', a, b)?,
+                        Op::Mul => crate::ops::arith(self, '*', a, b)?,
+                        Op::Div => crate::ops::arith(self, '/', a, b)?,
+                        Op::Eq => Value::Bool(self.equal(&a, &b)?),
+                        Op::Neq => Value::Bool(!self.equal(&a, &b)?),
+                        Op::Lt => Value::Bool(crate::ops::less_than(self, &a, &b)?),
+                        Op::Concat => crate::ops::concat_lists(self, a, b)?,
+                        Op::Update => crate::ops::update(self, a, b)?,
+                        _ => unreachable!(),
+                    };
+                    self.stack.push(r);
+                }
+                Op::ConcatStrings(n, force_string) => {
+                    let len = self.stack.len();
+                    let base = len - n as usize;
+                    let mut pending = false;
+                    for i in base..len {
+                        if let Value::Thunk(t) = &self.stack[i] {
+                            let t = t.clone();
+                            match self.demand(&t)? {
+                                Some(v) => self.stack[i] = v,
+                                None => {
+                                    pending = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if pending {
+                        self.frames[fi - 0].ip -= 1;
+                        // The pushed frame is on top now; the caller frame is `fi`.
+                        continue;
+                    }
+                    let parts: Vec<Value> = self.stack.drain(base..).collect();
+                    let v = crate::ops::concat_strings(self, parts, force_string)?;
+                    self.stack.push(v);
+                }
+                Op::Assert(c) => {
+                    let len = self.stack.len();
+                    force_slot!(self, fi, len - 1);
+                    match self.stack.pop().expect("condition") {
+                        Value::Bool(true) => {}
+                        Value::Bool(false) => {
+                            let PConst::Text(t) = self.proto_const(fi, c) else {
+                                unreachable!("text constant")
+                            };
+                            return Err(EvalError::new(
+                                ErrorKind::Assert,
+                                format!("assertion '{}' failed", t),
+                            ));
+                        }
+                        other => {
+                            return type_err(format!(
+                                "expected a Boolean but found {}: {}",
+                                other.show_type(),
+                                self.show_value_short(&other)
+                            ))
+                        }
+                    }
+                }
+                Op::BindFormals(c) => {
+                    let base = self.frames[fi].base;
+                    force_slot!(self, fi, base);
+                    self.bind_formals(fi, c)?;
+                }
+            }
+        }
+    }
+
+    fn bind_formals(&mut self, fi: usize, c: u32) -> EvalResult<()> {
+        let PConst::Formals(info) = self.proto_const(fi, c) else {
+            unreachable!("formals constant")
+        };
+        let info = info.clone();
+        let base = self.frames[fi].base;
+        let arg = self.stack[base].clone();
+        let Value::Attrs(a) = &arg else {
+            return type_err(format!(
+                "expected a set but found {}: {}",
+                arg.show_type(),
+                self.show_value_short(&arg)
+            ));
+        };
+        let env = self.frames[fi].env.clone();
+        let fname = self.lambda_name(&self.frames[fi].proto);
+        let mut used = 0;
+        for (i, f) in info.formals.iter().enumerate() {
+            match a.get(f.name) {
+                Some(v) => {
+                    env.set(i, v.clone());
+                    used += 1;
+                }
+                None => match f.default {
+                    Some(dc) => {
+                        let v = match &self.frames[fi].proto.consts[dc as usize] {
+                            PConst::Proto(p) if p.kind == ChunkKind::Thunk => {
+                                self.stats.thunks_created += 1;
+                                Value::Thunk(Thunk::pending(p.clone(), env.clone()))
+                            }
+                            PConst::Proto(p) => Value::Lambda(Rc::new(Closure {
+                                proto: p.clone(),
+                                env: env.clone(),
+                            })),
+                            PConst::Value(v) => v.clone(),
+                            _ => unreachable!("default constant"),
+                        };
+                        env.set(i, v);
+                    }
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::Type,
+                            format!(
+                                "function '{}' called without required argument '{}'",
+                                fname, f.name
+                            ),
+                        ))
+                    }
+                },
+            }
+        }
+        if !info.ellipsis && used < a.len() {
+            for (k, _) in a.sorted_by_name() {
+                if !info.formals.iter().any(|f| f.name == k) {
+                    return Err(EvalError::new(
+                        ErrorKind::Type,
+                        format!(
+                            "function '{}' called with unexpected argument '{}'",
+                            fname, k
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(s) = info.at_slot {
+            env.set(s as usize, arg.clone());
+        }
+        self.stack.truncate(base);
+        Ok(())
+    }
+
+    pub fn lambda_name(&self, p: &Proto) -> String {
+        match p.name {
+            Some(n) => n.to_string(),
+            None => "anonymous lambda".into(),
+        }
+    }
+
+    fn missing_attr(&self, sym: Symbol, a: &Attrs) -> Box<EvalError> {
+        let _ = a;
+        EvalError::new(
+            ErrorKind::MissingAttr,
+            format!("attribute '{}' missing", sym),
+        )
+    }
+
+    fn attr_name(&mut self, v: &Value) -> EvalResult<Symbol> {
+        match v {
+            Value::String(s) => Ok(Symbol::intern(&s.to_str())),
+            other => type_err(format!(
+                "expected a string but found {}: {}",
+                other.show_type(),
+                self.show_value_short(other)
+            )),
+        }
+    }
+
+    pub fn show_value_short(&self, v: &Value) -> String {
+        crate::print::show_short(v)
+    }
+
+    fn add(&mut self, a: Value, b: Value) -> EvalResult<Value> {
+        match (&a, &b) {
+            (Value::Int(x), Value::Int(y)) => match x.checked_add(*y) {
+                Some(r) => Ok(Value::Int(r)),
+                None => Err(EvalError::new(
+                    ErrorKind::Other,
+                    format!("integer overflow in adding {} + {}", x, y),
+                )),
+            },
+            (Value::Float(x), Value::Float(y)) => Ok(Value::Float(x + y)),
+            (Value::Int(x), Value::Float(y)) => Ok(Value::Float(*x as f64 + y)),
+            (Value::Float(x), Value::Int(y)) => Ok(Value::Float(x + *y as f64)),
+            _ => crate::ops::concat_strings(self, vec![a, b], false),
+        }
+    }
+
+    /// Deep equality with CppNix's rules.
+    pub fn equal(&mut self, a: &Value, b: &Value) -> EvalResult<bool> {
+        crate::ops::equal(self, a, b)
+    }
+
+    /// Force a value and everything inside it.
+    pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
+        let v = self.force(v)?;
+        let mut seen = rustc_hash::FxHashSet::default();
+        self.force_deep_inner(&v, &mut seen)?;
+        Ok(v)
+    }
+
+    fn force_deep_inner(
+        &mut self,
+        v: &Value,
+        seen: &mut rustc_hash::FxHashSet<usize>,
+    ) -> EvalResult<()> {
+        match v {
+            Value::Attrs(a) => {
+                if !seen.insert(Rc::as_ptr(a) as usize) {
+                    return Ok(());
+                }
+                for (name, x) in a.iter() {
+                    let x = self.force(x.clone()).map_err(|mut e| {
+                        if e.trace.len() < 32 {
+                            e.trace.push(TraceEntry {
+                                msg: format!("while evaluating the attribute '{}'", name),
+                                pos: a.position(name).map(|(file, span)| Pos { file, span }),
+                            });
+                        }
+                        e
+                    })?;
+                    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                        self.force_deep_inner(&x, seen)
+                    })?;
+                }
+            }
+            Value::List(l) => {
+                if !seen.insert(Rc::as_ptr(l) as usize) {
+                    return Ok(());
+                }
+                for x in l.iter() {
+                    let x = self.force(x.clone())?;
+                    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                        self.force_deep_inner(&x, seen)
+                    })?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn span_of(&self, pos: Pos) -> Span {
+        pos.span
+    }
+}
+
+thread_local! {
+    /// File names and sources by id, so printers without a `Vm` at hand can name positions.
+    static FILE_TABLE: std::cell::RefCell<Vec<(String, Rc<str>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `file:line:col` of a span, from the thread's file table.
+pub fn describe_pos(file: u32, span: Span) -> String {
+    FILE_TABLE.with(|t| {
+        let t = t.borrow();
+        match t.get(file as usize) {
+            Some((name, src)) => {
+                let upto = &src.as_bytes()[..(span.start as usize).min(src.len())];
+                let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
+                let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
+                format!("{}:{}:{}", name, line, col)
+            }
+            None => "«unknown»".into(),
+        }
+    })
+}
+
+fn frame_description(f: &Frame) -> String {
+    match (&f.kind, f.proto.kind) {
+        (FrameKind::Call, _) => match f.proto.name {
+            Some(n) => format!("while calling '{}'", n),
+            None => "while calling anonymous lambda".into(),
+        },
+        (FrameKind::Thunk(_), ChunkKind::File) => "while evaluating the file".into(),
+        _ => "while evaluating".into(),
+    }
+}
+
+pub fn io_msg(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
