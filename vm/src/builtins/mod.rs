@@ -9,6 +9,11 @@ use nixvm_compiler::Symbol;
 use std::rc::Rc;
 
 pub mod attrs;
+pub mod context;
+pub mod flake;
+pub mod hash;
+pub mod regex;
+pub mod toml;
 pub mod core;
 pub mod derivations;
 pub mod json;
@@ -68,6 +73,11 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     lists::register(&mut r);
     strings::register(&mut r);
     json::register(&mut r);
+    toml::register(&mut r);
+    regex::register(&mut r);
+    hash::register(&mut r);
+    context::register(&mut r);
+    flake::register(&mut r);
     xml::register(&mut r);
     derivations::register(&mut r);
     r.entries.extend(extra);
