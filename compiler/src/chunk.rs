@@ -31,7 +31,7 @@ pub enum Op {
     PopEnv,
     /// Pop an attribute set (possibly a thunk) and enter a `with` env for it.
     PushWith,
-    /// Pop one value per name of symbol-list constant `c` (sorted by id) into a new set.
+    /// Pop one value per name of attribute-names constant `c` (sorted by id) into a new set.
     MakeAttrs(u32),
     /// `[attrs, name, value]` -> `[attrs']`: add a dynamic attribute.
     AttrsDyn,
@@ -78,6 +78,9 @@ pub enum Op {
     Assert(u32),
     /// Destructure the argument according to formals constant `c`.
     BindFormals(u32),
+    /// Apply `__overrides` of the rec set on top of the stack to it and to
+    /// the current env, whose slot names are symbol-list constant `c`.
+    RecOverrides(u32),
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +107,8 @@ pub enum Const {
     Path(String),
     Chunk(Rc<Chunk>),
     Syms(Vec<Symbol>),
+    /// Attribute names (sorted by id) and where each was defined.
+    AttrNames(Vec<Symbol>, Vec<Span>),
     /// Env depths of the enclosing `with` scopes, innermost first.
     Withs(Vec<u16>),
     Formals(FormalsInfo),

@@ -256,7 +256,10 @@ impl<'a> Compiler<'a> {
                 for (_, k) in &names {
                     self.emit(Op::Const(*k));
                 }
-                let syms = self.constant(Const::Syms(names.iter().map(|(s, _)| *s).collect()));
+                let syms = self.constant(Const::AttrNames(
+                    names.iter().map(|(s, _)| *s).collect(),
+                    vec![*span; 3],
+                ));
                 self.emit(Op::MakeAttrs(syms));
             }
             Expr::Select {
@@ -631,15 +634,21 @@ impl<'a> Compiler<'a> {
         let mut order: Vec<usize> = (0..a.attrs.len()).collect();
         order.sort_by_key(|&i| a.attrs[i].name);
         let syms: Vec<Symbol> = order.iter().map(|&i| a.attrs[i].name).collect();
+        let spans: Vec<Span> = order.iter().map(|&i| a.attrs[i].span).collect();
         if a.rec {
             return self.rec_scope(a, |c, a| {
                 for &i in &order {
                     c.emit(Op::Local(0, i as u16));
                 }
-                let s = c.constant(Const::Syms(syms));
+                let s = c.constant(Const::AttrNames(syms, spans));
                 c.span = a.span;
                 c.emit(Op::MakeAttrs(s));
-                c.dynamic_attrs(a)
+                c.dynamic_attrs(a)?;
+                if a.find(Symbol::intern("__overrides")).is_some() {
+                    let slots = c.constant(Const::Syms(a.attrs.iter().map(|d| d.name).collect()));
+                    c.emit(Op::RecOverrides(slots));
+                }
+                Ok(())
             });
         }
         let holder = !a.inherit_from.is_empty();
@@ -655,7 +664,7 @@ impl<'a> Compiler<'a> {
         for &i in &order {
             self.attr_value(&a.attrs[i], 0, 0)?;
         }
-        let s = self.constant(Const::Syms(syms));
+        let s = self.constant(Const::AttrNames(syms, spans));
         self.span = a.span;
         self.emit(Op::MakeAttrs(s));
         self.dynamic_attrs(a)?;

@@ -64,6 +64,7 @@ fn show_const(c: &Const) -> String {
         Const::Path(p) => p.clone(),
         Const::Chunk(_) => "<chunk>".into(),
         Const::Syms(s) => format!("{:?}", s),
+        Const::AttrNames(s, _) => format!("{:?}", s),
         Const::Withs(w) => format!("withs {:?}", w),
         Const::Formals(f) => {
             let names: Vec<String> = f.formals.iter().map(|x| x.name.to_string()).collect();

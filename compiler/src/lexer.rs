@@ -363,6 +363,20 @@ impl<'a> Lexer<'a> {
         if rest.is_empty() {
             return None;
         }
+        if rest.starts_with("''") {
+            // `''( *\n)?`: logos cannot backtrack out of the optional part.
+            let start = self.pos;
+            let b = rest.as_bytes();
+            let spaces = b[2..].iter().take_while(|&&c| c == b' ').count();
+            let len = if b.get(2 + spaces) == Some(&b'\n') {
+                3 + spaces
+            } else {
+                2
+            };
+            self.pos += len;
+            self.modes.push(Mode::IndStr);
+            return Some(Ok((start, Tok::IndOpen, self.pos)));
+        }
         let mut lx = Raw::lexer(rest);
         let raw = lx.next()?;
         let span = lx.span();
@@ -654,24 +668,26 @@ impl<'a> Lexer<'a> {
             self.modes.push(Mode::Normal);
             return Some(Ok((start, Tok::DollarCurly, start + 2)));
         }
-        let mut i = start;
-        while i < b.len() && (is_path_char(b[i]) || b[i] == b'/') {
-            i += 1;
+        // `{PATH}|{PATH_SEG}|{PATH_CHAR}+`, longest match.
+        let rest = &b[start..];
+        let pc = count_while(rest, is_path_char);
+        let mut len = pc;
+        if rest.get(pc) == Some(&b'/') {
+            len = len.max(pc + 1);
         }
-        // `{PATH}|{PATH_SEG}|{PATH_CHAR}+`: no `//` and no leading `/` without a char after.
-        let text = &self.src[start..i];
-        let valid = !text.is_empty()
-            && !text.contains("//")
-            && text != "/"
-            && !(text.starts_with('/') && text.len() == 1);
-        if valid {
-            self.pos = i;
+        let segs = path_segments(&rest[pc..]);
+        if segs > 0 && rest[pc..pc + segs].iter().any(|&c| c != b'/') {
+            len = len.max(pc + segs);
+        }
+        if len > 0 {
+            let text = &self.src[start..start + len];
+            self.pos = start + len;
             self.set_mode(if text.ends_with('/') {
                 Mode::InPathSlash
             } else {
                 Mode::InPath
             });
-            return Some(Ok((start, Tok::Str(text.into()), i)));
+            return Some(Ok((start, Tok::Str(text.into()), start + len)));
         }
         if self.mode() == Mode::InPathSlash {
             return Some(self.err("path has a trailing slash", start, start));

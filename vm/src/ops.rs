@@ -210,7 +210,11 @@ pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
             }
             true
         }
-        // Functions are never equal (CppNix compares no closures).
+        // Functions are never equal, except that CppNix short-cuts a value
+        // compared with itself; shared closures are that case here.
+        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOp(x), Value::PrimOp(y)) => Rc::ptr_eq(x, y),
+        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
         _ => false,
     })
 }

@@ -42,7 +42,9 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, depth: us
             out.push('}');
         }
         Value::List(l) => {
-            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+            // CppNix tracks lists by the address of the Value holding them, and
+            // the printed root is a copy: it can never be seen again.
+            if !l.is_empty() && depth > 0 && !seen.insert(Rc::as_ptr(l) as usize) {
                 out.push_str("«repeated»");
                 return;
             }

@@ -185,6 +185,7 @@ pub enum PConst {
     Value(Value),
     Proto(Rc<Proto>),
     Syms(Box<[Symbol]>),
+    AttrNames(Box<[Symbol]>, Box<[Span]>),
     Withs(Box<[u16]>),
     Formals(Rc<FormalsInfo>),
     Text(Rc<str>),

@@ -167,6 +167,9 @@ impl Vm {
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
                 Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
+                Const::AttrNames(s, sp) => {
+                    PConst::AttrNames(s.clone().into_boxed_slice(), sp.clone().into_boxed_slice())
+                }
                 Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
                 Const::Text(t) => PConst::Text(Rc::from(t.as_str())),
@@ -289,6 +292,63 @@ impl Vm {
         let v = self.compile_source(&src, &name, &base)?;
         self.import_cache.insert(path, v.clone());
         Ok(v)
+    }
+
+    /// `scopedImport`: the file sees the attributes of `scope` as
+    /// variables that shadow the builtins. Not cached, as in CppNix.
+    pub fn scoped_import(&mut self, scope: &Attrs, path: &Path) -> EvalResult<Value> {
+        let mut path = path.to_path_buf();
+        if path.is_dir() {
+            path.push("default.nix");
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            EvalError::new(
+                ErrorKind::Io,
+                format!("opening file '{}': {}", path.display(), io_msg(&e)),
+            )
+        })?;
+        let src = String::from_utf8_lossy(&bytes).into_owned();
+        let base = path
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        let name = path.to_string_lossy().into_owned();
+        let mut names = self.global_names.clone();
+        let mut values: Vec<Value> = (0..self.globals.len())
+            .map(|i| self.globals.get(i))
+            .collect();
+        for (k, v) in scope.iter() {
+            match names.get(&k) {
+                Some(&i) => values[i as usize] = v.clone(),
+                None => {
+                    names.insert(k, values.len() as u16);
+                    values.push(v.clone());
+                }
+            }
+        }
+        let file = self.add_file(name.clone(), Rc::from(src.as_str()));
+        let (ast, _) =
+            nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
+                Box::new(EvalError {
+                    kind: ErrorKind::Parse,
+                    msg: e.msg,
+                    pos: Some(Pos { file, span: e.span }),
+                    trace: Vec::new(),
+                })
+            })?;
+        let chunk = nixvm_compiler::compile_file(&ast, &names, file, &src, &name).map_err(|e| {
+            Box::new(EvalError {
+                kind: ErrorKind::UndefinedVar,
+                msg: e.msg,
+                pos: Some(Pos { file, span: e.span }),
+                trace: Vec::new(),
+            })
+        })?;
+        let proto = self.link(&chunk);
+        Ok(Value::Thunk(Thunk::pending(
+            proto,
+            Env::with_values(None, values),
+        )))
     }
 
     // ---- forcing and calling -------------------------------------------
@@ -660,8 +720,8 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::Syms(syms) = &proto.consts[c as usize] else {
-                        unreachable!("syms constant")
+                    let PConst::AttrNames(syms, spans) = &proto.consts[c as usize] else {
+                        unreachable!("attribute names constant")
                     };
                     let n = syms.len();
                     let at = self.stack.len() - n;
@@ -669,9 +729,8 @@ impl Vm {
                         syms.iter().copied().zip(self.stack.drain(at..)).collect();
                     let mut a = Attrs::from_sorted(entries);
                     // Remember where each attribute was defined, for unsafeGetAttrPos.
-                    let file = self.frames[fi].proto.file;
-                    let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
-                    a.set_positions(vec![Some((file, span)); n]);
+                    let file = proto.file;
+                    a.set_positions(spans.iter().map(|s| Some((file, *s))).collect());
                     self.stats.attrsets += 1;
                     self.stack.push(Value::attrs(a));
                 }
@@ -969,6 +1028,42 @@ impl Vm {
                             ))
                         }
                     }
+                }
+                Op::RecOverrides(c) => {
+                    let overrides_sym = Symbol::intern("__overrides");
+                    let Some(Value::Attrs(set)) = self.stack.last().cloned() else {
+                        unreachable!("rec set")
+                    };
+                    let mut ov = set.get(overrides_sym).cloned().unwrap_or(Value::Null);
+                    if let Value::Thunk(t) = &ov {
+                        match self.demand(t)? {
+                            Some(v) => ov = v,
+                            None => {
+                                self.frames[fi].ip -= 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let Value::Attrs(ov) = ov else {
+                        return type_err(format!(
+                            "expected a set but found {}: {}",
+                            ov.show_type(),
+                            self.show_value_short(&ov)
+                        ));
+                    };
+                    let proto = self.frames[fi].proto.clone();
+                    let PConst::Syms(slots) = &proto.consts[c as usize] else {
+                        unreachable!("syms constant")
+                    };
+                    let env = self.frames[fi].env.clone();
+                    let mut new = (*set).clone();
+                    for (k, v) in ov.iter() {
+                        new.insert(k, v.clone());
+                        if let Some(i) = slots.iter().position(|s| *s == k) {
+                            env.set(i, v.clone());
+                        }
+                    }
+                    *self.stack.last_mut().expect("rec set") = Value::attrs(new);
                 }
                 Op::BindFormals(c) => {
                     let base = self.frames[fi].base;

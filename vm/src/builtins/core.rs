@@ -12,6 +12,7 @@ pub fn register(r: &mut Registry, vm: &Vm) {
     r.prim("abort", 1, abort);
     r.prim("throw", 1, throw);
     r.prim("import", 1, import);
+    r.prim("scopedImport", 2, scoped_import);
     r.prim("seq", 2, seq);
     r.prim("deepSeq", 2, deep_seq);
     r.prim("trace", 2, trace);
@@ -137,6 +138,14 @@ fn import(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let p = vm.coerce_path(&a[0])?;
     let p = crate::storeglue::realise_for_read(vm, &p)?;
     let v = vm.import_path(std::path::Path::new(&p))?;
+    vm.force(v)
+}
+
+fn scoped_import(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    let scope = vm.force_attrs(&a[0])?;
+    let p = vm.coerce_path(&a[1])?;
+    let p = crate::storeglue::realise_for_read(vm, &p)?;
+    let v = vm.scoped_import(&scope, std::path::Path::new(&p))?;
     vm.force(v)
 }
 
@@ -490,7 +499,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         return Ok(v);
     }
     Err(EvalError::new(
-        ErrorKind::Other,
+        ErrorKind::Throw,
         format!(
             "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
             lookup
