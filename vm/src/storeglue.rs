@@ -30,14 +30,39 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     Ok(printed)
 }
 
-/// A path that evaluation is about to read: for now, the path itself.
+/// A path that evaluation is about to read. Nothing is built yet: a store
+/// path is read where it is, and one that does not exist (an output that
+/// was never built, or a `.drv`/`toFile` text that exists only in memory)
+/// is reported as CppNix reports an unrealised path.
 pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
-    let _ = vm;
+    let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
+    if store.is_in_store(path) && std::fs::symlink_metadata(path).is_err() {
+        if let Ok((sp, _)) = store.to_store_path(path) {
+            let printed = store.print(&sp);
+            if std::fs::symlink_metadata(&printed).is_err() {
+                return err(format!(
+                    "path '{printed}' is not valid (building is not supported yet)"
+                ));
+            }
+        }
+    }
     Ok(path.to_string())
 }
 
-/// Context for the contents of a file read from the store (none otherwise).
+/// Context for the contents of a file read from the store: the references of
+/// the store object it belongs to, when they are known (none otherwise).
 pub fn context_for_store_file(vm: &mut Vm, path: &str) -> Option<Box<Context>> {
-    let _ = (vm, path);
-    None
+    let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
+    if !store.is_in_store(path) {
+        return None;
+    }
+    let (sp, _) = store.to_store_path(path).ok()?;
+    let printed = store.print(&sp);
+    let refs = crate::builtins::derivations::known_references(&printed)?;
+    if refs.is_empty() {
+        return None;
+    }
+    Some(Box::new(
+        refs.iter().map(|r| std::rc::Rc::from(r.as_str())).collect(),
+    ))
 }
