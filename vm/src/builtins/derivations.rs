@@ -855,12 +855,28 @@ fn drv_path_of(vm: &mut Vm, a: &Attrs) -> EvalResult<String> {
     Ok(p)
 }
 
-fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Vec<String>) -> EvalResult<()> {
+/// Derivations found so far, and the attribute sets already seen (CppNix
+/// skips a derivation value it has already listed).
+struct Found {
+    seen: BTreeSet<*const Attrs>,
+    paths: Vec<String>,
+}
+
+impl Found {
+    fn add(&mut self, vm: &mut Vm, a: &Rc<Attrs>) -> EvalResult<()> {
+        if self.seen.insert(Rc::as_ptr(a)) {
+            let p = drv_path_of(vm, a)?;
+            self.paths.push(p);
+        }
+        Ok(())
+    }
+}
+
+fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Found) -> EvalResult<()> {
     match vm.force(v)? {
         Value::Attrs(a) => {
             if is_derivation(vm, &a)? {
-                out.push(drv_path_of(vm, &a)?);
-                return Ok(());
+                return out.add(vm, &a);
             }
             if !top {
                 let rec = match a.get(Symbol::intern("recurseForDerivations")) {
@@ -883,7 +899,7 @@ fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Vec<String>) -> E
             for x in l.iter() {
                 let x = vm.force(x.clone())?;
                 match &x {
-                    Value::Attrs(b) if is_derivation(vm, b)? => out.push(drv_path_of(vm, b)?),
+                    Value::Attrs(b) if is_derivation(vm, b)? => out.add(vm, b)?,
                     Value::Attrs(_) | Value::List(_) => get_derivations(vm, x, true, out)?,
                     _ => return err(
                         "expression does not evaluate to a derivation (or a set or list of those)",
@@ -898,7 +914,10 @@ fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Vec<String>) -> E
 }
 
 pub fn instantiate(vm: &mut Vm, v: Value) -> EvalResult<Vec<String>> {
-    let mut out = Vec::new();
+    let mut out = Found {
+        seen: BTreeSet::new(),
+        paths: Vec::new(),
+    };
     get_derivations(vm, v, true, &mut out)?;
-    Ok(out)
+    Ok(out.paths)
 }
