@@ -256,6 +256,11 @@ pub fn translate_ere(re: &[u8]) -> Result<String, BadRegex> {
         match c {
             b'\\' => {
                 let n = *re.get(i + 1).ok_or(BadRegex)?;
+                // Only the ERE special characters may be escaped (libstdc++
+                // in strict mode rejects escaped ordinary characters).
+                if !b".[\\()*+?{|^$".contains(&n) {
+                    return Err(BadRegex);
+                }
                 atom = Some(out.len());
                 quantified = false;
                 push_byte_lit(&mut out, n);
@@ -380,12 +385,12 @@ mod tests {
 
     #[test]
     fn escapes_and_quantifiers() {
-        assert!(rx("\\{\\}").is_match(b"{}"));
+        assert!(rx("\\{}").is_match(b"{}"));
+        assert!(rx("\\.\\[\\\\\\(\\)\\*\\+\\?\\|\\^\\$").is_match(b".[\\()*+?|^$"));
         assert!(rx("fo{1,2}").is_match(b"foo"));
         assert!(!rx("fo{1,2}").is_match(b"fooo"));
         assert!(rx("a*?").is_match(b"aaa"));
         assert!(rx(".").is_match(b"\n"));
-        assert!(rx("\\d").is_match(b"d"));
         assert!(rx("é").is_match("é".as_bytes()));
     }
 
@@ -398,5 +403,8 @@ mod tests {
         assert!(translate_ere(b"[[:foo:]]").is_err());
         assert!(translate_ere(b"a{2,1}").is_err());
         assert!(translate_ere(b"a{").is_err());
+        assert!(translate_ere(b"\\d").is_err());
+        assert!(translate_ere(b"\\}").is_err());
+        assert!(translate_ere(b"\\/").is_err());
     }
 }
