@@ -256,11 +256,14 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
             &mut sp,
             &mut json_entries,
         );
-        r.map_err(|e| {
-            with_trace(
-                e,
-                format!("while evaluating attribute '{key}' of derivation '{name}'"),
-            )
+        r.map_err(|mut e| {
+            if e.trace.len() < 64 {
+                e.trace.push(TraceEntry {
+                    msg: format!("while evaluating attribute '{key}' of derivation '{name}'"),
+                    pos: attrs.position(sym).map(|(file, span)| Pos { file, span }),
+                });
+            }
+            e
         })?;
     }
 
@@ -476,6 +479,19 @@ fn attr_into_drv(
         let json = crate::builtins::json::to_json_string(vm, v.clone())?;
         collect_json_context(vm, v, ctx, 0)?;
         json_entries.push((key.to_string(), json));
+        if matches!(
+            key,
+            "allowedReferences"
+                | "allowedRequisites"
+                | "disallowedReferences"
+                | "disallowedRequisites"
+                | "maxSize"
+                | "maxClosureSize"
+        ) {
+            vm.warn(format!(
+                "'structuredAttrs' disables the effect of the derivation attribute '{key}'; use 'outputChecks.<output>.{key}' instead"
+            ))?;
+        }
         match key {
             "builder" => {
                 let s = vm.force_string(v)?;
@@ -511,7 +527,7 @@ fn attr_into_drv(
     let s = String::from_utf8_lossy(&s).into_owned();
     if key == "__json" {
         vm.warn(format!(
-            "setting structured attributes via '__json' is deprecated, and may be disallowed in future versions of Nix. Set '__structuredAttrs = true' instead.\n       while evaluating derivation '{drv_name}'"
+            "setting structured attributes via '__json' is deprecated, and may be disallowed in future versions of Nix. Set '__structuredAttrs = true' instead."
         ))?;
         drv.env.insert(key.to_string(), s);
         return Ok(());
