@@ -526,9 +526,10 @@ fn attr_into_drv(
     let s = crate::ops::coerce_to_string(vm, v, ctx, true, true)?;
     let s = String::from_utf8_lossy(&s).into_owned();
     if key == "__json" {
-        vm.warn(format!(
+        vm.warn(
             "setting structured attributes via '__json' is deprecated, and may be disallowed in future versions of Nix. Set '__structuredAttrs = true' instead."
-        ))?;
+                .to_string(),
+        )?;
         drv.env.insert(key.to_string(), s);
         return Ok(());
     }
