@@ -220,23 +220,33 @@ fn parse_indirect(rest: &str, query: &str, whole: &str) -> EvalResult<FAttrs> {
     Ok(attrs)
 }
 
-fn render_query(attrs: &FAttrs, skip: &[&str]) -> String {
-    let q: Vec<String> = attrs
+/// `base` (which may already carry a query) with `extra` merged into its
+/// query, keys sorted as in CppNix's `ParsedURL`.
+fn with_query(base: &str, extra: BTreeMap<String, String>) -> String {
+    let (path, existing) = match base.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (base, ""),
+    };
+    let mut query: BTreeMap<String, String> = BTreeMap::new();
+    for kv in existing.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        query.insert(percent_decode(k), percent_decode(v));
+    }
+    query.extend(extra);
+    if query.is_empty() {
+        return path.to_string();
+    }
+    let q: Vec<String> = query
         .iter()
-        .filter(|(k, _)| !skip.contains(&k.as_str()))
         .map(|(k, v)| {
             format!(
                 "{}={}",
                 percent_encode(k, ""),
-                percent_encode(&v.render(), "/:@!$'()*+,;")
+                percent_encode(v, "/:@!$'()*+,;")
             )
         })
         .collect();
-    if q.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", q.join("&"))
-    }
+    format!("{}?{}", path, q.join("&"))
 }
 
 fn get_str(attrs: &FAttrs, k: &str) -> Option<String> {
@@ -256,39 +266,72 @@ fn to_string(attrs: &FAttrs) -> EvalResult<String> {
             )),
         }
     };
-    Ok(match ty.as_str() {
+    let mut query = BTreeMap::new();
+    let copy = |query: &mut BTreeMap<String, String>, k: &str| {
+        if let Some(v) = get_str(attrs, k) {
+            query.insert(k.to_string(), v);
+        }
+    };
+    copy(&mut query, "dir");
+    let base = match ty.as_str() {
         "github" | "gitlab" | "sourcehut" => {
             let mut s = format!("{}:{}/{}", ty, need("owner")?, need("repo")?);
-            if let Some(r) = get_str(attrs, "rev").or_else(|| get_str(attrs, "ref")) {
+            if let Some(r) = get_str(attrs, "ref").or_else(|| get_str(attrs, "rev")) {
                 s.push('/');
                 s.push_str(&r);
             }
-            s + &render_query(attrs, &["type", "owner", "repo", "rev", "ref"])
+            copy(&mut query, "narHash");
+            copy(&mut query, "host");
+            s
         }
-        "path" => format!("path:{}", need("path")?) + &render_query(attrs, &["type", "path"]),
-        "git" | "hg" | "tarball" | "file" => {
+        "path" => {
+            for (k, v) in attrs {
+                if !matches!(k.as_str(), "type" | "path" | "__final") {
+                    query.insert(k.clone(), v.render());
+                }
+            }
+            format!("path:{}", need("path")?)
+        }
+        "git" => {
             let url = need("url")?;
-            let prefix = match ty.as_str() {
-                "git" => "git+",
-                "hg" => "hg+",
-                _ => "",
-            };
-            format!("{}{}", prefix, url) + &render_query(attrs, &["type", "url"])
+            copy(&mut query, "rev");
+            copy(&mut query, "ref");
+            for k in [
+                "shallow",
+                "lfs",
+                "submodules",
+                "exportIgnore",
+                "verifyCommit",
+            ] {
+                if matches!(attrs.get(k), Some(Attr::Bool(true))) {
+                    query.insert(k.to_string(), "1".to_string());
+                }
+            }
+            copy(&mut query, "keytype");
+            copy(&mut query, "publicKey");
+            if url.starts_with("git:") {
+                url
+            } else {
+                format!("git+{}", url)
+            }
+        }
+        "tarball" | "file" => {
+            copy(&mut query, "narHash");
+            need("url")?
         }
         "indirect" => {
             let mut s = format!("flake:{}", need("id")?);
-            if let Some(r) = get_str(attrs, "ref") {
-                s.push('/');
-                s.push_str(&r);
+            for k in ["ref", "rev"] {
+                if let Some(r) = get_str(attrs, k) {
+                    s.push('/');
+                    s.push_str(&r);
+                }
             }
-            if let Some(r) = get_str(attrs, "rev") {
-                s.push('/');
-                s.push_str(&r);
-            }
-            s + &render_query(attrs, &["type", "id", "ref", "rev"])
+            s
         }
         other => return err(format!("unsupported input type '{}'", other)),
-    })
+    };
+    Ok(with_query(&base, query))
 }
 
 fn parse_flake_ref(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
