@@ -174,7 +174,19 @@ impl JsonWriter {
                     }
                 }
             }
-            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) | Value::Thunk(_) => {
+            Value::PrimOp(p) => {
+                return type_err(format!(
+                    "cannot convert the built-in function '{}' to JSON",
+                    p.name
+                ));
+            }
+            Value::PrimOpApp(app) => {
+                return type_err(format!(
+                    "cannot convert the partially applied built-in function '{}' to JSON",
+                    app.prim.name
+                ));
+            }
+            Value::Lambda(_) | Value::Thunk(_) => {
                 return type_err(format!("cannot convert {} to JSON", v.show_type()));
             }
         }
@@ -358,17 +370,77 @@ fn prim_from_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 pub fn parse_json(s: &[u8]) -> EvalResult<Value> {
+    let fixed;
+    let s = if s.windows(2).any(|w| w == b"-0") {
+        fixed = integer_negative_zero(s);
+        &fixed[..]
+    } else {
+        s
+    };
     let j: serde_json::Value = match serde_json::from_slice(s) {
         Ok(j) => j,
         Err(e) => {
-            let r = err(format!(
-                "[json.exception.parse_error.101] parse error: {}",
-                e
-            ));
-            return with_trace(r, || "while decoding a JSON string".into(), None);
+            let msg = e.to_string();
+            let msg = if msg.starts_with("number out of range") {
+                format!(
+                    "[json.exception.out_of_range.406] number overflow parsing '{}'",
+                    number_token_before(s, e.line(), e.column())
+                )
+            } else {
+                format!("[json.exception.parse_error.101] parse error: {}", msg)
+            };
+            return with_trace(err(msg), || "while decoding a JSON string".into(), None);
         }
     };
     json_to_value(&j)
+}
+
+/// serde_json reads the integer `-0` as the float -0.0, nlohmann as the
+/// integer 0: blank out the sign of such tokens (outside strings).
+fn integer_negative_zero(s: &[u8]) -> Vec<u8> {
+    let mut out = s.to_vec();
+    let mut in_str = false;
+    let mut i = 0;
+    while i < out.len() {
+        let c = out[i];
+        if in_str {
+            if c == b'\\' {
+                i += 1;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if c == b'-'
+            && out.get(i + 1) == Some(&b'0')
+            && !matches!(out.get(i + 2), Some(c) if c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E'))
+        {
+            out[i] = b' ';
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The number literal that ends at (or around) serde_json's error position.
+fn number_token_before(s: &[u8], line: usize, column: usize) -> String {
+    let mut off = 0;
+    for _ in 1..line {
+        match s[off..].iter().position(|&c| c == b'\n') {
+            Some(i) => off += i + 1,
+            None => break,
+        }
+    }
+    let mut end = (off + column).min(s.len());
+    let is_num = |c: u8| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E');
+    while end < s.len() && is_num(s[end]) {
+        end += 1;
+    }
+    let mut start = end;
+    while start > 0 && is_num(s[start - 1]) {
+        start -= 1;
+    }
+    String::from_utf8_lossy(&s[start..end]).into_owned()
 }
 
 fn no_nul(s: &str) -> EvalResult<()> {
@@ -451,6 +523,21 @@ mod tests {
         let mut o = Vec::new();
         escape_json_into(&mut o, b"a\"\\\n\x01\x7f\xc3\xa9");
         assert_eq!(o, b"\"a\\\"\\\\\\n\\u0001\x7f\xc3\xa9\"");
+    }
+
+    #[test]
+    fn negative_zero_integer() {
+        assert!(matches!(parse_json(b"-0").unwrap(), Value::Int(0)));
+        assert!(matches!(
+            parse_json(b"[\"-0\", -0.0]").unwrap(),
+            Value::List(_)
+        ));
+        assert!(parse_json(b"-01").is_err());
+        let v = parse_json(b"[-0.0]").unwrap();
+        match v {
+            Value::List(l) => assert!(matches!(l[0], Value::Float(f) if f.is_sign_negative())),
+            _ => panic!(),
+        }
     }
 
     #[test]

@@ -140,7 +140,17 @@ impl XmlWriter {
     }
 
     fn value_inner(&mut self, vm: &mut Vm, v: Value) -> EvalResult<()> {
-        let v = if self.strict { vm.force(v)? } else { peek(&v) };
+        let v = if self.strict {
+            vm.force(v)?
+        } else {
+            // CppNix allocates lambdas inside sets and lists as thunks,
+            // which a lazy printout shows as unevaluated.
+            if self.depth > 1 && matches!(v, Value::Lambda(_)) {
+                self.empty_element("unevaluated", &[]);
+                return Ok(());
+            }
+            peek(&v)
+        };
         match &v {
             Value::Int(n) => self.empty_element("int", &[("value", n.to_string().into_bytes())]),
             Value::Bool(b) => self.empty_element(
