@@ -365,8 +365,29 @@ pub fn json_float(f: f64) -> String {
 // ---- fromJSON ------------------------------------------------------------
 
 fn prim_from_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_string(&a[0])?;
+    let s = force_string_no_ctx(vm, &a[0])?;
     parse_json(s.as_bytes())
+}
+
+/// A string argument that must not carry context (CppNix's `forceStringNoCtx`).
+pub(crate) fn force_string_no_ctx(vm: &mut Vm, v: &Value) -> EvalResult<Rc<NixStr>> {
+    let s = vm.force_string(v)?;
+    if let Some(first) = s.context().and_then(|c| c.iter().next()) {
+        // As CppNix's NixStringContextElem::display shows context elements.
+        let path = if let Some(p) = first.strip_prefix('=') {
+            format!("{} (deep)", p)
+        } else if let Some((out, drv)) = first.strip_prefix('!').and_then(|r| r.split_once('!')) {
+            format!("{}^{}", drv, out)
+        } else {
+            first.to_string()
+        };
+        return err(format!(
+            "the string '{}' is not allowed to refer to a store path (such as '{}')",
+            s.to_str(),
+            path
+        ));
+    }
+    Ok(s)
 }
 
 pub fn parse_json(s: &[u8]) -> EvalResult<Value> {
