@@ -334,7 +334,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     String(Rc<NixStr>),
-    Path(Rc<str>),
+    Path(Rc<String>),
     Attrs(Rc<Attrs>),
     List(Rc<Vec<Value>>),
     Lambda(Rc<Closure>),
@@ -367,7 +367,7 @@ impl Value {
         Value::String(Rc::new(NixStr::new(s.into_bytes(), ctx)))
     }
     pub fn path(p: &str) -> Value {
-        Value::Path(Rc::from(p))
+        Value::Path(Rc::new(p.to_string()))
     }
     pub fn attrs(a: Attrs) -> Value {
         if a.is_empty() {
