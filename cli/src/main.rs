@@ -263,6 +263,17 @@ fn read_source(file: &str) -> Result<(String, String, PathBuf), Box<EvalError>> 
     Ok((src, p.to_string_lossy().into_owned(), dir))
 }
 
+/// The text, display name and base directory of one input: an `-E`
+/// expression or a file (`-` for stdin).
+fn source_of(a: &InstArgs, input: &str) -> Result<(String, String, PathBuf), Box<EvalError>> {
+    if a.expr {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Ok((input.to_string(), "«string»".to_string(), cwd))
+    } else {
+        read_source(input)
+    }
+}
+
 fn instantiate_inner(a: &InstArgs, ev: &mut Evaluator) -> Result<(), Box<EvalError>> {
     let mut out = std::io::stdout().lock();
     let inputs: Vec<String> = if a.files.is_empty() {
@@ -278,29 +289,13 @@ fn instantiate_inner(a: &InstArgs, ev: &mut Evaluator) -> Result<(), Box<EvalErr
     };
     for input in &inputs {
         if a.parse {
-            let (src, name, dir) = if a.expr {
-                (
-                    input.clone(),
-                    "«string»".to_string(),
-                    std::env::current_dir().unwrap_or_default(),
-                )
-            } else {
-                read_source(input)?
-            };
+            let (src, name, dir) = source_of(a, input)?;
             let text = ev.parse_to_string(&src, &name, &dir)?;
             let _ = writeln!(out, "{}", text);
             continue;
         }
         if a.dump_bytecode {
-            let (src, name, dir) = if a.expr {
-                (
-                    input.clone(),
-                    "«string»".to_string(),
-                    std::env::current_dir().unwrap_or_default(),
-                )
-            } else {
-                read_source(input)?
-            };
+            let (src, name, dir) = source_of(a, input)?;
             let _ = write!(out, "{}", ev.disassemble(&src, &name, &dir)?);
             continue;
         }
@@ -435,14 +430,16 @@ fn select_attr_path(
                     ))
                 }
             },
-            other => return Err(EvalError::new(
-                nixvm::ErrorKind::Type,
-                format!(
+            other => {
+                return Err(EvalError::new(
+                    nixvm::ErrorKind::Type,
+                    format!(
                     "the expression selected by the selection path '{}' should be a set but is {}",
                     path,
                     other.type_of()
                 ),
-            )),
+                ))
+            }
         }
     }
     ev.vm.force(v)

@@ -239,10 +239,6 @@ impl<'a> Compiler<'a> {
                 self.emit(Op::Const(c));
             }
             Expr::Var(sym, span) => {
-                match sym.as_str() {
-                    "true" | "false" | "null" if self.resolve(*sym, 0).is_some() => {}
-                    _ => {}
-                }
                 self.var(*sym, *span, 0)?;
             }
             Expr::CurPos(span) => {

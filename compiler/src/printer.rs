@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(format_float_g(123456.7), "123457");
         assert_eq!(format_float_g(0.0001), "0.0001");
         assert_eq!(format_float_g(0.00001), "1e-05");
-        assert_eq!(format_float_g(3.14159265), "3.14159");
+        assert_eq!(format_float_g(1.23456789), "1.23457");
         assert_eq!(format_float_g(-2.5e-10), "-2.5e-10");
     }
 

@@ -1,8 +1,6 @@
 //! Built-in `<nix/...>` files that CppNix ships inside the binary.
 
-use crate::error::*;
 use crate::value::*;
-use crate::vm::Vm;
 
 const FETCHURL: &str = r#"
 { system ? "", url, hash ? "", sha256 ? "", sha1 ? "", sha512 ? "", md5 ? "", outputHash ? "",
@@ -21,21 +19,20 @@ derivation {
 }
 "#;
 
-pub fn lookup(vm: &mut Vm, name: &str) -> EvalResult<Option<Value>> {
-    match name {
-        "nix/fetchurl.nix" => {
-            let v = vm.compile_source(FETCHURL, "«nix-internal»/fetchurl.nix", "/")?;
-            let _ = v;
-            Ok(Some(Value::path("/__corepkgs__/fetchurl.nix")))
-        }
-        _ => Ok(None),
-    }
+/// Where `<nix/...>` files live: a path that `source` recognises.
+const ROOT: &str = "/__corepkgs__/";
+
+/// The path `<name>` resolves to when it names a built-in file.
+pub fn lookup(name: &str) -> Option<Value> {
+    let file = name.strip_prefix("nix/")?;
+    let path = format!("{ROOT}{file}");
+    source(&path).map(|_| Value::path(&path))
 }
 
 /// Source of a corepkg path, if `path` names one.
 pub fn source(path: &str) -> Option<&'static str> {
-    match path {
-        "/__corepkgs__/fetchurl.nix" => Some(FETCHURL),
+    match path.strip_prefix(ROOT)? {
+        "fetchurl.nix" => Some(FETCHURL),
         _ => None,
     }
 }

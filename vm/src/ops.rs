@@ -52,11 +52,9 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                 _ => x + y,
             }))
         }
-        (Value::Int(_) | Value::Float(_), other) | (other, _) => type_err(format!(
-            "expected an integer but found {}: {}",
-            other.show_type(),
-            crate::print::show_short(other)
-        )),
+        (Value::Int(_) | Value::Float(_), other) | (other, _) => {
+            crate::builtins::type_mismatch("an integer", other)
+        }
     }
 }
 
@@ -108,11 +106,7 @@ pub fn concat_lists(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
     let (Value::List(x), Value::List(y)) = (&a, &b) else {
         let bad = if matches!(a, Value::List(_)) { &b } else { &a };
         let _ = vm;
-        return type_err(format!(
-            "expected a list but found {}: {}",
-            bad.show_type(),
-            crate::print::show_short(bad)
-        ));
+        return crate::builtins::type_mismatch("a list", bad);
     };
     if x.is_empty() {
         return Ok(b);
@@ -140,11 +134,7 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
         }
         _ => {
             let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
-            type_err(format!(
-                "expected a set but found {}: {}",
-                bad.show_type(),
-                crate::print::show_short(bad)
-            ))
+            crate::builtins::type_mismatch("a set", bad)
         }
     }
 }

@@ -138,35 +138,35 @@ impl Attrs {
     pub fn update(&self, other: &Attrs) -> Attrs {
         let (a, b) = (&self.entries, &other.entries);
         let mut out = Vec::with_capacity(a.len() + b.len());
+        // Positions are only tracked when either side has them.
         let with_pos = self.pos.is_some() || other.pos.is_some();
-        let mut pos = Vec::new();
+        let mut pos = Vec::with_capacity(if with_pos { out.capacity() } else { 0 });
+        let mut take = |from: &Attrs, k: usize| {
+            out.push(from.entries[k].clone());
+            if with_pos {
+                pos.push(from.pos.as_ref().and_then(|p| p[k]));
+            }
+        };
         let (mut i, mut j) = (0, 0);
-        let pa = |k: usize| self.pos.as_ref().and_then(|p| p[k]);
-        let pb = |k: usize| other.pos.as_ref().and_then(|p| p[k]);
         while i < a.len() && j < b.len() {
-            if a[i].0 < b[j].0 {
-                out.push(a[i].clone());
-                pos.push(pa(i));
-                i += 1;
-            } else if a[i].0 > b[j].0 {
-                out.push(b[j].clone());
-                pos.push(pb(j));
-                j += 1;
-            } else {
-                out.push(b[j].clone());
-                pos.push(pb(j));
-                i += 1;
-                j += 1;
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    take(self, i);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    take(other, j);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    take(other, j);
+                    i += 1;
+                    j += 1;
+                }
             }
         }
-        for k in i..a.len() {
-            out.push(a[k].clone());
-            pos.push(pa(k));
-        }
-        for k in j..b.len() {
-            out.push(b[k].clone());
-            pos.push(pb(k));
-        }
+        (i..a.len()).for_each(|k| take(self, k));
+        (j..b.len()).for_each(|k| take(other, k));
         Attrs {
             entries: out,
             pos: if with_pos { Some(pos) } else { None },

@@ -5,6 +5,7 @@
 //! (`force`, `call`) re-enter `run` with a stop depth; those entries are
 //! guarded by `stacker` so deep data never overflows the native stack.
 
+use crate::builtins::type_mismatch;
 use crate::error::*;
 use crate::value::*;
 use nixvm_compiler::ast::Span;
@@ -658,13 +659,7 @@ impl Vm {
                                     break;
                                 }
                             }
-                            other => {
-                                return type_err(format!(
-                                    "expected a set but found {}: {}",
-                                    other.show_type(),
-                                    self.show_value_short(other)
-                                ))
-                            }
+                            other => return type_mismatch("a set", other),
                         }
                     }
                     if retry {
@@ -742,13 +737,7 @@ impl Vm {
                     let name = match name {
                         Value::Null => continue,
                         Value::String(s) => s,
-                        other => {
-                            return type_err(format!(
-                                "expected a string but found {}: {}",
-                                other.show_type(),
-                                self.show_value_short(&other)
-                            ))
-                        }
+                        other => return type_mismatch("a string", &other),
                     };
                     let sym = Symbol::intern(&name.to_str());
                     let file = self.frames[fi].proto.file;
@@ -758,9 +747,6 @@ impl Vm {
                         unreachable!("attrs under dynamic attr")
                     };
                     let a = Rc::make_mut(a);
-                    if let Some(prev) = a.position(sym) {
-                        let _ = prev;
-                    }
                     if !a.insert_new(sym, v, Some((file, span))) {
                         let prev = a
                             .position(sym)
@@ -788,18 +774,13 @@ impl Vm {
                     match &top {
                         Value::Attrs(a) => match a.get(sym) {
                             Some(v) => self.stack.push(v.clone()),
-                            None => return Err(self.missing_attr(sym, a)),
+                            None => return Err(self.missing_attr(sym)),
                         },
-                        other => {
-                            return type_err(format!(
-                                "expected a set but found {}: {}",
-                                other.show_type(),
-                                self.show_value_short(other)
-                            ))
-                        }
+                        other => return type_mismatch("a set", other),
                     }
                 }
-                Op::SelectOr(sym, target) => {
+                // `a.b or d` and a non-final step of `a ? b.c`: descend or jump.
+                Op::SelectOr(sym, target) | Op::HasAttrStep(sym, target) => {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
@@ -825,26 +806,9 @@ impl Vm {
                         (Some(v), _) => self.stack.push(v),
                         (None, Op::SelectDynOr(target)) => self.frames[fi].ip = target as usize,
                         (None, _) => match &set {
-                            Value::Attrs(a) => return Err(self.missing_attr(sym, a)),
-                            other => {
-                                return type_err(format!(
-                                    "expected a set but found {}: {}",
-                                    other.show_type(),
-                                    self.show_value_short(other)
-                                ))
-                            }
+                            Value::Attrs(_) => return Err(self.missing_attr(sym)),
+                            other => return type_mismatch("a set", other),
                         },
-                    }
-                }
-                Op::HasAttrStep(sym, target) => {
-                    let len = self.stack.len();
-                    force_slot!(self, fi, len - 1);
-                    let top = self.stack.pop().expect("set");
-                    match &top {
-                        Value::Attrs(a) if a.contains(sym) => {
-                            self.stack.push(a.get(sym).expect("checked").clone())
-                        }
-                        _ => self.frames[fi].ip = target as usize,
                     }
                 }
                 Op::HasAttr(sym) => {
@@ -912,13 +876,7 @@ impl Vm {
                     force_slot!(self, fi, len - 1);
                     let b = match self.stack.pop().expect("condition") {
                         Value::Bool(b) => b,
-                        other => {
-                            return type_err(format!(
-                                "expected a Boolean but found {}: {}",
-                                other.show_type(),
-                                self.show_value_short(&other)
-                            ))
-                        }
+                        other => return type_mismatch("a Boolean", &other),
                     };
                     let jump_on = matches!(op, Op::JumpIfTrue(_));
                     if b == jump_on {
@@ -930,11 +888,7 @@ impl Vm {
                     force_slot!(self, fi, len - 1);
                     if let Some(other) = self.stack.last().filter(|v| !matches!(v, Value::Bool(_)))
                     {
-                        return type_err(format!(
-                            "expected a Boolean but found {}: {}",
-                            other.show_type(),
-                            self.show_value_short(other)
-                        ));
+                        return type_mismatch("a Boolean", other);
                     }
                 }
                 Op::Not => {
@@ -942,13 +896,7 @@ impl Vm {
                     force_slot!(self, fi, len - 1);
                     match self.stack.pop().expect("operand") {
                         Value::Bool(b) => self.stack.push(Value::Bool(!b)),
-                        other => {
-                            return type_err(format!(
-                                "expected a Boolean but found {}: {}",
-                                other.show_type(),
-                                self.show_value_short(&other)
-                            ))
-                        }
+                        other => return type_mismatch("a Boolean", &other),
                     }
                 }
                 Op::Add
@@ -998,8 +946,7 @@ impl Vm {
                         }
                     }
                     if pending {
-                        self.frames[fi - 0].ip -= 1;
-                        // The pushed frame is on top now; the caller frame is `fi`.
+                        self.frames[fi].ip -= 1;
                         continue;
                     }
                     let parts: Vec<Value> = self.stack.drain(base..).collect();
@@ -1020,13 +967,7 @@ impl Vm {
                                 format!("assertion '{}' failed", t),
                             ));
                         }
-                        other => {
-                            return type_err(format!(
-                                "expected a Boolean but found {}: {}",
-                                other.show_type(),
-                                self.show_value_short(&other)
-                            ))
-                        }
+                        other => return type_mismatch("a Boolean", &other),
                     }
                 }
                 Op::RecOverrides(c) => {
@@ -1045,11 +986,7 @@ impl Vm {
                         }
                     }
                     let Value::Attrs(ov) = ov else {
-                        return type_err(format!(
-                            "expected a set but found {}: {}",
-                            ov.show_type(),
-                            self.show_value_short(&ov)
-                        ));
+                        return type_mismatch("a set", &ov);
                     };
                     let proto = self.frames[fi].proto.clone();
                     let PConst::Syms(slots) = &proto.consts[c as usize] else {
@@ -1082,11 +1019,7 @@ impl Vm {
         let base = self.frames[fi].base;
         let arg = self.stack[base].clone();
         let Value::Attrs(a) = &arg else {
-            return type_err(format!(
-                "expected a set but found {}: {}",
-                arg.show_type(),
-                self.show_value_short(&arg)
-            ));
+            return type_mismatch("a set", &arg);
         };
         let env = self.frames[fi].env.clone();
         let fname = self.lambda_name(&self.frames[fi].proto);
@@ -1152,8 +1085,7 @@ impl Vm {
         }
     }
 
-    fn missing_attr(&self, sym: Symbol, a: &Attrs) -> Box<EvalError> {
-        let _ = a;
+    fn missing_attr(&self, sym: Symbol) -> Box<EvalError> {
         EvalError::new(
             ErrorKind::MissingAttr,
             format!("attribute '{}' missing", sym),
@@ -1163,11 +1095,7 @@ impl Vm {
     fn attr_name(&mut self, v: &Value) -> EvalResult<Symbol> {
         match v {
             Value::String(s) => Ok(Symbol::intern(&s.to_str())),
-            other => type_err(format!(
-                "expected a string but found {}: {}",
-                other.show_type(),
-                self.show_value_short(other)
-            )),
+            other => type_mismatch("a string", other),
         }
     }
 
@@ -1243,10 +1171,6 @@ impl Vm {
             _ => {}
         }
         Ok(())
-    }
-
-    pub fn span_of(&self, pos: Pos) -> Span {
-        pos.span
     }
 }
 

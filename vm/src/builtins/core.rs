@@ -239,7 +239,7 @@ fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64) -> EvalResult<Value> {
         Value::Int(n) => Ok(Value::Int(n)),
         Value::Float(x) => {
             let r = f(x);
-            if !(r >= -9.223372036854776e18 && r < 9.223372036854776e18) {
+            if !(-9.223372036854776e18..9.223372036854776e18).contains(&r) {
                 return err(format!("NixFloat ({}) could not be cast to a NixInt", x));
             }
             Ok(Value::Int(r as i64))
@@ -475,9 +475,6 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         let mut ctx = Context::new();
         let base = crate::ops::coerce_to_string(vm, &pathv, &mut ctx, false, false)?;
         let base = String::from_utf8_lossy(&base).into_owned();
-        if let Some(corepkg) = base.strip_prefix("__corepkgs__") {
-            let _ = corepkg;
-        }
         let candidate = if rest.is_empty() {
             base.clone()
         } else {
@@ -495,7 +492,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             return Ok(Value::path(&nixvm_compiler::parser::canon_path(&resolved)));
         }
     }
-    if let Some(v) = crate::corepkgs::lookup(vm, &lookup)? {
+    if let Some(v) = crate::corepkgs::lookup(&lookup) {
         return Ok(v);
     }
     Err(EvalError::new(

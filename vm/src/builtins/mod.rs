@@ -10,15 +10,15 @@ use std::rc::Rc;
 
 pub mod attrs;
 pub mod context;
-pub mod flake;
-pub mod hash;
-pub mod regex;
-pub mod toml;
 pub mod core;
 pub mod derivations;
+pub mod flake;
+pub mod hash;
 pub mod json;
 pub mod lists;
+pub mod regex;
 pub mod strings;
+pub mod toml;
 pub mod xml;
 
 /// Names visible without the `builtins.` prefix (everything else is

@@ -163,9 +163,7 @@ fn component_less(a: &str, b: &str) -> bool {
     match (an, bn) {
         (Some(x), Some(y)) => x < y,
         _ => {
-            if a.is_empty() && bn.is_some() {
-                true
-            } else if a == "pre" && b != "pre" {
+            if (a.is_empty() && bn.is_some()) || (a == "pre" && b != "pre") {
                 true
             } else if b == "pre" {
                 false
