@@ -122,7 +122,21 @@ impl<'a> Compiler<'a> {
     }
 
     fn emit_force_return(&mut self) {
-        if !is_whnf_producer(self.chunk().code.last()) {
+        // The last op only decides for the whole body when no branch jumps past it:
+        // `if c then x else {}` ends in MakeAttrs, but the `then` arm jumps here with
+        // `x` unforced.
+        let end = self.here();
+        let joined = self.chunk().code.iter().any(|op| match *op {
+            Op::Jump(t)
+            | Op::JumpIfFalse(t)
+            | Op::JumpIfTrue(t)
+            | Op::SelectOr(_, t)
+            | Op::SelectDynOr(t)
+            | Op::HasAttrStep(_, t)
+            | Op::HasAttrStepDyn(t) => t == end,
+            _ => false,
+        });
+        if joined || !is_whnf_producer(self.chunk().code.last()) {
             self.emit(Op::Force);
         }
         self.emit(Op::Return);
