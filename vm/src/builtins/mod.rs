@@ -81,6 +81,10 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     xml::register(&mut r);
     derivations::register(&mut r);
     r.entries.extend(extra);
+    // The language constants live in `builtins` too, but only under their own names.
+    r.value("true", Value::Bool(true));
+    r.value("false", Value::Bool(false));
+    r.value("null", Value::Null);
 
     let self_ref = Rc::new(Thunk {
         state: std::cell::RefCell::new(ThunkState::Done(Value::Null)),
@@ -106,10 +110,11 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
         }
     };
     add("builtins", builtins.clone(), &mut values);
-    add("true", Value::Bool(true), &mut values);
-    add("false", Value::Bool(false), &mut values);
-    add("null", Value::Null, &mut values);
     for (name, v) in &r.entries {
+        if matches!(name.as_str(), "true" | "false" | "null") {
+            add(name, v.clone(), &mut values);
+            continue;
+        }
         if GLOBAL.contains(&name.as_str()) {
             add(name, v.clone(), &mut values);
         }
