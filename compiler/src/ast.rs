@@ -7,7 +7,7 @@
 use crate::symbol::Symbol;
 
 /// Byte offsets into one source file.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Span {
     pub start: u32,
     pub end: u32,

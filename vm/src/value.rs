@@ -49,12 +49,69 @@ impl NixStr {
     }
 }
 
+/// Where an attribute was defined: an index into a per-thread table of
+/// (file, span) pairs, so an attribute carries its position in the 4 bytes
+/// of padding next to its name instead of a parallel vector. 0 = unknown.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct PosIdx(u32);
+
+struct PosTable {
+    list: Vec<(u32, Span)>,
+    index: rustc_hash::FxHashMap<(u32, Span), u32>,
+}
+
+thread_local! {
+    static POSITIONS: RefCell<PosTable> = RefCell::new(PosTable {
+        list: vec![(0, Span::default())],
+        index: Default::default(),
+    });
+}
+
+impl PosIdx {
+    pub const NONE: PosIdx = PosIdx(0);
+    /// The index of a position; the same (file, span) always gets the same index.
+    pub fn new(file: u32, span: Span) -> PosIdx {
+        POSITIONS.with(|t| {
+            let mut t = t.borrow_mut();
+            if let Some(&i) = t.index.get(&(file, span)) {
+                return PosIdx(i);
+            }
+            let i = t.list.len() as u32;
+            t.list.push((file, span));
+            t.index.insert((file, span), i);
+            PosIdx(i)
+        })
+    }
+    pub fn get(self) -> Option<(u32, Span)> {
+        if self.0 == 0 {
+            return None;
+        }
+        POSITIONS.with(|t| t.borrow().list.get(self.0 as usize).copied())
+    }
+}
+
+/// One attribute: 24 bytes, like CppNix's `Attr` plus the inline value.
+#[derive(Clone)]
+pub struct Attr {
+    pub name: Symbol,
+    pub pos: PosIdx,
+    pub value: Value,
+}
+
+impl Attr {
+    pub fn new(name: Symbol, value: Value) -> Attr {
+        Attr {
+            name,
+            pos: PosIdx::NONE,
+            value,
+        }
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct Attrs {
     /// Sorted by symbol id, for binary search and linear merges.
-    entries: Vec<(Symbol, Value)>,
-    /// Definition positions (file, span) parallel to `entries`, when known.
-    pos: Option<Vec<Option<(u32, Span)>>>,
+    entries: Vec<Attr>,
 }
 
 impl Attrs {
@@ -64,27 +121,45 @@ impl Attrs {
     pub fn with_capacity(n: usize) -> Attrs {
         Attrs {
             entries: Vec::with_capacity(n),
-            pos: None,
         }
     }
     /// Build from entries already sorted by symbol with no duplicates.
     pub fn from_sorted(entries: Vec<(Symbol, Value)>) -> Attrs {
-        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
-        Attrs { entries, pos: None }
+        Attrs::from_sorted_attrs(
+            entries
+                .into_iter()
+                .map(|(name, value)| Attr::new(name, value))
+                .collect(),
+        )
+    }
+    /// Build from attributes already sorted by symbol with no duplicates.
+    pub fn from_sorted_attrs(entries: Vec<Attr>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
+        Attrs { entries }
     }
     /// Build from arbitrary entries; a later duplicate wins.
-    pub fn from_unsorted(mut entries: Vec<(Symbol, Value)>) -> Attrs {
-        entries.reverse();
-        entries.sort_by_key(|e| e.0);
-        entries.dedup_by_key(|e| e.0);
-        Attrs { entries, pos: None }
+    pub fn from_unsorted(entries: Vec<(Symbol, Value)>) -> Attrs {
+        let mut entries: Vec<Attr> = entries
+            .into_iter()
+            .rev()
+            .map(|(name, value)| Attr::new(name, value))
+            .collect();
+        entries.sort_by_key(|e| e.name);
+        entries.dedup_by_key(|e| e.name);
+        Attrs { entries }
     }
-    pub fn set_positions(&mut self, pos: Vec<Option<(u32, Span)>>) {
-        self.pos = Some(pos);
+    /// Give every attribute the same definition position.
+    pub fn set_all_positions(&mut self, pos: PosIdx) {
+        for e in &mut self.entries {
+            e.pos = pos;
+        }
+    }
+    fn find(&self, name: Symbol) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&name, |e| e.name)
     }
     pub fn position(&self, name: Symbol) -> Option<(u32, Span)> {
-        let i = self.entries.binary_search_by_key(&name, |e| e.0).ok()?;
-        self.pos.as_ref()?.get(i).copied().flatten()
+        let i = self.find(name).ok()?;
+        self.entries[i].pos.get()
     }
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -92,9 +167,10 @@ impl Attrs {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+    #[inline]
     pub fn get(&self, name: Symbol) -> Option<&Value> {
-        match self.entries.binary_search_by_key(&name, |e| e.0) {
-            Ok(i) => Some(&self.entries[i].1),
+        match self.find(name) {
+            Ok(i) => Some(&self.entries[i].value),
             Err(_) => None,
         }
     }
@@ -102,31 +178,27 @@ impl Attrs {
         self.get(name).is_some()
     }
     /// Insert; returns false (and changes nothing) if the name exists.
-    pub fn insert_new(&mut self, name: Symbol, v: Value, pos: Option<(u32, Span)>) -> bool {
-        match self.entries.binary_search_by_key(&name, |e| e.0) {
+    pub fn insert_new(&mut self, name: Symbol, value: Value, pos: PosIdx) -> bool {
+        match self.find(name) {
             Ok(_) => false,
             Err(i) => {
-                self.entries.insert(i, (name, v));
-                if let Some(p) = &mut self.pos {
-                    p.insert(i, pos);
-                }
+                self.entries.insert(i, Attr { name, pos, value });
                 true
             }
         }
     }
     pub fn insert(&mut self, name: Symbol, v: Value) {
-        match self.entries.binary_search_by_key(&name, |e| e.0) {
-            Ok(i) => self.entries[i].1 = v,
-            Err(i) => {
-                self.entries.insert(i, (name, v));
-                if let Some(p) = &mut self.pos {
-                    p.insert(i, None);
-                }
-            }
+        match self.find(name) {
+            Ok(i) => self.entries[i].value = v,
+            Err(i) => self.entries.insert(i, Attr::new(name, v)),
         }
     }
     pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
-        self.entries.iter().map(|(k, v)| (*k, v))
+        self.entries.iter().map(|a| (a.name, &a.value))
+    }
+    /// The attributes with their positions, sorted by symbol id.
+    pub fn attrs(&self) -> &[Attr] {
+        &self.entries
     }
     /// Entries ordered by name, as Nix shows and iterates them.
     pub fn sorted_by_name(&self) -> Vec<(Symbol, &Value)> {
@@ -137,46 +209,47 @@ impl Attrs {
     /// `self // other`: a linear merge, `other` wins.
     pub fn update(&self, other: &Attrs) -> Attrs {
         let (a, b) = (&self.entries, &other.entries);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        // Positions are only tracked when either side has them.
-        let with_pos = self.pos.is_some() || other.pos.is_some();
-        let mut pos = Vec::with_capacity(if with_pos { out.capacity() } else { 0 });
-        let mut take = |from: &Attrs, k: usize| {
-            out.push(from.entries[k].clone());
-            if with_pos {
-                pos.push(from.pos.as_ref().and_then(|p| p[k]));
+        if b.is_empty() {
+            return self.clone();
+        }
+        if a.is_empty() {
+            return other.clone();
+        }
+        // Size the result exactly: overlays update huge sets with mostly shared names.
+        let (mut i, mut j, mut shared) = (0, 0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].name.cmp(&b[j].name) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1;
+                }
             }
-        };
+        }
+        let mut out = Vec::with_capacity(a.len() + b.len() - shared);
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
+            match a[i].name.cmp(&b[j].name) {
                 std::cmp::Ordering::Less => {
-                    take(self, i);
+                    out.push(a[i].clone());
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    take(other, j);
+                    out.push(b[j].clone());
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
-                    take(other, j);
+                    out.push(b[j].clone());
                     i += 1;
                     j += 1;
                 }
             }
         }
-        (i..a.len()).for_each(|k| take(self, k));
-        (j..b.len()).for_each(|k| take(other, k));
-        Attrs {
-            entries: out,
-            pos: if with_pos { Some(pos) } else { None },
-        }
-    }
-    pub fn into_entries(self) -> Vec<(Symbol, Value)> {
-        self.entries
-    }
-    pub fn entries(&self) -> &[(Symbol, Value)] {
-        &self.entries
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Attrs { entries: out }
     }
 }
 
@@ -185,7 +258,7 @@ pub enum PConst {
     Value(Value),
     Proto(Rc<Proto>),
     Syms(Box<[Symbol]>),
-    AttrNames(Box<[Symbol]>, Box<[Span]>),
+    AttrNames(Box<[Symbol]>, Box<[PosIdx]>),
     Withs(Box<[u16]>),
     Formals(Rc<FormalsInfo>),
     Text(Rc<str>),

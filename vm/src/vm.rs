@@ -168,9 +168,10 @@ impl Vm {
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
                 Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
-                Const::AttrNames(s, sp) => {
-                    PConst::AttrNames(s.clone().into_boxed_slice(), sp.clone().into_boxed_slice())
-                }
+                Const::AttrNames(s, sp) => PConst::AttrNames(
+                    s.clone().into_boxed_slice(),
+                    sp.iter().map(|&sp| PosIdx::new(chunk.file, sp)).collect(),
+                ),
                 Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
                 Const::Text(t) => PConst::Text(Rc::from(t.as_str())),
@@ -715,17 +716,18 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::AttrNames(syms, spans) = &proto.consts[c as usize] else {
+                    let PConst::AttrNames(syms, pos) = &proto.consts[c as usize] else {
                         unreachable!("attribute names constant")
                     };
                     let n = syms.len();
                     let at = self.stack.len() - n;
-                    let entries: Vec<(Symbol, Value)> =
-                        syms.iter().copied().zip(self.stack.drain(at..)).collect();
-                    let mut a = Attrs::from_sorted(entries);
-                    // Remember where each attribute was defined, for unsafeGetAttrPos.
-                    let file = proto.file;
-                    a.set_positions(spans.iter().map(|s| Some((file, *s))).collect());
+                    let entries: Vec<Attr> = syms
+                        .iter()
+                        .zip(pos.iter())
+                        .zip(self.stack.drain(at..))
+                        .map(|((&name, &pos), value)| Attr { name, pos, value })
+                        .collect();
+                    let a = Attrs::from_sorted_attrs(entries);
                     self.stats.attrsets += 1;
                     self.stack.push(Value::attrs(a));
                 }
@@ -747,7 +749,7 @@ impl Vm {
                         unreachable!("attrs under dynamic attr")
                     };
                     let a = Rc::make_mut(a);
-                    if !a.insert_new(sym, v, Some((file, span))) {
+                    if !a.insert_new(sym, v, PosIdx::new(file, span)) {
                         let prev = a
                             .position(sym)
                             .map(|(f, s)| self.show_pos(Pos { file: f, span: s }));

@@ -404,8 +404,7 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 .map(|x| (x.name, Value::Bool(x.default.is_some())))
                 .collect();
             let mut attrs = Attrs::from_unsorted(entries);
-            let pos = Some((c.proto.file, c.proto.span));
-            attrs.set_positions(vec![pos; attrs.len()]);
+            attrs.set_all_positions(crate::value::PosIdx::new(c.proto.file, c.proto.span));
             Ok(Value::attrs(attrs))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
