@@ -16,6 +16,7 @@ use std::process::ExitCode;
 // Evaluation allocates millions of small, short-lived objects (thunks, envs, attribute
 // sets); mimalloc's size-class pages serve them faster and with less per-object overhead
 // than glibc malloc. Embedders pick their own allocator.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

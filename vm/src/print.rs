@@ -57,12 +57,10 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, depth: us
             }
             out.push(']');
         }
-        Value::Thunk(t) => match &*t.state.borrow() {
-            ThunkState::Done(v) => ambiguous(out, v, seen, depth),
-            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
-                out.push_str("«potential infinite recursion»")
-            }
-            _ => out.push_str("<CODE>"),
+        Value::Thunk(t) => match t.done() {
+            Some(v) => ambiguous(out, &v, seen, depth),
+            None if t.is_running() => out.push_str("«potential infinite recursion»"),
+            None => out.push_str("<CODE>"),
         },
         Value::Lambda(_) => out.push_str("<LAMBDA>"),
         Value::PrimOp(_) => out.push_str("<PRIMOP>"),
@@ -158,12 +156,10 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
             }
             out.push_str(" ]");
         }
-        Value::Thunk(t) => match &*t.state.borrow() {
-            ThunkState::Done(v) => short(out, v, depth, budget),
-            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
-                out.push_str("«potential infinite recursion»")
-            }
-            _ => out.push_str("«thunk»"),
+        Value::Thunk(t) => match t.done() {
+            Some(v) => short(out, &v, depth, budget),
+            None if t.is_running() => out.push_str("«potential infinite recursion»"),
+            None => out.push_str("«thunk»"),
         },
         Value::Lambda(c) => {
             out.push_str("«lambda");

@@ -354,49 +354,105 @@ pub struct PrimOpApp {
     pub args: Vec<Value>,
 }
 
-pub enum ThunkState {
+enum ThunkState {
     Pending(Rc<Proto>, Rc<Env>),
     /// Being forced (the blackhole); keeps the code so a failed force can
     /// be retried later, as CppNix restores thunks on exceptions.
     Running(Rc<Proto>, Rc<Env>),
-    App(Value, Value),
-    RunningApp(Value, Value),
+    /// A lazy application made by a builtin (`map f xs`); boxed so that the
+    /// common code thunk stays at 24 bytes.
+    App(Box<(Value, Value)>),
+    RunningApp(Box<(Value, Value)>),
     Done(Value),
 }
 
+/// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
+pub enum Begin {
+    Done(Value),
+    Code(Rc<Proto>, Rc<Env>),
+    App(Value, Value),
+    /// Already being forced: infinite recursion.
+    Blackhole,
+}
+
+/// A suspended computation. The state sits in an `UnsafeCell` rather than a
+/// `RefCell` (8 bytes and a flag check less per thunk): every access below
+/// is a short read or replace that never calls out while the cell is borrowed.
 pub struct Thunk {
-    pub state: RefCell<ThunkState>,
+    state: UnsafeCell<ThunkState>,
 }
 
 impl Thunk {
-    pub fn pending(p: Rc<Proto>, env: Rc<Env>) -> Rc<Thunk> {
+    fn new(st: ThunkState) -> Rc<Thunk> {
         Rc::new(Thunk {
-            state: RefCell::new(ThunkState::Pending(p, env)),
+            state: UnsafeCell::new(st),
         })
+    }
+    pub fn pending(p: Rc<Proto>, env: Rc<Env>) -> Rc<Thunk> {
+        Thunk::new(ThunkState::Pending(p, env))
     }
     pub fn app(f: Value, x: Value) -> Rc<Thunk> {
-        Rc::new(Thunk {
-            state: RefCell::new(ThunkState::App(f, x)),
-        })
+        Thunk::new(ThunkState::App(Box::new((f, x))))
     }
+    pub fn evaluated(v: Value) -> Rc<Thunk> {
+        Thunk::new(ThunkState::Done(v))
+    }
+    #[inline]
     pub fn done(&self) -> Option<Value> {
-        match &*self.state.borrow() {
+        // SAFETY: shared read; no code runs while the reference lives.
+        match unsafe { &*self.state.get() } {
             ThunkState::Done(v) => Some(v.clone()),
             _ => None,
         }
     }
+    pub fn is_running(&self) -> bool {
+        // SAFETY: as in `done`.
+        matches!(
+            unsafe { &*self.state.get() },
+            ThunkState::Running(..) | ThunkState::RunningApp(..)
+        )
+    }
     pub fn set(&self, v: Value) {
-        *self.state.borrow_mut() = ThunkState::Done(v);
+        self.replace(ThunkState::Done(v));
+    }
+    fn replace(&self, st: ThunkState) -> ThunkState {
+        // SAFETY: no reference into the cell outlives the other methods, and the
+        // old state is dropped by the caller, after the cell holds the new one.
+        unsafe { std::mem::replace(&mut *self.state.get(), st) }
+    }
+    /// Start forcing: blackhole a pending thunk and hand out its work.
+    #[inline]
+    pub fn begin(&self) -> Begin {
+        match self.replace(ThunkState::Done(Value::Null)) {
+            ThunkState::Done(v) => {
+                let out = v.clone();
+                self.replace(ThunkState::Done(v));
+                Begin::Done(out)
+            }
+            ThunkState::Pending(p, e) => {
+                let out = Begin::Code(p.clone(), e.clone());
+                self.replace(ThunkState::Running(p, e));
+                out
+            }
+            ThunkState::App(b) => {
+                let out = Begin::App(b.0.clone(), b.1.clone());
+                self.replace(ThunkState::RunningApp(b));
+                out
+            }
+            st @ (ThunkState::Running(..) | ThunkState::RunningApp(..)) => {
+                self.replace(st);
+                Begin::Blackhole
+            }
+        }
     }
     /// Undo a blackhole after a failed force.
     pub fn reset(&self) {
-        let mut st = self.state.borrow_mut();
-        let new = match std::mem::replace(&mut *st, ThunkState::Done(Value::Null)) {
+        let new = match self.replace(ThunkState::Done(Value::Null)) {
             ThunkState::Running(p, e) => ThunkState::Pending(p, e),
-            ThunkState::RunningApp(f, x) => ThunkState::App(f, x),
+            ThunkState::RunningApp(b) => ThunkState::App(b),
             other => other,
         };
-        *st = new;
+        self.replace(new);
     }
 }
 

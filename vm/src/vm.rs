@@ -359,17 +359,9 @@ impl Vm {
     /// frame and return None (the caller retries once the frame returns).
     #[inline]
     fn demand(&mut self, t: &Rc<Thunk>) -> EvalResult<Option<Value>> {
-        let mut st = t.state.borrow_mut();
-        match &*st {
-            ThunkState::Done(v) => Ok(Some(v.clone())),
-            ThunkState::Pending(..) => {
-                let ThunkState::Pending(p, env) =
-                    std::mem::replace(&mut *st, ThunkState::Done(Value::Null))
-                else {
-                    unreachable!()
-                };
-                *st = ThunkState::Running(p.clone(), env.clone());
-                drop(st);
+        match t.begin() {
+            Begin::Done(v) => Ok(Some(v)),
+            Begin::Code(p, env) => {
                 self.stats.thunks_forced += 1;
                 let base = self.stack.len();
                 self.frames.push(Frame {
@@ -382,14 +374,7 @@ impl Vm {
                 });
                 Ok(None)
             }
-            ThunkState::App(..) => {
-                let ThunkState::App(f, x) =
-                    std::mem::replace(&mut *st, ThunkState::Done(Value::Null))
-                else {
-                    unreachable!()
-                };
-                *st = ThunkState::RunningApp(f.clone(), x.clone());
-                drop(st);
+            Begin::App(f, x) => {
                 self.stats.thunks_forced += 1;
                 let f = self.force(f)?;
                 match self.apply(f, x, FrameKind::Thunk(t.clone()))? {
@@ -401,13 +386,10 @@ impl Vm {
                     None => Ok(None),
                 }
             }
-            ThunkState::Running(..) | ThunkState::RunningApp(..) => {
-                drop(st);
-                Err(EvalError::new(
-                    ErrorKind::InfiniteRecursion,
-                    "infinite recursion encountered",
-                ))
-            }
+            Begin::Blackhole => Err(EvalError::new(
+                ErrorKind::InfiniteRecursion,
+                "infinite recursion encountered",
+            )),
         }
     }
 

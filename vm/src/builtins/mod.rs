@@ -86,9 +86,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     r.value("false", Value::Bool(false));
     r.value("null", Value::Null);
 
-    let self_ref = Rc::new(Thunk {
-        state: std::cell::RefCell::new(ThunkState::Done(Value::Null)),
-    });
+    let self_ref = Thunk::evaluated(Value::Null);
     let mut entries: Vec<(Symbol, Value)> = r
         .entries
         .iter()
