@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
+use slice_dst::SliceWithHeader;
+
 use crate::error::EvalResult;
 use crate::vm::Vm;
 
@@ -291,38 +293,42 @@ impl Proto {
 }
 
 /// A runtime environment: the slots of one scope and its parent.
-pub struct Env {
-    pub parent: Option<Rc<Env>>,
-    slots: UnsafeCell<Box<[Value]>>,
-}
+/// A runtime scope: the parent scope and this scope's slots, in one
+/// allocation (length, parent, values) so a one-argument call costs a
+/// single 48-byte block.
+#[derive(Clone)]
+pub struct Env(Rc<SliceWithHeader<Option<Env>, UnsafeCell<Value>>>);
 
 impl Env {
-    pub fn new(parent: Option<Rc<Env>>, n: usize) -> Rc<Env> {
-        Rc::new(Env {
+    pub fn new(parent: Option<Env>, n: usize) -> Env {
+        Env(SliceWithHeader::new(
             parent,
-            slots: UnsafeCell::new(vec![Value::Null; n].into_boxed_slice()),
-        })
+            (0..n).map(|_| UnsafeCell::new(Value::Null)),
+        ))
     }
-    pub fn with_values(parent: Option<Rc<Env>>, values: Vec<Value>) -> Rc<Env> {
-        Rc::new(Env {
+    pub fn with_values(parent: Option<Env>, values: Vec<Value>) -> Env {
+        Env(SliceWithHeader::new(
             parent,
-            slots: UnsafeCell::new(values.into_boxed_slice()),
-        })
+            values.into_iter().map(UnsafeCell::new),
+        ))
+    }
+    #[inline]
+    pub fn parent(&self) -> Option<&Env> {
+        self.0.header.as_ref()
     }
     #[inline]
     pub fn get(&self, i: usize) -> Value {
-        // SAFETY: single-threaded, and no reference into the slots outlives this call.
-        unsafe { (&(*self.slots.get()))[i].clone() }
+        // SAFETY: single-threaded, and no reference into the slot outlives this call.
+        unsafe { (*self.0.slice[i].get()).clone() }
     }
     #[inline]
     pub fn set(&self, i: usize, v: Value) {
         // SAFETY: as in `get`; the old value is dropped after the write.
-        let old = unsafe { std::mem::replace(&mut (&mut (*self.slots.get()))[i], v) };
+        let old = unsafe { std::mem::replace(&mut *self.0.slice[i].get(), v) };
         drop(old);
     }
     pub fn len(&self) -> usize {
-        // SAFETY: as in `get`.
-        unsafe { (&*self.slots.get()).len() }
+        self.0.slice.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -331,7 +337,7 @@ impl Env {
 
 pub struct Closure {
     pub proto: Rc<Proto>,
-    pub env: Rc<Env>,
+    pub env: Env,
 }
 
 pub type PrimFn = fn(&mut Vm, &mut [Value]) -> EvalResult<Value>;
@@ -355,22 +361,23 @@ pub struct PrimOpApp {
 }
 
 enum ThunkState {
-    Pending(Rc<Proto>, Rc<Env>),
+    Pending(Rc<Proto>, Env),
     /// Being forced (the blackhole); keeps the code so a failed force can
     /// be retried later, as CppNix restores thunks on exceptions.
-    Running(Rc<Proto>, Rc<Env>),
-    /// A lazy application made by a builtin (`map f xs`); boxed so that the
-    /// common code thunk stays at 24 bytes.
-    App(Box<(Value, Value)>),
-    RunningApp(Box<(Value, Value)>),
+    Running(Rc<Proto>, Env),
+    /// A lazy application made by a builtin: `[f, x]` (`map f xs`) or
+    /// `[f, x, y]` (`mapAttrs`); boxed so that code thunks stay at 24 bytes.
+    App(Box<[Value]>),
+    RunningApp(Box<[Value]>),
     Done(Value),
 }
 
 /// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
 pub enum Begin {
     Done(Value),
-    Code(Rc<Proto>, Rc<Env>),
-    App(Value, Value),
+    Code(Rc<Proto>, Env),
+    /// Apply the function to one argument, or to two in turn.
+    App(Value, Value, Option<Value>),
     /// Already being forced: infinite recursion.
     Blackhole,
 }
@@ -388,11 +395,15 @@ impl Thunk {
             state: UnsafeCell::new(st),
         })
     }
-    pub fn pending(p: Rc<Proto>, env: Rc<Env>) -> Rc<Thunk> {
+    pub fn pending(p: Rc<Proto>, env: Env) -> Rc<Thunk> {
         Thunk::new(ThunkState::Pending(p, env))
     }
     pub fn app(f: Value, x: Value) -> Rc<Thunk> {
-        Thunk::new(ThunkState::App(Box::new((f, x))))
+        Thunk::new(ThunkState::App(Box::new([f, x])))
+    }
+    /// `f x y`, as one thunk.
+    pub fn app2(f: Value, x: Value, y: Value) -> Rc<Thunk> {
+        Thunk::new(ThunkState::App(Box::new([f, x, y])))
     }
     pub fn evaluated(v: Value) -> Rc<Thunk> {
         Thunk::new(ThunkState::Done(v))
@@ -435,7 +446,7 @@ impl Thunk {
                 out
             }
             ThunkState::App(b) => {
-                let out = Begin::App(b.0.clone(), b.1.clone());
+                let out = Begin::App(b[0].clone(), b[1].clone(), b.get(2).cloned());
                 self.replace(ThunkState::RunningApp(b));
                 out
             }

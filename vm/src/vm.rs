@@ -24,7 +24,7 @@ pub enum FrameKind {
 pub struct Frame {
     pub proto: Rc<Proto>,
     pub ip: usize,
-    pub env: Rc<Env>,
+    pub env: Env,
     pub base: usize,
     pub kind: FrameKind,
     /// A lambda call, counted against `max-call-depth`.
@@ -96,7 +96,7 @@ pub struct Vm {
     pub stack: Vec<Value>,
     pub frames: Vec<Frame>,
     pub files: Vec<SourceFile>,
-    pub globals: Rc<Env>,
+    pub globals: Env,
     pub global_names: FxHashMap<Symbol, u16>,
     pub builtins: Value,
     pub import_cache: FxHashMap<PathBuf, Value>,
@@ -109,6 +109,9 @@ pub struct Vm {
     /// `builtins.path`/`toFile` results already computed, by input key.
     pub store_cache: FxHashMap<String, String>,
     pub store: Option<Box<dyn crate::StoreBackend>>,
+    /// Attribute names as Nix strings, by symbol id: `mapAttrs` and friends
+    /// hand the same name to many calls, and one shared string serves them all.
+    name_strings: Vec<Option<Value>>,
 }
 
 macro_rules! force_slot {
@@ -144,9 +147,21 @@ impl Vm {
             regex_cache: FxHashMap::default(),
             store_cache: FxHashMap::default(),
             store: None,
+            name_strings: Vec::new(),
         };
         crate::builtins::install(&mut vm, Vec::new());
         vm
+    }
+
+    /// The name of `sym` as a (shared) string value.
+    pub fn name_string(&mut self, sym: Symbol) -> Value {
+        let i = sym.0 as usize;
+        if i >= self.name_strings.len() {
+            self.name_strings.resize(i + 1, None);
+        }
+        self.name_strings[i]
+            .get_or_insert_with(|| Value::str(sym.as_str()))
+            .clone()
     }
 
     pub fn add_file(&mut self, name: String, src: Rc<str>) -> u32 {
@@ -374,22 +389,40 @@ impl Vm {
                 });
                 Ok(None)
             }
-            Begin::App(f, x) => {
+            Begin::App(f, x, y) => {
                 self.stats.thunks_forced += 1;
-                let f = self.force(f)?;
-                match self.apply(f, x, FrameKind::Thunk(t.clone()))? {
-                    Some(v) => {
-                        let v = self.force(v)?;
-                        t.set(v.clone());
-                        Ok(Some(v))
-                    }
-                    None => Ok(None),
+                let r = self.begin_app(t, f, x, y);
+                if r.is_err() {
+                    t.reset();
                 }
+                r
             }
             Begin::Blackhole => Err(EvalError::new(
                 ErrorKind::InfiniteRecursion,
                 "infinite recursion encountered",
             )),
+        }
+    }
+
+    fn begin_app(
+        &mut self,
+        t: &Rc<Thunk>,
+        f: Value,
+        x: Value,
+        y: Option<Value>,
+    ) -> EvalResult<Option<Value>> {
+        let (f, x) = match y {
+            None => (self.force(f)?, x),
+            Some(y) => (self.call(f, x)?, y),
+        };
+        let f = self.force(f)?;
+        match self.apply(f, x, FrameKind::Thunk(t.clone()))? {
+            Some(v) => {
+                let v = self.force(v)?;
+                t.set(v.clone());
+                Ok(Some(v))
+            }
+            None => Ok(None),
         }
     }
 
@@ -605,7 +638,7 @@ impl Vm {
                 Op::Local(depth, idx) => {
                     let mut env = &self.frames[fi].env;
                     for _ in 0..depth {
-                        env = env.parent.as_ref().expect("env depth");
+                        env = env.parent().expect("env depth");
                     }
                     let v = env.get(idx as usize);
                     self.stack.push(v);
@@ -620,7 +653,7 @@ impl Vm {
                     for depth in withs {
                         let mut env = self.frames[fi].env.clone();
                         for _ in 0..depth {
-                            env = env.parent.clone().expect("env depth");
+                            env = env.parent().cloned().expect("env depth");
                         }
                         let mut scope = env.get(0);
                         if let Value::Thunk(t) = &scope {
@@ -688,7 +721,7 @@ impl Vm {
                 }
                 Op::PopEnv => {
                     let f = &mut self.frames[fi];
-                    f.env = f.env.parent.clone().expect("parent env");
+                    f.env = f.env.parent().cloned().expect("parent env");
                 }
                 Op::PushWith => {
                     let v = self.stack.pop().expect("with value");

@@ -38,3 +38,15 @@ fn branch_results_are_forced_before_return() {
 fn builtins_hold_the_constants() {
     check("[ builtins.true builtins.false builtins.null ]", "[ true false null ]");
 }
+
+/// `mapAttrs` builds one two-argument application thunk per attribute; a failing one must be
+/// retryable (not left blackholed), and like CppNix the results carry no positions.
+#[test]
+fn map_attrs_thunks() {
+    check(
+        r#"let m = builtins.mapAttrs (n: v: if v == 2 then throw "no" else n + toString v) { a = 1; b = 2; };
+           in [ (builtins.unsafeGetAttrPos "a" m) (builtins.tryEval m.b) (builtins.tryEval m.b) m.a
+                (builtins.attrNames m) (builtins.zipAttrsWith (n: vs: [n] ++ vs) [{x=1;} {x=2; y=3;}]) ]"#,
+        r#"[ null { success = false; value = false; } { success = false; value = false; } "a1" [ "a" "b" ] { x = [ "x" 1 2 ]; y = [ "y" 3 ]; } ]"#,
+    );
+}

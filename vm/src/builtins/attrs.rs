@@ -26,7 +26,7 @@ fn attr_names(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     Ok(Value::list(
         s.sorted_by_name()
             .into_iter()
-            .map(|(k, _)| Value::str(k.as_str()))
+            .map(|(k, _)| vm.name_string(k))
             .collect(),
     ))
 }
@@ -129,14 +129,16 @@ fn cat_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = a[0].clone();
     let s = vm.force_attrs(&a[1])?;
-    let entries: Vec<(Symbol, Value)> = s
+    let entries: Vec<Attr> = s
+        .attrs()
         .iter()
-        .map(|(k, v)| {
-            let partial = Value::Thunk(Thunk::app(f.clone(), Value::str(k.as_str())));
-            (k, Value::Thunk(Thunk::app(partial, v.clone())))
+        .map(|a| Attr {
+            name: a.name,
+            pos: PosIdx::NONE,
+            value: Value::Thunk(Thunk::app2(f.clone(), vm.name_string(a.name), a.value.clone())),
         })
         .collect();
-    Ok(Value::attrs(Attrs::from_sorted(entries)))
+    Ok(Value::attrs(Attrs::from_sorted_attrs(entries)))
 }
 
 fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
@@ -160,8 +162,8 @@ fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         .into_iter()
         .map(|k| {
             let vals = groups.remove(&k).unwrap_or_default();
-            let partial = Value::Thunk(Thunk::app(f.clone(), Value::str(k.as_str())));
-            (k, Value::Thunk(Thunk::app(partial, Value::list(vals))))
+            let name = vm.name_string(k);
+            (k, Value::Thunk(Thunk::app2(f.clone(), name, Value::list(vals))))
         })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
