@@ -88,6 +88,8 @@ pub struct FormalSpec {
     pub name: Symbol,
     /// Index of the default's thunk chunk among the chunk's constants.
     pub default: Option<u32>,
+    /// Where the formal is declared (for `unsafeGetAttrPos` on `functionArgs`).
+    pub span: crate::ast::Span,
 }
 
 #[derive(Clone, Debug)]

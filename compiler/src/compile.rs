@@ -546,6 +546,7 @@ impl<'a> Compiler<'a> {
                 specs.push(FormalSpec {
                     name: fm.name,
                     default,
+                    span: fm.span,
                 });
             }
             let info = self.constant(Const::Formals(FormalsInfo {

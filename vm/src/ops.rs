@@ -149,7 +149,18 @@ fn is_derivation(vm: &mut Vm, a: &Attrs) -> EvalResult<bool> {
     }
 }
 
+/// `a == b`. Functions are never equal, but CppNix short-cuts a nested value
+/// compared with itself (the same element pointer), so `[ f ] == [ f ]` holds
+/// while `f == f` does not.
 pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
+    equal_at(vm, a, b, true)
+}
+
+fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
+    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal_at(vm, a, b, false))
+}
+
+fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
     Ok(match (&a, &b) {
@@ -169,7 +180,7 @@ pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
                 return Ok(false);
             }
             for (p, q) in x.iter().zip(y.iter()) {
-                if !stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal(vm, p, q))? {
+                if !equal_nested(vm, p, q)? {
                     return Ok(false);
                 }
             }
@@ -194,17 +205,15 @@ pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
                     return Ok(false);
                 }
                 let (v1, v2) = (v1.clone(), v2.clone());
-                if !stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal(vm, &v1, &v2))? {
+                if !equal_nested(vm, &v1, &v2)? {
                     return Ok(false);
                 }
             }
             true
         }
-        // Functions are never equal, except that CppNix short-cuts a value
-        // compared with itself; shared closures are that case here.
-        (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
-        (Value::PrimOp(x), Value::PrimOp(y)) => Rc::ptr_eq(x, y),
-        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => Rc::ptr_eq(x, y),
+        (Value::Lambda(x), Value::Lambda(y)) => !top && Rc::ptr_eq(x, y),
+        (Value::PrimOp(x), Value::PrimOp(y)) => !top && Rc::ptr_eq(x, y),
+        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => !top && Rc::ptr_eq(x, y),
         _ => false,
     })
 }

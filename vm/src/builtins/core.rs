@@ -398,13 +398,19 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             let Some(f) = c.proto.formals() else {
                 return Ok(Value::attrs(Attrs::new()));
             };
-            let entries = f
+            let file = c.proto.file;
+            let mut entries: Vec<crate::value::Attr> = f
                 .formals
                 .iter()
-                .map(|x| (x.name, Value::Bool(x.default.is_some())))
+                .map(|x| crate::value::Attr {
+                    name: x.name,
+                    pos: crate::value::PosIdx::new(file, x.span),
+                    value: Value::Bool(x.default.is_some()),
+                })
                 .collect();
-            let mut attrs = Attrs::from_unsorted(entries);
-            attrs.set_all_positions(crate::value::PosIdx::new(c.proto.file, c.proto.span));
+            entries.sort_by_key(|a| a.name);
+            entries.dedup_by_key(|a| a.name);
+            let attrs = Attrs::from_sorted_attrs(entries);
             Ok(Value::attrs(attrs))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
