@@ -10,7 +10,7 @@ use std::process::Command;
 const BASELINE: &[(&str, u32)] = &[
     ("parse-okay", 13),
     ("parse-fail", 41),
-    ("eval-okay", 142),
+    ("eval-okay", 143),
     ("eval-fail", 282),
 ];
 

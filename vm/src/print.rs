@@ -13,11 +13,19 @@ use std::rc::Rc;
 pub fn print_ambiguous(v: &Value) -> String {
     let mut out = String::new();
     let mut seen = FxHashSet::default();
-    ambiguous(&mut out, v, &mut seen, 0);
+    ambiguous(&mut out, v, &mut seen, 0, None);
     out
 }
 
-fn ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, depth: usize) {
+/// `holder` is the thunk a value was reached through: CppNix tracks lists by
+/// the address of the Value holding them, which for us is that thunk.
+fn ambiguous(
+    out: &mut String,
+    v: &Value,
+    seen: &mut FxHashSet<usize>,
+    depth: usize,
+    holder: Option<usize>,
+) {
     match v {
         Value::Int(n) => out.push_str(&n.to_string()),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -35,30 +43,30 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut FxHashSet<usize>, depth: us
                 out.push_str(&identifier(k.as_str()));
                 out.push_str(" = ");
                 stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
-                    ambiguous(out, x, seen, depth + 1)
+                    ambiguous(out, x, seen, depth + 1, None)
                 });
                 out.push_str("; ");
             }
             out.push('}');
         }
         Value::List(l) => {
-            // CppNix tracks lists by the address of the Value holding them, and
-            // the printed root is a copy: it can never be seen again.
-            if !l.is_empty() && depth > 0 && !seen.insert(Rc::as_ptr(l) as usize) {
+            // The printed root is a copy in CppNix: it can never be seen again.
+            let key = holder.unwrap_or(Rc::as_ptr(l) as usize);
+            if !l.is_empty() && depth > 0 && !seen.insert(key) {
                 out.push_str("«repeated»");
                 return;
             }
             out.push_str("[ ");
             for x in l.iter() {
                 stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
-                    ambiguous(out, x, seen, depth + 1)
+                    ambiguous(out, x, seen, depth + 1, None)
                 });
                 out.push(' ');
             }
             out.push(']');
         }
         Value::Thunk(t) => match t.done() {
-            Some(v) => ambiguous(out, &v, seen, depth),
+            Some(v) => ambiguous(out, &v, seen, depth, Some(Rc::as_ptr(t) as usize)),
             None if t.is_running() => out.push_str("«potential infinite recursion»"),
             None => out.push_str("<CODE>"),
         },
@@ -174,7 +182,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
         }
         Value::PrimOp(p) => out.push_str(&format!("«primop {}»", p.name)),
         Value::PrimOpApp(p) => out.push_str(&format!("«partially applied primop {}»", p.prim.name)),
-        other => ambiguous(out, other, &mut FxHashSet::default(), depth),
+        other => ambiguous(out, other, &mut FxHashSet::default(), depth, None),
     }
 }
 

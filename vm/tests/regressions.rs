@@ -29,14 +29,20 @@ fn branch_results_are_forced_before_return() {
         "5",
     );
     check("let p = { t = 5; }; in (if true then p else {}).t", "5");
-    check("let p = [ 1 ]; x = if true then p else []; in builtins.length x", "1");
+    check(
+        "let p = [ 1 ]; x = if true then p else []; in builtins.length x",
+        "1",
+    );
     check("let p = 3; x = a: a.b or p; in x {} + 1", "4");
 }
 
 /// CppNix puts the language constants in `builtins` too (but not as `__true`).
 #[test]
 fn builtins_hold_the_constants() {
-    check("[ builtins.true builtins.false builtins.null ]", "[ true false null ]");
+    check(
+        "[ builtins.true builtins.false builtins.null ]",
+        "[ true false null ]",
+    );
 }
 
 /// `mapAttrs` builds one two-argument application thunk per attribute; a failing one must be
@@ -49,4 +55,11 @@ fn map_attrs_thunks() {
                 (builtins.attrNames m) (builtins.zipAttrsWith (n: vs: [n] ++ vs) [{x=1;} {x=2; y=3;}]) ]"#,
         r#"[ null { success = false; value = false; } { success = false; value = false; } "a1" [ "a" "b" ] { x = [ "x" 1 2 ]; y = [ "y" 3 ]; } ]"#,
     );
+}
+
+/// CppNix tracks printed lists by the Value holding them: a list reached through a thunk is
+/// "seen" as that thunk (eval-okay-print: `let x = [ x ]; in x` inside a list).
+#[test]
+fn repeated_lists_are_tracked_by_holder() {
+    check("[ (let x = [ x ]; in x) ]", "[ [ [ «repeated» ] ] ]");
 }
