@@ -135,7 +135,11 @@ fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         .map(|a| Attr {
             name: a.name,
             pos: PosIdx::NONE,
-            value: Value::Thunk(Thunk::app2(f.clone(), vm.name_string(a.name), a.value.clone())),
+            value: Value::Thunk(Thunk::app2(
+                f.clone(),
+                vm.name_string(a.name),
+                a.value.clone(),
+            )),
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted_attrs(entries)))
@@ -163,7 +167,10 @@ fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         .map(|k| {
             let vals = groups.remove(&k).unwrap_or_default();
             let name = vm.name_string(k);
-            (k, Value::Thunk(Thunk::app2(f.clone(), name, Value::list(vals))))
+            (
+                k,
+                Value::Thunk(Thunk::app2(f.clone(), name, Value::list(vals))),
+            )
         })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
