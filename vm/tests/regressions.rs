@@ -29,12 +29,18 @@ fn branch_results_are_forced_before_return() {
         "5",
     );
     check("let p = { t = 5; }; in (if true then p else {}).t", "5");
-    check("let p = [ 1 ]; x = if true then p else []; in builtins.length x", "1");
+    check(
+        "let p = [ 1 ]; x = if true then p else []; in builtins.length x",
+        "1",
+    );
     check("let p = 3; x = a: a.b or p; in x {} + 1", "4");
 }
 
 /// CppNix puts the language constants in `builtins` too (but not as `__true`).
 #[test]
 fn builtins_hold_the_constants() {
-    check("[ builtins.true builtins.false builtins.null ]", "[ true false null ]");
+    check(
+        "[ builtins.true builtins.false builtins.null ]",
+        "[ true false null ]",
+    );
 }

@@ -24,7 +24,7 @@ fn arg_ctx<T>(r: EvalResult<T>, msg: &str) -> EvalResult<T> {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Attr {
+pub(crate) enum Attr {
     Str(String),
     Int(u64),
     Bool(bool),
@@ -40,9 +40,9 @@ impl Attr {
     }
 }
 
-type FAttrs = BTreeMap<String, Attr>;
+pub(crate) type FAttrs = BTreeMap<String, Attr>;
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -63,7 +63,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn percent_encode(s: &str, keep: &str) -> String {
+pub(crate) fn percent_encode(s: &str, keep: &str) -> String {
     let mut out = String::new();
     for &c in s.as_bytes() {
         if c.is_ascii_alphanumeric() || b"-._~".contains(&c) || keep.as_bytes().contains(&c) {
@@ -75,7 +75,7 @@ fn percent_encode(s: &str, keep: &str) -> String {
     out
 }
 
-fn is_rev(s: &str) -> bool {
+pub(crate) fn is_rev(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
@@ -109,7 +109,7 @@ fn query_attrs(query: &str, attrs: &mut FAttrs) -> EvalResult<()> {
     Ok(())
 }
 
-fn parse(s: &str) -> EvalResult<FAttrs> {
+pub(crate) fn parse(s: &str) -> EvalResult<FAttrs> {
     let mut attrs = FAttrs::new();
     let (main, query) = match s.split_once('?') {
         Some((m, q)) => (m, q),
@@ -253,7 +253,7 @@ fn get_str(attrs: &FAttrs, k: &str) -> Option<String> {
     attrs.get(k).map(|a| a.render())
 }
 
-fn to_string(attrs: &FAttrs) -> EvalResult<String> {
+pub(crate) fn to_string(attrs: &FAttrs) -> EvalResult<String> {
     let Some(Attr::Str(ty)) = attrs.get("type") else {
         return err("attribute 'type' is missing in input attribute set");
     };
