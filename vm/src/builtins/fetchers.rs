@@ -1149,33 +1149,64 @@ fn fetch_tree_impl(vm: &mut Vm, arg: &Value, p: TreeParams) -> EvalResult<Value>
             ));
         }
     }
+    let (path, input) = fetch_input(vm, &original)?;
+    Ok(emit_tree_attrs(&path, &input, p.empty_rev_fallback))
+}
+
+/// Fetch an input (already validated) into the store: its store path and its
+/// completed attributes (narHash, rev, lastModified, ...). Memoised per input.
+pub(crate) fn fetch_input(vm: &mut Vm, original: &FAttrs) -> EvalResult<(String, FAttrs)> {
+    let shown = input_to_string(original);
+    let key = format!("tree\0{}", attrs_json(original));
+    if let Some((f, input)) = FETCH_TREE_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok((f.path, input));
+    }
     let mut input = original.clone();
-    let key = format!("tree\0{}", attrs_json(&original));
-    let (fetched, input) = match FETCH_TREE_CACHE.with(|c| c.borrow().get(&key).cloned()) {
-        Some(hit) => hit,
-        None => {
-            let got = get_accessor(vm, &mut input)
-                .map_err(|e| trace(e, format!("while fetching the input '{shown}'")))?;
-            let name = get_str(&input, "name").unwrap_or_else(|| "source".into());
-            let f = add_fetched_path(vm, &name, &got.staging, ContentAddressMethod::Recursive)?;
-            input.insert(
-                "narHash".into(),
-                Attr::Str(f.nar_hash.to_string(HashFormat::Sri, true)),
-            );
-            if let Some(expected) = nar_hash_of(&original)? {
-                if expected != f.nar_hash {
-                    return err(format!(
-                        "NAR hash mismatch in input '{shown}', expected '{}' but got '{}'",
-                        f.nar_hash.to_string(HashFormat::Sri, true),
-                        expected.to_string(HashFormat::Sri, true)
-                    ));
-                }
-            }
-            FETCH_TREE_CACHE.with(|c| c.borrow_mut().insert(key, (f.clone(), input.clone())));
-            (f, input)
+    input.remove("__final");
+    let got = get_accessor(vm, &mut input)
+        .map_err(|e| trace(e, format!("while fetching the input '{shown}'")))?;
+    let name = get_str(&input, "name").unwrap_or_else(|| "source".into());
+    let f = add_fetched_path(vm, &name, &got.staging, ContentAddressMethod::Recursive)?;
+    input.insert(
+        "narHash".into(),
+        Attr::Str(f.nar_hash.to_string(HashFormat::Sri, true)),
+    );
+    if let Some(expected) = nar_hash_of(original)? {
+        if expected != f.nar_hash {
+            return err(format!(
+                "NAR hash mismatch in input '{shown}', expected '{}' but got '{}'",
+                f.nar_hash.to_string(HashFormat::Sri, true),
+                expected.to_string(HashFormat::Sri, true)
+            ));
         }
-    };
-    Ok(emit_tree_attrs(&fetched.path, &input, p.empty_rev_fallback))
+    }
+    FETCH_TREE_CACHE.with(|c| c.borrow_mut().insert(key, (f.clone(), input.clone())));
+    Ok((f.path, input))
+}
+
+/// Validate input attributes as `fetchTree` does, for callers that build
+/// them themselves (flake inputs).
+pub(crate) fn check_input(attrs: &mut FAttrs) -> EvalResult<()> {
+    let ty = get_str(attrs, "type").unwrap_or_default();
+    if allowed_attrs(&ty).is_none() {
+        return err(format!(
+            "cannot show unsupported input '{}'",
+            attrs_json(attrs)
+        ));
+    }
+    validate_input(attrs)
+}
+
+pub(crate) fn input_is_locked(attrs: &FAttrs) -> EvalResult<bool> {
+    is_locked(attrs)
+}
+
+pub(crate) fn show_input(attrs: &FAttrs) -> String {
+    input_to_string(attrs)
+}
+
+pub(crate) fn utc_date(t: i64) -> String {
+    format_utc(t)
 }
 
 thread_local! {
