@@ -392,11 +392,12 @@ fn flake_ref_to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 // ---- getFlake -------------------------------------------------------------------
 
 /// Evaluates a flake from its lock file: every node's source is fetched
-/// (lazily) with `fetch`, except the root, whose already-fetched source
-/// info comes in `root`; a node's outputs get its inputs' results and
-/// `self`. The same construction as CppNix's call-flake.
+/// (lazily) with `fetch`, except nodes in `overrides` (the root, and
+/// relative inputs locked just now), whose source info is given; a node's
+/// outputs get its inputs' results and `self`. The same construction as
+/// CppNix's call-flake.
 const CALL_FLAKE_NIX: &str = r#"
-lockJSON: root: fetch:
+lockJSON: overrides: fetch:
 let
   lock = builtins.fromJSON lockJSON;
   nodeOf = spec: if builtins.isList spec then follow lock.root spec else spec;
@@ -405,17 +406,17 @@ let
     else follow (nodeOf lock.nodes.${name}.inputs.${builtins.head path}) (builtins.tail path);
   build = key: node:
     let
-      isRoot = key == lock.root;
+      overridden = overrides ? ${key};
       locked = node.locked or { };
       relative = (locked.type or null) == "path" && builtins.substring 0 1 locked.path != "/";
       parent = nodes.${follow lock.root node.parent};
       sourceInfo =
-        if isRoot then root.sourceInfo
+        if overridden then overrides.${key}.sourceInfo
         else if relative then parent.sourceInfo
         else fetch (node.info or { } // removeAttrs locked [ "dir" ]);
-      dir = if isRoot then root.dir else locked.dir or "";
+      dir = overrides.${key}.dir or locked.dir or "";
       outPath =
-        if !isRoot && relative then parent.outPath + (if locked.path == "" then "" else "/" + locked.path)
+        if !overridden && relative then parent.outPath + (if locked.path == "" then "" else "/" + locked.path)
         else sourceInfo.outPath + (if dir == "" then "" else "/" + dir);
       flake = import (outPath + "/flake.nix");
       inputs = builtins.mapAttrs (_: spec: nodes.${nodeOf spec}.result) (node.inputs or { });
@@ -462,7 +463,7 @@ fn attr_of(v: &Value) -> Option<Attr> {
 /// The flake reference of a string given as a flake (`getFlake`, input
 /// URLs): input attributes and the subdirectory. A bare path inside a Git
 /// work tree is a `git+file` reference to that repository.
-fn flake_ref_input(s: &str, base: Option<&str>) -> EvalResult<(FAttrs, String)> {
+fn flake_ref_input(s: &str, keep_relative: bool) -> EvalResult<(FAttrs, String)> {
     let mut attrs = parse(s)?;
     let mut dir = match attrs.remove("dir") {
         Some(Attr::Str(d)) => d,
@@ -472,12 +473,12 @@ fn flake_ref_input(s: &str, base: Option<&str>) -> EvalResult<(FAttrs, String)> 
         !s.starts_with("path:") && matches!(attrs.get("type"), Some(Attr::Str(t)) if t == "path");
     if let Some(Attr::Str(p)) = attrs.get("path").cloned() {
         if !p.starts_with('/') {
-            let base = match base {
-                Some(b) => b.to_string(),
-                None => std::env::current_dir()
-                    .map(|d| d.to_string_lossy().into_owned())
-                    .unwrap_or_else(|_| "/".into()),
-            };
+            if keep_relative {
+                return Ok((attrs, dir));
+            }
+            let base = std::env::current_dir()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/".into());
             let abs = nixvm_compiler::parser::canon_path(&format!("{base}/{p}"));
             attrs.insert("path".into(), Attr::Str(abs));
         }
@@ -512,11 +513,7 @@ fn flake_ref_input(s: &str, base: Option<&str>) -> EvalResult<(FAttrs, String)> 
 
 /// The inputs a flake declares: its `inputs` attribute and the formals of
 /// `outputs` (other than `self`), which refer to the registry.
-fn declared_inputs(
-    vm: &mut Vm,
-    flake: &Rc<Attrs>,
-    flake_dir: &str,
-) -> EvalResult<Vec<DeclaredInput>> {
+fn declared_inputs(vm: &mut Vm, flake: &Rc<Attrs>) -> EvalResult<Vec<DeclaredInput>> {
     let mut out: Vec<DeclaredInput> = Vec::new();
     if let Some(inputs) = flake.get(Symbol::intern("inputs")).cloned() {
         let inputs = vm.force_attrs(&inputs)?;
@@ -532,7 +529,7 @@ fn declared_inputs(
                 match k.as_str() {
                     "url" => {
                         let url = vm.force_str_no_ctx(&val)?;
-                        reference = Some(flake_ref_input(&url, Some(flake_dir))?);
+                        reference = Some(flake_ref_input(&url, true)?);
                     }
                     "flake" => is_flake = vm.force_bool(&val)?,
                     "follows" => {
@@ -643,6 +640,8 @@ fn read_flake(vm: &mut Vm, dir: &str) -> EvalResult<Rc<Attrs>> {
 struct Locker {
     nodes: serde_json::Map<String, serde_json::Value>,
     added: Vec<String>,
+    /// Relative inputs locked just now: node key and the directory they are in.
+    relative: Vec<(String, String)>,
 }
 
 impl Locker {
@@ -669,7 +668,7 @@ impl Locker {
         if depth > 32 {
             return err("flake inputs are nested too deeply");
         }
-        let declared = declared_inputs(vm, flake, dir)?;
+        let declared = declared_inputs(vm, flake)?;
         for d in declared {
             let have = self
                 .nodes
@@ -698,7 +697,13 @@ impl Locker {
                     && matches!(reference.get("path"), Some(Attr::Str(p)) if !p.starts_with('/'));
                 let key = self.fresh_key(&d.name);
                 let (locked, target_dir) = if relative {
-                    (reference.clone(), None)
+                    let rel = match reference.get("path") {
+                        Some(Attr::Str(p)) => p.clone(),
+                        _ => String::new(),
+                    };
+                    let target = nixvm_compiler::parser::canon_path(&format!("{dir}/{rel}"));
+                    self.relative.push((key.clone(), target.clone()));
+                    (reference.clone(), Some(target))
                 } else {
                     if vm.settings.pure_eval && !super::fetchers::input_is_locked(&reference)? {
                         return err(format!(
@@ -770,7 +775,7 @@ pub(crate) fn get_flake(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         vm.force_str_no_ctx(&a[0]),
         "while evaluating the argument passed to builtins.getFlake",
     )?;
-    let (mut input, dir) = flake_ref_input(&s, None)?;
+    let (mut input, dir) = flake_ref_input(&s, false)?;
     super::fetchers::check_input(&mut input)?;
     if vm.settings.pure_eval && !super::fetchers::input_is_locked(&input)? {
         return err(format!(
@@ -809,6 +814,7 @@ pub(crate) fn get_flake(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut locker = Locker {
         nodes,
         added: Vec::new(),
+        relative: Vec::new(),
     };
     if !locker.nodes.contains_key(&root_key) {
         locker.nodes.insert(
@@ -838,10 +844,23 @@ pub(crate) fn get_flake(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             f
         }
     };
-    let root = Value::attrs(Attrs::from_unsorted(vec![
-        (Symbol::intern("sourceInfo"), source_info),
-        (Symbol::intern("dir"), Value::string(dir)),
-    ]));
+    let override_of = |source_info: Value, dir: String| {
+        Value::attrs(Attrs::from_unsorted(vec![
+            (Symbol::intern("sourceInfo"), source_info),
+            (Symbol::intern("dir"), Value::string(dir)),
+        ]))
+    };
+    let mut overrides = vec![(Symbol::intern(&root_key), override_of(source_info, dir))];
+    for (key, target) in std::mem::take(&mut locker.relative) {
+        let mut ctx = Context::new();
+        ctx.insert(Rc::from(root_path.as_str()));
+        let info = Value::attrs(Attrs::from_unsorted(vec![(
+            Symbol::intern("outPath"),
+            Value::str_ctx(target, Some(Box::new(ctx))),
+        )]));
+        overrides.push((Symbol::intern(&key), override_of(info, String::new())));
+    }
+    let root = Value::attrs(Attrs::from_unsorted(overrides));
     let fetch = match &vm.builtins {
         Value::Attrs(b) => b.get(Symbol::intern("fetchTree")).cloned(),
         _ => None,
