@@ -28,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 pub fn register(r: &mut Registry, vm: &Vm) {
+    // A new evaluator starts with nothing fetched (the caches are per thread).
+    FETCH_CACHE.with(|c| c.borrow_mut().clear());
+    FETCH_TREE_CACHE.with(|c| c.borrow_mut().clear());
     r.prim("fetchurl", 1, fetchurl);
     r.prim("fetchTarball", 1, fetch_tarball);
     r.prim("fetchGit", 1, fetch_git);
@@ -1097,15 +1100,11 @@ fn validate_input(attrs: &mut FAttrs) -> EvalResult<()> {
             };
             attrs.insert("url".into(), Attr::Str(fix_git_url(&url)?));
         }
-        "path" => {
-            if get_str(attrs, "path").is_none() {
-                return err("attribute 'path' is missing in input attribute set");
-            }
+        "path" if get_str(attrs, "path").is_none() => {
+            return err("attribute 'path' is missing in input attribute set");
         }
-        "tarball" | "file" | "mercurial" => {
-            if get_str(attrs, "url").is_none() {
-                return err("attribute 'url' is missing in input attribute set");
-            }
+        "tarball" | "file" | "mercurial" if get_str(attrs, "url").is_none() => {
+            return err("attribute 'url' is missing in input attribute set");
         }
         _ => {}
     }
