@@ -197,6 +197,7 @@ fn build_evaluator(a: &InstArgs) -> Evaluator {
         s.lint_short_path = lint(&a.lint_short);
         s.lint_url = lint(&a.lint_url);
         s.abort_on_warn = a.abort_on_warn || abort_env;
+        s.experimental_features = features.clone();
     });
     b.build()
 }

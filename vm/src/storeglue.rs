@@ -14,7 +14,8 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     if name.ends_with(".drv") {
         return err("file names are not allowed to end in '.drv'");
     }
-    let real = std::path::Path::new(path);
+    let real = physical_path(vm, path);
+    let real = real.as_path();
     let (hash, _size) = nixvm_store::nar::nar_hash_path(real)
         .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
@@ -39,7 +40,7 @@ pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
     if store.is_in_store(path) && std::fs::symlink_metadata(path).is_err() {
         if let Ok((sp, _)) = store.to_store_path(path) {
             let printed = store.print(&sp);
-            if std::fs::symlink_metadata(&printed).is_err() {
+            if !fetched_path_exists(&printed) {
                 return err(format!(
                     "path '{printed}' is not valid (building is not supported yet)"
                 ));
@@ -65,4 +66,167 @@ pub fn context_for_store_file(vm: &mut Vm, path: &str) -> Option<Box<Context>> {
     Some(Box::new(
         refs.iter().map(|r| std::rc::Rc::from(r.as_str())).collect(),
     ))
+}
+
+// ---- fetched store objects (the fetchers' seam) ---------------------------
+//
+// SEAM for the on-disk store. The fetchers (`builtins/fetchers.rs`) produce
+// content in a private staging location and hand it to `add_fetched_path`,
+// which computes the content-addressed store path exactly as CppNix does and
+// makes the content readable under that logical path. Until a real store
+// exists, "readable" means: the content is moved into a per-thread scratch
+// directory and remembered in a map from printed store path to that physical
+// location; every read of a store path goes through `physical_path`, which
+// rewrites `<storeDir>/<hash>-<name>/rest` to `<scratch>/<hash>-<name>/rest`.
+//
+// To route this into the real store, replace the body of `add_fetched_path`
+// with "add `src` to the store under `ca` (NAR hash `nar_hash`), then delete
+// `src`", and make `physical_path` the identity for paths the store has.
+// Callers only rely on the signature and on `FetchedPath`.
+
+/// A store object added by a fetcher.
+#[derive(Clone, Debug)]
+pub struct FetchedPath {
+    /// The printed store path (`/nix/store/<hash>-<name>`).
+    pub path: String,
+    /// sha256 of the NAR serialisation of the content (what `narHash` reports).
+    pub nar_hash: nixvm_store::hash::Hash,
+    /// The content-address hash: the NAR hash for `Recursive`, the sha256 of
+    /// the file's bytes for `Flat`.
+    pub ca_hash: nixvm_store::hash::Hash,
+}
+
+struct FetchArea {
+    /// The scratch directory (created on first use, removed when the thread ends).
+    root: Option<std::path::PathBuf>,
+    /// Printed store path -> where its content physically is.
+    map: rustc_hash::FxHashMap<String, std::path::PathBuf>,
+    counter: u64,
+}
+
+impl Drop for FetchArea {
+    fn drop(&mut self) {
+        if let Some(root) = &self.root {
+            make_writable(root);
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
+thread_local! {
+    static FETCH_AREA: std::cell::RefCell<FetchArea> = std::cell::RefCell::new(FetchArea {
+        root: None,
+        map: rustc_hash::FxHashMap::default(),
+        counter: 0,
+    });
+}
+
+fn make_writable(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(md) = std::fs::symlink_metadata(p) {
+        if md.is_dir() {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+}
+
+fn io_error(what: &str, p: &std::path::Path, e: std::io::Error) -> Box<EvalError> {
+    EvalError::new(
+        ErrorKind::Io,
+        format!("{what} '{}': {}", p.display(), crate::vm::io_msg(&e)),
+    )
+}
+
+/// A fresh, empty, private path (not yet created) where a fetcher may put
+/// content before calling [`add_fetched_path`].
+pub fn fetch_staging_path() -> EvalResult<std::path::PathBuf> {
+    FETCH_AREA.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.root.is_none() {
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let root =
+                std::env::temp_dir().join(format!("nixvm-fetch-{}-{}", std::process::id(), n));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).map_err(|e| io_error("creating directory", &root, e))?;
+            a.root = Some(root);
+        }
+        a.counter += 1;
+        let root = a.root.clone().unwrap_or_default();
+        Ok(root.join(format!("staging-{}", a.counter)))
+    })
+}
+
+/// SEAM: add the file or directory at `src` (a staging path the caller owns
+/// and gives up) to the store as a fixed-output object named `name`, hashed
+/// with `method` (`Flat`: a regular file's bytes; `Recursive`: its NAR), and
+/// make it readable under the returned store path.
+pub fn add_fetched_path(
+    vm: &mut Vm,
+    name: &str,
+    src: &std::path::Path,
+    method: nixvm_store::path::ContentAddressMethod,
+) -> EvalResult<FetchedPath> {
+    use nixvm_store::hash::{Hash, HashAlgo};
+    use nixvm_store::path::{ContentAddress, ContentAddressMethod, StoreDir};
+    fn store_err(e: impl std::fmt::Display) -> Box<EvalError> {
+        EvalError::new(ErrorKind::Other, e.to_string())
+    }
+    let (nar_hash, _) = nixvm_store::nar::nar_hash_path(src).map_err(store_err)?;
+    let ca_hash = match method {
+        ContentAddressMethod::Recursive => nar_hash,
+        _ => Hash::of_file(HashAlgo::Sha256, src).map_err(store_err)?,
+    };
+    let store = StoreDir::new(&vm.settings.store_dir);
+    let ca = ContentAddress {
+        method,
+        hash: ca_hash,
+    };
+    let sp = store
+        .make_fixed_output_path(name, &ca, std::iter::empty::<&str>(), false)
+        .map_err(store_err)?;
+    let printed = store.print(&sp);
+    let known = FETCH_AREA.with(|a| a.borrow().map.contains_key(&printed));
+    if known {
+        make_writable(src);
+        let _ = std::fs::remove_dir_all(src).or_else(|_| std::fs::remove_file(src));
+    } else {
+        let dest = src.with_file_name(sp.base_name());
+        std::fs::rename(src, &dest).map_err(|e| io_error("moving", src, e))?;
+        FETCH_AREA.with(|a| a.borrow_mut().map.insert(printed.clone(), dest));
+    }
+    Ok(FetchedPath {
+        path: printed,
+        nar_hash,
+        ca_hash,
+    })
+}
+
+/// Whether a store path (printed) is valid as far as evaluation knows: added
+/// by a fetcher in this evaluation, or present on disk.
+pub fn fetched_path_exists(store_path: &str) -> bool {
+    FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
+        || std::fs::symlink_metadata(store_path).is_ok()
+}
+
+/// Where the bytes of `path` physically are: inside a fetched store object,
+/// its scratch location; anything else is itself.
+pub fn physical_path(vm: &Vm, path: &str) -> std::path::PathBuf {
+    let dir = vm.settings.store_dir.as_str();
+    if let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) {
+        let (base, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let key = format!("{dir}/{base}");
+        if let Some(p) = FETCH_AREA.with(|a| a.borrow().map.get(&key).cloned()) {
+            return if tail.is_empty() { p } else { p.join(tail) };
+        }
+    }
+    std::path::PathBuf::from(path)
 }

@@ -52,6 +52,8 @@ pub struct Settings {
     pub lint_short_path: nixvm_compiler::parser::LintLevel,
     pub lint_url: nixvm_compiler::parser::LintLevel,
     pub allow_ifd: bool,
+    /// Experimental features enabled beyond the defaults (`--extra-experimental-features`).
+    pub experimental_features: Vec<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             lint_short_path: Default::default(),
             lint_url: Default::default(),
             allow_ifd: true,
+            experimental_features: Vec::new(),
         }
     }
 }
@@ -283,7 +286,7 @@ impl Vm {
     /// Evaluate a file (memoised per path, as `import` requires).
     pub fn import_path(&mut self, path: &Path) -> EvalResult<Value> {
         let mut path = path.to_path_buf();
-        if path.is_dir() {
+        if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
             path.push("default.nix");
         }
         if let Some(v) = self.import_cache.get(&path) {
@@ -294,7 +297,11 @@ impl Vm {
             self.import_cache.insert(path, v.clone());
             return Ok(v);
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let bytes = std::fs::read(crate::storeglue::physical_path(
+            self,
+            &path.to_string_lossy(),
+        ))
+        .map_err(|e| {
             EvalError::new(
                 ErrorKind::Io,
                 format!("opening file '{}': {}", path.display(), io_msg(&e)),
@@ -315,10 +322,14 @@ impl Vm {
     /// variables that shadow the builtins. Not cached, as in CppNix.
     pub fn scoped_import(&mut self, scope: &Attrs, path: &Path) -> EvalResult<Value> {
         let mut path = path.to_path_buf();
-        if path.is_dir() {
+        if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
             path.push("default.nix");
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let bytes = std::fs::read(crate::storeglue::physical_path(
+            self,
+            &path.to_string_lossy(),
+        ))
+        .map_err(|e| {
             EvalError::new(
                 ErrorKind::Io,
                 format!("opening file '{}': {}", path.display(), io_msg(&e)),

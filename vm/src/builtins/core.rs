@@ -265,7 +265,10 @@ fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 /// The real file a path value refers to (realising store paths if needed).
 fn real_path(vm: &mut Vm, v: &Value) -> EvalResult<String> {
     let p = vm.coerce_path(v)?;
-    crate::storeglue::realise_for_read(vm, &p)
+    let p = crate::storeglue::realise_for_read(vm, &p)?;
+    Ok(crate::storeglue::physical_path(vm, &p)
+        .to_string_lossy()
+        .into_owned())
 }
 
 fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {

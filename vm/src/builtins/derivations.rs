@@ -786,11 +786,11 @@ fn add_path_inner(
         None => None,
     };
     if let Some(p) = &expected_path {
-        if std::path::Path::new(p).exists() {
+        if crate::storeglue::fetched_path_exists(p) {
             return Ok(Value::str_ctx(p.clone(), one_ctx(p.clone())));
         }
     }
-    let real = std::fs::canonicalize(src)
+    let real = std::fs::canonicalize(crate::storeglue::physical_path(vm, src))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| src.to_string());
     let real_path = std::path::Path::new(&real);

@@ -12,6 +12,7 @@ pub mod attrs;
 pub mod context;
 pub mod core;
 pub mod derivations;
+pub mod fetchers;
 pub mod flake;
 pub mod hash;
 pub mod json;
@@ -80,6 +81,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     flake::register(&mut r);
     xml::register(&mut r);
     derivations::register(&mut r);
+    fetchers::register(&mut r, vm);
     r.entries.extend(extra);
     // The language constants live in `builtins` too, but only under their own names.
     r.value("true", Value::Bool(true));
