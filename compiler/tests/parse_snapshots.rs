@@ -51,6 +51,14 @@ fn operators_and_precedence() {
             "a ? b.c && d",
             "f x y ++ g z",
             "f (g x) -x",
+            "(f a) b",
+            "(a - b) c",
+            "(-a) b",
+            "(a / b) c d",
+            "(a > b) c",
+            "(a <= b) c",
+            "(<n>) x",
+            "(a + b) c",
             "a.b.c or d e",
             "a.${b}.\"c d\" or (x: x)",
             "{ or = 1; }.or",
@@ -122,7 +130,14 @@ fn pipe_operators() {
         ..Default::default()
     };
     let printed = table(
-        &["a |> f |> g", "f <| g <| a", "a |> f x", "a + b |> f"],
+        &[
+            "a |> f |> g",
+            "f <| g <| a",
+            "a |> f x",
+            "a + b |> f",
+            "c |> (a < b)",
+            "x |> <n>",
+        ],
         pipes,
     );
     insta::assert_snapshot!(printed);
