@@ -110,10 +110,10 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     add("false", Value::Bool(false), &mut values);
     add("null", Value::Null, &mut values);
     for (name, v) in &r.entries {
+        // CppNix's global primops have no `__` twin (`map`, not `__map`).
         if GLOBAL.contains(&name.as_str()) {
             add(name, v.clone(), &mut values);
-        }
-        if !name.starts_with("__") {
+        } else if !name.starts_with("__") {
             add(&format!("__{}", name), v.clone(), &mut values);
         }
     }
