@@ -260,7 +260,7 @@ fn write_expr(s: &mut String, e: &Expr) {
         }
         Expr::Call { f, args, .. } => {
             s.push('(');
-            write_expr(s, f);
+            write_callee(s, f);
             for a in args {
                 s.push(' ');
                 write_expr(s, a);
@@ -357,6 +357,34 @@ fn write_expr(s: &mut String, e: &Expr) {
             s.push_str(&literal_string(p));
             s.push(')');
         }
+    }
+}
+
+/// The function of a call. CppNix desugars `-`, `*`, `/`, `<`, `>`, unary
+/// minus and `<p>` into calls while parsing, so applying one of them appends
+/// to that call: `(a - b) c` prints `(__sub a b c)`.
+fn write_callee(s: &mut String, f: &Expr) {
+    let (name, args): (&str, [&Expr; 2]) = match f {
+        Expr::BinOp { op, l, r, .. } => match op {
+            BinOp::Sub => ("__sub", [l, r]),
+            BinOp::Mul => ("__mul", [l, r]),
+            BinOp::Div => ("__div", [l, r]),
+            BinOp::Lt => ("__lessThan", [l, r]),
+            BinOp::Gt => ("__lessThan", [r, l]),
+            _ => return write_expr(s, f),
+        },
+        Expr::Neg(e, _) => ("__sub", [&Expr::Int(0), e]),
+        Expr::SearchPath(p, _) => {
+            s.push_str("__findFile __nixPath ");
+            s.push_str(&literal_string(p));
+            return;
+        }
+        _ => return write_expr(s, f),
+    };
+    s.push_str(name);
+    for a in args {
+        s.push(' ');
+        write_expr(s, a);
     }
 }
 

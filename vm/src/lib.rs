@@ -15,6 +15,8 @@ pub mod value;
 pub mod vm;
 
 pub use error::{ErrorKind, EvalError, EvalResult, Pos};
+/// Interned attribute names, as `Attrs` keys them.
+pub use nixvm_compiler::Symbol;
 pub use value::Value;
 pub use vm::{Settings, Vm};
 
@@ -125,8 +127,21 @@ impl Evaluator {
         self.vm.force(v)
     }
 
+    /// Evaluate a value to weak head normal form (a thunk to what it
+    /// stands for; the insides of sets and lists stay lazy).
+    pub fn force(&mut self, v: Value) -> EvalResult<Value> {
+        self.vm.force(v)
+    }
+
     pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
         self.vm.force_deep(v)
+    }
+
+    /// Apply a Nix function (lambda, builtin, or set with `__functor`) to
+    /// one argument; the result is forced to weak head normal form.
+    pub fn call(&mut self, f: Value, arg: Value) -> EvalResult<Value> {
+        let r = self.vm.call(f, arg)?;
+        self.vm.force(r)
     }
 
     /// Print as `nix-instantiate --eval` does.

@@ -586,12 +586,76 @@ impl fmt::Debug for Value {
     }
 }
 
+/// Accessors for embedders. None of them forces anything: a `Thunk` answers
+/// `None` (force it first with `Evaluator::force` or `Evaluator::force_deep`).
+impl Value {
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+    /// A float, or an int converted as Nix arithmetic would.
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(n) => Some(*n as f64),
+            _ => None,
+        }
+    }
+    /// A string's text if it is valid UTF-8 (its context is ignored).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => s.as_str(),
+            _ => None,
+        }
+    }
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+    pub fn as_attrs(&self) -> Option<&Attrs> {
+        match self {
+            Value::Attrs(a) => Some(a),
+            _ => None,
+        }
+    }
+    /// The attribute `name` of a set (possibly an unevaluated thunk).
+    pub fn attr(&self, name: &str) -> Option<&Value> {
+        self.as_attrs()?.get(Symbol::intern(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     #[test]
     fn value_is_16_bytes() {
         assert_eq!(std::mem::size_of::<Value>(), 16);
+    }
+    #[test]
+    fn embedder_accessors() {
+        let a = Value::attrs(Attrs::from_unsorted(vec![
+            (Symbol::intern("n"), Value::Int(3)),
+            (Symbol::intern("s"), Value::str("x")),
+        ]));
+        assert_eq!(a.attr("n").and_then(Value::as_int), Some(3));
+        assert_eq!(a.attr("s").and_then(Value::as_str), Some("x"));
+        assert!(a.attr("missing").is_none());
+        assert_eq!(Value::Int(2).as_float(), Some(2.0));
+        assert!(Value::Int(2).as_str().is_none());
+        assert_eq!(
+            Value::list(vec![Value::Null]).as_list().map(|l| l.len()),
+            Some(1)
+        );
     }
     #[test]
     fn update_merges_and_right_wins() {

@@ -110,15 +110,19 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
         }
     };
     add("builtins", builtins.clone(), &mut values);
+    // The constants take the first slots so listings keep stable numbers for them.
+    add("true", Value::Bool(true), &mut values);
+    add("false", Value::Bool(false), &mut values);
+    add("null", Value::Null, &mut values);
     for (name, v) in &r.entries {
         if matches!(name.as_str(), "true" | "false" | "null") {
             add(name, v.clone(), &mut values);
             continue;
         }
+        // CppNix's global primops have no `__` twin (`map`, not `__map`).
         if GLOBAL.contains(&name.as_str()) {
             add(name, v.clone(), &mut values);
-        }
-        if !name.starts_with("__") {
+        } else if !name.starts_with("__") {
             add(&format!("__{}", name), v.clone(), &mut values);
         }
     }
