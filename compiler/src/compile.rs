@@ -568,16 +568,19 @@ impl<'a> Compiler<'a> {
     }
 
     /// Push the value of one attribute definition of a set or let whose
-    /// scope is the innermost one. `inherit x` looks past that scope.
+    /// scope is the innermost one. `inherit x` looks past that scope. Only a
+    /// recursive scope (`rec`) can see its own, still unset, slots.
     fn attr_value(
         &mut self,
         d: &AttrDef,
         from_base: u16,
         inherit_skip: usize,
+        rec: bool,
     ) -> Result<(), ParseErr> {
         self.span = d.span;
         match d.kind {
-            AttrKind::Plain => self.lazy_in_rec(&d.value),
+            AttrKind::Plain if rec => self.lazy_in_rec(&d.value),
+            AttrKind::Plain => self.lazy(&d.value),
             AttrKind::Inherited => match self.resolve(d.name, inherit_skip) {
                 Some(Resolved::Local(..)) => self.var(d.name, d.span, inherit_skip),
                 Some(Resolved::Dyn(withs)) => {
@@ -632,7 +635,7 @@ impl<'a> Compiler<'a> {
             self.emit(Op::SetLocal((n + k) as u16));
         }
         for (i, d) in a.attrs.iter().enumerate() {
-            self.attr_value(d, n as u16, 1)?;
+            self.attr_value(d, n as u16, 1, true)?;
             self.emit(Op::SetLocal(i as u16));
         }
         body(self, a)?;
@@ -673,7 +676,7 @@ impl<'a> Compiler<'a> {
             }
         }
         for &i in &order {
-            self.attr_value(&a.attrs[i], 0, 0)?;
+            self.attr_value(&a.attrs[i], 0, 0, false)?;
         }
         let s = self.constant(Const::AttrNames(syms, spans));
         self.span = a.span;
