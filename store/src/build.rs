@@ -1,0 +1,1 @@
+//! Realising derivations (see the module docs once written).
