@@ -437,7 +437,7 @@ impl LocalStore {
     ) -> Result<(String, Hash), E>
     where
         E: From<Error>,
-        F: FnMut(&Path, FileType) -> Result<bool, E>,
+        F: FnMut(&Path, FileType) -> Result<bool, E> + ?Sized,
     {
         let sd = &self.config.store_dir;
         let make = |h: &Hash| -> Result<StorePath, Error> {
@@ -743,7 +743,7 @@ pub fn copy_in<E, F>(
 ) -> Result<(), E>
 where
     E: From<Error>,
-    F: FnMut(&Path, FileType) -> Result<bool, E>,
+    F: FnMut(&Path, FileType) -> Result<bool, E> + ?Sized,
 {
     match method {
         ContentAddressMethod::Flat | ContentAddressMethod::Text => {
@@ -758,7 +758,7 @@ where
 fn copy_node<E, F>(src: &Path, dest: &Path, filter: &mut F, depth: usize) -> Result<(), E>
 where
     E: From<Error>,
-    F: FnMut(&Path, FileType) -> Result<bool, E>,
+    F: FnMut(&Path, FileType) -> Result<bool, E> + ?Sized,
 {
     if depth >= nar::MAX_DEPTH {
         return Err(E::from(Error::Nar(crate::NarError::TooDeep {

@@ -108,7 +108,7 @@ pub struct Vm {
     pub regex_cache: FxHashMap<String, Rc<regex::bytes::Regex>>,
     /// `builtins.path`/`toFile` results already computed, by input key.
     pub store_cache: FxHashMap<String, String>,
-    pub store: Option<Box<dyn crate::StoreBackend>>,
+    pub store: Option<std::rc::Rc<dyn crate::StoreBackend>>,
 }
 
 macro_rules! force_slot {
