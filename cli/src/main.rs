@@ -327,7 +327,7 @@ fn build_evaluator_with(
         }
     });
     if let Some(st) = store {
-        b = b.store(st);
+        b = b.store_dir(st.config().store_dir.as_str()).store(st);
     }
     b.build()
 }

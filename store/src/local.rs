@@ -47,6 +47,15 @@ pub struct StoreConfig {
     pub root: PathBuf,
     /// The logical store directory.
     pub store_dir: StoreDir,
+    /// Database and logs: `root/nix/var/nixvm`, or `$NIXVM_STATE_DIR`.
+    pub state_dir: PathBuf,
+}
+
+fn default_state_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("NIXVM_STATE_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => root.join("nix/var/nixvm"),
+    }
 }
 
 impl StoreConfig {
@@ -66,17 +75,26 @@ impl StoreConfig {
                 }
             },
         };
-        Ok(StoreConfig {
-            root: data.join("nixvm/root"),
-            store_dir: StoreDir::new(default_store_dir()),
-        })
+        Ok(StoreConfig::at_root(data.join("nixvm/root")))
     }
 
     /// A chroot store at `root` with the default logical store directory.
     pub fn at_root(root: impl Into<PathBuf>) -> StoreConfig {
+        let root = root.into();
         StoreConfig {
-            root: root.into(),
+            state_dir: default_state_dir(&root),
+            root,
             store_dir: StoreDir::new(default_store_dir()),
+        }
+    }
+
+    /// A store at `root` with an explicit logical store directory.
+    pub fn new(root: impl Into<PathBuf>, store_dir: StoreDir) -> StoreConfig {
+        let root = root.into();
+        StoreConfig {
+            state_dir: default_state_dir(&root),
+            root,
+            store_dir,
         }
     }
 
@@ -88,7 +106,7 @@ impl StoreConfig {
 
     /// The directory holding the database and logs.
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join("nix/var/nixvm")
+        self.state_dir.clone()
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -9,11 +9,7 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn open(root: &Path) -> LocalStore {
-    LocalStore::open(StoreConfig {
-        root: root.to_path_buf(),
-        store_dir: StoreDir::default(),
-    })
-    .unwrap()
+    LocalStore::open(StoreConfig::new(root, StoreDir::default())).unwrap()
 }
 
 #[test]
