@@ -121,8 +121,24 @@ impl<'a> Compiler<'a> {
         (consts.len() - 1) as u32
     }
 
+    /// Whether some jump lands at `pos` (then the last op is not the only way to get there,
+    /// and what it pushes says nothing about the other paths' values).
+    fn is_jump_target(&mut self, pos: u32) -> bool {
+        self.chunk().code.iter().any(|op| match *op {
+            Op::Jump(t)
+            | Op::JumpIfFalse(t)
+            | Op::JumpIfTrue(t)
+            | Op::SelectOr(_, t)
+            | Op::SelectDynOr(t)
+            | Op::HasAttrStep(_, t)
+            | Op::HasAttrStepDyn(t) => t == pos,
+            _ => false,
+        })
+    }
+
     fn emit_force_return(&mut self) {
-        if !is_whnf_producer(self.chunk().code.last()) {
+        let here = self.here();
+        if !is_whnf_producer(self.chunk().code.last()) || self.is_jump_target(here) {
             self.emit(Op::Force);
         }
         self.emit(Op::Return);
