@@ -285,7 +285,7 @@ impl<'a> Builder<'a> {
         let mut built = Vec::new();
         let mut first_error: Option<Error> = None;
         std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::channel::<(String, Result<(), Error>)>();
+            let (tx, rx) = mpsc::channel::<(String, Result<bool, Error>)>();
             let mut running = 0usize;
             loop {
                 if first_error.is_none() {
@@ -312,11 +312,13 @@ impl<'a> Builder<'a> {
                 let Ok((d, r)) = rx.recv() else { break };
                 running -= 1;
                 match r {
-                    Ok(()) => {
+                    Ok(did_work) => {
                         for ds in deps.values_mut() {
                             ds.remove(&d);
                         }
-                        built.push(d);
+                        if did_work {
+                            built.push(d);
+                        }
                     }
                     Err(e) => {
                         if first_error.is_none() {
@@ -346,12 +348,14 @@ impl<'a> Builder<'a> {
         Ok(m)
     }
 
+    /// Build one derivation whose inputs are valid. `Ok(false)` when another process built
+    /// it while we waited for the output locks.
     fn build_one(
         &self,
         drv_path: &str,
         drv: &Derivation,
         isolation: &Isolation,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let outputs = self.outputs_of(drv)?;
         let _locks = self.store.lock_paths(outputs.values())?;
         let mut all_valid = true;
@@ -362,7 +366,7 @@ impl<'a> Builder<'a> {
             }
         }
         if all_valid {
-            return Ok(());
+            return Ok(false);
         }
         if drv.platform != "builtin" && drv.platform != self.settings.system {
             return Err(Error::Msg(format!(
@@ -463,7 +467,7 @@ impl<'a> Builder<'a> {
         if fixed {
             debug_assert!(infos.iter().all(|i| i.references.is_empty()));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The builder's environment (CppNix's contract), given where the build directory
@@ -588,6 +592,8 @@ impl<'a> Builder<'a> {
                             if libc::setsid() < 0 {
                                 return Err(std::io::Error::last_os_error());
                             }
+                            // Do not outlive us if we are killed.
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                             Ok(())
                         });
                     }

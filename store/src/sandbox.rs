@@ -154,6 +154,8 @@ impl NsPlan {
         unsafe {
             cmd.pre_exec(move || {
                 check(libc::setsid())?;
+                // Do not outlive us if we are killed.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 check(libc::unshare(p.flags))?;
                 if p.user_ns {
                     // Unprivileged processes must give up setgroups before mapping gids.

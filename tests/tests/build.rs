@@ -255,3 +255,72 @@ fn failures_are_clear_and_exit_1() {
         "{e}"
     );
 }
+
+#[test]
+fn a_killed_build_leaves_nothing_valid_and_is_redone() {
+    let dir = scratch("killed");
+    // A fixed-output derivation may see chosen variables of our environment: the first run
+    // hangs after writing its output, and is killed.
+    std::fs::write(
+        dir.join("default.nix"),
+        r#"derivation {
+  name = "interrupted"; system = builtins.currentSystem; builder = "/bin/sh";
+  outputHashAlgo = "sha256"; outputHash = "sha256-mOpuTyFvL7S2n/+bOkSELDhobKaF8/VdxIxdP7EQe+Q=";
+  impureEnvVars = [ "NIXVM_TEST_HANG" ];
+  args = [ "-c" "echo hi > $out; if [ -n \"$NIXVM_TEST_HANG\" ]; then while :; do :; done; fi" ];
+}"#,
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let store_s = store.to_string_lossy().into_owned();
+    let mut child = Command::new(nixvm())
+        .current_dir(&dir)
+        .env_remove("NIX_STORE_DIR")
+        .env("NIXVM_TEST_HANG", "1")
+        .args(["build", "-Q", "--store", &store_s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the builder runs (its log exists), then kill nixvm outright.
+    let logs = store.join("nix/var/nixvm/log");
+    for _ in 0..100 {
+        if logs
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = "/nix/store/02c7hzb6hav40p1wybx0jjy98rbirqrl-interrupted";
+    // Not valid: a read-only query finds no such output (eval cannot build).
+    let q = run(
+        &dir,
+        &[
+            "eval",
+            "--store",
+            &store_s,
+            "-E",
+            &format!("builtins.readFile {out}"),
+        ],
+        &[],
+    );
+    assert_eq!(q.status.code(), Some(1));
+    // The next run builds it properly.
+    let again = run(&dir, &["build", "--store", &store_s], &[]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), out);
+    assert_eq!(std::fs::read_to_string(dir.join("result")).unwrap(), "hi\n");
+    // The killed run's work files are gone.
+    let tmp = store.join("nix/store/.nixvm-tmp");
+    assert_eq!(tmp.read_dir().unwrap().count(), 0);
+}
