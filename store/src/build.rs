@@ -463,11 +463,117 @@ impl<'a> Builder<'a> {
                 ca,
             });
         }
-        let infos = self.store.register_outputs(&to_register)?;
+        let infos = self.store.prepare_outputs(&to_register)?;
         if fixed {
             debug_assert!(infos.iter().all(|i| i.references.is_empty()));
         }
+        if let Err(e) = self.check_outputs(drv_path, drv, &outputs, &infos) {
+            for p in outputs.values() {
+                let _ = self.store.delete_invalid(p);
+            }
+            return Err(e);
+        }
+        self.store.register_infos(&infos)?;
         Ok(true)
+    }
+
+    /// `allowedReferences`, `allowedRequisites`, `disallowedReferences` and
+    /// `disallowedRequisites` (top-level attributes, or `outputChecks.<output>` with
+    /// structured attributes): each lists store paths or names of this derivation's outputs.
+    fn check_outputs(
+        &self,
+        drv_path: &str,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, String>,
+        infos: &[crate::db::PathInfo],
+    ) -> Result<(), Error> {
+        const KINDS: [(&str, bool, bool); 4] = [
+            ("allowedReferences", true, false),
+            ("allowedRequisites", true, true),
+            ("disallowedReferences", false, false),
+            ("disallowedRequisites", false, true),
+        ];
+        let structured: Option<serde_json::Value> = drv
+            .env
+            .get("__json")
+            .and_then(|j| serde_json::from_str(j).ok());
+        let by_path: BTreeMap<&str, &crate::db::PathInfo> =
+            infos.iter().map(|i| (i.path.as_str(), i)).collect();
+        for (out_name, out_path) in outputs {
+            let Some(info) = by_path.get(out_path.as_str()) else {
+                continue;
+            };
+            for (attr, allowed, recursive) in KINDS {
+                let spec: Option<Vec<String>> = match &structured {
+                    Some(json) => json
+                        .get("outputChecks")
+                        .and_then(|c| c.get(out_name))
+                        .and_then(|c| c.get(attr))
+                        .and_then(|v| v.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        }),
+                    None => drv
+                        .env
+                        .get(attr)
+                        .map(|v| v.split_whitespace().map(str::to_string).collect()),
+                };
+                let Some(spec) = spec else { continue };
+                let mut paths = BTreeSet::new();
+                for item in spec {
+                    if item.starts_with('/') {
+                        paths.insert(item);
+                    } else if let Some(p) = outputs.get(&item) {
+                        paths.insert(p.clone());
+                    } else {
+                        return Err(Error::Msg(format!(
+                            "derivation '{drv_path}' output check for '{out_name}' contains output name '{item}', but this is not a valid output of this derivation. (Valid outputs are [{}].)",
+                            outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+                let used: BTreeSet<String> = if recursive {
+                    // The closure, following this build's own outputs through their
+                    // (not yet registered) infos.
+                    let mut seen = BTreeSet::new();
+                    let mut todo = vec![out_path.clone()];
+                    while let Some(p) = todo.pop() {
+                        if !seen.insert(p.clone()) {
+                            continue;
+                        }
+                        let refs = match by_path.get(p.as_str()) {
+                            Some(i) => i.references.clone(),
+                            None => self.store.query_references(&p)?,
+                        };
+                        todo.extend(refs);
+                    }
+                    if structured.is_none() {
+                        // Top-level attributes ignore the output's own path (CppNix's legacy
+                        // behaviour); outputChecks do not.
+                        seen.remove(out_path);
+                    }
+                    seen
+                } else {
+                    info.references.clone()
+                };
+                let bad: Vec<&String> = used
+                    .iter()
+                    .filter(|u| paths.contains(*u) != allowed)
+                    .collect();
+                if !bad.is_empty() {
+                    let mut msg = format!(
+                        "output '{out_path}' is not allowed to refer to the following paths:"
+                    );
+                    for b in bad {
+                        msg.push_str(&format!("\n  {b}"));
+                    }
+                    return Err(Error::Msg(msg));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The builder's environment (CppNix's contract), given where the build directory

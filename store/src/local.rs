@@ -560,6 +560,14 @@ impl LocalStore {
     /// deriver, candidates for references, content address). Computes NAR hashes and
     /// references, makes the files read-only, syncs, and registers all in one transaction.
     pub fn register_outputs(&self, outputs: &[OutputToRegister]) -> Result<Vec<PathInfo>, Error> {
+        let infos = self.prepare_outputs(outputs)?;
+        self.register_infos(&infos)?;
+        Ok(infos)
+    }
+
+    /// The first half of [`LocalStore::register_outputs`]: canonicalise, hash, scan and sync,
+    /// without registering (so that the caller can check the result first).
+    pub fn prepare_outputs(&self, outputs: &[OutputToRegister]) -> Result<Vec<PathInfo>, Error> {
         let mut infos = Vec::new();
         for o in outputs {
             let real = self.to_real_path(&o.path);
@@ -576,9 +584,13 @@ impl LocalStore {
                 registration_time: now(),
             });
         }
-        sync_dir(&self.real_store)?;
-        self.db().register(&infos, &BTreeMap::new())?;
         Ok(infos)
+    }
+
+    /// Register prepared paths in one transaction.
+    pub fn register_infos(&self, infos: &[PathInfo]) -> Result<(), Error> {
+        sync_dir(&self.real_store)?;
+        self.db().register(infos, &BTreeMap::new())
     }
 
     /// Remove the files of a path that is not valid (a leftover of an interrupted build).

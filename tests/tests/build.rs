@@ -324,3 +324,44 @@ fn a_killed_build_leaves_nothing_valid_and_is_redone() {
     let tmp = store.join("nix/store/.nixvm-tmp");
     assert_eq!(tmp.read_dir().unwrap().count(), 0);
 }
+
+#[test]
+fn reference_checks() {
+    let dir = scratch("refcheck");
+    std::fs::write(
+        dir.join("default.nix"),
+        r#"
+let
+  mk = attrs: derivation ({ system = builtins.currentSystem; builder = "/bin/sh"; } // attrs);
+  dep = mk { name = "dep"; args = [ "-c" "echo dep > $out" ]; };
+in {
+  allowed = mk { name = "allowed"; allowedReferences = [ dep ]; args = [ "-c" "echo ${dep} > $out" ]; };
+  forbidden = mk { name = "forbidden"; allowedReferences = [ ]; args = [ "-c" "echo ${dep} > $out" ]; };
+  disallowed = mk { name = "disallowed"; disallowedRequisites = [ dep ]; args = [ "-c" "echo ${dep} > $out" ]; };
+  badName = mk { name = "bad-name"; allowedReferences = [ "nope" ]; args = [ "-c" "echo > $out" ]; };
+}
+"#,
+    )
+    .unwrap();
+    let store = dir.join("store").to_string_lossy().into_owned();
+    let ok = run(&dir, &["build", "--store", &store, "-A", "allowed"], &[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for attr in ["forbidden", "disallowed"] {
+        let r = run(&dir, &["build", "--store", &store, "-A", attr], &[]);
+        assert_eq!(r.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            e.contains("is not allowed to refer to the following paths:"),
+            "{e}"
+        );
+        assert!(e.contains("-dep"), "{e}");
+    }
+    let r = run(&dir, &["build", "--store", &store, "-A", "badName"], &[]);
+    assert_eq!(r.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(e.contains("contains output name 'nope'"), "{e}");
+}
