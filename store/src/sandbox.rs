@@ -81,6 +81,21 @@ struct Prepared {
     gid_map_path: CString,
     root: CString,
     isolate: bool,
+    private_network: bool,
+    lo_request: IfReq,
+}
+
+/// An `ifreq` (plain data, holding no live pointer here) that the child reads.
+struct IfReq(libc::ifreq);
+// SAFETY: the value is only read, and its union holds flags, not a pointer.
+unsafe impl Send for IfReq {}
+// SAFETY: as above.
+unsafe impl Sync for IfReq {}
+
+impl IfReq {
+    fn as_ptr(&self) -> *const libc::ifreq {
+        &self.0
+    }
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
@@ -125,6 +140,13 @@ impl NsPlan {
             }
         }
         let c = |s: &str| CString::new(s).expect("no NUL in fixed strings");
+        // SAFETY: ifreq is plain data; all-zero is a valid value.
+        let mut lo_request: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, b) in lo_request.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *b as libc::c_char;
+        }
+        lo_request.ifr_ifru.ifru_flags =
+            (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
         Ok(Prepared {
             flags,
             user_ns: self.user_ns,
@@ -142,6 +164,8 @@ impl NsPlan {
             gid_map_path: c("/proc/self/gid_map"),
             root: c("/"),
             isolate: self.isolate,
+            private_network: self.isolate && self.private_network,
+            lo_request: IfReq(lo_request),
         })
     }
 
@@ -170,6 +194,14 @@ impl NsPlan {
                     libc::MS_REC | libc::MS_PRIVATE,
                     std::ptr::null(),
                 ))?;
+                if p.private_network {
+                    // Bring up the loopback interface of the new network namespace.
+                    let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                    if fd >= 0 {
+                        libc::ioctl(fd, libc::SIOCSIFFLAGS, p.lo_request.as_ptr());
+                        libc::close(fd);
+                    }
+                }
                 if p.isolate {
                     check(libc::sethostname(
                         host.as_ptr() as *const libc::c_char,
@@ -353,5 +385,41 @@ impl SandboxRoot {
             root: root.to_path_buf(),
             binds,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_network_has_loopback_up() {
+        if namespaces_available().is_err() || !Path::new("/usr/bin/python3").exists() {
+            eprintln!("SKIPPED: needs user namespaces and python3");
+            return;
+        }
+        let plan = NsPlan {
+            user_ns: true,
+            inner_uid: SANDBOX_UID,
+            inner_gid: SANDBOX_GID,
+            isolate: true,
+            private_network: true,
+            binds: Vec::new(),
+            chroot: None,
+            cwd: PathBuf::from("/"),
+        };
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args([
+            "-c",
+            "import socket,os; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); c=socket.create_connection(s.getsockname()); print(os.uname().nodename)",
+        ]);
+        plan.apply(&mut cmd).unwrap();
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "localhost");
     }
 }

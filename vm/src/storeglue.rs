@@ -130,7 +130,8 @@ fn realise_store_path(vm: &mut Vm, path: &str, printed: &str) -> EvalResult<Stri
             return Ok(real(&backend));
         }
     }
-    err(format!("path '{printed}' is not valid"))
+    let base = printed.rsplit('/').next().unwrap_or(printed);
+    err(format!("path '{base}' is not valid"))
 }
 
 /// Context for the contents of a file read from the store: the references of
