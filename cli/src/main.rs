@@ -347,7 +347,7 @@ fn instantiate(a: InstArgs) -> ExitCode {
     };
     let mut ev = build_evaluator_with(&a, store);
     let start = std::time::Instant::now();
-    let result = instantiate_inner(&a, &mut ev, None);
+    let result = instantiate_inner(&a, &mut ev, None).and_then(|()| ev.flush_store());
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

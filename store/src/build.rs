@@ -189,6 +189,8 @@ impl<'a> Builder<'a> {
 
     /// Make the outputs of `targets` valid, building what is missing.
     pub fn realise(&self, targets: &[DerivedPath]) -> Result<BuildReport, Error> {
+        // Batched `.drv` files must be registered before builds rely on them.
+        self.store.flush()?;
         let mut drvs: BTreeMap<String, Derivation> = BTreeMap::new();
         let mut needed: BTreeSet<String> = BTreeSet::new();
         let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -156,7 +156,23 @@ pub struct LocalStore {
     config: StoreConfig,
     real_store: PathBuf,
     db: Mutex<Db>,
+    /// Whether text objects are registered in batches (see [`LocalStore::set_batch_writes`]).
+    batch: std::sync::atomic::AtomicBool,
+    pending: Mutex<Pending>,
 }
+
+/// Text objects written and in place, waiting for one file-system sync and one transaction.
+/// Their locks are held until then, so other processes wait instead of redoing them.
+#[derive(Default)]
+struct Pending {
+    infos: Vec<PathInfo>,
+    drv_outputs: BTreeMap<String, BTreeMap<String, String>>,
+    by_path: std::collections::HashMap<String, usize>,
+    locks: Vec<PathLock>,
+}
+
+/// How many text objects wait at most before they are synced and registered.
+const BATCH_LIMIT: usize = 256;
 
 /// A work directory entry that is removed on drop unless it was renamed away.
 struct TempEntry {
@@ -196,6 +212,8 @@ impl LocalStore {
             config,
             real_store,
             db: Mutex::new(db),
+            batch: std::sync::atomic::AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
         };
         store.clean_stale_temp();
         Ok(store)
@@ -260,6 +278,18 @@ impl LocalStore {
         PathLocks::lock_all(files)
     }
 
+    /// Lock a path we are about to add. Batched objects keep their locks until flushed, so
+    /// before waiting for a lock someone else holds, flush ours: a process that waits then
+    /// holds no lock, and two processes cannot wait for each other.
+    fn lock_for_add(&self, sp: &StorePath) -> Result<PathLock, Error> {
+        let file = self.lock_file_of(sp);
+        if let Some(l) = PathLock::try_lock(&file)? {
+            return Ok(l);
+        }
+        self.flush()?;
+        PathLock::lock(&file)
+    }
+
     /// Build-log file of a derivation.
     pub fn log_path(&self, drv_path: &str) -> PathBuf {
         let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
@@ -298,12 +328,52 @@ impl LocalStore {
 
     // ---- queries ---------------------------------------------------------------------------
 
+    /// Batch text objects (`toFile`, `.drv`): instead of two `fsync`s and a transaction
+    /// each, they are written and renamed into place, and every [`BATCH_LIMIT`] objects (and
+    /// on [`LocalStore::flush`], before any build, and on drop) one `syncfs` makes them all
+    /// durable and one transaction registers them. Until then this process sees them as
+    /// valid and holds their locks, so other processes wait for them; a crash leaves them
+    /// unregistered, to be redone. Instantiating thousands of derivations is then bounded by
+    /// evaluation, not by the disk.
+    pub fn set_batch_writes(&self, on: bool) -> Result<(), Error> {
+        self.batch.store(on, Ordering::SeqCst);
+        if !on {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make batched objects durable and register them.
+    pub fn flush(&self) -> Result<(), Error> {
+        let mut p = self.pending();
+        if p.infos.is_empty() {
+            return Ok(());
+        }
+        syncfs(&self.real_store)?;
+        self.db().register(&p.infos, &p.drv_outputs)?;
+        *p = Pending::default();
+        Ok(())
+    }
+
     /// Whether the printed store path is valid.
     pub fn is_valid(&self, printed: &str) -> Result<bool, Error> {
+        if self.pending().by_path.contains_key(printed) {
+            return Ok(true);
+        }
         self.db().is_valid(printed)
     }
 
     pub fn query_path_info(&self, printed: &str) -> Result<Option<PathInfo>, Error> {
+        {
+            let p = self.pending();
+            if let Some(&i) = p.by_path.get(printed) {
+                return Ok(Some(p.infos[i].clone()));
+            }
+        }
         self.db().query_path_info(printed)
     }
 
@@ -316,12 +386,27 @@ impl LocalStore {
 
     /// Output paths recorded for a valid `.drv`.
     pub fn query_derivation_outputs(&self, drv: &str) -> Result<BTreeMap<String, String>, Error> {
+        if let Some(o) = self.pending().drv_outputs.get(drv) {
+            return Ok(o.clone());
+        }
         self.db().query_derivation_outputs(drv)
     }
 
     /// Valid derivations that have `path` as an output: (drv, output name).
     pub fn query_valid_derivers(&self, path: &str) -> Result<Vec<(String, String)>, Error> {
-        self.db().query_valid_derivers(path)
+        let mut found: Vec<(String, String)> = self
+            .pending()
+            .drv_outputs
+            .iter()
+            .flat_map(|(d, outs)| {
+                outs.iter()
+                    .filter(|(_, p)| p.as_str() == path)
+                    .map(|(o, _)| (d.clone(), o.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        found.extend(self.db().query_valid_derivers(path)?);
+        Ok(found)
     }
 
     /// The closure of `paths` under references (including the paths themselves). Every
@@ -388,15 +473,16 @@ impl LocalStore {
         if self.is_valid(&printed)? {
             return Ok(printed);
         }
-        let _lock = PathLock::lock(&self.lock_file_of(&sp))?;
+        let lock = self.lock_for_add(&sp)?;
         if self.is_valid(&printed)? {
             return Ok(printed);
         }
+        let batch = self.batch.load(Ordering::SeqCst);
         let tmp = TempEntry {
             path: self.temp_path(sp.base_name()),
             keep: false,
         };
-        write_file_synced(&tmp.path, contents, false)?;
+        write_file(&tmp.path, contents, !batch)?;
         canonicalise(&tmp.path)?;
         let (nar_hash, nar_size) = nar::nar_hash_bytes(contents);
         let info = PathInfo {
@@ -412,8 +498,25 @@ impl LocalStore {
         if !drv_outputs.is_empty() {
             outs.insert(printed.clone(), drv_outputs.clone());
         }
+        if batch {
+            self.move_into_place_unsynced(tmp, &sp)?;
+            let full = {
+                let mut p = self.pending();
+                let n = p.infos.len();
+                p.by_path.insert(printed.clone(), n);
+                p.infos.push(info);
+                p.drv_outputs.extend(outs);
+                p.locks.push(lock);
+                p.infos.len() >= BATCH_LIMIT
+            };
+            if full {
+                self.flush()?;
+            }
+            return Ok(printed);
+        }
         self.move_into_place(tmp, &sp)?;
         self.db().register(&[info], &outs)?;
+        drop(lock);
         Ok(printed)
     }
 
@@ -523,7 +626,7 @@ impl LocalStore {
         let (nar_hash, nar_size) = nar::nar_hash_path(&tmp.path)?;
         canonicalise(&tmp.path)?;
         sync_tree(&tmp.path)?;
-        let _lock = PathLock::lock(&self.lock_file_of(sp))?;
+        let _lock = self.lock_for_add(sp)?;
         if self.is_valid(&printed)? {
             return Ok(());
         }
@@ -546,14 +649,19 @@ impl LocalStore {
 
     /// Rename a finished work entry to its store location (the caller holds the path's
     /// lock), replacing stale unregistered files, and sync the store directory.
-    fn move_into_place(&self, mut tmp: TempEntry, sp: &StorePath) -> Result<(), Error> {
+    fn move_into_place(&self, tmp: TempEntry, sp: &StorePath) -> Result<(), Error> {
+        self.move_into_place_unsynced(tmp, sp)?;
+        sync_dir(&self.real_store)
+    }
+
+    fn move_into_place_unsynced(&self, mut tmp: TempEntry, sp: &StorePath) -> Result<(), Error> {
         let dest = self.real_of(sp);
         if fs::symlink_metadata(&dest).is_ok() {
             delete_path(&dest)?;
         }
         fs::rename(&tmp.path, &dest).map_err(|e| io_err("moving into place", &dest, e))?;
         tmp.keep = true;
-        sync_dir(&self.real_store)
+        Ok(())
     }
 
     /// Register paths that a builder produced in place: `outputs` are (printed path,
@@ -589,6 +697,7 @@ impl LocalStore {
 
     /// Register prepared paths in one transaction.
     pub fn register_infos(&self, infos: &[PathInfo]) -> Result<(), Error> {
+        self.flush()?;
         sync_dir(&self.real_store)?;
         self.db().register(infos, &BTreeMap::new())
     }
@@ -640,6 +749,42 @@ pub fn scan_path(
 }
 
 // ---- file system helpers ------------------------------------------------------------------
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            eprintln!("error: could not register store paths: {e}");
+        }
+    }
+}
+
+/// Flush every dirty file and directory of the file system holding `dir`.
+fn syncfs(dir: &Path) -> Result<(), Error> {
+    let f = fs::File::open(dir).map_err(|e| io_err("opening directory", dir, e))?;
+    // SAFETY: syncfs on a descriptor we own.
+    if unsafe { libc::syncfs(std::os::unix::io::AsRawFd::as_raw_fd(&f)) } != 0 {
+        return Err(io_err(
+            "syncing the file system of",
+            dir,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, contents: &[u8], sync: bool) -> Result<(), Error> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_err("creating file", path, e))?;
+    f.write_all(contents)
+        .map_err(|e| io_err("writing to file", path, e))?;
+    if sync {
+        f.sync_all().map_err(|e| io_err("syncing file", path, e))?;
+    }
+    Ok(())
+}
 
 fn write_file_synced(path: &Path, contents: &[u8], executable: bool) -> Result<(), Error> {
     let mut f = fs::OpenOptions::new()

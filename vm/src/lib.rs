@@ -207,6 +207,16 @@ impl Evaluator {
         builtins::xml::to_xml_string(&mut self.vm, v, strict, location)
     }
 
+    /// Make everything evaluation wrote to the store durable and registered (the store may
+    /// batch small writes).
+    pub fn flush_store(&self) -> EvalResult<()> {
+        if let Some(s) = &self.vm.store {
+            s.flush()
+                .map_err(|e| EvalError::new(ErrorKind::Other, e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// nix-instantiate without `--eval`: the derivations in `v`, as printed paths.
     pub fn instantiate(
         &mut self,

@@ -51,6 +51,10 @@ pub trait StoreBackend {
     fn derivers_of(&self, path: &str) -> Result<Vec<(String, String)>, Error>;
     /// Make the given outputs of a valid derivation valid, building as needed.
     fn realise(&self, drv_path: &str, outputs: &[String]) -> Result<(), Error>;
+    /// Make everything written so far durable and registered (writes may be batched).
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// A local on-disk store, opened on first use.
@@ -85,7 +89,10 @@ impl LocalBackend {
             return Ok(s.as_ref());
         }
         let opened = if self.writable || LocalStore::exists(&self.config) {
-            Some(LocalStore::open(self.config.clone())?)
+            let s = LocalStore::open(self.config.clone())?;
+            // Evaluation writes many small texts; batch them (see LocalStore).
+            s.set_batch_writes(true)?;
+            Some(s)
         } else {
             None
         };
@@ -205,5 +212,12 @@ impl StoreBackend for LocalBackend {
             outputs: outputs.iter().cloned().collect(),
         }])?;
         Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        match self.store.get() {
+            Some(Some(s)) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }

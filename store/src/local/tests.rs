@@ -259,3 +259,43 @@ fn derivations_record_outputs() {
     );
     assert_eq!(s.read_derivation(&p).unwrap(), drv);
 }
+
+#[test]
+fn batched_texts_are_registered_on_flush() {
+    let root = scratch("batch");
+    let s = open(&root);
+    s.set_batch_writes(true).unwrap();
+    let a = s.add_text("a", b"x", &BTreeSet::new()).unwrap();
+    // A reference to a pending path is fine: both are registered in one transaction.
+    let b = s
+        .add_text("b", a.as_bytes(), &BTreeSet::from([a.clone()]))
+        .unwrap();
+    assert!(s.is_valid(&b).unwrap());
+    assert_eq!(s.query_references(&b).unwrap(), BTreeSet::from([a.clone()]));
+    // Another process does not see them yet, and its own add of `a` waits for our lock.
+    let other = open(&root);
+    assert!(!other.is_valid(&a).unwrap());
+    assert!(
+        crate::lock::PathLock::try_lock(&root.join(format!("nix/store/{}.lock", &a[11..])))
+            .unwrap()
+            .is_none()
+    );
+    s.flush().unwrap();
+    assert!(other.is_valid(&a).unwrap());
+    assert_eq!(
+        other.query_references(&b).unwrap(),
+        BTreeSet::from([a.clone()])
+    );
+    // Dropping the store flushes too.
+    let c = s.add_text("c", b"y", &BTreeSet::new()).unwrap();
+    drop(s);
+    assert!(other.is_valid(&c).unwrap());
+    // More than a batch's worth at once.
+    let s = open(&root);
+    s.set_batch_writes(true).unwrap();
+    for i in 0..(BATCH_LIMIT + 10) {
+        s.add_text("n", i.to_string().as_bytes(), &BTreeSet::new())
+            .unwrap();
+    }
+    assert!(other.count_valid().unwrap() >= (BATCH_LIMIT + 3) as u64);
+}
