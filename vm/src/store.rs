@@ -47,6 +47,8 @@ pub trait StoreBackend {
     fn add_derivation(&self, drv: &Derivation) -> Result<String, Error>;
     /// Read a valid `.drv` file.
     fn read_derivation(&self, drv_path: &str) -> Result<Derivation, Error>;
+    /// The references of a valid path (empty when it is not valid).
+    fn references(&self, path: &str) -> Result<BTreeSet<String>, Error>;
     /// Valid derivations that produce `path`: (drv path, output name).
     fn derivers_of(&self, path: &str) -> Result<Vec<(String, String)>, Error>;
     /// Make the given outputs of a valid derivation valid, building as needed.
@@ -168,6 +170,13 @@ impl StoreBackend for LocalBackend {
                 let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
                 Err(Error::Msg(format!("path '{base}' is not valid")))
             }
+        }
+    }
+
+    fn references(&self, path: &str) -> Result<BTreeSet<String>, Error> {
+        match self.store()? {
+            Some(s) => s.query_references(path),
+            None => Ok(BTreeSet::new()),
         }
     }
 

@@ -134,20 +134,33 @@ fn realise_store_path(vm: &mut Vm, path: &str, printed: &str) -> EvalResult<Stri
     err(format!("path '{base}' is not valid"))
 }
 
-/// Context for the contents of a file read from the store: the references of
-/// the store object it belongs to, when they are known (none otherwise).
-pub fn context_for_store_file(vm: &mut Vm, path: &str) -> Option<Box<Context>> {
+/// Context for the contents of a file read from the store: the references of the store
+/// object it belongs to (known from this evaluation or from the store) that occur in the
+/// contents, as CppNix's `readFile` gives.
+pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Option<Box<Context>> {
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
     if !store.is_in_store(path) {
         return None;
     }
     let (sp, _) = store.to_store_path(path).ok()?;
     let printed = store.print(&sp);
-    let refs = crate::builtins::derivations::known_references(&printed)?;
+    let refs = match crate::builtins::derivations::known_references(&printed) {
+        Some(r) => r,
+        None => vm.store.as_ref()?.references(&printed).ok()?,
+    };
     if refs.is_empty() {
         return None;
     }
+    let mut scanner = nixvm_store::refscan::RefScanner::new(refs.iter());
+    std::io::Write::write_all(&mut scanner, contents).ok()?;
+    let found = scanner.found();
+    if found.is_empty() {
+        return None;
+    }
     Some(Box::new(
-        refs.iter().map(|r| std::rc::Rc::from(r.as_str())).collect(),
+        found
+            .iter()
+            .map(|r| std::rc::Rc::from(r.as_str()))
+            .collect(),
     ))
 }

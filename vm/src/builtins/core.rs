@@ -298,7 +298,7 @@ fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             p
         ));
     }
-    let ctx = crate::storeglue::context_for_store_file(vm, &logical);
+    let ctx = crate::storeglue::context_for_store_file(vm, &logical, &bytes);
     Ok(Value::bytes(bytes, ctx))
 }
 
