@@ -719,6 +719,7 @@ impl<'a> Builder<'a> {
                             self.store.real_store_dir().to_path_buf(),
                             PathBuf::from(self.store.store_dir().as_str()),
                         )],
+                        read_only: Vec::new(),
                         chroot: None,
                         cwd: host_build_dir.clone(),
                     };
@@ -746,6 +747,7 @@ impl<'a> Builder<'a> {
                         isolate: true,
                         private_network: !fixed,
                         binds: sb.binds,
+                        read_only: sb.read_only,
                         chroot: Some(root.clone()),
                         cwd: PathBuf::from("/build"),
                     };

@@ -62,6 +62,8 @@ pub struct NsPlan {
     pub private_network: bool,
     /// (source, target) bind mounts, done in order.
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Bind targets to make read-only (best effort: a remount the kernel refuses is skipped).
+    pub read_only: Vec<PathBuf>,
     /// chroot here after mounting.
     pub chroot: Option<PathBuf>,
     /// Working directory (inside the chroot if there is one).
@@ -74,6 +76,7 @@ struct Prepared {
     uid_map: CString,
     gid_map: CString,
     binds: Vec<(CString, CString)>,
+    read_only: Vec<CString>,
     chroot: Option<CString>,
     cwd: CString,
     setgroups: CString,
@@ -157,6 +160,11 @@ impl NsPlan {
                 .iter()
                 .map(|(s, t)| Ok((cstr(s)?, cstr(t)?)))
                 .collect::<io::Result<_>>()?,
+            read_only: self
+                .read_only
+                .iter()
+                .map(|t| cstr(t))
+                .collect::<io::Result<_>>()?,
             chroot: self.chroot.as_deref().map(cstr).transpose()?,
             cwd: cstr(&self.cwd)?,
             setgroups: c("/proc/self/setgroups"),
@@ -217,6 +225,34 @@ impl NsPlan {
                         std::ptr::null(),
                     ))?;
                 }
+                for dst in &p.read_only {
+                    // A remount inside a user namespace must keep the flags the original
+                    // mount has locked (nosuid, nodev, noexec, atime), so carry them over.
+                    let mut st: libc::statvfs = std::mem::zeroed();
+                    if libc::statvfs(dst.as_ptr(), &mut st) != 0 {
+                        continue;
+                    }
+                    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                    for (st_flag, ms_flag) in [
+                        (libc::ST_NOSUID, libc::MS_NOSUID),
+                        (libc::ST_NODEV, libc::MS_NODEV),
+                        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                        (libc::ST_NOATIME, libc::MS_NOATIME),
+                        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                        (libc::ST_RELATIME, libc::MS_RELATIME),
+                    ] {
+                        if st.f_flag & st_flag != 0 {
+                            flags |= ms_flag;
+                        }
+                    }
+                    libc::mount(
+                        std::ptr::null(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        flags,
+                        std::ptr::null(),
+                    );
+                }
                 if let Some(root) = &p.chroot {
                     check(libc::chroot(root.as_ptr()))?;
                 }
@@ -245,6 +281,7 @@ pub fn namespaces_available() -> Result<(), String> {
                 isolate: true,
                 private_network: true,
                 binds: Vec::new(),
+                read_only: Vec::new(),
                 chroot: None,
                 cwd: PathBuf::from("/"),
             };
@@ -300,6 +337,8 @@ pub fn shell_closure() -> Vec<(PathBuf, PathBuf)> {
 pub struct SandboxRoot {
     pub root: PathBuf,
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The targets of the input closure and of `/bin/sh`'s files, to be made read-only.
+    pub read_only: Vec<PathBuf>,
 }
 
 impl SandboxRoot {
@@ -375,15 +414,18 @@ impl SandboxRoot {
             let src = Path::new("/dev").join(dev);
             add_bind(&src, inner(&format!("dev/{dev}")), &mut binds)?;
         }
+        let writable = binds.len();
         for (host, inside) in shell_closure() {
             add_bind(&host, inner(&inside.to_string_lossy()), &mut binds)?;
         }
         for (real, logical) in inputs {
             add_bind(real, inner(logical), &mut binds)?;
         }
+        let read_only = binds[writable..].iter().map(|(_, t)| t.clone()).collect();
         Ok(SandboxRoot {
             root: root.to_path_buf(),
             binds,
+            read_only,
         })
     }
 }
@@ -405,6 +447,7 @@ mod tests {
             isolate: true,
             private_network: true,
             binds: Vec::new(),
+            read_only: Vec::new(),
             chroot: None,
             cwd: PathBuf::from("/"),
         };
@@ -421,5 +464,44 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "localhost");
+    }
+}
+
+#[cfg(test)]
+mod ro_tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_mounted_read_only() {
+        if namespaces_available().is_err() {
+            eprintln!("SKIPPED: needs user namespaces");
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("nixvm-ro-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("src")).unwrap();
+        fs::create_dir_all(d.join("dst")).unwrap();
+        fs::write(d.join("src/f"), "x").unwrap();
+        let plan = NsPlan {
+            user_ns: true,
+            inner_uid: SANDBOX_UID,
+            inner_gid: SANDBOX_GID,
+            isolate: false,
+            private_network: false,
+            binds: vec![(d.join("src"), d.join("dst"))],
+            read_only: vec![d.join("dst")],
+            chroot: None,
+            cwd: PathBuf::from("/"),
+        };
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("echo y > {0}/dst/f", d.display()));
+        plan.apply(&mut cmd).unwrap();
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the write succeeded");
+        assert!(err.contains("Read-only file system"), "{err}");
+        assert_eq!(fs::read_to_string(d.join("src/f")).unwrap(), "x");
+        let _ = fs::remove_dir_all(&d);
     }
 }
