@@ -219,6 +219,20 @@ impl LocalStore {
         Ok(store)
     }
 
+    /// Open an existing store for queries only: nothing is created, cleaned or migrated
+    /// (read-only evaluation must leave the disk alone).
+    pub fn open_read_only(config: StoreConfig) -> Result<LocalStore, Error> {
+        let real_store = config.real_store_dir();
+        let db = Db::open_read_only(&config.db_path())?;
+        Ok(LocalStore {
+            config,
+            real_store,
+            db: Mutex::new(db),
+            batch: std::sync::atomic::AtomicBool::new(false),
+            pending: Mutex::new(Pending::default()),
+        })
+    }
+
     /// Whether a store exists at `config` (without creating anything).
     pub fn exists(config: &StoreConfig) -> bool {
         config.db_path().exists()

@@ -90,11 +90,13 @@ impl LocalBackend {
         if let Some(s) = self.store.get() {
             return Ok(s.as_ref());
         }
-        let opened = if self.writable || LocalStore::exists(&self.config) {
+        let opened = if self.writable {
             let s = LocalStore::open(self.config.clone())?;
             // Evaluation writes many small texts; batch them (see LocalStore).
             s.set_batch_writes(true)?;
             Some(s)
+        } else if LocalStore::exists(&self.config) {
+            Some(LocalStore::open_read_only(self.config.clone())?)
         } else {
             None
         };
