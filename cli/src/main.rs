@@ -43,6 +43,8 @@ enum Cmd {
     Eval(InstArgs),
     /// nix-instantiate-compatible evaluation and instantiation.
     Instantiate(InstArgs),
+    /// Instantiate and build derivations (like nix-build), linking ./result to the output.
+    Build(InstArgs),
 }
 
 #[derive(Args, Default)]
@@ -104,6 +106,38 @@ struct InstArgs {
     /// Print the bytecode of the main expression instead of evaluating it.
     #[arg(long = "dump-bytecode")]
     dump_bytecode: bool,
+    /// The store's root directory (a chroot store: /nix/store/X is kept at DIR/nix/store/X).
+    /// Default: $NIXVM_STORE, else $XDG_DATA_HOME/nixvm/root or ~/.local/share/nixvm/root.
+    #[arg(long = "store", value_name = "DIR")]
+    store: Option<String>,
+    #[arg(long = "no-allow-import-from-derivation")]
+    no_ifd: bool,
+    #[arg(long = "allow-import-from-derivation")]
+    allow_ifd: bool,
+    /// build: derivations built at the same time.
+    #[arg(short = 'j', long = "max-jobs", value_name = "N")]
+    jobs: Option<String>,
+    /// build: NIX_BUILD_CORES for builders (0: all cores).
+    #[arg(long = "cores", value_name = "N")]
+    cores: Option<usize>,
+    /// build: the name of the output symlink (default ./result).
+    #[arg(short = 'o', long = "out-link", value_name = "PATH")]
+    out_link: Option<String>,
+    /// build: do not create an output symlink.
+    #[arg(long = "no-out-link")]
+    no_out_link: bool,
+    /// build: always sandbox builds (fail when namespaces are unavailable).
+    #[arg(long = "sandbox")]
+    sandbox: bool,
+    /// build: never sandbox builds.
+    #[arg(long = "no-sandbox")]
+    no_sandbox: bool,
+    /// build: keep the build directory of a failed build.
+    #[arg(short = 'K', long = "keep-failed")]
+    keep_failed: bool,
+    /// build: do not copy builder output to stderr (it is still logged).
+    #[arg(short = 'Q', long = "no-build-output")]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +172,7 @@ fn run(cli: Cli) -> ExitCode {
             instantiate(a)
         }
         Cmd::Instantiate(a) => instantiate(a),
+        Cmd::Build(a) => build(a),
     }
 }
 
@@ -165,7 +200,98 @@ fn features_of(a: &InstArgs) -> Vec<String> {
     f
 }
 
-fn build_evaluator(a: &InstArgs) -> Evaluator {
+fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
+    a.option
+        .chunks(2)
+        .filter(|p| p.len() == 2 && p[0] == name)
+        .map(|p| p[1].as_str())
+        .next_back()
+}
+
+fn truthy(s: &str) -> bool {
+    matches!(s, "true" | "1" | "yes")
+}
+
+/// Where the store is: `--store`, `$NIXVM_STORE`, or the per-user default.
+fn store_config(a: &InstArgs) -> Result<nixvm_store::StoreConfig, String> {
+    let root = a
+        .store
+        .clone()
+        .or_else(|| std::env::var("NIXVM_STORE").ok().filter(|s| !s.is_empty()));
+    match root {
+        Some(r) => {
+            let r = r.strip_prefix("local?root=").unwrap_or(&r).to_string();
+            let p = PathBuf::from(&r);
+            let p = if p.is_absolute() {
+                p
+            } else {
+                std::env::current_dir().unwrap_or_default().join(p)
+            };
+            let p = std::fs::canonicalize(&p).unwrap_or(p);
+            Ok(nixvm_store::StoreConfig::at_root(p))
+        }
+        None => nixvm_store::StoreConfig::default_for_user().map_err(|e| e.to_string()),
+    }
+}
+
+fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings, String> {
+    let mut s = nixvm_store::build::BuildSettings::default();
+    let jobs = a.jobs.as_deref().or_else(|| option_value(a, "max-jobs"));
+    if let Some(j) = jobs {
+        s.jobs = if j == "auto" {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            j.parse()
+                .map_err(|_| format!("invalid value '{j}' for --max-jobs"))?
+        };
+    }
+    if let Some(c) = a.cores {
+        s.cores = c;
+    } else if let Some(c) = option_value(a, "cores") {
+        s.cores = c
+            .parse()
+            .map_err(|_| format!("invalid value '{c}' for the option 'cores'"))?;
+    }
+    s.sandbox = match option_value(a, "sandbox") {
+        Some(v) if truthy(v) => nixvm_store::build::SandboxMode::On,
+        Some("relaxed") => nixvm_store::build::SandboxMode::Auto,
+        Some(_) => nixvm_store::build::SandboxMode::Off,
+        None => nixvm_store::build::SandboxMode::Auto,
+    };
+    if a.sandbox {
+        s.sandbox = nixvm_store::build::SandboxMode::On;
+    }
+    if a.no_sandbox {
+        s.sandbox = nixvm_store::build::SandboxMode::Off;
+    }
+    s.keep_failed = a.keep_failed;
+    s.print_build_logs = !a.quiet;
+    Ok(s)
+}
+
+/// The evaluator's store. Writable for instantiation, builds and `--read-write-mode`;
+/// read-only for `--eval` (as CppNix), where it is opened only if it already exists.
+fn make_store(
+    a: &InstArgs,
+    writable: bool,
+) -> Result<Option<std::rc::Rc<nixvm::LocalBackend>>, String> {
+    let config = match store_config(a) {
+        Ok(c) => c,
+        Err(_) if !writable => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let settings = build_settings(a)?;
+    Ok(Some(std::rc::Rc::new(nixvm::LocalBackend::new(
+        config, writable, settings,
+    ))))
+}
+
+fn build_evaluator_with(
+    a: &InstArgs,
+    store: Option<std::rc::Rc<nixvm::LocalBackend>>,
+) -> Evaluator {
     let features = features_of(a);
     let mut b = Evaluator::builder();
     for i in &a.include {
@@ -198,14 +324,38 @@ fn build_evaluator(a: &InstArgs) -> Evaluator {
         s.lint_url = lint(&a.lint_url);
         s.abort_on_warn = a.abort_on_warn || abort_env;
         s.experimental_features = features.clone();
+        if let Some(v) = option_value(a, "allow-import-from-derivation") {
+            s.allow_ifd = truthy(v);
+        }
+        if a.no_ifd {
+            s.allow_ifd = false;
+        }
+        if a.allow_ifd {
+            s.allow_ifd = true;
+        }
     });
+    if let Some(st) = store {
+        b = b.store_dir(st.config().store_dir.as_str()).store(st);
+    }
     b.build()
 }
 
 fn instantiate(a: InstArgs) -> ExitCode {
-    let mut ev = build_evaluator(&a);
+    let writable = !a.parse && !a.dump_bytecode && (!a.eval || a.read_write);
+    let store = if a.parse || a.dump_bytecode {
+        None
+    } else {
+        match make_store(&a, writable) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let mut ev = build_evaluator_with(&a, store);
     let start = std::time::Instant::now();
-    let result = instantiate_inner(&a, &mut ev);
+    let result = instantiate_inner(&a, &mut ev, None).and_then(|()| ev.flush_store());
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -282,7 +432,109 @@ fn source_of(a: &InstArgs, input: &str) -> Result<(String, String, PathBuf), Box
     }
 }
 
-fn instantiate_inner(a: &InstArgs, ev: &mut Evaluator) -> Result<(), Box<EvalError>> {
+/// `nixvm build`: instantiate like nix-instantiate, realise the derivations, print their
+/// output paths and link `./result` (and `result-<output>`, `result-2`, ...) to them. In a
+/// chroot store the links point where the files physically are.
+fn build(a: InstArgs) -> ExitCode {
+    let backend = match make_store(&a, true) {
+        Ok(Some(b)) => b,
+        Ok(None) => return ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut ev = build_evaluator_with(&a, Some(backend.clone()));
+    let mut drvs = Vec::new();
+    let result = instantiate_inner(&a, &mut ev, Some(&mut drvs))
+        .and_then(|()| realise_and_link(&a, &backend, &drvs));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&ev, &e, a.show_trace && !a.no_show_trace);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn realise_and_link(
+    a: &InstArgs,
+    backend: &nixvm::LocalBackend,
+    drvs: &[String],
+) -> Result<(), Box<EvalError>> {
+    use nixvm_store::build::{Builder, DerivedPath};
+    let store_err = |e: nixvm_store::Error| EvalError::new(nixvm::ErrorKind::Other, e.to_string());
+    let store = backend
+        .store()
+        .map_err(store_err)?
+        .ok_or_else(|| EvalError::new(nixvm::ErrorKind::Other, "the store could not be opened"))?;
+    let targets: Vec<DerivedPath> = drvs
+        .iter()
+        .map(|l| match l.split_once('!') {
+            Some((d, o)) => DerivedPath {
+                drv_path: d.to_string(),
+                outputs: o.split(',').map(str::to_string).collect(),
+            },
+            None => DerivedPath {
+                drv_path: l.clone(),
+                outputs: Default::default(),
+            },
+        })
+        .collect();
+    let builder = Builder::new(store, backend.build_settings().clone());
+    let report = builder.realise(&targets).map_err(store_err)?;
+    let mut out = std::io::stdout().lock();
+    let base = a.out_link.clone().unwrap_or_else(|| "result".to_string());
+    for (i, t) in targets.iter().enumerate() {
+        let Some(outs) = report.outputs.get(&t.drv_path) else {
+            continue;
+        };
+        for (name, path) in outs {
+            let _ = writeln!(out, "{path}");
+            if a.no_out_link {
+                continue;
+            }
+            let mut link = base.clone();
+            if i > 0 {
+                link.push_str(&format!("-{}", i + 1));
+            }
+            if name != "out" {
+                link.push_str(&format!("-{name}"));
+            }
+            let target = store.to_real_path(path);
+            let link = Path::new(&link);
+            if let Ok(m) = std::fs::symlink_metadata(link) {
+                if !m.file_type().is_symlink() {
+                    return Err(EvalError::new(
+                        nixvm::ErrorKind::Io,
+                        format!(
+                            "cannot create symlink '{}': a file that is not a symlink is in the way",
+                            link.display()
+                        ),
+                    ));
+                }
+                let _ = std::fs::remove_file(link);
+            }
+            std::os::unix::fs::symlink(&target, link).map_err(|e| {
+                EvalError::new(
+                    nixvm::ErrorKind::Io,
+                    format!(
+                        "creating symlink '{}': {}",
+                        link.display(),
+                        nixvm::vm::io_msg(&e)
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn instantiate_inner(
+    a: &InstArgs,
+    ev: &mut Evaluator,
+    mut collect: Option<&mut Vec<String>>,
+) -> Result<(), Box<EvalError>> {
     let mut out = std::io::stdout().lock();
     let inputs: Vec<String> = if a.files.is_empty() {
         if a.expr {
@@ -324,7 +576,7 @@ fn instantiate_inner(a: &InstArgs, ev: &mut Evaluator) -> Result<(), Box<EvalErr
         };
         for attr in paths {
             let v = select_attr_path(ev, root.clone(), &attr, &auto_args)?;
-            if a.eval {
+            if a.eval && collect.is_none() {
                 let v = if auto_args.is_empty() {
                     v
                 } else {
@@ -345,7 +597,12 @@ fn instantiate_inner(a: &InstArgs, ev: &mut Evaluator) -> Result<(), Box<EvalErr
                 }
             } else {
                 for line in ev.instantiate(v, &auto_args)? {
-                    let _ = writeln!(out, "{}", line);
+                    match collect.as_deref_mut() {
+                        Some(c) => c.push(line),
+                        None => {
+                            let _ = writeln!(out, "{}", line);
+                        }
+                    }
                 }
             }
         }

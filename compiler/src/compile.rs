@@ -121,22 +121,24 @@ impl<'a> Compiler<'a> {
         (consts.len() - 1) as u32
     }
 
-    fn emit_force_return(&mut self) {
-        // The last op only decides for the whole body when no branch jumps past it:
-        // `if c then x else {}` ends in MakeAttrs, but the `then` arm jumps here with
-        // `x` unforced.
-        let end = self.here();
-        let joined = self.chunk().code.iter().any(|op| match *op {
+    /// Whether some jump lands at `pos` (then the last op is not the only way to get there,
+    /// and what it pushes says nothing about the other paths' values).
+    fn is_jump_target(&mut self, pos: u32) -> bool {
+        self.chunk().code.iter().any(|op| match *op {
             Op::Jump(t)
             | Op::JumpIfFalse(t)
             | Op::JumpIfTrue(t)
             | Op::SelectOr(_, t)
             | Op::SelectDynOr(t)
             | Op::HasAttrStep(_, t)
-            | Op::HasAttrStepDyn(t) => t == end,
+            | Op::HasAttrStepDyn(t) => t == pos,
             _ => false,
-        });
-        if joined || !is_whnf_producer(self.chunk().code.last()) {
+        })
+    }
+
+    fn emit_force_return(&mut self) {
+        let here = self.here();
+        if !is_whnf_producer(self.chunk().code.last()) || self.is_jump_target(here) {
             self.emit(Op::Force);
         }
         self.emit(Op::Return);

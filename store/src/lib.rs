@@ -14,22 +14,34 @@
 //! * [`derivation`]: the derivation data model, its ATerm form (printing and parsing), the
 //!   "hash modulo" of derivations, and output/`.drv` path computation for `derivationStrict`.
 //!
-//! Everything here is pure computation except reading files for NAR/file hashing; writing to a
-//! store is not done by this crate.
+//! * [`local`]: the on-disk store ([`LocalStore`]): files under a root directory ("chroot
+//!   store"), metadata in SQLite ([`db`]), per-path lock files ([`lock`]), atomic adds.
+//! * [`build`]: realising derivations into a local store (scheduling, builder processes, the
+//!   builder environment, output checks, reference scanning with [`refscan`]), in a
+//!   namespace [`sandbox`] where the machine allows one.
+//!
+//! The modules above `local` are pure computation except reading files for NAR/file hashing.
 //!
 //! Errors are reported through the crate-wide [`Error`] type, whose `Display` texts match the
 //! messages CppNix prints (without CppNix's "error:" prefix and traces).
 
+pub mod build;
+pub mod db;
 pub mod derivation;
 pub mod hash;
+pub mod local;
+pub mod lock;
 pub mod nar;
 pub mod path;
+pub mod refscan;
+pub mod sandbox;
 
 pub use derivation::{
     hash_placeholder, output_path_name, Derivation, DerivationError, DerivationType, HashModulo,
     ModuloCache, Output,
 };
 pub use hash::{compress_hash, Hash, HashAlgo, HashError, HashFormat, Hasher};
+pub use local::{LocalStore, StoreConfig};
 pub use nar::FileType;
 pub use path::{ContentAddress, ContentAddressMethod, PathError, StoreDir, StorePath};
 
@@ -58,6 +70,10 @@ pub enum Error {
         feature: &'static str,
         reason: String,
     },
+    /// The metadata database failed or holds something unexpected.
+    Db(String),
+    /// Any other store or build failure, with its full message.
+    Msg(String),
 }
 
 /// Problems specific to serialising a file tree as a NAR.
@@ -110,6 +126,7 @@ impl fmt::Display for Error {
                 source,
             } => write!(f, "{action} '{path}': {}", io_error_text(source)),
             Error::Nar(e) => e.fmt(f),
+            Error::Db(m) | Error::Msg(m) => f.write_str(m),
             Error::MissingExperimentalFeature { feature, reason } => {
                 write!(f, "experimental Nix feature '{feature}' is disabled")?;
                 if !reason.is_empty() {
@@ -131,7 +148,10 @@ impl std::error::Error for Error {
             Error::Path(e) => Some(e),
             Error::Derivation(e) => Some(e),
             Error::Io { source, .. } => Some(source),
-            Error::Nar(_) | Error::MissingExperimentalFeature { .. } => None,
+            Error::Nar(_)
+            | Error::MissingExperimentalFeature { .. }
+            | Error::Db(_)
+            | Error::Msg(_) => None,
         }
     }
 }

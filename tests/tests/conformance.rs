@@ -36,7 +36,11 @@ fn nix_lang_conformance_does_not_regress() {
         bin.display()
     );
     let log = std::env::temp_dir().join(format!("nixvm-conformance-{}.log", std::process::id()));
+    // Cases run without --eval instantiate, which may write to a store: keep it out of $HOME.
+    let store =
+        std::env::temp_dir().join(format!("nixvm-conformance-store-{}", std::process::id()));
     let out = Command::new("bash")
+        .env("NIXVM_STORE", &store)
         .arg(&runner)
         .args(["-j", "2", "-o"])
         .arg(&log)

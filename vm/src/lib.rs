@@ -10,6 +10,7 @@ pub mod corepkgs;
 pub mod error;
 pub mod ops;
 pub mod print;
+pub mod store;
 pub mod storeglue;
 pub mod value;
 pub mod vm;
@@ -17,17 +18,12 @@ pub mod vm;
 pub use error::{ErrorKind, EvalError, EvalResult, Pos};
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
+pub use store::{LocalBackend, StoreBackend};
 pub use value::Value;
 pub use vm::{Settings, Vm};
 
 use std::path::Path;
 use std::rc::Rc;
-
-/// Where the VM sends store requests it cannot answer by computation
-/// alone (building, realising). Not yet used by the language core.
-pub trait StoreBackend {
-    fn realise(&mut self, path: &str) -> Result<(), String>;
-}
 
 /// A builtin supplied by an embedder.
 pub type ExtraBuiltin = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
@@ -36,6 +32,7 @@ pub type ExtraBuiltin = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
 pub struct EvaluatorBuilder {
     settings: Settings,
     extra: Vec<(String, Value)>,
+    store: Option<Rc<dyn StoreBackend>>,
 }
 
 impl EvaluatorBuilder {
@@ -57,6 +54,13 @@ impl EvaluatorBuilder {
     }
     pub fn store_dir(mut self, dir: &str) -> Self {
         self.settings.store_dir = dir.to_string();
+        self
+    }
+    /// Give the evaluator a store: sources, `toFile` results and `.drv` files are written to
+    /// it when it is writable, and store paths that evaluation reads are realised through it
+    /// (import-from-derivation). Without one, paths are computed and nothing is written.
+    pub fn store(mut self, store: Rc<dyn StoreBackend>) -> Self {
+        self.store = Some(store);
         self
     }
     pub fn settings(mut self, f: impl FnOnce(&mut Settings)) -> Self {
@@ -81,6 +85,7 @@ impl EvaluatorBuilder {
     }
     pub fn build(self) -> Evaluator {
         let mut vm = Vm::new(self.settings);
+        vm.store = self.store;
         if !self.extra.is_empty() {
             builtins::install(&mut vm, self.extra);
         }
@@ -215,6 +220,16 @@ impl Evaluator {
 
     pub fn to_xml(&mut self, v: Value, strict: bool, location: bool) -> EvalResult<String> {
         builtins::xml::to_xml_string(&mut self.vm, v, strict, location)
+    }
+
+    /// Make everything evaluation wrote to the store durable and registered (the store may
+    /// batch small writes).
+    pub fn flush_store(&self) -> EvalResult<()> {
+        if let Some(s) = &self.vm.store {
+            s.flush()
+                .map_err(|e| EvalError::new(ErrorKind::Other, e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// nix-instantiate without `--eval`: the derivations in `v`, as printed paths.

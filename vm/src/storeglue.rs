@@ -1,11 +1,23 @@
-//! Where the VM meets the store crate: copying sources into the store,
-//! and turning store paths that evaluation reads into real files.
+//! Where the VM meets the store: copying sources into the store, and turning store paths
+//! that evaluation reads into real files (building them if needed: import-from-derivation).
 
 use crate::error::*;
 use crate::value::*;
 use crate::vm::Vm;
+use crate::StoreBackend;
+use std::rc::Rc;
 
-/// The store path a source path gets when interpolated into a string.
+/// The evaluator's store, if it has one that evaluation may write to.
+pub fn writable_store(vm: &Vm) -> Option<Rc<dyn StoreBackend>> {
+    vm.store.clone().filter(|s| s.writable())
+}
+
+pub(crate) fn store_error(e: nixvm_store::Error) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Other, e.to_string())
+}
+
+/// The store path a source path gets when interpolated into a string (copied into the
+/// store when the store is writable).
 pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     if let Some(p) = vm.store_cache.get(path) {
         return Ok(p.clone());
@@ -16,6 +28,18 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     }
     let real = physical_path(vm, path);
     let real = real.as_path();
+    if let Some(st) = writable_store(vm) {
+        let printed = st
+            .add_path(
+                &name,
+                real,
+                nixvm_store::path::ContentAddressMethod::Recursive,
+                None,
+            )
+            .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
+        vm.store_cache.insert(path.to_string(), printed.clone());
+        return Ok(printed);
+    }
     let (hash, _size) = nixvm_store::nar::nar_hash_path(real)
         .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
@@ -31,40 +55,118 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     Ok(printed)
 }
 
-/// A path that evaluation is about to read. Nothing is built yet: a store
-/// path is read where it is, and one that does not exist (an output that
-/// was never built, or a `.drv`/`toFile` text that exists only in memory)
-/// is reported as CppNix reports an unrealised path.
+/// A path that evaluation is about to read, turned into the file to read. Paths outside the
+/// store are returned as they are. A store path is looked up in the evaluator's store (and
+/// mapped to where its files physically are); an output that is not valid yet is built
+/// through the store when the derivation producing it is known (import-from-derivation),
+/// unless `allow-import-from-derivation` is off.
 pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
-    if store.is_in_store(path) && std::fs::symlink_metadata(path).is_err() {
-        if let Ok((sp, _)) = store.to_store_path(path) {
-            let printed = store.print(&sp);
-            if !fetched_path_exists(&printed) {
-                return err(format!(
-                    "path '{printed}' is not valid (building is not supported yet)"
-                ));
-            }
-        }
+    if !store.is_in_store(path) {
+        return Ok(path.to_string());
     }
-    Ok(path.to_string())
+    let Ok((sp, _)) = store.to_store_path(path) else {
+        return Ok(path.to_string());
+    };
+    let printed = store.print(&sp);
+    if is_fetched(&printed) {
+        // Fetched in this evaluation: its bytes are in the scratch area.
+        return Ok(physical_path(vm, path).to_string_lossy().into_owned());
+    }
+    realise_store_path(vm, path, &printed).map_err(|mut e| {
+        if e.trace.len() < 64 {
+            e.trace.push(TraceEntry {
+                msg: format!("while realising the context of path '{path}'"),
+                pos: None,
+            });
+        }
+        e
+    })
 }
 
-/// Context for the contents of a file read from the store: the references of
-/// the store object it belongs to, when they are known (none otherwise).
-pub fn context_for_store_file(vm: &mut Vm, path: &str) -> Option<Box<Context>> {
+fn realise_store_path(vm: &mut Vm, path: &str, printed: &str) -> EvalResult<String> {
+    let backend = vm.store.clone();
+    let real = |b: &Option<Rc<dyn StoreBackend>>| match b {
+        Some(b) => b.real_path(path).to_string_lossy().into_owned(),
+        None => path.to_string(),
+    };
+    if let Some(b) = &backend {
+        if b.is_valid(printed).map_err(store_error)? {
+            return Ok(real(&backend));
+        }
+    }
+    // Which derivation makes this path: one instantiated in this evaluation, or one the
+    // store knows.
+    let mut deriver = crate::builtins::derivations::deriver_of(printed);
+    if deriver.is_none() {
+        if let Some(b) = &backend {
+            deriver = b
+                .derivers_of(printed)
+                .map_err(store_error)?
+                .into_iter()
+                .next();
+        }
+    }
+    if let Some((drv, output)) = deriver {
+        if std::fs::symlink_metadata(printed).is_ok() && backend.is_none() {
+            // Built by some other store that shares our store directory.
+            return Ok(path.to_string());
+        }
+        if !vm.settings.allow_ifd {
+            return err(format!(
+                "cannot build '{drv}^{output}' during evaluation because the option 'allow-import-from-derivation' is disabled"
+            ));
+        }
+        let Some(b) = &backend else {
+            let base = drv.rsplit('/').next().unwrap_or(&drv);
+            return err(format!("path '{base}' is not valid"));
+        };
+        b.realise(&drv, std::slice::from_ref(&output))
+            .map_err(store_error)?;
+        return Ok(real(&backend));
+    }
+    if std::fs::symlink_metadata(printed).is_ok() {
+        // A path of the machine's own store, read where it is.
+        return Ok(path.to_string());
+    }
+    if let Some(b) = &backend {
+        let r = b.real_path(printed);
+        if std::fs::symlink_metadata(&r).is_ok() && b.is_valid(printed).unwrap_or(false) {
+            return Ok(real(&backend));
+        }
+    }
+    let base = printed.rsplit('/').next().unwrap_or(printed);
+    err(format!("path '{base}' is not valid"))
+}
+
+/// Context for the contents of a file read from the store: the references of the store
+/// object it belongs to (known from this evaluation or from the store) that occur in the
+/// contents, as CppNix's `readFile` gives.
+pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Option<Box<Context>> {
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
     if !store.is_in_store(path) {
         return None;
     }
     let (sp, _) = store.to_store_path(path).ok()?;
     let printed = store.print(&sp);
-    let refs = crate::builtins::derivations::known_references(&printed)?;
+    let refs = match crate::builtins::derivations::known_references(&printed) {
+        Some(r) => r,
+        None => vm.store.as_ref()?.references(&printed).ok()?,
+    };
     if refs.is_empty() {
         return None;
     }
+    let mut scanner = nixvm_store::refscan::RefScanner::new(refs.iter());
+    std::io::Write::write_all(&mut scanner, contents).ok()?;
+    let found = scanner.found();
+    if found.is_empty() {
+        return None;
+    }
     Some(Box::new(
-        refs.iter().map(|r| std::rc::Rc::from(r.as_str())).collect(),
+        found
+            .iter()
+            .map(|r| std::rc::Rc::from(r.as_str()))
+            .collect(),
     ))
 }
 
@@ -209,6 +311,10 @@ pub fn add_fetched_path(
 
 /// Whether a store path (printed) is valid as far as evaluation knows: added
 /// by a fetcher in this evaluation, or present on disk.
+fn is_fetched(store_path: &str) -> bool {
+    FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
+}
+
 pub fn fetched_path_exists(store_path: &str) -> bool {
     FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
         || std::fs::symlink_metadata(store_path).is_ok()

@@ -111,7 +111,7 @@ pub struct Vm {
     pub regex_cache: FxHashMap<String, Rc<regex::bytes::Regex>>,
     /// `builtins.path`/`toFile` results already computed, by input key.
     pub store_cache: FxHashMap<String, String>,
-    pub store: Option<Box<dyn crate::StoreBackend>>,
+    pub store: Option<std::rc::Rc<dyn crate::StoreBackend>>,
     /// Attribute names as Nix strings, by symbol id: `mapAttrs` and friends
     /// hand the same name to many calls, and one shared string serves them all.
     name_strings: Vec<Option<Value>>,

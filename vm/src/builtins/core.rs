@@ -287,7 +287,8 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let p = real_path(vm, &a[0])?;
+    let logical = vm.coerce_path(&a[0])?;
+    let p = crate::storeglue::realise_for_read(vm, &logical)?;
     let bytes = std::fs::read(&p).map_err(|e| {
         EvalError::new(
             ErrorKind::Io,
@@ -300,7 +301,7 @@ fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             p
         ));
     }
-    let ctx = crate::storeglue::context_for_store_file(vm, &p);
+    let ctx = crate::storeglue::context_for_store_file(vm, &logical, &bytes);
     Ok(Value::bytes(bytes, ctx))
 }
 

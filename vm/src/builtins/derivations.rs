@@ -26,6 +26,8 @@ pub(crate) struct Registry {
     pub drvs: HashMap<String, Derivation>,
     /// References of text files created by `toFile` (and of `.drv` files).
     pub refs: HashMap<String, BTreeSet<String>>,
+    /// Output path -> (`.drv` path, output name), for import-from-derivation.
+    pub outputs: HashMap<String, (String, String)>,
 }
 
 thread_local! {
@@ -41,6 +43,11 @@ pub(crate) fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 /// The known references of an in-memory store object (a `toFile` text or a `.drv`).
 pub(crate) fn known_references(store_path: &str) -> Option<BTreeSet<String>> {
     with_registry(|r| r.refs.get(store_path).cloned())
+}
+
+/// The derivation instantiated in this thread that produces `path`: (`.drv`, output).
+pub(crate) fn deriver_of(path: &str) -> Option<(String, String)> {
+    with_registry(|r| r.outputs.get(path).cloned())
 }
 
 /// The source of the `derivation` wrapper around `derivationStrict`.
@@ -342,9 +349,10 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
         }
     }
 
+    let backend = vm.store.clone();
     let warnings = with_registry(|r| {
         let Registry { modulo, drvs, .. } = r;
-        let mut read = |p: &str| read_drv(drvs, &store, p);
+        let mut read = |p: &str| read_drv(drvs, &store, backend.as_deref(), p);
         drv.fill_in_output_paths(&store, modulo, &mut read)
     })
     .map_err(store_err)?;
@@ -353,10 +361,28 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
     }
 
     let (drv_path, _contents) = drv.compute_drv_path(&store).map_err(store_err)?;
+    if let Some(st) = crate::storeglue::writable_store(vm) {
+        let written = st.add_derivation(&drv).map_err(store_err)?;
+        if written != drv_path {
+            return err(format!(
+                "internal error: derivation written as '{written}' instead of '{drv_path}'"
+            ));
+        }
+    }
     with_registry(|r| -> EvalResult<()> {
-        let Registry { modulo, drvs, refs } = r;
+        let Registry {
+            modulo,
+            drvs,
+            refs,
+            outputs,
+        } = r;
+        for (o, out) in &drv.outputs {
+            if let Ok(Some(p)) = out.path(&store, &drv.name, o) {
+                outputs.insert(p, (drv_path.clone(), o.clone()));
+            }
+        }
         let h = {
-            let mut read = |p: &str| read_drv(drvs, &store, p);
+            let mut read = |p: &str| read_drv(drvs, &store, backend.as_deref(), p);
             modulo.hash_input(&store, &drv, &mut read)
         }
         .map_err(store_err)?;
@@ -393,10 +419,16 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
 fn read_drv(
     drvs: &HashMap<String, Derivation>,
     store: &StoreDir,
+    backend: Option<&dyn crate::StoreBackend>,
     p: &str,
 ) -> Result<Derivation, nixvm_store::Error> {
     if let Some(d) = drvs.get(p) {
         return Ok(d.clone());
+    }
+    if let Some(b) = backend {
+        if b.is_valid(p).unwrap_or(false) {
+            return b.read_derivation(p);
+        }
     }
     match std::fs::read_to_string(p) {
         Ok(s) => Derivation::parse_at_path(store, p, &s),
@@ -662,6 +694,10 @@ fn to_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         .make_text_path(&name, &h, refs.iter())
         .map_err(store_err)?;
     let printed = store.print(&p);
+    if let Some(st) = crate::storeglue::writable_store(vm) {
+        st.add_text(&name, contents.as_bytes(), &refs)
+            .map_err(store_err)?;
+    }
     with_registry(|r| r.refs.insert(printed.clone(), refs));
     Ok(Value::str_ctx(printed.clone(), one_ctx(printed)))
 }
@@ -786,7 +822,12 @@ fn add_path_inner(
         None => None,
     };
     if let Some(p) = &expected_path {
-        if crate::storeglue::fetched_path_exists(p) {
+        let valid = crate::storeglue::fetched_path_exists(p)
+            || match &vm.store {
+                Some(b) => b.is_valid(p).unwrap_or(false),
+                None => false,
+            };
+        if valid {
             return Ok(Value::str_ctx(p.clone(), one_ctx(p.clone())));
         }
     }
@@ -794,6 +835,17 @@ fn add_path_inner(
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| src.to_string());
     let real_path = std::path::Path::new(&real);
+    if let Some(st) = crate::storeglue::writable_store(vm) {
+        let p = add_to_writable_store(vm, &*st, name, src, real_path, filter, method)?;
+        if let Some(e) = &expected_path {
+            if *e != p {
+                return err(format!(
+                    "store path mismatch in (possibly filtered) path added from '{src}'"
+                ));
+            }
+        }
+        return Ok(Value::str_ctx(p.clone(), one_ctx(p)));
+    }
     let hash = match &filter {
         None => {
             nixvm_store::nar::hash_path(
@@ -841,6 +893,56 @@ fn add_path_inner(
         }
     }
     Ok(Value::str_ctx(p.clone(), one_ctx(p)))
+}
+
+/// `builtins.path`/`filterSource` with a writable store: copy (through the filter) into it.
+fn add_to_writable_store(
+    vm: &mut Vm,
+    st: &dyn crate::StoreBackend,
+    name: &str,
+    src: &str,
+    real_path: &std::path::Path,
+    filter: Option<Value>,
+    method: ContentAddressMethod,
+) -> EvalResult<String> {
+    let Some(f) = filter else {
+        return st
+            .add_path(name, real_path, method, None)
+            .map_err(store_err);
+    };
+    // The filter runs Nix code; its errors are kept here and the store is told to stop.
+    let mut eval_error: Option<Box<EvalError>> = None;
+    let mut cb =
+        |p: &std::path::Path, t: nixvm_store::FileType| -> Result<bool, nixvm_store::Error> {
+            let shown = match p.strip_prefix(real_path) {
+                Ok(rel) if !rel.as_os_str().is_empty() => {
+                    format!("{}/{}", src.trim_end_matches('/'), rel.to_string_lossy())
+                }
+                _ => src.to_string(),
+            };
+            let r = vm
+                .call2(f.clone(), Value::string(shown), Value::str(t.as_str()))
+                .and_then(|r| {
+                    vm.force_bool(&r).map_err(|e| {
+                        with_trace(
+                            e,
+                            "while evaluating the return value of the path filter function".into(),
+                        )
+                    })
+                });
+            match r {
+                Ok(b) => Ok(b),
+                Err(e) => {
+                    eval_error = Some(e);
+                    Err(nixvm_store::Error::Msg("path filter failed".into()))
+                }
+            }
+        };
+    let r = st.add_path(name, real_path, method, Some(&mut cb));
+    if let Some(e) = eval_error {
+        return Err(e);
+    }
+    r.map_err(store_err)
 }
 
 // ---- instantiation --------------------------------------------------------
