@@ -161,6 +161,12 @@ fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
 }
 
 fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
+    // CppNix's pointer shortcut: a nested value compared with itself is equal unforced.
+    if let (false, Value::Thunk(x), Value::Thunk(y)) = (top, a, b) {
+        if Rc::ptr_eq(x, y) {
+            return Ok(true);
+        }
+    }
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
     Ok(match (&a, &b) {
@@ -187,15 +193,16 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
             true
         }
         (Value::Attrs(x), Value::Attrs(y)) => {
-            if Rc::ptr_eq(x, y) {
-                return Ok(true);
-            }
-            // Derivations compare by their output path.
+            // Derivations compare by their output path, even one set with itself: forcing
+            // outPath is where nixpkgs' meta checks (assert in extendDerivation) fire.
             if is_derivation(vm, x)? && is_derivation(vm, y)? {
                 if let (Some(p), Some(q)) = (x.get(known::OUT_PATH), y.get(known::OUT_PATH)) {
                     let (p, q) = (p.clone(), q.clone());
                     return equal(vm, &p, &q);
                 }
+            }
+            if Rc::ptr_eq(x, y) {
+                return Ok(true);
             }
             if x.len() != y.len() {
                 return Ok(false);

@@ -63,3 +63,14 @@ fn map_attrs_thunks() {
 fn repeated_lists_are_tracked_by_holder() {
     check("[ (let x = [ x ]; in x) ]", "[ [ [ «repeated» ] ] ]");
 }
+
+/// Derivations compare by outPath even against themselves (nixpkgs' cc-wrapper asserts
+/// `libc_bin == bintools.libc_bin`, which must trip the unfree-license check as in CppNix);
+/// identical nested values are equal without being forced.
+#[test]
+fn derivation_equality_forces_out_path() {
+    check(
+        r#"let d = { type = "derivation"; outPath = throw "no"; }; in [ (builtins.tryEval (d == d)) (builtins.tryEval ([ d ] == [ d ])) ]"#,
+        "[ { success = false; value = false; } { success = true; value = true; } ]",
+    );
+}
