@@ -64,7 +64,16 @@ fn concat_strings_sep(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         if i > 0 {
             out.extend_from_slice(&sep);
         }
-        out.extend_from_slice(&vm.coerce_string(x, &mut ctx)?);
+        // Strings (the common case) are appended in place rather than copied out first.
+        match vm.force(x.clone())? {
+            Value::String(s) => {
+                out.extend_from_slice(s.as_bytes());
+                if let Some(c) = s.context() {
+                    ctx.extend(c.iter().cloned());
+                }
+            }
+            other => out.extend_from_slice(&vm.coerce_string(&other, &mut ctx)?),
+        }
     }
     Ok(Value::bytes(out, ctx_box(ctx)))
 }
