@@ -393,3 +393,142 @@ in {
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(e.contains("contains output name 'nope'"), "{e}");
 }
+
+/// A plain tar of `pkg/msg.txt` (fetchTarball strips the single top-level directory).
+fn msg_tar(msg: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "pkg/", &b""[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(msg.len() as u64);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "pkg/msg.txt", msg.as_bytes())
+        .unwrap();
+    b.into_inner().unwrap()
+}
+
+/// `builtins.fetchurl` and `builtins.fetchTarball` results used by a derivation are input
+/// sources of its `.drv`, valid in the store, and visible to the sandboxed builder. Read-only
+/// evaluation still fetches (into a scratch area) without creating a store, and finds a path
+/// an existing store already has without fetching it again.
+#[test]
+fn fetched_paths_are_store_inputs_of_builds() {
+    let dir = scratch("fetched");
+    let payload = dir.join("payload.txt");
+    std::fs::write(&payload, PAYLOAD).unwrap();
+    std::fs::write(dir.join("tree.tar"), msg_tar("from the tarball\n")).unwrap();
+    let url = format!("file://{}", payload.display());
+    let tar_url = format!("file://{}", dir.join("tree.tar").display());
+    std::fs::write(
+        dir.join("default.nix"),
+        format!(
+            r#"
+let
+  f = builtins.fetchurl {{ url = "{url}"; sha256 = "{PAYLOAD_SHA256}"; }};
+  t = builtins.fetchTarball {{ url = "{tar_url}"; }};
+in derivation {{
+  name = "uses-fetched"; system = builtins.currentSystem; builder = "/bin/sh";
+  inherit f;
+  args = [ "-c" "read a < $f; read b < ${{t}}/msg.txt; echo \"$a|$b\" > $out" ];
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let store_s = store.to_string_lossy().into_owned();
+
+    // Read-only evaluation fetches but writes no store.
+    let ev = run(
+        &dir,
+        &["eval", "--store", &store_s, "-E", "(import ./.).f"],
+        &[],
+    );
+    assert!(
+        ev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ev.stderr)
+    );
+    let fetched = String::from_utf8_lossy(&ev.stdout)
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    assert!(fetched.ends_with("-payload.txt"), "{fetched}");
+    assert!(
+        !store.exists(),
+        "read-only evaluation must not create a store"
+    );
+
+    // Instantiation adds the fetched paths to the store as input sources of the .drv.
+    let inst = run(&dir, &["instantiate", "--store", &store_s], &[]);
+    assert!(
+        inst.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inst.stderr)
+    );
+    let drv = String::from_utf8_lossy(&inst.stdout).trim().to_string();
+    let text = std::fs::read_to_string(store.join(drv.trim_start_matches('/'))).unwrap();
+    // Derive([outputs],[input drvs],[input sources],...
+    let srcs = text
+        .split("],[")
+        .nth(2)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_default();
+    assert!(srcs.contains(&format!("\"{fetched}\"")), "{text}");
+    let real = store.join(fetched.trim_start_matches('/'));
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), PAYLOAD);
+    let names: Vec<String> = store
+        .join("nix/store")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let source = names
+        .iter()
+        .find(|n| n.ends_with("-source"))
+        .unwrap_or_else(|| panic!("no fetched tree in {names:?}"));
+    assert!(srcs.contains(&format!("\"/nix/store/{source}\"")), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(store.join("nix/store").join(source).join("msg.txt")).unwrap(),
+        "from the tarball\n"
+    );
+
+    // A read-only evaluation finds the stored path without fetching (the URL is gone).
+    let again = run(
+        &dir,
+        &[
+            "eval",
+            "--store",
+            &store_s,
+            "-E",
+            &format!(
+                r#"builtins.readFile (builtins.fetchurl {{ url = "file://{}/gone"; name = "payload.txt"; sha256 = "{PAYLOAD_SHA256}"; }})"#,
+                dir.display()
+            ),
+        ],
+        &[],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "\"fetched content\\n\""
+    );
+
+    if !namespaces_ok() {
+        return;
+    }
+    let b = run(&dir, &["build", "--store", &store_s], &[]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let result = std::fs::read_to_string(dir.join("result")).expect("./result");
+    assert_eq!(result, "fetched content|from the tarball\n");
+}

@@ -170,21 +170,21 @@ pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Optio
     ))
 }
 
-// ---- fetched store objects (the fetchers' seam) ---------------------------
+// ---- fetched store objects -------------------------------------------------
 //
-// SEAM for the on-disk store. The fetchers (`builtins/fetchers.rs`) produce
-// content in a private staging location and hand it to `add_fetched_path`,
-// which computes the content-addressed store path exactly as CppNix does and
-// makes the content readable under that logical path. Until a real store
-// exists, "readable" means: the content is moved into a per-thread scratch
-// directory and remembered in a map from printed store path to that physical
-// location; every read of a store path goes through `physical_path`, which
-// rewrites `<storeDir>/<hash>-<name>/rest` to `<scratch>/<hash>-<name>/rest`.
-//
-// To route this into the real store, replace the body of `add_fetched_path`
-// with "add `src` to the store under `ca` (NAR hash `nar_hash`), then delete
-// `src`", and make `physical_path` the identity for paths the store has.
-// Callers only rely on the signature and on `FetchedPath`.
+// The fetchers (`builtins/fetchers.rs`, `getFlake`) produce content in a
+// private staging location and hand it to `add_fetched_path`, which computes
+// the content-addressed store path exactly as CppNix does. With a writable
+// store the content is added to it under that path (the staging copy is then
+// deleted), so a fetched path can be an input of a derivation and be built
+// with. Without one (`nixvm eval`, `instantiate --eval`: read-only mode opens
+// an existing store but never writes to it) the content is moved into a
+// per-thread scratch directory and remembered in a map from printed store path
+// to that physical location. CppNix's `--eval` does write fetched paths to its
+// store; ours keeps read-only mode read-only and fetches again next time
+// (unless the store already has the path). Every read of a store path goes
+// through `physical_path`, which maps `<storeDir>/<hash>-<name>/rest` to the
+// scratch copy or to where the store keeps the object.
 
 /// A store object added by a fetcher.
 #[derive(Clone, Debug)]
@@ -264,10 +264,11 @@ pub fn fetch_staging_path() -> EvalResult<std::path::PathBuf> {
     })
 }
 
-/// SEAM: add the file or directory at `src` (a staging path the caller owns
-/// and gives up) to the store as a fixed-output object named `name`, hashed
-/// with `method` (`Flat`: a regular file's bytes; `Recursive`: its NAR), and
-/// make it readable under the returned store path.
+/// Add the file or directory at `src` (a staging path the caller owns and
+/// gives up) to the store as a fixed-output object named `name`, hashed with
+/// `method` (`Flat`: a regular file's bytes; `Recursive`: its NAR), and make
+/// it readable under the returned store path: in the evaluator's store when it
+/// is writable (or already has the path), else in the scratch area.
 pub fn add_fetched_path(
     vm: &mut Vm,
     name: &str,
@@ -293,35 +294,67 @@ pub fn add_fetched_path(
         .make_fixed_output_path(name, &ca, std::iter::empty::<&str>(), false)
         .map_err(store_err)?;
     let printed = store.print(&sp);
-    let known = FETCH_AREA.with(|a| a.borrow().map.contains_key(&printed));
-    if known {
+    let fetched = FetchedPath {
+        path: printed.clone(),
+        nar_hash,
+        ca_hash,
+    };
+    let discard = |src: &std::path::Path| {
         make_writable(src);
         let _ = std::fs::remove_dir_all(src).or_else(|_| std::fs::remove_file(src));
+    };
+    if let Some(st) = writable_store(vm) {
+        let added = st.add_path(name, src, method, None).map_err(|e| {
+            EvalError::new(
+                ErrorKind::Io,
+                format!("adding fetched path '{printed}' to the store: {e}"),
+            )
+        })?;
+        discard(src);
+        if added != printed {
+            return err(format!(
+                "the store added the fetched content as '{added}', but its content address is '{printed}'"
+            ));
+        }
+        return Ok(fetched);
+    }
+    let in_scratch = FETCH_AREA.with(|a| a.borrow().map.contains_key(&printed));
+    if in_scratch || store_has(vm, &printed) {
+        discard(src);
     } else {
         let dest = src.with_file_name(sp.base_name());
         std::fs::rename(src, &dest).map_err(|e| io_error("moving", src, e))?;
-        FETCH_AREA.with(|a| a.borrow_mut().map.insert(printed.clone(), dest));
+        FETCH_AREA.with(|a| a.borrow_mut().map.insert(printed, dest));
     }
-    Ok(FetchedPath {
-        path: printed,
-        nar_hash,
-        ca_hash,
-    })
+    Ok(fetched)
 }
 
-/// Whether a store path (printed) is valid as far as evaluation knows: added
-/// by a fetcher in this evaluation, or present on disk.
+/// Whether the evaluator's store (writable or not) has a valid `store_path` (printed).
+fn store_has(vm: &Vm, store_path: &str) -> bool {
+    match &vm.store {
+        Some(b) => b.is_valid(store_path).unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Whether a store path (printed) was added by a fetcher to the scratch area.
 fn is_fetched(store_path: &str) -> bool {
     FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
 }
 
-pub fn fetched_path_exists(store_path: &str) -> bool {
-    FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
-        || std::fs::symlink_metadata(store_path).is_ok()
+/// Whether a store path (printed) that a fetcher would produce is already
+/// there, so that it need not be fetched again: in the scratch area, valid in
+/// the evaluator's store, or (without a writable store, whose derivations
+/// need their inputs registered in it) present on disk.
+pub fn fetched_path_exists(vm: &Vm, store_path: &str) -> bool {
+    is_fetched(store_path)
+        || store_has(vm, store_path)
+        || (writable_store(vm).is_none() && std::fs::symlink_metadata(store_path).is_ok())
 }
 
 /// Where the bytes of `path` physically are: inside a fetched store object,
-/// its scratch location; anything else is itself.
+/// its scratch location; inside a path valid in the evaluator's store, where
+/// the store keeps it; anything else is itself.
 pub fn physical_path(vm: &Vm, path: &str) -> std::path::PathBuf {
     let dir = vm.settings.store_dir.as_str();
     if let Some(rest) = path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) {
@@ -332,6 +365,11 @@ pub fn physical_path(vm: &Vm, path: &str) -> std::path::PathBuf {
         let key = format!("{dir}/{base}");
         if let Some(p) = FETCH_AREA.with(|a| a.borrow().map.get(&key).cloned()) {
             return if tail.is_empty() { p } else { p.join(tail) };
+        }
+        if !base.is_empty() && store_has(vm, &key) {
+            if let Some(b) = &vm.store {
+                return b.real_path(path);
+            }
         }
     }
     std::path::PathBuf::from(path)

@@ -822,7 +822,7 @@ fn add_path_inner(
         None => None,
     };
     if let Some(p) = &expected_path {
-        let valid = crate::storeglue::fetched_path_exists(p)
+        let valid = crate::storeglue::fetched_path_exists(vm, p)
             || match &vm.store {
                 Some(b) => b.is_valid(p).unwrap_or(false),
                 None => false,

@@ -645,7 +645,7 @@ fn fetch_url_like(
                 .make_fixed_output_path(&name, &ca, std::iter::empty::<&str>(), false)
                 .map_err(store_err)?;
             let printed = store.print(&p);
-            if crate::storeglue::fetched_path_exists(&printed) {
+            if crate::storeglue::fetched_path_exists(vm, &printed) {
                 return Ok(path_value(&printed));
             }
         }
