@@ -399,8 +399,7 @@ fn read_source(file: &str) -> Result<(String, String, PathBuf), Box<EvalError>> 
         std::io::stdin()
             .read_to_end(&mut buf)
             .map_err(|e| EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e)))?;
-        let src = String::from_utf8(buf)
-            .map_err(|_| EvalError::new(nixvm::ErrorKind::Parse, "input is not valid UTF-8"))?;
+        let (src, _) = nixvm_compiler::rawsrc::decode_source(buf);
         return Ok((src, "«stdin»".into(), cwd));
     }
     let p = cwd.join(file);
@@ -411,12 +410,8 @@ fn read_source(file: &str) -> Result<(String, String, PathBuf), Box<EvalError>> 
             format!("opening file '{}': {}", p.display(), nixvm::vm::io_msg(&e)),
         )
     })?;
-    let src = String::from_utf8(bytes).map_err(|_| {
-        EvalError::new(
-            nixvm::ErrorKind::Parse,
-            format!("file '{}' is not valid UTF-8", p.display()),
-        )
-    })?;
+    // Lossless: invalid bytes become reserved code points (nixvm_compiler::rawsrc).
+    let (src, _) = nixvm_compiler::rawsrc::decode_source(bytes);
     let dir = p.parent().map(Path::to_path_buf).unwrap_or(cwd);
     Ok((src, p.to_string_lossy().into_owned(), dir))
 }
@@ -563,8 +558,12 @@ fn instantiate_inner(
             let cwd = std::env::current_dir().unwrap_or_default();
             ev.eval_str(input, &cwd)?
         } else if input == "-" {
-            let (src, _, dir) = read_source(input)?;
-            ev.eval_str(&src, &dir)?
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
+                EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e))
+            })?;
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            ev.eval_bytes(buf, "«stdin»", &cwd)?
         } else {
             ev.eval_file(Path::new(input))?
         };

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod lexer;
 pub mod parser;
 pub mod printer;
+pub mod rawsrc;
 pub mod symbol;
 
 pub use parser::{parse, ParseErr, ParseOptions};

@@ -11,7 +11,7 @@ const BASELINE: &[(&str, u32)] = &[
     ("parse-okay", 13),
     ("parse-fail", 41),
     ("eval-okay", 143),
-    ("eval-fail", 282),
+    ("eval-fail", 283),
 ];
 
 fn workspace() -> PathBuf {

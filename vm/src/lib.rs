@@ -118,6 +118,15 @@ impl Evaluator {
         self.vm.force(v)
     }
 
+    /// `eval_str` for source bytes that need not be UTF-8 (stdin): string literals keep
+    /// the raw bytes, as in CppNix.
+    pub fn eval_bytes(&mut self, src: Vec<u8>, name: &str, base_dir: &Path) -> EvalResult<Value> {
+        let v = self
+            .vm
+            .compile_bytes(src, name, &base_dir.to_string_lossy())?;
+        self.vm.force(v)
+    }
+
     pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
         let abs = if path.is_absolute() {
             path.to_path_buf()

@@ -34,6 +34,9 @@ pub struct Frame {
 pub struct SourceFile {
     pub name: String,
     pub src: Rc<str>,
+    /// The file was not UTF-8: its text maps invalid bytes to private-use code points
+    /// (`nixvm_compiler::rawsrc`), which string literals turn back into the raw bytes.
+    pub raw: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -168,20 +171,30 @@ impl Vm {
     }
 
     pub fn add_file(&mut self, name: String, src: Rc<str>) -> u32 {
+        self.add_file_raw(name, src, false)
+    }
+
+    /// `add_file` for a text decoded by `rawsrc::decode_source` (`raw` = it had invalid bytes).
+    pub fn add_file_raw(&mut self, name: String, src: Rc<str>, raw: bool) -> u32 {
         FILE_TABLE.with(|t| t.borrow_mut().push((name.clone(), src.clone())));
-        self.files.push(SourceFile { name, src });
+        self.files.push(SourceFile { name, src, raw });
         (self.files.len() - 1) as u32
     }
 
     // ---- linking -------------------------------------------------------
 
     pub fn link(&mut self, chunk: &Chunk) -> Rc<Proto> {
+        let raw = self.files.get(chunk.file as usize).is_some_and(|f| f.raw);
         let consts: Vec<PConst> = chunk
             .consts
             .iter()
             .map(|c| match c {
                 Const::Int(n) => PConst::Value(Value::Int(*n)),
                 Const::Float(f) => PConst::Value(Value::Float(*f)),
+                Const::Str(s) if raw => PConst::Value(Value::bytes(
+                    nixvm_compiler::rawsrc::to_raw_bytes(s).into_owned(),
+                    None,
+                )),
                 Const::Str(s) => PConst::Value(Value::str(s)),
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
@@ -226,7 +239,29 @@ impl Vm {
 
     /// Parse and compile source text into a thunk of its value.
     pub fn compile_source(&mut self, src: &str, name: &str, base_dir: &str) -> EvalResult<Value> {
-        let file = self.add_file(name.to_string(), Rc::from(src));
+        self.compile_text(src, false, name, base_dir)
+    }
+
+    /// `compile_source` for source bytes, which need not be UTF-8: string literals keep
+    /// the file's raw bytes, as in CppNix (see `nixvm_compiler::rawsrc`).
+    pub fn compile_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        name: &str,
+        base_dir: &str,
+    ) -> EvalResult<Value> {
+        let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
+        self.compile_text(&src, raw, name, base_dir)
+    }
+
+    fn compile_text(
+        &mut self,
+        src: &str,
+        raw: bool,
+        name: &str,
+        base_dir: &str,
+    ) -> EvalResult<Value> {
+        let file = self.add_file_raw(name.to_string(), Rc::from(src), raw);
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
                 Box::new(EvalError {
@@ -307,13 +342,12 @@ impl Vm {
                 format!("opening file '{}': {}", path.display(), io_msg(&e)),
             )
         })?;
-        let src = String::from_utf8_lossy(&bytes).into_owned();
         let base = path
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into());
         let name = path.to_string_lossy().into_owned();
-        let v = self.compile_source(&src, &name, &base)?;
+        let v = self.compile_bytes(bytes, &name, &base)?;
         self.import_cache.insert(path, v.clone());
         Ok(v)
     }
@@ -335,7 +369,7 @@ impl Vm {
                 format!("opening file '{}': {}", path.display(), io_msg(&e)),
             )
         })?;
-        let src = String::from_utf8_lossy(&bytes).into_owned();
+        let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
         let base = path
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
@@ -354,7 +388,7 @@ impl Vm {
                 }
             }
         }
-        let file = self.add_file(name.clone(), Rc::from(src.as_str()));
+        let file = self.add_file_raw(name.clone(), Rc::from(src.as_str()), raw);
         let (ast, _) =
             nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
                 Box::new(EvalError {

@@ -74,3 +74,46 @@ fn derivation_equality_forces_out_path() {
         "[ { success = false; value = false; } { success = true; value = true; } ]",
     );
 }
+
+/// CppNix reads sources as bytes: a string literal in a non-UTF-8 file keeps the file's raw
+/// bytes (lang/eval-fail-toJSON-non-utf-8), so `stringLength` counts bytes and `toJSON`
+/// rejects the string. Expected values are CppNix 2.34's.
+#[test]
+fn non_utf8_source_literals_keep_raw_bytes() {
+    let dir = std::env::temp_dir().join(format!("nixvm-raw-src-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("raw.nix");
+    std::fs::write(
+        &file,
+        b"{ a = builtins.stringLength \"\xff\"; b = builtins.stringLength \"${\"x\"}\xfe\xfd\";\n  \
+          c = builtins.stringLength ''\n  \xff\n''; d = builtins.stringLength \"\xc3\xa9\xc3\"; }\n",
+    )
+    .unwrap();
+    let mut ev = Evaluator::builder().build();
+    let v = ev.eval_file(&file).and_then(|v| ev.force_deep(v));
+    let v = v.unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    assert_eq!(ev.print(&v), "{ a = 1; b = 3; c = 2; d = 3; }");
+
+    std::fs::write(&file, b"builtins.toJSON \"_invalid UTF-8: \xff_\"\n").unwrap();
+    let mut ev = Evaluator::builder().build();
+    let e = ev
+        .eval_file(&file)
+        .and_then(|v| ev.force_deep(v))
+        .expect_err("toJSON of a raw byte must fail");
+    assert_eq!(
+        e.msg,
+        "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index 16: 0xFF"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // Source given as bytes (stdin) behaves the same.
+    let mut ev = Evaluator::builder().build();
+    let v = ev
+        .eval_bytes(
+            b"builtins.stringLength \"a\xffb\"".to_vec(),
+            "\u{ab}stdin\u{bb}",
+            Path::new("/"),
+        )
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    assert_eq!(ev.print(&v), "3");
+}

@@ -279,7 +279,13 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         _ => false,
     };
     let p = real_path(vm, &v)?;
-    let md = std::fs::metadata(&p);
+    // As CppNix: the last component is not followed (a dangling symlink exists) unless
+    // a trailing `/` or `/.` asks for a directory, which resolves symlinks fully.
+    let md = if must_be_dir {
+        std::fs::metadata(&p)
+    } else {
+        std::fs::symlink_metadata(&p)
+    };
     Ok(Value::Bool(match md {
         Ok(m) => !must_be_dir || m.is_dir(),
         Err(_) => false,

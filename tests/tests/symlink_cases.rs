@@ -1,0 +1,126 @@
+//! The eval-okay cases of CppNix's language suite that need symlinks (`readDir`,
+//! `readDir-symlinked-directory`, `readFileType`, `symlink-resolution`, `pathexists`).
+//! A corpus copy may store those symlinks as plain files holding the target (as the one
+//! in `../shared/conformance` does), so this test copies the cases and the folders they
+//! read into a temporary `lang/`, recreates the symlinks the corpus README lists, and runs
+//! the release `nixvm` on each exactly as `run-nix-lang.sh` runs an eval-okay case.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CASES: &[&str] = &[
+    "readDir",
+    "readDir-symlinked-directory",
+    "readFileType",
+    "symlink-resolution",
+    "pathexists",
+];
+
+/// Files and folders (relative to `lang/`) the cases read, besides their own `.nix`/`.exp`.
+const AUX: &[&str] = &["readDir", "symlink-resolution", "lib.nix"];
+
+/// (link, target), relative to `lang/`: upstream's symlinks, from the corpus README.
+const SYMLINKS: &[(&str, &str)] = &[
+    ("readDir/ldir", "foo"),
+    ("readDir/linked", "foo/git-hates-directories"),
+    ("symlink-resolution/broken", "nonexistent"),
+    ("symlink-resolution/foo/overlays", "../overlays"),
+];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Copy `from` (file or folder) to `to`, skipping the paths that become symlinks. Copies
+/// are writable so that the temporary folder can be removed.
+fn copy(from: &Path, to: &Path, lang_out: &Path) {
+    if SYMLINKS.iter().any(|(l, _)| lang_out.join(l) == to) {
+        return;
+    }
+    let meta = fs::symlink_metadata(from).unwrap();
+    if meta.is_dir() {
+        fs::create_dir_all(to).unwrap();
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()), lang_out);
+        }
+    } else if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from).unwrap(), to).unwrap();
+    } else {
+        fs::write(to, fs::read(from).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn symlink_cases() {
+    let root = workspace();
+    let lang = root.join("../shared/conformance/nix-lang/lang");
+    if !lang.is_dir() {
+        eprintln!("SKIPPED: ../shared/conformance is absent; the symlink cases were not run");
+        return;
+    }
+    let bin = root.join("target/release/nixvm");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --release -p nixvm-cli`",
+        bin.display()
+    );
+    let corpus = std::env::temp_dir().join(format!("nixvm-symlink-cases-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&corpus);
+    let out_lang = corpus.join("lang");
+    fs::create_dir_all(&out_lang).unwrap();
+    for aux in AUX {
+        copy(&lang.join(aux), &out_lang.join(aux), &out_lang);
+    }
+    for (link, target) in SYMLINKS {
+        let at = out_lang.join(link);
+        let _ = fs::remove_file(&at);
+        std::os::unix::fs::symlink(target, &at).unwrap();
+    }
+    let mut failures = Vec::new();
+    for case in CASES {
+        let name = format!("eval-okay-{case}");
+        for ext in ["nix", "exp"] {
+            let f = format!("{name}.{ext}");
+            fs::copy(lang.join(&f), out_lang.join(&f)).unwrap();
+        }
+        assert!(
+            !lang.join(format!("{name}.flags")).exists()
+                && !lang.join(format!("{name}.err.exp")).exists(),
+            "{name}: .flags/.err.exp are not handled here"
+        );
+        // As run-nix-lang.sh runs an eval-okay case: cwd = corpus root, its environment.
+        let home = corpus.join("home");
+        let out = Command::new(&bin)
+            .current_dir(&corpus)
+            .env_remove("NIX_PATH")
+            .env("NIX_PATH", "lang/dir3:lang/dir4")
+            .env("HOME", "/fake-home")
+            .env("TEST_VAR", "foo")
+            .env("NIX_REMOTE", "dummy://")
+            .env("NIX_STORE_DIR", "/nix/store")
+            .env("NIXVM_STORE", home.join("store"))
+            .args(["instantiate", "--eval", "--strict"])
+            .arg(format!("lang/{name}.nix"))
+            .output()
+            .expect("running nixvm");
+        let pwd = fs::canonicalize(&corpus).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).replace(&*pwd.to_string_lossy(), "/pwd");
+        let expected = fs::read_to_string(lang.join(format!("{name}.exp"))).unwrap();
+        if !out.status.success() || stdout != expected {
+            failures.push(format!(
+                "{name}: exit {:?}\n--- expected\n{expected}--- got\n{stdout}--- stderr\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        } else {
+            eprintln!("PASS {name}");
+        }
+    }
+    let _ = fs::remove_dir_all(&corpus);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
