@@ -207,7 +207,13 @@ impl LocalStore {
         ] {
             fs::create_dir_all(&d).map_err(|e| io_err("creating directory", &d, e))?;
         }
-        let db = Db::open(&config.db_path())?;
+        let db = {
+            // Switching a fresh database to WAL and creating the schema can fail with
+            // "database is locked" without waiting for the busy timeout when two processes
+            // race: one opener at a time.
+            let _init = crate::lock::PathLock::lock(&config.state_dir().join("db/init.lock"))?;
+            Db::open(&config.db_path())?
+        };
         let store = LocalStore {
             config,
             real_store,
