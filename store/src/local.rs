@@ -792,21 +792,17 @@ fn syncfs(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Create `path` (it must not exist) holding `contents`, optionally executable, and fsync
+/// it when `sync` (batched writers sync the whole filesystem once instead).
 fn write_file(path: &Path, contents: &[u8], sync: bool) -> Result<(), Error> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| io_err("creating file", path, e))?;
-    f.write_all(contents)
-        .map_err(|e| io_err("writing to file", path, e))?;
-    if sync {
-        f.sync_all().map_err(|e| io_err("syncing file", path, e))?;
-    }
-    Ok(())
+    write_new_file(path, contents, false, sync)
 }
 
 fn write_file_synced(path: &Path, contents: &[u8], executable: bool) -> Result<(), Error> {
+    write_new_file(path, contents, executable, true)
+}
+
+fn write_new_file(path: &Path, contents: &[u8], executable: bool, sync: bool) -> Result<(), Error> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -818,7 +814,10 @@ fn write_file_synced(path: &Path, contents: &[u8], executable: bool) -> Result<(
         f.set_permissions(fs::Permissions::from_mode(0o755))
             .map_err(|e| io_err("changing permissions of", path, e))?;
     }
-    f.sync_all().map_err(|e| io_err("syncing file", path, e))
+    if sync {
+        f.sync_all().map_err(|e| io_err("syncing file", path, e))?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {

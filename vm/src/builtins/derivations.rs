@@ -860,12 +860,7 @@ fn add_path_inner(
         Some(f) => {
             let mut cb =
                 |p: &std::path::Path, t: nixvm_store::FileType| -> Result<bool, FilterError> {
-                    let shown = match p.strip_prefix(real_path) {
-                        Ok(rel) if !rel.as_os_str().is_empty() => {
-                            format!("{}/{}", src.trim_end_matches('/'), rel.to_string_lossy())
-                        }
-                        _ => src.to_string(),
-                    };
+                    let shown = filter_shown_path(src, real_path, p);
                     let r = vm
                         .call2(f.clone(), Value::string(shown), Value::str(t.as_str()))
                         .map_err(FilterError::Eval)?;
@@ -914,12 +909,7 @@ fn add_to_writable_store(
     let mut eval_error: Option<Box<EvalError>> = None;
     let mut cb =
         |p: &std::path::Path, t: nixvm_store::FileType| -> Result<bool, nixvm_store::Error> {
-            let shown = match p.strip_prefix(real_path) {
-                Ok(rel) if !rel.as_os_str().is_empty() => {
-                    format!("{}/{}", src.trim_end_matches('/'), rel.to_string_lossy())
-                }
-                _ => src.to_string(),
-            };
+            let shown = filter_shown_path(src, real_path, p);
             let r = vm
                 .call2(f.clone(), Value::string(shown), Value::str(t.as_str()))
                 .and_then(|r| {
@@ -1039,4 +1029,15 @@ pub fn instantiate(vm: &mut Vm, v: Value) -> EvalResult<Vec<String>> {
     };
     get_derivations(vm, v, true, &mut out)?;
     Ok(out.paths)
+}
+
+/// The path a `filter` function is shown for the entry `p` of the tree at `real_path`: the
+/// source path as the user wrote it, extended by the entry's relative path.
+fn filter_shown_path(src: &str, real_path: &std::path::Path, p: &std::path::Path) -> String {
+    match p.strip_prefix(real_path) {
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            format!("{}/{}", src.trim_end_matches('/'), rel.to_string_lossy())
+        }
+        _ => src.to_string(),
+    }
 }
