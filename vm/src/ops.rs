@@ -162,8 +162,14 @@ fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
 
 fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
     // CppNix's pointer shortcut: a nested value compared with itself is equal unforced.
-    if let (false, Value::Thunk(x), Value::Thunk(y)) = (top, a, b) {
-        if Rc::ptr_eq(x, y) {
+    if !top {
+        let same = match (a, b) {
+            (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+            (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+            (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+            _ => false,
+        };
+        if same {
             return Ok(true);
         }
     }

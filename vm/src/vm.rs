@@ -685,7 +685,16 @@ impl Vm {
                     for _ in 0..depth {
                         env = env.parent().expect("env depth");
                     }
-                    let v = env.get(idx as usize);
+                    let mut v = env.get(idx as usize);
+                    // A forced thunk is replaced by its value in the slot: later reads
+                    // skip the indirection, and the thunk is freed once nothing else
+                    // holds it.
+                    if let Value::Thunk(t) = &v {
+                        if let Some(d) = t.done() {
+                            env.set(idx as usize, d.clone());
+                            v = d;
+                        }
+                    }
                     self.stack.push(v);
                 }
                 Op::Dyn(sym, c) => {
