@@ -226,11 +226,6 @@ fn type_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
     let x = vm.force(a[0].clone())?;
     let y = vm.force(a[1].clone())?;
-    for v in [&x, &y] {
-        if !matches!(v, Value::Int(_) | Value::Float(_)) {
-            return type_mismatch("an integer", v);
-        }
-    }
     crate::ops::arith(vm, op, x, y)
 }
 
