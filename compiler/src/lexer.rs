@@ -585,7 +585,7 @@ impl<'a> Lexer<'a> {
         self.pos = i;
         let text = unescape(&self.src[start..i]);
         if text.contains('\0') {
-            return Some(self.err("input string contains a NUL byte", start, i));
+            return Some(self.err(nul_message(&text), start, i));
         }
         Some(Ok((start, Tok::Str(text), i)))
     }
@@ -654,7 +654,15 @@ impl<'a> Lexer<'a> {
         self.pos = i;
         let text = &self.src[start..i];
         if text.contains('\0') {
-            return Some(self.err("input string contains a NUL byte", start, i));
+            // CppNix's opening `''` token swallows the rest of its line.
+            let mut from = start;
+            if self.src[..start].ends_with("''") {
+                let blank = text.bytes().take_while(|&c| c == b' ').count();
+                if text.as_bytes().get(blank) == Some(&b'\n') {
+                    from = start + blank + 1;
+                }
+            }
+            return Some(self.err(nul_message(&self.src[from..i]), from, i));
         }
         Some(Ok((start, Tok::IndStr(text.into(), true), i)))
     }
@@ -786,6 +794,15 @@ fn path_family(b: &[u8]) -> Option<(usize, PathKind)> {
         }
     }
     best
+}
+
+/// CppNix's error for a string literal that contains a NUL byte, which it
+/// shows as `␀`.
+fn nul_message(text: &str) -> String {
+    format!(
+        "input string '{}' cannot be represented as Nix string because it contains null bytes",
+        text.replace('\0', "\u{2400}")
+    )
 }
 
 fn utf8_len(first: u8) -> usize {

@@ -10,6 +10,28 @@ use std::rc::Rc;
 
 pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
     let _ = vm;
+    let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    // CppNix's `__div` forces the divisor as a float and checks it for zero
+    // before looking at the dividend; every arithmetic primop then checks
+    // the operands left to right, as floats if either one is a float.
+    if op == '/' {
+        if !num(&b) {
+            return crate::builtins::type_mismatch("a float", &b);
+        }
+        if as_f64(&b) == 0.0 {
+            return err("division by zero");
+        }
+    }
+    let want = if matches!(a, Value::Float(_)) || matches!(b, Value::Float(_)) {
+        "a float"
+    } else {
+        "an integer"
+    };
+    for v in [&a, &b] {
+        if !num(v) {
+            return crate::builtins::type_mismatch(want, v);
+        }
+    }
     match (&a, &b) {
         (Value::Int(x), Value::Int(y)) => {
             let (x, y) = (*x, *y);
@@ -52,9 +74,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                 _ => x + y,
             }))
         }
-        (Value::Int(_) | Value::Float(_), other) | (other, _) => {
-            crate::builtins::type_mismatch("an integer", other)
-        }
+        _ => unreachable!("operands checked above"),
     }
 }
 
@@ -92,6 +112,13 @@ pub fn compare(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<std::cmp::Orderi
             }
             Ok(x.len().cmp(&y.len()))
         }
+        _ if a.show_type() == b.show_type() => type_err(format!(
+            "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+            a.show_type(),
+            b.show_type(),
+            crate::print::show_short(&a),
+            crate::print::show_short(&b)
+        )),
         _ => type_err(format!(
             "cannot compare {} with {}; values are {} and {}",
             a.show_type(),

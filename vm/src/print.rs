@@ -77,6 +77,9 @@ fn ambiguous(
 }
 
 /// The compact form CppNix prints inside error messages.
+/// CppNix's `errorPrintOptions.maxDepth`.
+const MAX_DEPTH: usize = 10;
+
 pub fn show_short(v: &Value) -> String {
     let mut out = String::new();
     let mut budget = Budget {
@@ -109,7 +112,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
                 out.push_str("«derivation»");
                 return;
             }
-            if depth >= 3 {
+            if depth >= MAX_DEPTH {
                 out.push_str("{ ... }");
                 return;
             }
@@ -130,16 +133,18 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
                     ));
                     break;
                 }
-                budget.attrs -= 1;
                 out.push_str(&identifier(k.as_str()));
                 out.push_str(" = ");
                 short(out, x, depth + 1, budget);
                 out.push(';');
+                // Counted after the value, as CppNix's printer does, so
+                // nested values see the budget before their parent's entry.
+                budget.attrs = budget.attrs.saturating_sub(1);
             }
             out.push_str(" }");
         }
         Value::List(l) => {
-            if depth >= 3 {
+            if depth >= MAX_DEPTH {
                 out.push_str("[ ... ]");
                 return;
             }
@@ -159,8 +164,8 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
                     ));
                     break;
                 }
-                budget.items -= 1;
                 short(out, x, depth + 1, budget);
+                budget.items = budget.items.saturating_sub(1);
             }
             out.push_str(" ]");
         }

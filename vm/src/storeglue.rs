@@ -28,6 +28,9 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     }
     let real = physical_path(vm, path);
     let real = real.as_path();
+    if std::fs::symlink_metadata(real).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return err(format!("path '{}' does not exist", path));
+    }
     if let Some(st) = writable_store(vm) {
         let printed = st
             .add_path(

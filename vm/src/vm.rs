@@ -1203,7 +1203,30 @@ impl Vm {
         Ok(v)
     }
 
+    /// Each nesting level counts against `max-call-depth`, as CppNix's
+    /// `forceValueDeep` does, so a very deep structure is a controlled
+    /// stack overflow there and here alike.
     fn force_deep_inner(
+        &mut self,
+        v: &Value,
+        seen: &mut rustc_hash::FxHashSet<usize>,
+    ) -> EvalResult<()> {
+        if !matches!(v, Value::Attrs(_) | Value::List(_)) {
+            return Ok(());
+        }
+        if self.call_depth >= self.settings.max_call_depth {
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+            ));
+        }
+        self.call_depth += 1;
+        let r = self.force_deep_level(v, seen);
+        self.call_depth -= 1;
+        r
+    }
+
+    fn force_deep_level(
         &mut self,
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,

@@ -117,3 +117,39 @@ fn non_utf8_source_literals_keep_raw_bytes() {
         .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
     assert_eq!(ev.print(&v), "3");
 }
+
+/// Builtins check their arguments in CppNix's order and word their errors as CppNix 2.34 does
+/// (tests/functional/lang/eval-fail-*).
+#[test]
+fn error_reasons_match_cppnix() {
+    let cases = [
+        ("builtins.div \"foo\" 0", "division by zero"),
+        ("builtins.div 1 \"foo\"", "expected a float but found a string: \"foo\""),
+        ("builtins.foldl' 1 \"foo\" true", "expected a function but found an integer: 1"),
+        ("builtins.sort 1 \"foo\"", "expected a list but found a string: \"foo\""),
+        ("builtins.zipAttrsWith [ ] [ 1 ]", "expected a function but found a list: [ ]"),
+        ("builtins.map 1 [ 1 ]", "expected a function but found an integer: 1"),
+        ("builtins.concatStringsSep 1 { }", "expected a string but found an integer: 1"),
+        ("builtins.functionArgs { }", "'functionArgs' requires a function"),
+        (
+            "{ } < { }",
+            "cannot compare a set with a set; values of that type are incomparable (values are { } and { })",
+        ),
+        (
+            "builtins.genericClosure { startSet = [ { key = 1; } { key = \"string\"; } ]; operator = x: [ ]; }",
+            "cannot compare a string with an integer; values are \"string\" and 1",
+        ),
+        (
+            "\"\" + (let v = [ [ 1 2 3 4 5 6 7 8 ] [ 1 2 3 4 ] ]; in builtins.deepSeq v v)",
+            "cannot coerce a list to a string: [ [ 1 2 3 4 5 6 7 8 ] [ 1 «3 items elided» ] ]",
+        ),
+    ];
+    for (src, want) in cases {
+        let mut ev = Evaluator::builder().build();
+        let e = ev
+            .eval_str(src, Path::new("/"))
+            .and_then(|v| ev.force_deep(v))
+            .expect_err(src);
+        assert_eq!(e.msg, want, "for {src}");
+    }
+}

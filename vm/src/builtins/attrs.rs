@@ -146,7 +146,7 @@ fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = a[0].clone();
+    let f = vm.force_function(&a[0])?;
     let l = vm.force_list(&a[1])?;
     let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
     let mut order = Vec::new();

@@ -226,11 +226,6 @@ fn type_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
     let x = vm.force(a[0].clone())?;
     let y = vm.force(a[1].clone())?;
-    for v in [&x, &y] {
-        if !matches!(v, Value::Int(_) | Value::Float(_)) {
-            return type_mismatch("an integer", v);
-        }
-    }
     crate::ops::arith(vm, op, x, y)
 }
 
@@ -327,10 +322,18 @@ fn file_type_of(m: &std::fs::Metadata) -> &'static str {
 fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let p = real_path(vm, &a[0])?;
     let rd = std::fs::read_dir(&p).map_err(|e| {
-        EvalError::new(
-            ErrorKind::Io,
-            format!("reading directory '{}': {}", p, crate::vm::io_msg(&e)),
-        )
+        // CppNix's wording; it names a symlink's target.
+        let msg = match e.kind() {
+            std::io::ErrorKind::NotFound => format!("path '{}' does not exist", p),
+            std::io::ErrorKind::NotADirectory => {
+                let target = std::fs::canonicalize(&p)
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| p.clone());
+                format!("'{}' is not a directory", target)
+            }
+            _ => format!("reading directory '{}': {}", p, crate::vm::io_msg(&e)),
+        };
+        EvalError::new(ErrorKind::Io, msg)
     })?;
     let mut entries = Vec::new();
     for ent in rd {
@@ -424,7 +427,8 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             Ok(Value::attrs(attrs))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
-        other => type_mismatch("a function", &other),
+        // CppNix's wording, also for a set with `__functor`.
+        _ => type_err("'functionArgs' requires a function"),
     }
 }
 

@@ -32,8 +32,12 @@ pub fn register(r: &mut Registry) {
 }
 
 fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    // CppNix forces the list, then (only if it is non-empty) the function.
     let l = vm.force_list(&a[1])?;
-    let f = a[0].clone();
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    let f = vm.force_function(&a[0])?;
     Ok(Value::list(
         l.iter()
             .map(|x| Value::Thunk(Thunk::app(f.clone(), x.clone())))
@@ -61,11 +65,12 @@ fn filter(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn foldl(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    // CppNix checks the function before the list.
+    let f = vm.force_function(&a[0])?;
     let l = vm.force_list(&a[2])?;
     if l.is_empty() {
         return vm.force(a[1].clone());
     }
-    let f = vm.force_function(&a[0])?;
     let mut acc = a[1].clone();
     for x in l.iter() {
         acc = vm.call2(f.clone(), acc, x.clone())?;
@@ -211,8 +216,13 @@ pub fn merge_sort(
 }
 
 fn sort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
+    // CppNix forces the list first and only needs the comparator when the
+    // list is non-empty.
     let l = vm.force_list(&a[1])?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    let f = vm.force_function(&a[0])?;
     let items: Vec<Value> = l.iter().cloned().collect();
     let sorted = merge_sort(vm, items, &mut |vm, x, y| {
         let r = vm.call2(f.clone(), x.clone(), y.clone())?;
@@ -292,9 +302,11 @@ fn generic_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         let mut found = false;
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match crate::ops::compare(vm, &seen[mid], &key)? {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Greater => hi = mid,
+            // The new key goes on the left, as in CppNix's `std::set`
+            // insertion, so a type error names the operands in its order.
+            match crate::ops::compare(vm, &key, &seen[mid])? {
+                Ordering::Greater => lo = mid + 1,
+                Ordering::Less => hi = mid,
                 Ordering::Equal => {
                     found = true;
                     break;

@@ -189,6 +189,15 @@ impl Vm {
             other => type_mismatch("a string", &other),
         }
     }
+    /// A string (not coerced, like CppNix's `forceString`), adding its
+    /// context to `ctx`.
+    pub fn force_string_ctx(&mut self, v: &Value, ctx: &mut Context) -> EvalResult<Vec<u8>> {
+        let s = self.force_string(v)?;
+        if let Some(c) = s.context() {
+            ctx.extend(c.iter().cloned());
+        }
+        Ok(s.as_bytes().to_vec())
+    }
     /// A string without context, as text.
     pub fn force_str_no_ctx(&mut self, v: &Value) -> EvalResult<String> {
         let s = self.force_string(v)?;

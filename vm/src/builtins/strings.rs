@@ -57,7 +57,7 @@ fn substring(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn concat_strings_sep(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let sep = vm.coerce_string(&a[0], &mut ctx)?;
+    let sep = vm.force_string_ctx(&a[0], &mut ctx)?;
     let l = vm.force_list(&a[1])?;
     let mut out = Vec::new();
     for (i, x) in l.iter().enumerate() {
@@ -89,11 +89,11 @@ fn replace_strings(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut from_s = Vec::with_capacity(from.len());
     for f in from.iter() {
         let mut c = Context::new();
-        from_s.push(vm.coerce_string(f, &mut c)?);
+        from_s.push(vm.force_string_ctx(f, &mut c)?);
     }
     let mut to_cache: Vec<Option<(Vec<u8>, Context)>> = vec![None; to.len()];
     let mut ctx = Context::new();
-    let s = vm.coerce_string(&a[2], &mut ctx)?;
+    let s = vm.force_string_ctx(&a[2], &mut ctx)?;
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     loop {
@@ -102,7 +102,7 @@ fn replace_strings(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             if s[i..].starts_with(pat) {
                 if to_cache[k].is_none() {
                     let mut c = Context::new();
-                    let t = vm.coerce_string(&to[k], &mut c)?;
+                    let t = vm.force_string_ctx(&to[k], &mut c)?;
                     to_cache[k] = Some((t, c));
                 }
                 let (t, c) = to_cache[k].as_ref().expect("filled");
@@ -224,9 +224,7 @@ fn compare_versions(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn parse_drv_name(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let mut ctx = Context::new();
-    let s = vm.coerce_string(&a[0], &mut ctx)?;
-    let s = String::from_utf8_lossy(&s).into_owned();
+    let s = vm.force_str_no_ctx(&a[0])?;
     let b = s.as_bytes();
     let mut split = None;
     for i in 0..b.len() {

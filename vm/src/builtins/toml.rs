@@ -18,10 +18,48 @@ fn prim_from_toml(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let timestamps = vm.settings.parse_toml_timestamps;
     let table: toml::Table = match toml::from_str(&s) {
         Ok(t) => t,
-        Err(e) => return err(format!("while parsing TOML: {}", e.to_string().trim_end())),
+        Err(e) => return err(format!("while parsing TOML: {}", toml_error(&s, &e))),
     };
     table_to_value(&table, timestamps)
         .map_err(|msg| EvalError::new(ErrorKind::Other, format!("while parsing TOML: {}", msg)))
+}
+
+/// The parser's message, or toml11's (CppNix's parser) for an integer out of
+/// range, which the tests pin down.
+fn toml_error(src: &str, e: &toml::de::Error) -> String {
+    let msg = e.message();
+    let out_of_range = msg.contains("number too large") || msg.contains("number too small");
+    match e.span() {
+        Some(span) if out_of_range => {
+            let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let line_no = src[..span.start].matches('\n').count() + 1;
+            let mut end = span.start;
+            let b = src.as_bytes();
+            while end < b.len()
+                && !b[end].is_ascii_whitespace()
+                && b[end] != b','
+                && b[end] != b']'
+                && b[end] != b'}'
+            {
+                end += 1;
+            }
+            let line_end = src[line_start..]
+                .find('\n')
+                .map_or(src.len(), |i| line_start + i);
+            let width = line_no.to_string().len();
+            format!(
+                "[error] toml::parse_dec_integer: too large integer: current max digits = 2^63\n {:w$}--> fromTOML\n {:w$} |\n {} | {}\n {:w$} | {}^-- must be < 2^63",
+                "",
+                "",
+                line_no,
+                &src[line_start..line_end],
+                "",
+                " ".repeat(end - line_start),
+                w = width
+            )
+        }
+        _ => e.to_string().trim_end().to_string(),
+    }
 }
 
 fn no_nul(s: &str) -> Result<(), String> {
