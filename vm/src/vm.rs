@@ -332,6 +332,16 @@ impl Vm {
             self.import_cache.insert(path, v.clone());
             return Ok(v);
         }
+        let (bytes, base) = self.read_source_file(&path)?;
+        let name = path.to_string_lossy().into_owned();
+        let v = self.compile_bytes(bytes, &name, &base)?;
+        self.import_cache.insert(path, v.clone());
+        Ok(v)
+    }
+
+    /// The bytes of a Nix file to import (fetched store paths are read where their bytes
+    /// are) and the directory its relative paths resolve against.
+    fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String)> {
         let bytes = std::fs::read(crate::storeglue::physical_path(
             self,
             &path.to_string_lossy(),
@@ -346,10 +356,7 @@ impl Vm {
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into());
-        let name = path.to_string_lossy().into_owned();
-        let v = self.compile_bytes(bytes, &name, &base)?;
-        self.import_cache.insert(path, v.clone());
-        Ok(v)
+        Ok((bytes, base))
     }
 
     /// `scopedImport`: the file sees the attributes of `scope` as
@@ -359,21 +366,8 @@ impl Vm {
         if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
             path.push("default.nix");
         }
-        let bytes = std::fs::read(crate::storeglue::physical_path(
-            self,
-            &path.to_string_lossy(),
-        ))
-        .map_err(|e| {
-            EvalError::new(
-                ErrorKind::Io,
-                format!("opening file '{}': {}", path.display(), io_msg(&e)),
-            )
-        })?;
+        let (bytes, base) = self.read_source_file(&path)?;
         let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
-        let base = path
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into());
         let name = path.to_string_lossy().into_owned();
         let mut names = self.global_names.clone();
         let mut values: Vec<Value> = (0..self.globals.len())
