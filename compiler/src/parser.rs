@@ -386,12 +386,16 @@ impl<'a> ParseState<'a> {
         Ok(())
     }
 
+    /// Report a lint finding at `level`; like CppNix, the message ends with the
+    /// setting that controls it.
     fn lint(
         &mut self,
         level: LintLevel,
+        setting: &str,
         msg: impl FnOnce(bool) -> String,
         span: Span,
     ) -> PResult<()> {
+        let msg = |fatal| format!("{} ({})", msg(fatal), setting);
         match level {
             LintLevel::Ignore => Ok(()),
             LintLevel::Warn => {
@@ -405,6 +409,7 @@ impl<'a> ParseState<'a> {
     pub fn uri(&mut self, u: String, span: Span) -> PResult<Expr> {
         self.lint(
             self.opts.lint_url,
+            "lint-url-literals",
             |fatal| {
                 format!(
                     "URL literals are {}. Consider using a string literal \"{}\" instead",
@@ -421,6 +426,7 @@ impl<'a> ParseState<'a> {
         let mut p = if lit.starts_with('/') {
             self.lint(
                 self.opts.lint_absolute_path,
+                "lint-absolute-path-literals",
                 |_| format!("absolute path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter", lit),
                 span,
             )?;
@@ -429,6 +435,7 @@ impl<'a> ParseState<'a> {
             if !lit.starts_with('.') {
                 self.lint(
                     self.opts.lint_short_path,
+                    "lint-short-path-literals",
                     |_| format!("relative path literal '{}' should be prefixed with '.' for clarity: './{}'", lit, lit),
                     span,
                 )?;
@@ -450,6 +457,7 @@ impl<'a> ParseState<'a> {
         }
         self.lint(
             self.opts.lint_absolute_path,
+            "lint-absolute-path-literals",
             |_| format!("home path literals are not portable. Consider replacing path literal '{}' by a string, relative path, or parameter", lit),
             span,
         )?;
