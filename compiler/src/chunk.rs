@@ -76,6 +76,11 @@ pub enum Op {
     ConcatStrings(u32, bool),
     /// Pop a Boolean; fail with the text constant if false.
     Assert(u32),
+    /// The failure path of `assert a == b`: pop both operands (evaluated
+    /// again, as CppNix does) and fail saying why they differ. The text
+    /// constant is the condition; the second operand is the index of the op
+    /// whose span is the `assert` keyword's.
+    AssertEq(u32, u32),
     /// Destructure the argument according to formals constant `c`.
     BindFormals(u32),
     /// Apply `__overrides` of the rec set on top of the stack to it and to

@@ -401,7 +401,23 @@ impl<'a> Compiler<'a> {
                 self.expr(cond)?;
                 self.span = *span;
                 let text = self.constant(Const::Text(printer::show(cond)));
-                self.emit(Op::Assert(text));
+                if let Expr::BinOp {
+                    op: BinOp::Eq,
+                    l,
+                    r,
+                    span: eq,
+                } = &**cond
+                {
+                    // CppNix evaluates the operands a second time to explain the failure.
+                    let ok = self.emit(Op::JumpIfTrue(0));
+                    self.expr(l)?;
+                    self.expr(r)?;
+                    self.span = *eq;
+                    self.emit(Op::AssertEq(text, ok as u32));
+                    self.patch(ok);
+                } else {
+                    self.emit(Op::Assert(text));
+                }
                 self.expr(body)?;
             }
             Expr::Not(e, span) => {

@@ -27,7 +27,7 @@ fn write_chunk(out: &mut String, chunk: &Chunk, indent: &str) {
     for (i, op) in chunk.code.iter().enumerate() {
         let _ = write!(out, "{indent}{i:04} {}", show_op(op));
         match op {
-            Op::Const(c) | Op::Assert(c) => {
+            Op::Const(c) | Op::Assert(c) | Op::AssertEq(c, _) => {
                 let _ = write!(out, "  ; {}", show_const(&chunk.consts[*c as usize]));
             }
             Op::MakeAttrs(c) | Op::Dyn(_, c) | Op::BindFormals(c) => {

@@ -2,6 +2,12 @@
 //! release `nixvm` binary through the official runner, and checks that no
 //! kind's pass count falls below the recorded baseline. The baseline is
 //! raised whenever the counts go up (see README "Conformance").
+//!
+//! The runner's `output` level only asks an eval-fail case to exit 1. The
+//! issue asks for more: each must fail for the reason its `.err.exp` names.
+//! So the runner keeps every case's output, and each eval-fail case's output
+//! must contain the final `error:` message of its `.err.exp`. Our layout and
+//! traces differ from CppNix's (that is the `strict` level); the message not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +42,8 @@ fn nix_lang_conformance_does_not_regress() {
         bin.display()
     );
     let log = std::env::temp_dir().join(format!("nixvm-conformance-{}.log", std::process::id()));
+    let keep = std::env::temp_dir().join(format!("nixvm-conformance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&keep);
     // Cases run without --eval instantiate, which may write to a store: keep it out of $HOME.
     let store =
         std::env::temp_dir().join(format!("nixvm-conformance-store-{}", std::process::id()));
@@ -44,6 +52,8 @@ fn nix_lang_conformance_does_not_regress() {
         .arg(&runner)
         .args(["-j", "2", "-o"])
         .arg(&log)
+        .arg("--keep")
+        .arg(&keep)
         .arg("--")
         .arg(&bin)
         .arg("instantiate")
@@ -87,4 +97,66 @@ fn nix_lang_conformance_does_not_regress() {
         "conformance regressed:\n{}\n\nfull output:\n{stdout}",
         failures.join("\n")
     );
+    let corpus = root.join("../shared/conformance/nix-lang");
+    let wrong = wrong_reasons(&corpus, &keep);
+    let _ = std::fs::remove_dir_all(&keep);
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        wrong.is_empty(),
+        "eval-fail cases that failed for another reason than their .err.exp names:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Collapse whitespace: our diagnostics wrap and indent differently.
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn wrong_reasons(corpus: &Path, keep: &Path) -> Vec<String> {
+    let pwd = std::fs::canonicalize(corpus).expect("corpus path");
+    let pwd = pwd.to_string_lossy();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut cases: Vec<_> = std::fs::read_dir(corpus.join("lang"))
+        .expect("lang/")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".err.exp").map(str::to_owned))
+        .filter(|n| n.starts_with("eval-fail-"))
+        .collect();
+    cases.sort();
+    for name in cases {
+        // This case reads through a symlink that a corpus copy may hold as a plain
+        // file; symlink_cases.rs runs it with the real symlink.
+        let link = corpus.join("lang/readDir/linked");
+        if name == "eval-fail-readDir-not-a-directory-2" && !link.is_symlink() {
+            continue;
+        }
+        let expected = std::fs::read(corpus.join(format!("lang/{name}.err.exp"))).expect("err.exp");
+        let expected = String::from_utf8_lossy(&expected);
+        let Some(reason) = expected
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("error: "))
+            .next_back()
+        else {
+            continue;
+        };
+        // The runner merges an eval-fail case's stderr into `out`.
+        let got = std::fs::read(keep.join(&name).join("out")).unwrap_or_default();
+        let got = String::from_utf8_lossy(&got).replace(&*pwd, "/pwd");
+        checked += 1;
+        if !squash(&got).contains(&squash(reason)) {
+            let ours = got
+                .lines()
+                .find(|l| l.starts_with("error"))
+                .unwrap_or("(no error line)");
+            wrong.push(format!("{name}\n  expected: {reason}\n  got:      {ours}"));
+        }
+    }
+    eprintln!(
+        "eval-fail reasons: {} of {checked} match their .err.exp",
+        checked - wrong.len()
+    );
+    wrong
 }

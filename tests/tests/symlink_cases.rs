@@ -1,5 +1,6 @@
-//! The eval-okay cases of CppNix's language suite that need symlinks (`readDir`,
-//! `readDir-symlinked-directory`, `readFileType`, `symlink-resolution`, `pathexists`).
+//! The cases of CppNix's language suite that need symlinks: eval-okay `readDir`,
+//! `readDir-symlinked-directory`, `readFileType`, `symlink-resolution`, `pathexists`, and
+//! eval-fail `readDir-not-a-directory-2`.
 //! A corpus copy may store those symlinks as plain files holding the target (as the one
 //! in `../shared/conformance` does), so this test copies the cases and the folders they
 //! read into a temporary `lang/`, recreates the symlinks the corpus README lists, and runs
@@ -16,6 +17,9 @@ const CASES: &[&str] = &[
     "symlink-resolution",
     "pathexists",
 ];
+
+/// eval-fail cases: they must exit 1 with the final error message of their `.err.exp`.
+const FAIL_CASES: &[&str] = &["readDir-not-a-directory-2"];
 
 /// Files and folders (relative to `lang/`) the cases read, besides their own `.nix`/`.exp`.
 const AUX: &[&str] = &["readDir", "symlink-resolution", "lib.nix"];
@@ -93,23 +97,8 @@ fn symlink_cases() {
                 && !lang.join(format!("{name}.err.exp")).exists(),
             "{name}: .flags/.err.exp are not handled here"
         );
-        // As run-nix-lang.sh runs an eval-okay case: cwd = corpus root, its environment.
-        let home = corpus.join("home");
-        let out = Command::new(&bin)
-            .current_dir(&corpus)
-            .env_remove("NIX_PATH")
-            .env("NIX_PATH", "lang/dir3:lang/dir4")
-            .env("HOME", "/fake-home")
-            .env("TEST_VAR", "foo")
-            .env("NIX_REMOTE", "dummy://")
-            .env("NIX_STORE_DIR", "/nix/store")
-            .env("NIXVM_STORE", home.join("store"))
-            .args(["instantiate", "--eval", "--strict"])
-            .arg(format!("lang/{name}.nix"))
-            .output()
-            .expect("running nixvm");
-        let pwd = fs::canonicalize(&corpus).unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).replace(&*pwd.to_string_lossy(), "/pwd");
+        let out = run_case(&bin, &corpus, &name);
+        let stdout = normalise(&out.stdout, &corpus);
         let expected = fs::read_to_string(lang.join(format!("{name}.exp"))).unwrap();
         if !out.status.success() || stdout != expected {
             failures.push(format!(
@@ -121,6 +110,51 @@ fn symlink_cases() {
             eprintln!("PASS {name}");
         }
     }
+    for case in FAIL_CASES {
+        let name = format!("eval-fail-{case}");
+        for ext in ["nix", "err.exp"] {
+            let f = format!("{name}.{ext}");
+            fs::copy(lang.join(&f), out_lang.join(&f)).unwrap();
+        }
+        let out = run_case(&bin, &corpus, &name);
+        let stderr = normalise(&out.stderr, &corpus);
+        let expected = fs::read_to_string(lang.join(format!("{name}.err.exp"))).unwrap();
+        let reason = expected
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("error: "))
+            .next_back()
+            .expect("an error line in .err.exp");
+        if out.status.code() != Some(1) || !stderr.contains(reason) {
+            failures.push(format!(
+                "{name}: exit {:?}, expected the reason {reason:?}\n--- stderr\n{stderr}",
+                out.status.code()
+            ));
+        } else {
+            eprintln!("PASS {name}");
+        }
+    }
     let _ = fs::remove_dir_all(&corpus);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Run a case as run-nix-lang.sh runs an eval case: cwd = corpus root, its environment.
+fn run_case(bin: &Path, corpus: &Path, name: &str) -> std::process::Output {
+    Command::new(bin)
+        .current_dir(corpus)
+        .env_remove("NIX_PATH")
+        .env("NIX_PATH", "lang/dir3:lang/dir4")
+        .env("HOME", "/fake-home")
+        .env("TEST_VAR", "foo")
+        .env("NIX_REMOTE", "dummy://")
+        .env("NIX_STORE_DIR", "/nix/store")
+        .env("NIXVM_STORE", corpus.join("home/store"))
+        .args(["instantiate", "--eval", "--strict"])
+        .arg(format!("lang/{name}.nix"))
+        .output()
+        .expect("running nixvm")
+}
+
+fn normalise(out: &[u8], corpus: &Path) -> String {
+    let pwd = fs::canonicalize(corpus).unwrap();
+    String::from_utf8_lossy(out).replace(&*pwd.to_string_lossy(), "/pwd")
 }

@@ -258,6 +258,179 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
     })
 }
 
+/// Why `a == b` is false, as an error: CppNix re-runs the comparison of a
+/// failed `assert a == b` to say which part differs (its `assertEqValues`).
+/// Returns `Ok` only when the values turn out equal after all; the caller
+/// then reports the plain assertion failure. `eq` is where the `==` stands.
+pub fn explain_unequal(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>) -> EvalResult<()> {
+    explain_at(vm, a, b, eq, true)
+}
+
+fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> EvalResult<()> {
+    if !top {
+        let same = match (a, b) {
+            (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+            (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+            (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+            _ => false,
+        };
+        if same {
+            return Ok(());
+        }
+    }
+    let a = vm.force(a.clone())?;
+    let b = vm.force(b.clone())?;
+    let fail = |msg: String| Err(EvalError::new(ErrorKind::Assert, msg));
+    let show = crate::print::show_short;
+    let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    if number(&a) && number(&b) {
+        if equal_at(vm, &a, &b, top)? {
+            return Ok(());
+        }
+        return fail(format!(
+            "{} with value '{}' is not equal to {} with value '{}'",
+            a.show_type(),
+            show(&a),
+            b.show_type(),
+            show(&b)
+        ));
+    }
+    let tag = |v: &Value| match v {
+        Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => None,
+        other => Some(std::mem::discriminant(other)),
+    };
+    if tag(&a) != tag(&b) {
+        return fail(format!(
+            "{} of value '{}' is not equal to {} of value '{}'",
+            a.show_type(),
+            show(&a),
+            b.show_type(),
+            show(&b)
+        ));
+    }
+    match (&a, &b) {
+        (Value::Bool(x), Value::Bool(y)) if x != y => fail(format!(
+            "boolean '{}' is not equal to boolean '{}'",
+            show(&a),
+            show(&b)
+        )),
+        (Value::String(x), Value::String(y)) if x.as_bytes() != y.as_bytes() => fail(format!(
+            "string '{}' is not equal to string '{}'",
+            show(&a),
+            show(&b)
+        )),
+        (Value::Path(x), Value::Path(y)) if x != y => fail(format!(
+            "path '{}' is not equal to path '{}'",
+            show(&a),
+            show(&b)
+        )),
+        (Value::List(x), Value::List(y)) => {
+            if Rc::ptr_eq(x, y) {
+                return Ok(());
+            }
+            if x.len() != y.len() {
+                return fail(format!(
+                    "list of size '{}' is not equal to list of size '{}', left hand side is '{}', right hand side is '{}'",
+                    x.len(),
+                    y.len(),
+                    show(&a),
+                    show(&b)
+                ));
+            }
+            for (n, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                explain_nested(vm, p, q, eq).map_err(|mut e| {
+                    e.trace.push(TraceEntry {
+                        msg: format!("while comparing list element {}", n),
+                        pos: eq,
+                    });
+                    e
+                })?;
+            }
+            Ok(())
+        }
+        (Value::Attrs(x), Value::Attrs(y)) => {
+            if is_derivation(vm, x)? && is_derivation(vm, y)? {
+                if let (Some(p), Some(q)) = (x.get(known::OUT_PATH), y.get(known::OUT_PATH)) {
+                    let (p, q) = (p.clone(), q.clone());
+                    return explain_at(vm, &p, &q, eq, true).map_err(|mut e| {
+                        e.trace.push(TraceEntry {
+                            msg: "while comparing a derivation by its 'outPath' attribute".into(),
+                            pos: eq,
+                        });
+                        e
+                    });
+                }
+            }
+            if Rc::ptr_eq(x, y) {
+                return Ok(());
+            }
+            if x.len() != y.len() {
+                return fail(format!(
+                    "attribute names of attribute set '{}' differs from attribute set '{}'",
+                    show(&a),
+                    show(&b)
+                ));
+            }
+            for ((k1, v1), (k2, v2)) in x.iter().zip(y.iter()) {
+                if k1 != k2 {
+                    // Sorted names differ here, so one side lacks one of them.
+                    let msg = if y.get(k1).is_none() {
+                        format!(
+                            "attribute name '{}' is contained in '{}', but not in '{}'",
+                            k1,
+                            show(&a),
+                            show(&b)
+                        )
+                    } else {
+                        format!(
+                            "attribute name '{}' is missing in '{}', but is contained in '{}'",
+                            k2,
+                            show(&a),
+                            show(&b)
+                        )
+                    };
+                    return fail(msg);
+                }
+                let (v1, v2) = (v1.clone(), v2.clone());
+                explain_nested(vm, &v1, &v2, eq).map_err(|mut e| {
+                    let at = |set: &Attrs| set.position(k1).map(|(file, span)| Pos { file, span });
+                    if let Some(pos) = at(y) {
+                        e.trace.push(TraceEntry {
+                            msg: "where right hand side is".into(),
+                            pos: Some(pos),
+                        });
+                    }
+                    if let Some(pos) = at(x) {
+                        e.trace.push(TraceEntry {
+                            msg: "where left hand side is".into(),
+                            pos: Some(pos),
+                        });
+                    }
+                    e.trace.push(TraceEntry {
+                        msg: format!("while comparing attribute '{}'", k1),
+                        pos: eq,
+                    });
+                    e
+                })?;
+            }
+            Ok(())
+        }
+        (Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_), _) => {
+            if equal_at(vm, &a, &b, top)? {
+                return Ok(());
+            }
+            fail("distinct functions and immediate comparisons of identical functions compare as unequal".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn explain_nested(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>) -> EvalResult<()> {
+    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+        explain_at(vm, a, b, eq, false)
+    })
+}
+
 /// CppNix's `std::to_string(double)`: fixed notation, six decimals.
 pub fn float_to_string(f: f64) -> String {
     format!("{:.6}", f)

@@ -1035,6 +1035,39 @@ impl Vm {
                         other => return type_mismatch("a Boolean", &other),
                     }
                 }
+                Op::AssertEq(c, at) => {
+                    let b = self.stack.pop().expect("right operand");
+                    let a = self.stack.pop().expect("left operand");
+                    let proto = &self.frames[fi].proto;
+                    let here = self.frames[fi].ip - 1;
+                    let place = |i: usize| {
+                        proto.spans.get(i).map(|s| Pos {
+                            file: proto.file,
+                            span: *s,
+                        })
+                    };
+                    let (eq, assert_pos) = (place(here), place(at as usize));
+                    let t = match self.proto_const(fi, c) {
+                        PConst::Text(t) => t.clone(),
+                        _ => unreachable!("text constant"),
+                    };
+                    if let Err(mut e) = crate::ops::explain_unequal(self, &a, &b, eq) {
+                        if e.kind == ErrorKind::Assert {
+                            e.trace.push(TraceEntry {
+                                msg: format!(
+                                    "while evaluating the condition of the assertion '{}'",
+                                    t
+                                ),
+                                pos: assert_pos,
+                            });
+                        }
+                        return Err(e);
+                    }
+                    let mut e =
+                        EvalError::new(ErrorKind::Assert, format!("assertion '{}' failed", t));
+                    e.pos = assert_pos;
+                    return Err(e);
+                }
                 Op::RecOverrides(c) => {
                     let overrides_sym = Symbol::intern("__overrides");
                     let Some(Value::Attrs(set)) = self.stack.last().cloned() else {

@@ -153,3 +153,66 @@ fn error_reasons_match_cppnix() {
         assert_eq!(e.msg, want, "for {src}");
     }
 }
+
+/// A failed `assert a == b` says which part differs, in CppNix 2.34's words (its
+/// `assertEqValues`); other failed assertions keep the plain message.
+#[test]
+fn failed_equality_assertions_explain_the_difference() {
+    let cases = [
+        (
+            "assert [1 2] == [1 3]; 1",
+            "an integer with value '2' is not equal to an integer with value '3'",
+        ),
+        (
+            "assert { a = 1; b = 2; } == { a = 1; c = 2; }; 1",
+            "attribute name 'b' is contained in '{ a = 1; b = 2; }', but not in '{ a = 1; c = 2; }'",
+        ),
+        (
+            "assert { a = 1; } == { a = 1; c = 2; }; 1",
+            "attribute names of attribute set '{ a = 1; }' differs from attribute set '{ a = 1; c = 2; }'",
+        ),
+        (
+            "assert \"a\" == 1; 1",
+            "a string of value '\"a\"' is not equal to an integer of value '1'",
+        ),
+        ("assert 1.5 == 2.5; 1", "a float with value '1.5' is not equal to a float with value '2.5'"),
+        (
+            "assert [ 1 ] == [ ]; 1",
+            "list of size '1' is not equal to list of size '0', left hand side is '[ 1 ]', right hand side is '[ ]'",
+        ),
+        (
+            "assert builtins.map == builtins.map; 1",
+            "distinct functions and immediate comparisons of identical functions compare as unequal",
+        ),
+        (
+            "assert { type = \"derivation\"; outPath = \"a\"; x = 1; } == { type = \"derivation\"; outPath = \"b\"; }; 1",
+            "string '\"a\"' is not equal to string '\"b\"'",
+        ),
+        ("assert true == false; 1", "boolean 'true' is not equal to boolean 'false'"),
+        ("assert 1 < 0; 1", "assertion '(__lessThan 1 0)' failed"),
+    ];
+    for (src, want) in cases {
+        let mut ev = Evaluator::builder().build();
+        let e = ev.eval_str(src, Path::new("/")).expect_err(src);
+        assert_eq!(e.msg, want, "for {src}");
+    }
+    // The explanation is still an assertion failure: tryEval catches it.
+    check(
+        "(builtins.tryEval (assert [ 1 ] == [ 2 ]; 1)).success",
+        "false",
+    );
+    // Nested traces name the attribute path that differs.
+    let mut ev = Evaluator::builder().build();
+    let e = ev
+        .eval_str("assert { a.b = 1; } == { a.b = 2; }; 1", Path::new("/"))
+        .expect_err("unequal");
+    let trace: Vec<&str> = e.trace.iter().map(|t| t.msg.as_str()).collect();
+    assert!(
+        trace.contains(&"while comparing attribute 'b'"),
+        "{trace:?}"
+    );
+    assert!(
+        trace.contains(&"while comparing attribute 'a'"),
+        "{trace:?}"
+    );
+}
