@@ -7,11 +7,13 @@
 
 pub mod builtins;
 pub mod corepkgs;
+pub mod env;
 pub mod error;
 pub mod ops;
 pub mod print;
 pub mod store;
 pub mod storeglue;
+pub mod thunk;
 pub mod value;
 pub mod vm;
 

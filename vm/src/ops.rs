@@ -191,7 +191,7 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
     // CppNix's pointer shortcut: a nested value compared with itself is equal unforced.
     if !top {
         let same = match (a, b) {
-            (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+            (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
             (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
             (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
             _ => false,
@@ -269,7 +269,7 @@ pub fn explain_unequal(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>) -> Ev
 fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> EvalResult<()> {
     if !top {
         let same = match (a, b) {
-            (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+            (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
             (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
             (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
             _ => false,

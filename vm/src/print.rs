@@ -66,7 +66,7 @@ fn ambiguous(
             out.push(']');
         }
         Value::Thunk(t) => match t.done() {
-            Some(v) => ambiguous(out, &v, seen, depth, Some(Rc::as_ptr(t) as usize)),
+            Some(v) => ambiguous(out, &v, seen, depth, Some(t.as_ptr() as usize)),
             None if t.is_running() => out.push_str("«potential infinite recursion»"),
             None => out.push_str("<CODE>"),
         },

@@ -6,12 +6,10 @@
 use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
 use nixvm_compiler::Symbol;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
-
-use slice_dst::SliceWithHeader;
 
 use crate::error::EvalResult;
 use crate::vm::Vm;
@@ -293,47 +291,7 @@ impl Proto {
 }
 
 /// A runtime environment: the slots of one scope and its parent.
-/// A runtime scope: the parent scope and this scope's slots, in one
-/// allocation (length, parent, values) so a one-argument call costs a
-/// single 48-byte block.
-#[derive(Clone)]
-pub struct Env(Rc<SliceWithHeader<Option<Env>, UnsafeCell<Value>>>);
-
-impl Env {
-    pub fn new(parent: Option<Env>, n: usize) -> Env {
-        Env(SliceWithHeader::new(
-            parent,
-            (0..n).map(|_| UnsafeCell::new(Value::Null)),
-        ))
-    }
-    pub fn with_values(parent: Option<Env>, values: Vec<Value>) -> Env {
-        Env(SliceWithHeader::new(
-            parent,
-            values.into_iter().map(UnsafeCell::new),
-        ))
-    }
-    #[inline]
-    pub fn parent(&self) -> Option<&Env> {
-        self.0.header.as_ref()
-    }
-    #[inline]
-    pub fn get(&self, i: usize) -> Value {
-        // SAFETY: single-threaded, and no reference into the slot outlives this call.
-        unsafe { (*self.0.slice[i].get()).clone() }
-    }
-    #[inline]
-    pub fn set(&self, i: usize, v: Value) {
-        // SAFETY: as in `get`; the old value is dropped after the write.
-        let old = unsafe { std::mem::replace(&mut *self.0.slice[i].get(), v) };
-        drop(old);
-    }
-    pub fn len(&self) -> usize {
-        self.0.slice.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use crate::env::Env;
 
 pub struct Closure {
     pub proto: Rc<Proto>,
@@ -360,112 +318,7 @@ pub struct PrimOpApp {
     pub args: Vec<Value>,
 }
 
-enum ThunkState {
-    Pending(Rc<Proto>, Env),
-    /// Being forced (the blackhole); keeps the code so a failed force can
-    /// be retried later, as CppNix restores thunks on exceptions.
-    Running(Rc<Proto>, Env),
-    /// A lazy application made by a builtin: `[f, x]` (`map f xs`) or
-    /// `[f, x, y]` (`mapAttrs`); boxed so that code thunks stay at 24 bytes.
-    App(Box<[Value]>),
-    RunningApp(Box<[Value]>),
-    Done(Value),
-}
-
-/// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
-pub enum Begin {
-    Done(Value),
-    Code(Rc<Proto>, Env),
-    /// Apply the function to one argument, or to two in turn.
-    App(Value, Value, Option<Value>),
-    /// Already being forced: infinite recursion.
-    Blackhole,
-}
-
-/// A suspended computation. The state sits in an `UnsafeCell` rather than a
-/// `RefCell` (8 bytes and a flag check less per thunk): every access below
-/// is a short read or replace that never calls out while the cell is borrowed.
-pub struct Thunk {
-    state: UnsafeCell<ThunkState>,
-}
-
-impl Thunk {
-    fn new(st: ThunkState) -> Rc<Thunk> {
-        Rc::new(Thunk {
-            state: UnsafeCell::new(st),
-        })
-    }
-    pub fn pending(p: Rc<Proto>, env: Env) -> Rc<Thunk> {
-        Thunk::new(ThunkState::Pending(p, env))
-    }
-    pub fn app(f: Value, x: Value) -> Rc<Thunk> {
-        Thunk::new(ThunkState::App(Box::new([f, x])))
-    }
-    /// `f x y`, as one thunk.
-    pub fn app2(f: Value, x: Value, y: Value) -> Rc<Thunk> {
-        Thunk::new(ThunkState::App(Box::new([f, x, y])))
-    }
-    pub fn evaluated(v: Value) -> Rc<Thunk> {
-        Thunk::new(ThunkState::Done(v))
-    }
-    #[inline]
-    pub fn done(&self) -> Option<Value> {
-        // SAFETY: shared read; no code runs while the reference lives.
-        match unsafe { &*self.state.get() } {
-            ThunkState::Done(v) => Some(v.clone()),
-            _ => None,
-        }
-    }
-    pub fn is_running(&self) -> bool {
-        // SAFETY: as in `done`.
-        matches!(
-            unsafe { &*self.state.get() },
-            ThunkState::Running(..) | ThunkState::RunningApp(..)
-        )
-    }
-    pub fn set(&self, v: Value) {
-        self.replace(ThunkState::Done(v));
-    }
-    fn replace(&self, st: ThunkState) -> ThunkState {
-        // SAFETY: no reference into the cell outlives the other methods, and the
-        // old state is dropped by the caller, after the cell holds the new one.
-        unsafe { std::mem::replace(&mut *self.state.get(), st) }
-    }
-    /// Start forcing: blackhole a pending thunk and hand out its work.
-    #[inline]
-    pub fn begin(&self) -> Begin {
-        match self.replace(ThunkState::Done(Value::Null)) {
-            ThunkState::Done(v) => {
-                let out = v.clone();
-                self.replace(ThunkState::Done(v));
-                Begin::Done(out)
-            }
-            ThunkState::Pending(p, e) => {
-                let out = Begin::Code(p.clone(), e.clone());
-                self.replace(ThunkState::Running(p, e));
-                out
-            }
-            ThunkState::App(b) => {
-                let out = Begin::App(b[0].clone(), b[1].clone(), b.get(2).cloned());
-                self.replace(ThunkState::RunningApp(b));
-                out
-            }
-            st @ (ThunkState::Running(..) | ThunkState::RunningApp(..)) => {
-                self.replace(st);
-                Begin::Blackhole
-            }
-        }
-    }
-    /// Undo a blackhole after a failed force.
-    pub fn reset(&self) {
-        let new = match self.replace(ThunkState::Done(Value::Null)) {
-            ThunkState::Running(p, e) => ThunkState::Pending(p, e),
-            ThunkState::RunningApp(b) => ThunkState::App(b),
-            other => other,
-        };
-        self.replace(new);
-    }
-}
+pub use crate::thunk::{Begin, Thunk};
 
 #[derive(Clone)]
 pub enum Value {
@@ -480,7 +333,7 @@ pub enum Value {
     Lambda(Rc<Closure>),
     PrimOp(Rc<PrimOp>),
     PrimOpApp(Rc<PrimOpApp>),
-    Thunk(Rc<Thunk>),
+    Thunk(Thunk),
 }
 
 thread_local! {

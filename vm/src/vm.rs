@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 pub enum FrameKind {
     Call,
-    Thunk(Rc<Thunk>),
+    Thunk(Thunk),
 }
 
 pub struct Frame {
@@ -412,7 +412,7 @@ impl Vm {
     /// Start forcing `t`: its value if already known, otherwise push its
     /// frame and return None (the caller retries once the frame returns).
     #[inline]
-    fn demand(&mut self, t: &Rc<Thunk>) -> EvalResult<Option<Value>> {
+    fn demand(&mut self, t: &Thunk) -> EvalResult<Option<Value>> {
         match t.begin() {
             Begin::Done(v) => Ok(Some(v)),
             Begin::Code(p, env) => {
@@ -445,7 +445,7 @@ impl Vm {
 
     fn begin_app(
         &mut self,
-        t: &Rc<Thunk>,
+        t: &Thunk,
         f: Value,
         x: Value,
         y: Option<Value>,
@@ -479,7 +479,7 @@ impl Vm {
         }
     }
 
-    fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+    fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
         let stop = self.frames.len();
         match self.demand(t)? {
             Some(v) => Ok(v),

@@ -1,0 +1,193 @@
+//! Runtime scopes. An `Env` owns one heap block holding a 4-byte reference
+//! count, its slot count, the parent scope and the slots themselves, behind
+//! a thin 8-byte pointer. `Rc<SliceWithHeader<..>>` spent 16 bytes on its
+//! counts and another 8 on a fat pointer's length; millions of envs and the
+//! thunks and closures that point at them were paying for that.
+
+use crate::value::Value;
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::{Cell, UnsafeCell};
+use std::ptr::NonNull;
+
+#[repr(C)]
+struct Header {
+    count: Cell<u32>,
+    len: u32,
+    parent: Option<Env>,
+}
+
+/// A shared, reference-counted scope: the parent scope and this scope's
+/// slots. Slots are written once when the scope is built and again when a
+/// thunk in a slot is replaced by its value.
+pub struct Env(NonNull<Header>);
+
+fn layout(len: usize) -> Layout {
+    let size = std::mem::size_of::<Header>() + len * std::mem::size_of::<Value>();
+    Layout::from_size_align(size, std::mem::align_of::<Header>()).expect("env layout")
+}
+
+impl Env {
+    fn alloc(parent: Option<Env>, len: usize, mut fill: impl FnMut(usize) -> Value) -> Env {
+        let len32 = u32::try_from(len).expect("env size fits in u32");
+        let layout = layout(len);
+        // SAFETY: the layout is non-zero sized (the header), and every slot is
+        // written before the pointer escapes.
+        unsafe {
+            let p = alloc(layout) as *mut Header;
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            p.write(Header {
+                count: Cell::new(1),
+                len: len32,
+                parent,
+            });
+            let slots = slots_ptr(p);
+            for i in 0..len {
+                slots.add(i).write(UnsafeCell::new(fill(i)));
+            }
+            Env(NonNull::new_unchecked(p))
+        }
+    }
+
+    pub fn new(parent: Option<Env>, n: usize) -> Env {
+        Env::alloc(parent, n, |_| Value::Null)
+    }
+
+    pub fn with_values(parent: Option<Env>, values: Vec<Value>) -> Env {
+        let mut it = values.into_iter();
+        let n = it.len();
+        Env::alloc(parent, n, |_| it.next().expect("length checked"))
+    }
+
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the block lives while this handle does.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> &UnsafeCell<Value> {
+        assert!(i < self.len(), "env slot out of range");
+        // SAFETY: in bounds, checked above; the block lives while `self` does.
+        unsafe { &*slots_ptr(self.0.as_ptr()).add(i) }
+    }
+
+    #[inline]
+    pub fn parent(&self) -> Option<&Env> {
+        self.header().parent.as_ref()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Value {
+        // SAFETY: single-threaded, and no reference into the slot outlives this call.
+        unsafe { (*self.slot(i).get()).clone() }
+    }
+
+    #[inline]
+    pub fn set(&self, i: usize, v: Value) {
+        // SAFETY: as in `get`; the old value is dropped after the write, so code its
+        // drop runs cannot see the slot half-updated.
+        let old = unsafe { std::mem::replace(&mut *self.slot(i).get(), v) };
+        drop(old);
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.header().len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ptr_eq(a: &Env, b: &Env) -> bool {
+        a.0 == b.0
+    }
+
+    pub fn as_ptr(&self) -> *const () {
+        self.0.as_ptr() as *const ()
+    }
+}
+
+/// Where the slots start: right after the header (its size is a multiple of
+/// the slots' alignment).
+#[inline]
+unsafe fn slots_ptr(p: *mut Header) -> *mut UnsafeCell<Value> {
+    (p as *mut u8).add(std::mem::size_of::<Header>()) as *mut UnsafeCell<Value>
+}
+
+impl Clone for Env {
+    #[inline]
+    fn clone(&self) -> Env {
+        let c = &self.header().count;
+        let n = c
+            .get()
+            .checked_add(1)
+            .unwrap_or_else(|| std::process::abort());
+        c.set(n);
+        Env(self.0)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Free the chain of parents that die with this env in a loop, not by
+        // recursion, so a long chain of scopes cannot exhaust the Rust stack.
+        let mut p = self.0;
+        loop {
+            // SAFETY: `p` is a live block whose count we own one unit of.
+            unsafe {
+                let h = p.as_ptr();
+                let n = (*h).count.get() - 1;
+                (*h).count.set(n);
+                if n != 0 {
+                    return;
+                }
+                let len = (*h).len as usize;
+                let slots = slots_ptr(h);
+                for i in 0..len {
+                    std::ptr::drop_in_place(slots.add(i));
+                }
+                let parent = std::ptr::read(&(*h).parent);
+                dealloc(h as *mut u8, layout(len));
+                match parent {
+                    Some(e) => {
+                        p = e.0;
+                        std::mem::forget(e);
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_parents_and_sharing() {
+        let root = Env::with_values(None, vec![Value::Int(1), Value::Int(2)]);
+        let child = Env::new(Some(root.clone()), 1);
+        child.set(0, Value::Int(3));
+        assert_eq!(child.len(), 1);
+        assert!(matches!(child.get(0), Value::Int(3)));
+        assert!(matches!(child.parent().unwrap().get(1), Value::Int(2)));
+        let again = child.clone();
+        assert!(Env::ptr_eq(&again, &child));
+        drop(root);
+        assert!(matches!(again.parent().unwrap().get(0), Value::Int(1)));
+        assert!(Env::new(None, 0).is_empty());
+    }
+
+    #[test]
+    fn a_deep_chain_drops_without_recursion() {
+        let mut e = Env::new(None, 1);
+        for _ in 0..1_000_000 {
+            e = Env::new(Some(e), 1);
+        }
+        drop(e);
+    }
+}

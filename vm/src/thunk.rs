@@ -1,0 +1,285 @@
+//! Thunks: suspended computations, shared and updated in place. A thunk is
+//! one 24-byte heap block: a 4-byte reference count, a 4-byte state tag and
+//! 16 bytes holding the state's data. NixOS evaluation keeps millions of
+//! thunks alive; as `Rc<UnsafeCell<enum>>` each took 48 bytes.
+
+use crate::env::Env;
+use crate::value::{Proto, Value};
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+/// A thunk's state, moved in and out of the block whole.
+enum State {
+    Pending(Rc<Proto>, Env),
+    /// Being forced (the blackhole); keeps the code so a failed force can
+    /// be retried later, as CppNix restores thunks on exceptions.
+    Running(Rc<Proto>, Env),
+    /// A lazy application made by a builtin: `[f, x]` (`map f xs`) or
+    /// `[f, x, y]` (`mapAttrs`).
+    App(Box<[Value]>),
+    RunningApp(Box<[Value]>),
+    Done(Value),
+}
+
+const PENDING: u32 = 0;
+const RUNNING: u32 = 1;
+const APP: u32 = 2;
+const RUNNING_APP: u32 = 3;
+const DONE: u32 = 4;
+
+#[repr(C)]
+struct Block {
+    count: Cell<u32>,
+    tag: Cell<u32>,
+    /// The data of the state `tag` names: `(Rc<Proto>, Env)`, `Box<[Value]>`
+    /// or `Value`, each exactly 16 bytes.
+    data: UnsafeCell<MaybeUninit<[u64; 2]>>,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Block>() == 24);
+    assert!(std::mem::size_of::<(Rc<Proto>, Env)>() == 16);
+    assert!(std::mem::size_of::<Box<[Value]>>() == 16);
+    assert!(std::mem::size_of::<Value>() == 16);
+};
+
+/// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
+pub enum Begin {
+    Done(Value),
+    Code(Rc<Proto>, Env),
+    /// Apply the function to one argument, or to two in turn.
+    App(Value, Value, Option<Value>),
+    /// Already being forced: infinite recursion.
+    Blackhole,
+}
+
+/// A shared handle to a thunk.
+pub struct Thunk(NonNull<Block>);
+
+impl Thunk {
+    fn new(st: State) -> Thunk {
+        let layout = Layout::new::<Block>();
+        // SAFETY: `Block` is not zero-sized; the state is written before use.
+        unsafe {
+            let p = alloc(layout) as *mut Block;
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            p.write(Block {
+                count: Cell::new(1),
+                tag: Cell::new(DONE),
+                data: UnsafeCell::new(MaybeUninit::uninit()),
+            });
+            let t = Thunk(NonNull::new_unchecked(p));
+            t.put(st);
+            t
+        }
+    }
+    pub fn pending(p: Rc<Proto>, env: Env) -> Thunk {
+        Thunk::new(State::Pending(p, env))
+    }
+    pub fn app(f: Value, x: Value) -> Thunk {
+        Thunk::new(State::App(Box::new([f, x])))
+    }
+    /// `f x y`, as one thunk.
+    pub fn app2(f: Value, x: Value, y: Value) -> Thunk {
+        Thunk::new(State::App(Box::new([f, x, y])))
+    }
+    pub fn evaluated(v: Value) -> Thunk {
+        Thunk::new(State::Done(v))
+    }
+
+    #[inline]
+    fn block(&self) -> &Block {
+        // SAFETY: the block lives while this handle does.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Move the state out. The data is logically uninitialised until `put`.
+    ///
+    /// # Safety
+    /// Must be followed by `put` before anything else reads the thunk.
+    #[inline]
+    unsafe fn take(&self) -> State {
+        let b = self.block();
+        let d = b.data.get() as *const u8;
+        match b.tag.get() {
+            PENDING => {
+                let (p, e) = std::ptr::read(d as *const (Rc<Proto>, Env));
+                State::Pending(p, e)
+            }
+            RUNNING => {
+                let (p, e) = std::ptr::read(d as *const (Rc<Proto>, Env));
+                State::Running(p, e)
+            }
+            APP => State::App(std::ptr::read(d as *const Box<[Value]>)),
+            RUNNING_APP => State::RunningApp(std::ptr::read(d as *const Box<[Value]>)),
+            _ => State::Done(std::ptr::read(d as *const Value)),
+        }
+    }
+
+    /// Move a state in, over data that `take` moved out (or never held any).
+    #[inline]
+    unsafe fn put(&self, st: State) {
+        let b = self.block();
+        let d = b.data.get() as *mut u8;
+        let tag = match st {
+            State::Pending(p, e) => {
+                std::ptr::write(d as *mut (Rc<Proto>, Env), (p, e));
+                PENDING
+            }
+            State::Running(p, e) => {
+                std::ptr::write(d as *mut (Rc<Proto>, Env), (p, e));
+                RUNNING
+            }
+            State::App(a) => {
+                std::ptr::write(d as *mut Box<[Value]>, a);
+                APP
+            }
+            State::RunningApp(a) => {
+                std::ptr::write(d as *mut Box<[Value]>, a);
+                RUNNING_APP
+            }
+            State::Done(v) => {
+                std::ptr::write(d as *mut Value, v);
+                DONE
+            }
+        };
+        b.tag.set(tag);
+    }
+
+    /// Swap in a new state; the old one is returned to be dropped by the
+    /// caller once the thunk is consistent again (its drop may run code that
+    /// looks at this thunk).
+    #[inline]
+    fn replace(&self, st: State) -> State {
+        // SAFETY: `take` is immediately followed by `put`; nothing runs between.
+        unsafe {
+            let old = self.take();
+            self.put(st);
+            old
+        }
+    }
+
+    #[inline]
+    pub fn done(&self) -> Option<Value> {
+        let b = self.block();
+        if b.tag.get() == DONE {
+            // SAFETY: the tag says the data is a `Value`; it is only read.
+            Some(unsafe { (*(b.data.get() as *const Value)).clone() })
+        } else {
+            None
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.block().tag.get(), RUNNING | RUNNING_APP)
+    }
+
+    pub fn set(&self, v: Value) {
+        drop(self.replace(State::Done(v)));
+    }
+
+    /// Start forcing: blackhole a pending thunk and hand out its work.
+    #[inline]
+    pub fn begin(&self) -> Begin {
+        match self.block().tag.get() {
+            DONE => Begin::Done(self.done().expect("done")),
+            RUNNING | RUNNING_APP => Begin::Blackhole,
+            _ => match self.replace(State::Done(Value::Null)) {
+                State::Pending(p, e) => {
+                    let out = Begin::Code(p.clone(), e.clone());
+                    self.replace(State::Running(p, e));
+                    out
+                }
+                State::App(b) => {
+                    let out = Begin::App(b[0].clone(), b[1].clone(), b.get(2).cloned());
+                    self.replace(State::RunningApp(b));
+                    out
+                }
+                _ => unreachable!("tag checked above"),
+            },
+        }
+    }
+
+    /// Undo a blackhole after a failed force.
+    pub fn reset(&self) {
+        let new = match self.replace(State::Done(Value::Null)) {
+            State::Running(p, e) => State::Pending(p, e),
+            State::RunningApp(b) => State::App(b),
+            other => other,
+        };
+        // The placeholder `Done(Null)` owns nothing.
+        let _ = self.replace(new);
+    }
+
+    pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
+        a.0 == b.0
+    }
+
+    pub fn as_ptr(&self) -> *const () {
+        self.0.as_ptr() as *const ()
+    }
+}
+
+impl Clone for Thunk {
+    #[inline]
+    fn clone(&self) -> Thunk {
+        let c = &self.block().count;
+        let n = c
+            .get()
+            .checked_add(1)
+            .unwrap_or_else(|| std::process::abort());
+        c.set(n);
+        Thunk(self.0)
+    }
+}
+
+impl Drop for Thunk {
+    #[inline]
+    fn drop(&mut self) {
+        let c = &self.block().count;
+        let n = c.get() - 1;
+        c.set(n);
+        if n == 0 {
+            // SAFETY: the last handle: move the state out, free the block, then
+            // drop the state (which may free more).
+            unsafe {
+                let st = self.take();
+                dealloc(self.0.as_ptr() as *mut u8, Layout::new::<Block>());
+                drop(st);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip() {
+        let t = Thunk::app(Value::Int(1), Value::Int(2));
+        assert!(t.done().is_none());
+        let u = t.clone();
+        match u.begin() {
+            Begin::App(Value::Int(1), Value::Int(2), None) => {}
+            _ => panic!("expected the application"),
+        }
+        assert!(t.is_running());
+        assert!(matches!(t.begin(), Begin::Blackhole));
+        t.reset();
+        assert!(!t.is_running());
+        t.set(Value::Int(7));
+        assert!(matches!(u.done(), Some(Value::Int(7))));
+        assert!(matches!(u.begin(), Begin::Done(Value::Int(7))));
+        assert!(Thunk::ptr_eq(&t, &u));
+        assert!(matches!(
+            Thunk::evaluated(Value::Null).done(),
+            Some(Value::Null)
+        ));
+    }
+}
