@@ -378,9 +378,10 @@ fn instantiate(a: InstArgs) -> ExitCode {
     if a.stats {
         let s = &ev.vm.stats;
         eprintln!(
-            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{}}}",
+            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{}}}",
             start.elapsed().as_secs_f64(),
             s.thunks_created,
+            s.thunks_elided,
             s.thunks_forced,
             s.calls,
             s.primop_calls,

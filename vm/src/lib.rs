@@ -11,6 +11,7 @@ pub mod env;
 pub mod error;
 pub mod ops;
 pub mod print;
+pub mod speculate;
 pub mod store;
 pub mod storeglue;
 pub mod thunk;

@@ -1,7 +1,8 @@
 //! Runtime values. `Value` is 16 bytes: scalars inline, everything else
-//! behind one `Rc`. Memory is reference counted; cycles (recursive sets
-//! closing over their own env) are leaked for the lifetime of the process,
-//! which is the trade CppNix's Boehm GC users effectively make too.
+//! behind one reference-counted pointer (`Rc`, or the compact blocks of
+//! `thunk.rs` and `env.rs`). Cycles (a scope holding a closure or thunk that
+//! captured it) are not freed: nixvm has no cycle collector yet, which is
+//! why long walks such as `nix-env -qa` need more memory than CppNix's.
 
 use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
@@ -275,6 +276,8 @@ pub struct Proto {
     pub consts: Box<[PConst]>,
     pub nslots: u16,
     pub has_formals: bool,
+    /// A thunk whose value may be computable on the spot (see `speculate`).
+    pub speculate: bool,
 }
 
 impl Proto {

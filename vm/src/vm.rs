@@ -89,6 +89,8 @@ pub fn default_system() -> String {
 #[derive(Default, Clone, Debug)]
 pub struct Stats {
     pub thunks_created: u64,
+    /// Thunks not made because their value was certain at once (`speculate`).
+    pub thunks_elided: u64,
     pub thunks_forced: u64,
     pub calls: u64,
     pub primop_calls: u64,
@@ -219,6 +221,7 @@ impl Vm {
             consts: consts.into_boxed_slice(),
             nslots: chunk.nslots,
             has_formals,
+            speculate: chunk.kind == ChunkKind::Thunk && crate::speculate::eligible(&chunk.code),
         })
     }
 
@@ -744,6 +747,13 @@ impl Vm {
                     let PConst::Proto(p) = self.proto_const(fi, c) else {
                         unreachable!("proto constant")
                     };
+                    if p.speculate {
+                        if let Some(v) = crate::speculate::run(p, &self.frames[fi].env) {
+                            self.stats.thunks_elided += 1;
+                            self.stack.push(v);
+                            continue;
+                        }
+                    }
                     let t = Thunk::pending(p.clone(), self.frames[fi].env.clone());
                     self.stats.thunks_created += 1;
                     self.stack.push(Value::Thunk(t));

@@ -216,3 +216,33 @@ fn failed_equality_assertions_explain_the_difference() {
         "{trace:?}"
     );
 }
+
+/// Thunks computed at once when their operands are already values (speculate.rs) must
+/// keep laziness: failures stay inside the unforced thunk, and bindings not built yet
+/// (forward references in `let`/`rec`, whose slots still hold null) are not read.
+#[test]
+fn speculated_thunks_keep_laziness() {
+    check("let a = { }; x = a.b; in 1", "1");
+    check("let n = 9223372036854775807; x = n + 1; in 1", "1");
+    check("let s = \"a\"; x = s - 1; in 1", "1");
+    check("let x = y.a; y = { a = 1; }; in x", "1");
+    check("rec { x = y.a; y = { a = 2; }; }.x", "2");
+    check(
+        "let lib = { t = 3; }; f = { inherit (lib) t; }; in f.t",
+        "3",
+    );
+    check("let x = null; y = x; in y", "null");
+    check(
+        "let fib = n: if n < 2 then n else fib (n - 1) + fib (n - 2); in fib 20",
+        "6765",
+    );
+    let mut ev = Evaluator::builder().build();
+    let e = ev
+        .eval_str(
+            "let n = 9223372036854775807; x = n + 1; in x",
+            Path::new("/"),
+        )
+        .and_then(|v| ev.force_deep(v))
+        .expect_err("overflow");
+    assert_eq!(e.msg, "integer overflow in adding 9223372036854775807 + 1");
+}
