@@ -157,7 +157,7 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
             if x.is_empty() {
                 return Ok(b);
             }
-            Ok(Value::Attrs(Rc::new(x.update(y))))
+            Ok(Value::Attrs(Rc::new(Attrs::update(x, y))))
         }
         _ => {
             let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };

@@ -109,20 +109,62 @@ impl Attr {
     }
 }
 
+/// An attribute set. `a // b` with a small `b` does not copy `a`: the result
+/// is a layer holding `b`'s attributes on top of `a` (as CppNix 2.34 does,
+/// with its limits: a right side of at most 16 attributes, at most 8
+/// layers). nixpkgs' overlays otherwise copied its 20,000-attribute package
+/// set over and over. Lookups search the layers top down; iteration merges
+/// them in symbol order, upper layers shadowing lower ones.
 #[derive(Clone, Default)]
 pub struct Attrs {
-    /// Sorted by symbol id, for binary search and linear merges.
+    /// This layer's attributes, sorted by symbol id, for binary search and
+    /// linear merges.
     entries: Vec<Attr>,
+    /// The layer below, whose attributes `entries` shadow.
+    base: Option<Rc<Attrs>>,
+    /// Distinct names over all layers.
+    len: u32,
+    /// Layers in the chain, this one included (0 is read as 1).
+    layers: u8,
+}
+
+/// CppNix's `bindingsUpdateLayerRhsSizeThreshold` default.
+const LAYER_RHS_MAX: usize = 16;
+/// CppNix's `Bindings::maxLayers`.
+const MAX_LAYERS: u8 = 8;
+
+/// Iterates a set's attributes in symbol order.
+pub enum AttrsIter<'a> {
+    Flat(std::slice::Iter<'a, Attr>),
+    Merged(std::vec::IntoIter<&'a Attr>),
+}
+
+impl<'a> Iterator for AttrsIter<'a> {
+    type Item = &'a Attr;
+    #[inline]
+    fn next(&mut self) -> Option<&'a Attr> {
+        match self {
+            AttrsIter::Flat(i) => i.next(),
+            AttrsIter::Merged(i) => i.next(),
+        }
+    }
 }
 
 impl Attrs {
     pub fn new() -> Attrs {
         Attrs::default()
     }
-    pub fn with_capacity(n: usize) -> Attrs {
+    fn flat(entries: Vec<Attr>) -> Attrs {
+        let len = u32::try_from(entries.len()).expect("attribute count fits in u32");
         Attrs {
-            entries: Vec::with_capacity(n),
+            entries,
+            base: None,
+            len,
+            layers: 1,
         }
+    }
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs::flat(Vec::with_capacity(n))
     }
     /// Build from entries already sorted by symbol with no duplicates.
     pub fn from_sorted(entries: Vec<(Symbol, Value)>) -> Attrs {
@@ -136,7 +178,7 @@ impl Attrs {
     /// Build from attributes already sorted by symbol with no duplicates.
     pub fn from_sorted_attrs(entries: Vec<Attr>) -> Attrs {
         debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-        Attrs { entries }
+        Attrs::flat(entries)
     }
     /// Build from arbitrary entries; a later duplicate wins.
     pub fn from_unsorted(entries: Vec<(Symbol, Value)>) -> Attrs {
@@ -147,10 +189,18 @@ impl Attrs {
             .collect();
         entries.sort_by_key(|e| e.name);
         entries.dedup_by_key(|e| e.name);
-        Attrs { entries }
+        Attrs::flat(entries)
+    }
+    /// Copy the layers into one, before changing the set in place.
+    fn flatten(&mut self) {
+        if self.base.is_some() {
+            let entries: Vec<Attr> = self.attr_iter().cloned().collect();
+            *self = Attrs::flat(entries);
+        }
     }
     /// Give every attribute the same definition position.
     pub fn set_all_positions(&mut self, pos: PosIdx) {
+        self.flatten();
         for e in &mut self.entries {
             e.pos = pos;
         }
@@ -158,48 +208,101 @@ impl Attrs {
     fn find(&self, name: Symbol) -> Result<usize, usize> {
         self.entries.binary_search_by_key(&name, |e| e.name)
     }
-    pub fn position(&self, name: Symbol) -> Option<(u32, Span)> {
-        let i = self.find(name).ok()?;
-        self.entries[i].pos.get()
+    /// The attribute called `name`, from the uppermost layer that has it.
+    #[inline]
+    fn lookup(&self, name: Symbol) -> Option<&Attr> {
+        let mut layer = self;
+        loop {
+            if let Ok(i) = layer.find(name) {
+                return Some(&layer.entries[i]);
+            }
+            layer = layer.base.as_deref()?;
+        }
     }
+    pub fn position(&self, name: Symbol) -> Option<(u32, Span)> {
+        self.lookup(name)?.pos.get()
+    }
+    #[inline]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len as usize
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
     #[inline]
     pub fn get(&self, name: Symbol) -> Option<&Value> {
-        match self.find(name) {
-            Ok(i) => Some(&self.entries[i].value),
-            Err(_) => None,
-        }
+        self.lookup(name).map(|a| &a.value)
     }
     pub fn contains(&self, name: Symbol) -> bool {
-        self.get(name).is_some()
+        self.lookup(name).is_some()
     }
     /// Insert; returns false (and changes nothing) if the name exists.
     pub fn insert_new(&mut self, name: Symbol, value: Value, pos: PosIdx) -> bool {
+        self.flatten();
         match self.find(name) {
             Ok(_) => false,
             Err(i) => {
                 self.entries.insert(i, Attr { name, pos, value });
+                self.len += 1;
                 true
             }
         }
     }
     pub fn insert(&mut self, name: Symbol, v: Value) {
+        self.flatten();
         match self.find(name) {
             Ok(i) => self.entries[i].value = v,
-            Err(i) => self.entries.insert(i, Attr::new(name, v)),
+            Err(i) => {
+                self.entries.insert(i, Attr::new(name, v));
+                self.len += 1;
+            }
         }
     }
-    pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
-        self.entries.iter().map(|a| (a.name, &a.value))
+    /// The attributes with their positions, in symbol order.
+    pub fn attr_iter(&self) -> AttrsIter<'_> {
+        let Some(base) = &self.base else {
+            return AttrsIter::Flat(self.entries.iter());
+        };
+        // Merge upward from the bottom layer; each layer shadows what is below.
+        let mut layers: Vec<&[Attr]> = vec![&self.entries];
+        let mut l = base.as_ref();
+        loop {
+            layers.push(&l.entries);
+            match &l.base {
+                Some(b) => l = b,
+                None => break,
+            }
+        }
+        let mut merged: Vec<&Attr> = layers.pop().expect("bottom layer").iter().collect();
+        while let Some(upper) = layers.pop() {
+            let mut out = Vec::with_capacity(merged.len() + upper.len());
+            let (mut i, mut j) = (0, 0);
+            while i < merged.len() && j < upper.len() {
+                match merged[i].name.cmp(&upper[j].name) {
+                    std::cmp::Ordering::Less => {
+                        out.push(merged[i]);
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.push(&upper[j]);
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        out.push(&upper[j]);
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            out.extend_from_slice(&merged[i..]);
+            out.extend(upper[j..].iter());
+            merged = out;
+        }
+        debug_assert_eq!(merged.len(), self.len());
+        AttrsIter::Merged(merged.into_iter())
     }
-    /// The attributes with their positions, sorted by symbol id.
-    pub fn attrs(&self) -> &[Attr] {
-        &self.entries
+    pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
+        self.attr_iter().map(|a| (a.name, &a.value))
     }
     /// Entries ordered by name, as Nix shows and iterates them.
     pub fn sorted_by_name(&self) -> Vec<(Symbol, &Value)> {
@@ -207,19 +310,24 @@ impl Attrs {
         v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         v
     }
-    /// `self // other`: a linear merge, `other` wins.
-    pub fn update(&self, other: &Attrs) -> Attrs {
-        let (a, b) = (&self.entries, &other.entries);
-        if b.is_empty() {
-            return self.clone();
+    /// `a // b`: `b` wins. A small `b` becomes a layer on top of `a`.
+    pub fn update(a: &Rc<Attrs>, b: &Rc<Attrs>) -> Attrs {
+        let layers = a.layers.max(1);
+        if b.base.is_none() && b.entries.len() <= LAYER_RHS_MAX && layers < MAX_LAYERS {
+            let shadowed = b.entries.iter().filter(|e| a.contains(e.name)).count();
+            return Attrs {
+                entries: b.entries.clone(),
+                base: Some(a.clone()),
+                len: a.len + (b.entries.len() - shadowed) as u32,
+                layers: layers + 1,
+            };
         }
-        if a.is_empty() {
-            return other.clone();
-        }
+        let av: Vec<&Attr> = a.attr_iter().collect();
+        let bv: Vec<&Attr> = b.attr_iter().collect();
         // Size the result exactly: overlays update huge sets with mostly shared names.
         let (mut i, mut j, mut shared) = (0, 0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].name.cmp(&b[j].name) {
+        while i < av.len() && j < bv.len() {
+            match av[i].name.cmp(&bv[j].name) {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
@@ -229,28 +337,28 @@ impl Attrs {
                 }
             }
         }
-        let mut out = Vec::with_capacity(a.len() + b.len() - shared);
+        let mut out = Vec::with_capacity(av.len() + bv.len() - shared);
         let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].name.cmp(&b[j].name) {
+        while i < av.len() && j < bv.len() {
+            match av[i].name.cmp(&bv[j].name) {
                 std::cmp::Ordering::Less => {
-                    out.push(a[i].clone());
+                    out.push(av[i].clone());
                     i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    out.push(b[j].clone());
+                    out.push(bv[j].clone());
                     j += 1;
                 }
                 std::cmp::Ordering::Equal => {
-                    out.push(b[j].clone());
+                    out.push(bv[j].clone());
                     i += 1;
                     j += 1;
                 }
             }
         }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        Attrs { entries: out }
+        out.extend(av[i..].iter().map(|&x| x.clone()));
+        out.extend(bv[j..].iter().map(|&x| x.clone()));
+        Attrs::flat(out)
     }
 }
 
@@ -523,8 +631,51 @@ mod tests {
             (Symbol::intern("b"), Value::Int(3)),
             (Symbol::intern("c"), Value::Int(4)),
         ]);
-        let u = a.update(&b);
+        let (a, b) = (Rc::new(a), Rc::new(b));
+        let u = Attrs::update(&a, &b);
         assert_eq!(u.len(), 3);
         assert!(matches!(u.get(Symbol::intern("b")), Some(Value::Int(3))));
+        let names: Vec<Symbol> = u.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn layers_shadow_and_merge_like_a_copy() {
+        let sym = |i: usize| Symbol::intern(&format!("layer-test-{i}"));
+        let mut big = Rc::new(Attrs::from_unsorted(
+            (0..100).map(|i| (sym(i), Value::Int(i as i64))).collect(),
+        ));
+        let mut copy: std::collections::BTreeMap<Symbol, i64> =
+            (0..100).map(|i| (sym(i), i as i64)).collect();
+        // More updates than the layer limit, each shadowing one name and adding one.
+        for round in 0..20usize {
+            let small = Rc::new(Attrs::from_unsorted(vec![
+                (sym(round * 3), Value::Int(1000 + round as i64)),
+                (sym(100 + round), Value::Int(2000 + round as i64)),
+            ]));
+            big = Rc::new(Attrs::update(&big, &small));
+            copy.insert(sym(round * 3), 1000 + round as i64);
+            copy.insert(sym(100 + round), 2000 + round as i64);
+            assert!(big.layers <= MAX_LAYERS);
+            assert_eq!(big.len(), copy.len());
+            let got: Vec<(Symbol, i64)> = big
+                .iter()
+                .map(|(n, v)| match v {
+                    Value::Int(i) => (n, *i),
+                    _ => panic!("int"),
+                })
+                .collect();
+            let want: Vec<(Symbol, i64)> = copy.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(got, want);
+            for (k, v) in &copy {
+                assert!(matches!(big.get(*k), Some(Value::Int(i)) if i == v));
+            }
+        }
+        // Changing a layered set in place first copies it into one layer.
+        let mut flat = (*big).clone();
+        flat.insert(sym(999), Value::Null);
+        assert_eq!(flat.len(), copy.len() + 1);
+        assert!(flat.base.is_none());
     }
 }

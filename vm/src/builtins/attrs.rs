@@ -130,8 +130,7 @@ fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = a[0].clone();
     let s = vm.force_attrs(&a[1])?;
     let entries: Vec<Attr> = s
-        .attrs()
-        .iter()
+        .attr_iter()
         .map(|a| Attr {
             name: a.name,
             pos: PosIdx::NONE,
