@@ -512,7 +512,13 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
     let mut first_type = "string";
     let mut n: i64 = 0;
     let mut nf: f64 = 0.0;
-    let mut buf: Vec<u8> = Vec::new();
+    // The string pieces, kept as the strings themselves where possible and
+    // joined once at the end into an exactly sized buffer.
+    enum Piece {
+        Str(Rc<NixStr>),
+        Bytes(Vec<u8>),
+    }
+    let mut pieces: Vec<Piece> = Vec::with_capacity(parts.len());
     let mut ctx = Context::new();
     for p in parts.iter() {
         let p = vm.force(p.clone())?;
@@ -541,12 +547,33 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
                 Value::Float(x) => nf += x,
                 other => return err(format!("cannot add {} to a float", other.show_type())),
             },
-            _ => {
-                let s = coerce_to_string(vm, &p, &mut ctx, false, first_type == "string")?;
-                buf.extend_from_slice(&s);
-            }
+            _ => match &p {
+                Value::String(s) => {
+                    if let Some(c) = s.context() {
+                        ctx.extend(c.iter().cloned());
+                    }
+                    pieces.push(Piece::Str(s.clone()));
+                }
+                _ => {
+                    let s = coerce_to_string(vm, &p, &mut ctx, false, first_type == "string")?;
+                    pieces.push(Piece::Bytes(s));
+                }
+            },
         }
         first = false;
+    }
+    let bytes = |p: &Piece| -> usize {
+        match p {
+            Piece::Str(s) => s.as_bytes().len(),
+            Piece::Bytes(b) => b.len(),
+        }
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(pieces.iter().map(bytes).sum());
+    for p in &pieces {
+        match p {
+            Piece::Str(s) => buf.extend_from_slice(s.as_bytes()),
+            Piece::Bytes(b) => buf.extend_from_slice(b),
+        }
     }
     Ok(match first_type {
         "int" => Value::Int(n),
