@@ -20,11 +20,12 @@ use super::Registry;
 use crate::error::*;
 use crate::value::*;
 use crate::vm::Vm;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ops::Range;
 use std::rc::Rc;
 
 pub use compile::CompileError;
+pub use exec::{set_step_budget, take_exhausted};
 use exec::{Flags, Prefilter, Scratch};
 
 pub fn register(r: &mut Registry) {
@@ -43,6 +44,17 @@ pub enum Engine {
     Backtrack,
     /// The `regex` crate alone: only meaningful in the fast class.
     Crate,
+}
+
+thread_local! {
+    static ENGINE: Cell<Engine> = const { Cell::new(Engine::Auto) };
+}
+
+/// Make the builtins on this thread use `engine` (`Auto` or `Backtrack`),
+/// so tests can run whole expressions through either.
+pub fn set_builtin_engine(engine: Engine) {
+    assert!(engine != Engine::Crate, "the crate alone is not exact");
+    ENGINE.with(|e| e.set(engine));
 }
 
 /// One match of `split`: its span and its groups (1..).
@@ -139,10 +151,12 @@ impl Regex {
             } else {
                 format!("(?s-u){}", body)
             };
-            regex::bytes::RegexBuilder::new(&full)
+            let re = regex::bytes::RegexBuilder::new(&full)
                 .size_limit(1 << 26)
                 .build()
-                .ok()
+                .ok()?;
+            // Same groups, or no use.
+            (re.captures_len() == self.nfa.groups).then_some(re)
         })
         .as_ref()
     }
@@ -323,7 +337,7 @@ fn prim_match(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         "while evaluating the second argument passed to builtins.match".into()
     })?;
     let bytes = s.as_bytes();
-    match regex.match_groups(bytes, Engine::Auto) {
+    match regex.match_groups(bytes, ENGINE.with(Cell::get)) {
         None => Ok(Value::Null),
         Some(groups) => Ok(Value::list(group_values(bytes, &groups))),
     }
@@ -338,7 +352,7 @@ fn prim_split(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         "while evaluating the second argument passed to builtins.split".into()
     })?;
     let bytes = s.as_bytes();
-    let matches = regex.split_matches(bytes, Engine::Auto);
+    let matches = regex.split_matches(bytes, ENGINE.with(Cell::get));
     if matches.is_empty() {
         // No match: the input itself (context included), as CppNix does.
         return Ok(Value::list(vec![Value::String(s)]));

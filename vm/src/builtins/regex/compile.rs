@@ -732,8 +732,9 @@ impl Builder<'_> {
                         format!("{{{},{}}}", min, min as i64 + n)
                     };
                 }
-                // Counts the regex crate might refuse or blow up on.
-                if min > 1000 || n > 1000 {
+                // Counts the regex crate might refuse or blow up on, and
+                // `{0}`, which makes it drop the groups inside.
+                if min > 1000 || n > 1000 || (min == 0 && n == 0 && !infinite) {
                     self.out = None;
                 }
                 e = acc;

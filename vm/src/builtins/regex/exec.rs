@@ -16,6 +16,28 @@
 //! of undo records on the heap, so long inputs cannot overflow the stack.
 
 use super::compile::{Nfa, Op, StateId, NONE};
+use std::cell::Cell;
+
+thread_local! {
+    /// Steps one call may take on this thread; unlimited unless a test
+    /// lowers it (CppNix has no limit: a pattern that makes libstdc++ run
+    /// forever makes the builtins run forever too).
+    static BUDGET: Cell<u64> = const { Cell::new(u64::MAX) };
+    static EXHAUSTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Limit the nodes one `match`/`split` call may visit on this thread
+/// (`None`: no limit). For tests, which must not wait for an exponential
+/// run to end.
+pub fn set_step_budget(steps: Option<u64>) {
+    BUDGET.with(|b| b.set(steps.unwrap_or(u64::MAX)));
+}
+
+/// Whether a call on this thread ran out of steps since the last query (its
+/// answer is then meaningless).
+pub fn take_exhausted() -> bool {
+    EXHAUSTED.with(|e| e.replace(false))
+}
 
 /// A capture: byte offsets, and whether the group took part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +173,7 @@ struct Exec<'a> {
     flags: Flags,
     has_sol: bool,
     sol_pos: Option<usize>,
+    budget: u64,
     s: &'a mut Scratch,
 }
 
@@ -180,6 +203,7 @@ impl Exec<'_> {
             flags,
             has_sol: false,
             sol_pos: None,
+            budget: BUDGET.with(Cell::get),
             s,
         }
     }
@@ -214,6 +238,9 @@ impl Exec<'_> {
             }
             if self.run(Mode::Prefix) {
                 return true;
+            }
+            if self.budget == 0 {
+                return false;
             }
         }
         false
@@ -349,6 +376,16 @@ impl Exec<'_> {
         let mut next = start;
         loop {
             while next != NONE {
+                if self.budget == 0 {
+                    // Out of steps: drop the path, leaving the buffers as
+                    // a completed run would.
+                    EXHAUSTED.with(|e| e.set(true));
+                    self.s.frames.clear();
+                    self.s.rep.fill((usize::MAX, 0));
+                    self.has_sol = false;
+                    return;
+                }
+                self.budget -= 1;
                 next = self.step(mode, next);
             }
             let Some(f) = self.s.frames.pop() else {
