@@ -33,8 +33,7 @@ fn eval_json(expr: &str) -> String {
             let r = ev.render_error(&e);
             r.lines()
                 .map(str::trim)
-                .filter(|l| l.starts_with("error:"))
-                .last()
+                .rfind(|l| l.starts_with("error:"))
                 .unwrap_or("error: ?")
                 .to_string()
         }
