@@ -113,7 +113,7 @@ pub struct Vm {
     call_depth: usize,
     pub warnings: Vec<String>,
     /// Compiled regexes by pattern, for `match`/`split`.
-    pub regex_cache: FxHashMap<String, Rc<regex::bytes::Regex>>,
+    pub regex_cache: FxHashMap<Vec<u8>, Rc<crate::builtins::regex::Regex>>,
     /// `builtins.path`/`toFile` results already computed, by input key.
     pub store_cache: FxHashMap<String, String>,
     pub store: Option<std::rc::Rc<dyn crate::StoreBackend>>,

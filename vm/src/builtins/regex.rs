@@ -1,16 +1,289 @@
-//! `builtins.match` and `builtins.split`: POSIX extended regular expressions
-//! (as libstdc++'s `std::regex::extended` reads them, which is what CppNix
-//! uses), translated to the syntax of the `regex` crate.
+//! `builtins.match` and `builtins.split`, with CppNix 2.34's answers.
+//!
+//! CppNix compiles the pattern with `std::regex(re, std::regex::extended)`
+//! and runs libstdc++'s backtracking executor: `std::regex_match` for
+//! `match`, `std::cregex_iterator` for `split`. That executor has its own
+//! semantics (POSIX-ish "longest" only at alternations, a twice-per-position
+//! limit on empty repeat iterations, captures never reset), which no regex
+//! library reproduces, so this module owns a reimplementation:
+//! `compile.rs` builds libstdc++'s automaton, `exec.rs` runs it.
+//!
+//! The `regex` crate still does most of the work, where it provably gives
+//! the same answer (see `Regex::new`): as the whole engine for patterns in
+//! the "fast class", and elsewhere to find where a match starts, or that
+//! there is none, before the backtracker runs.
+
+mod compile;
+mod exec;
 
 use super::Registry;
 use crate::error::*;
 use crate::value::*;
 use crate::vm::Vm;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::ops::Range;
 use std::rc::Rc;
+
+pub use compile::CompileError;
+pub use exec::{set_step_budget, take_exhausted};
+use exec::{Flags, Prefilter, Scratch};
 
 pub fn register(r: &mut Registry) {
     r.prim("match", 2, prim_match);
     r.prim("split", 2, prim_split);
+}
+
+/// Which machinery answers; `Auto` is what the builtins use, the others
+/// exist so tests can compare them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The `regex` crate where that is exact, else the backtracker helped
+    /// by the `regex` crate.
+    Auto,
+    /// The backtracker alone, exactly as libstdc++ runs.
+    Backtrack,
+    /// The `regex` crate alone: only meaningful in the fast class.
+    Crate,
+}
+
+thread_local! {
+    static ENGINE: Cell<Engine> = const { Cell::new(Engine::Auto) };
+}
+
+/// Make the builtins on this thread use `engine` (`Auto` or `Backtrack`),
+/// so tests can run whole expressions through either.
+pub fn set_builtin_engine(engine: Engine) {
+    assert!(engine != Engine::Crate, "the crate alone is not exact");
+    ENGINE.with(|e| e.set(engine));
+}
+
+/// One match of `split`: its span and its groups (1..).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitMatch {
+    pub span: Range<usize>,
+    pub groups: Vec<Option<Range<usize>>>,
+}
+
+/// A compiled pattern.
+pub struct Regex {
+    nfa: compile::Nfa,
+    prefilter: Prefilter,
+    /// `match` may use the `regex` crate alone.
+    fast_match: bool,
+    /// `split` may use the `regex` crate alone.
+    fast_split: bool,
+    /// The translation, anchored at both ends (for `match`) and not (for
+    /// `split`); compiled on first use, `None` if the crate refuses it.
+    anchored: OnceCell<Option<regex::bytes::Regex>>,
+    unanchored: OnceCell<Option<regex::bytes::Regex>>,
+    scratch: RefCell<Scratch>,
+}
+
+impl Regex {
+    /// Compile `re` as libstdc++ does (same accept/reject decision).
+    ///
+    /// Deciding the fast class. Without an empty loop (a `*`, `+` or `{m,}`
+    /// over something that can match "") no path revisits a node at the same
+    /// input position, so the twice-per-position rule never fires, and
+    /// libstdc++'s DFS is then an ordinary backtracker that tries the
+    /// alternatives of each choice in priority order (left branch first,
+    /// greedy "once more" before "leave"), with captures from the path
+    /// taken — the order the `regex` crate's leftmost-first semantics is
+    /// defined by:
+    ///
+    /// - `match` (`regex_match`): every solution ends at the end of the
+    ///   input, so the "longer solution replaces" rule at alternations never
+    ///   replaces, and the answer is the first accepting path in priority
+    ///   order — the crate's match of `\A(?:re)\z`.
+    /// - `split` (`regex_search` per position): without `|`, the first
+    ///   accepting path from the leftmost position where one exists is the
+    ///   answer, as for the crate. The iterator's retry after an empty match
+    ///   (same position, `match_not_null | match_continuous`) never succeeds
+    ///   there: if the best path from a position is empty, at the first
+    ///   choice where it differs from a non-empty one it took "once more"
+    ///   into an optional body that matched "" and rejoined the same
+    ///   continuation at the same position, so by induction over the
+    ///   (acyclic at one position) automaton the non-empty one cannot
+    ///   exist; so stepping one byte, as the crate loop does, is right.
+    /// - `.` is `[^\x00]` on both sides, `^` matches only at offset 0
+    ///   (libstdc++ sets `match_prev_avail` for every later start), `$` only
+    ///   at the end.
+    ///
+    /// Outside the fast class the crate still knows whether and where a
+    /// match exists: the rules above only choose between accepting paths
+    /// (an empty-iteration-free path is never cut by the twice rule), so the
+    /// set of strings matched and of positions where a search succeeds are
+    /// the same. `tests/regex.rs` checks both claims differentially.
+    pub fn new(re: &[u8]) -> Result<Regex, CompileError> {
+        let nfa = compile::compile(re)?;
+        let plain = nfa.translated.is_some() && !nfa.has_empty_loop();
+        Ok(Regex {
+            prefilter: Prefilter::new(&nfa),
+            fast_match: plain,
+            fast_split: plain && !nfa.has_alternation,
+            nfa,
+            anchored: OnceCell::new(),
+            unanchored: OnceCell::new(),
+            scratch: RefCell::new(Scratch::default()),
+        })
+    }
+
+    /// Number of groups, not counting the whole match.
+    pub fn groups(&self) -> usize {
+        self.nfa.groups - 1
+    }
+
+    /// Whether the `regex` crate alone answers `match` / `split`.
+    pub fn fast_class(&self) -> (bool, bool) {
+        (self.fast_match, self.fast_split)
+    }
+
+    fn crate_regex(&self, anchored: bool) -> Option<&regex::bytes::Regex> {
+        let cell = if anchored {
+            &self.anchored
+        } else {
+            &self.unanchored
+        };
+        cell.get_or_init(|| {
+            let body = self.nfa.translated.as_ref()?;
+            let full = if anchored {
+                format!("(?s-u)\\A(?:{})\\z", body)
+            } else {
+                format!("(?s-u){}", body)
+            };
+            let re = regex::bytes::RegexBuilder::new(&full)
+                .size_limit(1 << 26)
+                .build()
+                .ok()?;
+            // Same groups, or no use.
+            (re.captures_len() == self.nfa.groups).then_some(re)
+        })
+        .as_ref()
+    }
+
+    /// `builtins.match`: the groups if the whole input matches.
+    pub fn match_groups(&self, input: &[u8], engine: Engine) -> Option<Vec<Option<Range<usize>>>> {
+        let crate_re = match engine {
+            Engine::Backtrack => None,
+            _ => self.crate_regex(true),
+        };
+        if let Some(re) = crate_re {
+            if engine == Engine::Crate || self.fast_match {
+                let caps = re.captures(input)?;
+                return Some(
+                    (1..caps.len())
+                        .map(|i| caps.get(i).map(|m| m.range()))
+                        .collect(),
+                );
+            }
+            if !re.is_match(input) {
+                return None;
+            }
+        }
+        let mut scratch = self.scratch.borrow_mut();
+        let caps = exec::match_exact(&self.nfa, input, &mut scratch)?;
+        Some(cap_ranges(caps))
+    }
+
+    /// `builtins.split`: the matches `std::cregex_iterator` visits.
+    pub fn split_matches(&self, input: &[u8], engine: Engine) -> Vec<SplitMatch> {
+        let crate_re = match engine {
+            Engine::Backtrack => None,
+            _ => self.crate_regex(false),
+        };
+        if let Some(re) = crate_re {
+            if engine == Engine::Crate || self.fast_split {
+                return crate_split(re, input);
+            }
+        }
+        let mut out = Vec::new();
+        let mut scratch = self.scratch.borrow_mut();
+        let end = input.len();
+        // The iterator's flags: `prev_avail` sticks once set.
+        let mut flags = Flags::default();
+        let mut m = self.search(crate_re, input, 0, flags, &mut scratch);
+        while let Some(cur) = m {
+            let span = cur.span.clone();
+            out.push(cur);
+            let mut start = span.end;
+            if span.is_empty() {
+                if start == end {
+                    break;
+                }
+                // First try a non-empty match at the same position.
+                let retry = Flags {
+                    not_null: true,
+                    continuous: true,
+                    ..flags
+                };
+                if let Some(r) = self.search(crate_re, input, start, retry, &mut scratch) {
+                    m = Some(r);
+                    continue;
+                }
+                start += 1;
+            }
+            flags.prev_avail = true;
+            m = self.search(crate_re, input, start, flags, &mut scratch);
+        }
+        out
+    }
+
+    /// `regex_search` from `start`.
+    fn search(
+        &self,
+        crate_re: Option<&regex::bytes::Regex>,
+        input: &[u8],
+        mut start: usize,
+        mut flags: Flags,
+        scratch: &mut Scratch,
+    ) -> Option<SplitMatch> {
+        if let (Some(re), false) = (crate_re, flags.continuous) {
+            // Jump to where the first attempt will succeed (see `new`).
+            let at = re.find_at(input, start)?.start();
+            if at != start {
+                start = at;
+                flags.prev_avail = true;
+            }
+            flags.continuous = true;
+        }
+        let caps = exec::search(&self.nfa, &self.prefilter, input, start, flags, scratch)?;
+        let whole = &caps[0];
+        Some(SplitMatch {
+            span: whole.start..whole.end,
+            groups: cap_ranges(caps),
+        })
+    }
+}
+
+/// Groups 1.. of a backtracker result.
+fn cap_ranges(caps: &[exec::Cap]) -> Vec<Option<Range<usize>>> {
+    caps[1..]
+        .iter()
+        .map(|c| c.matched.then_some(c.start..c.end))
+        .collect()
+}
+
+/// `split` by the `regex` crate (fast class only).
+fn crate_split(re: &regex::bytes::Regex, input: &[u8]) -> Vec<SplitMatch> {
+    let mut out = Vec::new();
+    let mut locs = re.capture_locations();
+    let mut pos = 0usize;
+    while pos <= input.len() {
+        let Some(m) = re.captures_read_at(&mut locs, input, pos) else {
+            break;
+        };
+        let groups = (1..locs.len())
+            .map(|i| locs.get(i).map(|(s, e)| s..e))
+            .collect();
+        out.push(SplitMatch {
+            span: m.range(),
+            groups,
+        });
+        // After an empty match, step one byte (the retry at the same
+        // position cannot succeed in the fast class).
+        pos = if m.is_empty() { m.end() + 1 } else { m.end() };
+    }
+    out
 }
 
 /// Attach a "while evaluating ..." line to an error from an argument.
@@ -24,387 +297,73 @@ fn arg_ctx<T>(r: EvalResult<T>, msg: impl FnOnce() -> String) -> EvalResult<T> {
     })
 }
 
-fn compile(vm: &mut Vm, re: &str, whole: bool) -> EvalResult<Rc<regex::bytes::Regex>> {
-    let key = format!("{}{}", if whole { 'm' } else { 's' }, re);
-    if let Some(r) = vm.regex_cache.get(&key) {
+fn compile(vm: &mut Vm, re: &[u8]) -> EvalResult<Rc<Regex>> {
+    if let Some(r) = vm.regex_cache.get(re) {
         return Ok(r.clone());
     }
-    let invalid = || err(format!("invalid regular expression '{}'", re));
-    let Ok(body) = translate_ere(re.as_bytes()) else {
-        return invalid();
-    };
-    let full = if whole {
-        format!("(?s-u)\\A(?:{})\\z", body)
-    } else {
-        format!("(?s-u){}", body)
-    };
-    let compiled = match regex::bytes::RegexBuilder::new(&full)
-        .size_limit(1 << 26)
-        .build()
-    {
-        Ok(r) => Rc::new(r),
-        Err(_) => return invalid(),
-    };
-    vm.regex_cache.insert(key, compiled.clone());
-    Ok(compiled)
+    match Regex::new(re) {
+        Ok(r) => {
+            let r = Rc::new(r);
+            vm.regex_cache.insert(re.to_vec(), r.clone());
+            Ok(r)
+        }
+        Err(CompileError::Space) => err(format!(
+            "memory limit exceeded by regular expression '{}'",
+            String::from_utf8_lossy(re)
+        )),
+        Err(CompileError::Invalid) => err(format!(
+            "invalid regular expression '{}'",
+            String::from_utf8_lossy(re)
+        )),
+    }
 }
 
-fn group_values(caps: &regex::bytes::Captures) -> Vec<Value> {
-    (1..caps.len())
-        .map(|i| match caps.get(i) {
-            Some(m) => Value::bytes(m.as_bytes().to_vec(), None),
+fn group_values(s: &[u8], groups: &[Option<Range<usize>>]) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|g| match g {
+            Some(r) => Value::bytes(s[r.clone()].to_vec(), None),
             None => Value::Null,
         })
         .collect()
 }
 
 fn prim_match(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let re = arg_ctx(vm.force_str_no_ctx(&a[0]), || {
+    let re = arg_ctx(vm.force_string(&a[0]), || {
         "while evaluating the first argument passed to builtins.match".into()
     })?;
-    let regex = compile(vm, &re, true)?;
+    let regex = compile(vm, re.as_bytes())?;
     let s = arg_ctx(vm.force_string(&a[1]), || {
         "while evaluating the second argument passed to builtins.match".into()
     })?;
-    match regex.captures(s.as_bytes()) {
+    let bytes = s.as_bytes();
+    match regex.match_groups(bytes, ENGINE.with(Cell::get)) {
         None => Ok(Value::Null),
-        Some(caps) => Ok(Value::list(group_values(&caps))),
+        Some(groups) => Ok(Value::list(group_values(bytes, &groups))),
     }
 }
 
 fn prim_split(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let re = arg_ctx(vm.force_str_no_ctx(&a[0]), || {
+    let re = arg_ctx(vm.force_string(&a[0]), || {
         "while evaluating the first argument passed to builtins.split".into()
     })?;
-    let regex = compile(vm, &re, false)?;
+    let regex = compile(vm, re.as_bytes())?;
     let s = arg_ctx(vm.force_string(&a[1]), || {
         "while evaluating the second argument passed to builtins.split".into()
     })?;
     let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut pos = 0usize; // where the next search starts
-    let mut last_end = 0usize; // end of the previous match
-    while pos <= bytes.len() {
-        let Some(caps) = regex.captures_at(bytes, pos) else {
-            break;
-        };
-        let m = caps.get(0).expect("group 0 always participates");
-        out.push(Value::bytes(bytes[last_end..m.start()].to_vec(), None));
-        out.push(Value::list(group_values(&caps)));
-        last_end = m.end();
-        if m.start() == m.end() {
-            // Like std::regex_iterator: after an empty match, step one
-            // character before searching again.
-            pos = m.end() + 1;
-        } else {
-            pos = m.end();
-        }
-    }
-    if out.is_empty() {
+    let matches = regex.split_matches(bytes, ENGINE.with(Cell::get));
+    if matches.is_empty() {
         // No match: the input itself (context included), as CppNix does.
         return Ok(Value::list(vec![Value::String(s)]));
     }
+    let mut out = Vec::with_capacity(2 * matches.len() + 1);
+    let mut last_end = 0usize;
+    for m in &matches {
+        out.push(Value::bytes(bytes[last_end..m.span.start].to_vec(), None));
+        out.push(Value::list(group_values(bytes, &m.groups)));
+        last_end = m.span.end;
+    }
     out.push(Value::bytes(bytes[last_end..].to_vec(), None));
     Ok(Value::list(out))
-}
-
-// ---- POSIX ERE -> regex crate ------------------------------------------
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct BadRegex;
-
-fn push_byte_lit(out: &mut String, b: u8) {
-    if b.is_ascii_alphanumeric() || b == b'_' || b == b' ' {
-        out.push(b as char);
-    } else {
-        out.push_str(&format!("\\x{:02X}", b));
-    }
-}
-
-fn class_set(name: &[u8]) -> Result<[bool; 256], BadRegex> {
-    let mut set = [false; 256];
-    let pred: fn(u8) -> bool = match name {
-        b"alpha" => |c| c.is_ascii_alphabetic(),
-        b"digit" | b"d" => |c| c.is_ascii_digit(),
-        b"alnum" => |c| c.is_ascii_alphanumeric(),
-        b"upper" => |c| c.is_ascii_uppercase(),
-        b"lower" => |c| c.is_ascii_lowercase(),
-        b"space" | b"s" => |c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'),
-        b"blank" => |c| c == b' ' || c == b'\t',
-        b"punct" => |c| c.is_ascii_punctuation(),
-        b"xdigit" => |c| c.is_ascii_hexdigit(),
-        b"cntrl" => |c| c < 32 || c == 127,
-        b"print" => |c| (32..127).contains(&c),
-        b"graph" => |c| (33..127).contains(&c),
-        b"w" => |c| c.is_ascii_alphanumeric() || c == b'_',
-        _ => return Err(BadRegex),
-    };
-    for (c, slot) in set.iter_mut().enumerate() {
-        *slot = pred(c as u8);
-    }
-    Ok(set)
-}
-
-/// Parse a bracket expression starting just after `[`; returns the class in
-/// regex-crate syntax and the index just past the closing `]`.
-fn translate_bracket(re: &[u8], mut i: usize) -> Result<(String, usize), BadRegex> {
-    let mut set = [false; 256];
-    let negate = re.get(i) == Some(&b'^');
-    if negate {
-        i += 1;
-    }
-    let mut first = true;
-    // One "end point": a plain byte, `[.c.]` or `[=c=]`.
-    let end_point = |i: usize| -> Result<(u8, usize), BadRegex> {
-        let c = *re.get(i).ok_or(BadRegex)?;
-        if c == b'[' && matches!(re.get(i + 1), Some(b'.') | Some(b'=')) {
-            let delim = re[i + 1];
-            let c2 = *re.get(i + 2).ok_or(BadRegex)?;
-            if re.get(i + 3) == Some(&delim) && re.get(i + 4) == Some(&b']') {
-                return Ok((c2, i + 5));
-            }
-            return Err(BadRegex);
-        }
-        Ok((c, i + 1))
-    };
-    loop {
-        let c = *re.get(i).ok_or(BadRegex)?;
-        if c == b']' && !first {
-            i += 1;
-            break;
-        }
-        first = false;
-        if c == b'[' && re.get(i + 1) == Some(&b':') {
-            let start = i + 2;
-            let mut j = start;
-            while j + 1 < re.len() && !(re[j] == b':' && re[j + 1] == b']') {
-                j += 1;
-            }
-            if j + 1 >= re.len() {
-                return Err(BadRegex);
-            }
-            let cls = class_set(&re[start..j])?;
-            for (k, v) in cls.iter().enumerate() {
-                if *v {
-                    set[k] = true;
-                }
-            }
-            i = j + 2;
-            continue;
-        }
-        let (lo, next) = end_point(i)?;
-        i = next;
-        if re.get(i) == Some(&b'-') && re.get(i + 1).is_some_and(|&c| c != b']') {
-            let (hi, next) = end_point(i + 1)?;
-            i = next;
-            if lo > hi {
-                return Err(BadRegex);
-            }
-            for slot in &mut set[lo as usize..=hi as usize] {
-                *slot = true;
-            }
-        } else {
-            set[lo as usize] = true;
-        }
-    }
-    if negate {
-        for slot in set.iter_mut() {
-            *slot = !*slot;
-        }
-    }
-    let mut out = String::from("[");
-    let mut k = 0usize;
-    let mut any = false;
-    while k < 256 {
-        if !set[k] {
-            k += 1;
-            continue;
-        }
-        let lo = k;
-        while k + 1 < 256 && set[k + 1] {
-            k += 1;
-        }
-        any = true;
-        if lo == k {
-            out.push_str(&format!("\\x{:02X}", lo));
-        } else {
-            out.push_str(&format!("\\x{:02X}-\\x{:02X}", lo, k));
-        }
-        k += 1;
-    }
-    if !any {
-        // Matches nothing.
-        return Ok((String::from("[^\\x00-\\xFF]"), i));
-    }
-    out.push(']');
-    Ok((out, i))
-}
-
-/// Translate a POSIX extended regular expression into the `regex` crate's
-/// syntax (to be compiled with `(?s-u)`, i.e. bytewise and with `.`
-/// matching newlines). Capture group numbering is preserved.
-pub fn translate_ere(re: &[u8]) -> Result<String, BadRegex> {
-    let mut out = String::new();
-    // Output offsets of open groups.
-    let mut groups: Vec<usize> = Vec::new();
-    // Output offset where the last quantifiable atom starts.
-    let mut atom: Option<usize> = None;
-    let mut quantified = false;
-    let mut i = 0;
-    while i < re.len() {
-        let c = re[i];
-        match c {
-            b'\\' => {
-                let n = *re.get(i + 1).ok_or(BadRegex)?;
-                // Only the ERE special characters may be escaped (libstdc++
-                // in strict mode rejects escaped ordinary characters).
-                if !b".[\\()*+?{|^$".contains(&n) {
-                    return Err(BadRegex);
-                }
-                atom = Some(out.len());
-                quantified = false;
-                push_byte_lit(&mut out, n);
-                i += 2;
-            }
-            b'.' => {
-                atom = Some(out.len());
-                quantified = false;
-                out.push('.');
-                i += 1;
-            }
-            b'[' => {
-                let (cls, next) = translate_bracket(re, i + 1)?;
-                atom = Some(out.len());
-                quantified = false;
-                out.push_str(&cls);
-                i = next;
-            }
-            b'(' => {
-                groups.push(out.len());
-                out.push('(');
-                atom = None;
-                i += 1;
-            }
-            b')' => {
-                let start = groups.pop().ok_or(BadRegex)?;
-                out.push(')');
-                atom = Some(start);
-                quantified = false;
-                i += 1;
-            }
-            b'|' => {
-                out.push('|');
-                atom = None;
-                i += 1;
-            }
-            b'^' | b'$' => {
-                out.push(c as char);
-                atom = None;
-                i += 1;
-            }
-            b'*' | b'+' | b'?' | b'{' => {
-                let start = atom.ok_or(BadRegex)?;
-                let q = if c == b'{' {
-                    let mut j = i + 1;
-                    let num = |j: &mut usize| -> Option<u32> {
-                        let s = *j;
-                        while *j < re.len() && re[*j].is_ascii_digit() {
-                            *j += 1;
-                        }
-                        if s == *j {
-                            None
-                        } else {
-                            std::str::from_utf8(&re[s..*j]).ok()?.parse().ok()
-                        }
-                    };
-                    let lo = num(&mut j).ok_or(BadRegex)?;
-                    let q = if re.get(j) == Some(&b',') {
-                        j += 1;
-                        match num(&mut j) {
-                            Some(hi) => {
-                                if hi < lo {
-                                    return Err(BadRegex);
-                                }
-                                format!("{{{},{}}}", lo, hi)
-                            }
-                            None => format!("{{{},}}", lo),
-                        }
-                    } else {
-                        format!("{{{}}}", lo)
-                    };
-                    if re.get(j) != Some(&b'}') {
-                        return Err(BadRegex);
-                    }
-                    i = j + 1;
-                    q
-                } else {
-                    i += 1;
-                    (c as char).to_string()
-                };
-                if quantified {
-                    // POSIX applies a second quantifier to the quantified
-                    // atom (`a*?` is `(a*)?`, not a lazy star).
-                    out.insert_str(start, "(?:");
-                    out.push(')');
-                }
-                out.push_str(&q);
-                quantified = true;
-            }
-            _ => {
-                atom = Some(out.len());
-                quantified = false;
-                push_byte_lit(&mut out, c);
-                i += 1;
-            }
-        }
-    }
-    if !groups.is_empty() {
-        return Err(BadRegex);
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::translate_ere;
-
-    fn rx(re: &str) -> regex::bytes::Regex {
-        let t = translate_ere(re.as_bytes()).unwrap();
-        regex::bytes::Regex::new(&format!("(?s-u)\\A(?:{})\\z", t)).unwrap()
-    }
-
-    #[test]
-    fn classes_and_brackets() {
-        assert!(rx("[[:space:]]+([[:upper:]]+)").is_match(b" \tFOO"));
-        assert!(rx("[]a]+").is_match(b"]a]"));
-        assert!(rx("[^a]").is_match(b"\n"));
-        assert!(rx("[0-9\\.]+").is_match(b"1.\\2"));
-        assert!(rx("[a-]+").is_match(b"-a"));
-        assert!(!rx("[^[:alnum:]]").is_match(b"x"));
-    }
-
-    #[test]
-    fn escapes_and_quantifiers() {
-        assert!(rx("\\{}").is_match(b"{}"));
-        assert!(rx("\\.\\[\\\\\\(\\)\\*\\+\\?\\|\\^\\$").is_match(b".[\\()*+?|^$"));
-        assert!(rx("fo{1,2}").is_match(b"foo"));
-        assert!(!rx("fo{1,2}").is_match(b"fooo"));
-        assert!(rx("a*?").is_match(b"aaa"));
-        assert!(rx(".").is_match(b"\n"));
-        assert!(rx("é").is_match("é".as_bytes()));
-    }
-
-    #[test]
-    fn errors() {
-        assert!(translate_ere(b"(.*").is_err());
-        assert!(translate_ere(b"a)").is_err());
-        assert!(translate_ere(b"*a").is_err());
-        assert!(translate_ere(b"[a").is_err());
-        assert!(translate_ere(b"[[:foo:]]").is_err());
-        assert!(translate_ere(b"a{2,1}").is_err());
-        assert!(translate_ere(b"a{").is_err());
-        assert!(translate_ere(b"\\d").is_err());
-        assert!(translate_ere(b"\\}").is_err());
-        assert!(translate_ere(b"\\/").is_err());
-    }
 }
