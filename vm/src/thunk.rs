@@ -4,6 +4,7 @@
 //! thunks alive; as `Rc<UnsafeCell<enum>>` each took 48 bytes.
 
 use crate::env::Env;
+use crate::error::EvalError;
 use crate::value::{Proto, Value};
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::{Cell, UnsafeCell};
@@ -22,6 +23,9 @@ enum State {
     App(Box<[Value]>),
     RunningApp(Box<[Value]>),
     Done(Value),
+    /// Forcing failed with this error. CppNix 2.34 memoizes failures: forcing
+    /// the thunk again throws the same error without evaluating anything.
+    Failed(Box<EvalError>),
 }
 
 const PENDING: u32 = 0;
@@ -29,6 +33,7 @@ const RUNNING: u32 = 1;
 const APP: u32 = 2;
 const RUNNING_APP: u32 = 3;
 const DONE: u32 = 4;
+const FAILED: u32 = 5;
 
 #[repr(C)]
 struct Block {
@@ -44,6 +49,7 @@ const _: () = {
     assert!(std::mem::size_of::<(Rc<Proto>, Env)>() == 16);
     assert!(std::mem::size_of::<Box<[Value]>>() == 16);
     assert!(std::mem::size_of::<Value>() == 16);
+    assert!(std::mem::size_of::<Box<EvalError>>() <= 16);
 };
 
 /// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
@@ -54,6 +60,8 @@ pub enum Begin {
     App(Value, Value, Option<Value>),
     /// Already being forced: infinite recursion.
     Blackhole,
+    /// An earlier force failed: this error again.
+    Failed(Box<EvalError>),
 }
 
 /// A shared handle to a thunk.
@@ -117,6 +125,7 @@ impl Thunk {
             }
             APP => State::App(std::ptr::read(d as *const Box<[Value]>)),
             RUNNING_APP => State::RunningApp(std::ptr::read(d as *const Box<[Value]>)),
+            FAILED => State::Failed(std::ptr::read(d as *const Box<EvalError>)),
             _ => State::Done(std::ptr::read(d as *const Value)),
         }
     }
@@ -146,6 +155,10 @@ impl Thunk {
             State::Done(v) => {
                 std::ptr::write(d as *mut Value, v);
                 DONE
+            }
+            State::Failed(e) => {
+                std::ptr::write(d as *mut Box<EvalError>, e);
+                FAILED
             }
         };
         b.tag.set(tag);
@@ -189,6 +202,11 @@ impl Thunk {
         match self.block().tag.get() {
             DONE => Begin::Done(self.done().expect("done")),
             RUNNING | RUNNING_APP => Begin::Blackhole,
+            FAILED => {
+                // SAFETY: the tag says the data is the boxed error; it is only read.
+                let e = unsafe { &*(self.block().data.get() as *const Box<EvalError>) };
+                Begin::Failed(e.clone())
+            }
             _ => match self.replace(State::Done(Value::Null)) {
                 State::Pending(p, e) => {
                     let out = Begin::Code(p.clone(), e.clone());
@@ -202,6 +220,14 @@ impl Thunk {
                 }
                 _ => unreachable!("tag checked above"),
             },
+        }
+    }
+
+    /// Record that forcing failed with `e` (a blackholed thunk only): later
+    /// forces throw it again, as CppNix 2.34 does.
+    pub fn fail(&self, e: &EvalError) {
+        if self.is_running() {
+            drop(self.replace(State::Failed(Box::new(e.clone()))));
         }
     }
 

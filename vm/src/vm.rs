@@ -434,11 +434,12 @@ impl Vm {
             Begin::App(f, x, y) => {
                 self.stats.thunks_forced += 1;
                 let r = self.begin_app(t, f, x, y);
-                if r.is_err() {
-                    t.reset();
+                if let Err(e) = &r {
+                    t.fail(e);
                 }
                 r
             }
+            Begin::Failed(e) => Err(e),
             Begin::Blackhole => Err(EvalError::new(
                 ErrorKind::InfiniteRecursion,
                 "infinite recursion encountered",
@@ -644,7 +645,7 @@ impl Vm {
                         self.call_depth = self.call_depth.saturating_sub(1);
                     }
                     if let FrameKind::Thunk(t) = &f.kind {
-                        t.reset();
+                        t.fail(&e);
                     }
                 }
                 self.stack.truncate(stack_len);
