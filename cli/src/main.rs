@@ -141,18 +141,6 @@ struct InstArgs {
 }
 
 fn main() -> ExitCode {
-    #[cfg(feature = "mimalloc")]
-    // SAFETY: plain option setters, called before any evaluation allocates in bulk.
-    unsafe {
-        // Evaluation touches hundreds of MB of fresh heap; with 4 KiB pages the kernel's
-        // page faults and zeroing cost about as much as evaluation itself (NixOS minimal:
-        // 3.1 s of system time in a 7.6 s run). Transparent huge pages, where the kernel
-        // offers them, cut that to about 1.2 s. Users can still override through
-        // MIMALLOC_ALLOW_LARGE_OS_PAGES=0.
-        if std::env::var_os("MIMALLOC_ALLOW_LARGE_OS_PAGES").is_none() {
-            libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1);
-        }
-    }
     let cli = Cli::parse();
     // Evaluation recursion is on the heap, but builtins re-enter the VM;
     // run on a big stack so stacker rarely needs to switch.
