@@ -187,18 +187,20 @@ fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
     stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal_at(vm, a, b, false))
 }
 
+/// CppNix's pointer shortcut: a nested value compared with itself is equal
+/// without being forced.
+fn same_nested(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
+        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
 fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
-    // CppNix's pointer shortcut: a nested value compared with itself is equal unforced.
-    if !top {
-        let same = match (a, b) {
-            (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
-            (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
-            (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
-            _ => false,
-        };
-        if same {
-            return Ok(true);
-        }
+    if !top && same_nested(a, b) {
+        return Ok(true);
     }
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
@@ -267,16 +269,8 @@ pub fn explain_unequal(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>) -> Ev
 }
 
 fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> EvalResult<()> {
-    if !top {
-        let same = match (a, b) {
-            (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
-            (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
-            (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
-            _ => false,
-        };
-        if same {
-            return Ok(());
-        }
+    if !top && same_nested(a, b) {
+        return Ok(());
     }
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
