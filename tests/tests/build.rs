@@ -5,22 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn nixvm() -> PathBuf {
-    let bin = workspace().join("target/release/nixvm");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --release -p nixvm-cli`",
-        bin.display()
-    );
-    bin
-}
+mod common;
+use common::release_nixvm;
 
 /// Builds into a chroot store need user+mount namespaces; without them (some CI machines)
 /// these tests are skipped with a message rather than failing.
@@ -50,7 +36,7 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn run(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(nixvm());
+    let mut cmd = Command::new(release_nixvm());
     cmd.current_dir(dir)
         .env_remove("NIX_STORE_DIR")
         .env_remove("NIXVM_STORE")
@@ -298,7 +284,7 @@ fn a_killed_build_leaves_nothing_valid_and_is_redone() {
     .unwrap();
     let store = dir.join("store");
     let store_s = store.to_string_lossy().into_owned();
-    let mut child = Command::new(nixvm())
+    let mut child = Command::new(release_nixvm())
         .current_dir(&dir)
         .env_remove("NIX_STORE_DIR")
         .env("NIXVM_TEST_HANG", "1")

@@ -9,7 +9,7 @@
 //! must contain the final `error:` message of its `.err.exp`. Our layout and
 //! traces differ from CppNix's (that is the `strict` level); the message not.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// (kind, passes at least) at the `output` level.
@@ -20,12 +20,8 @@ const BASELINE: &[(&str, u32)] = &[
     ("eval-fail", 283),
 ];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod common;
+use common::{release_nixvm, workspace};
 
 #[test]
 fn nix_lang_conformance_does_not_regress() {
@@ -35,12 +31,7 @@ fn nix_lang_conformance_does_not_regress() {
         eprintln!("SKIPPED: ../shared/conformance is absent; the conformance suite was not run");
         return;
     }
-    let bin = root.join("target/release/nixvm");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --release -p nixvm-cli` (the suite needs a release build)",
-        bin.display()
-    );
+    let bin = release_nixvm();
     let log = std::env::temp_dir().join(format!("nixvm-conformance-{}.log", std::process::id()));
     let keep = std::env::temp_dir().join(format!("nixvm-conformance-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&keep);

@@ -3,25 +3,15 @@
 //! CppNix 2.34 computed; its answers are recorded in `tests/fixtures/drvpaths.json`
 //! (`tests/check-drvpaths.sh` re-checks them against the reference binary).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod common;
+use common::{release_nixvm, workspace};
 
 #[test]
 fn drv_paths_match_cppnix() {
     let root = workspace();
-    let bin = root.join("target/release/nixvm");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --release -p nixvm-cli`",
-        bin.display()
-    );
+    let bin = release_nixvm();
     let fixtures = root.join("tests/fixtures");
     // Read-only evaluation writes nothing; point the store at a scratch dir all the same.
     let scratch = std::env::temp_dir().join(format!("nixvm-drvpaths-{}", std::process::id()));

@@ -7,7 +7,7 @@
 //! the release `nixvm` on each exactly as `run-nix-lang.sh` runs an eval-okay case.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const CASES: &[&str] = &[
@@ -32,12 +32,8 @@ const SYMLINKS: &[(&str, &str)] = &[
     ("symlink-resolution/foo/overlays", "../overlays"),
 ];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+mod common;
+use common::{release_nixvm, workspace};
 
 /// Copy `from` (file or folder) to `to`, skipping the paths that become symlinks. Copies
 /// are writable so that the temporary folder can be removed.
@@ -67,12 +63,7 @@ fn symlink_cases() {
         eprintln!("SKIPPED: ../shared/conformance is absent; the symlink cases were not run");
         return;
     }
-    let bin = root.join("target/release/nixvm");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build --release -p nixvm-cli`",
-        bin.display()
-    );
+    let bin = release_nixvm();
     let corpus = std::env::temp_dir().join(format!("nixvm-symlink-cases-{}", std::process::id()));
     let _ = fs::remove_dir_all(&corpus);
     let out_lang = corpus.join("lang");
