@@ -129,6 +129,22 @@ fn write_proc(path: &CString, data: &CString) -> io::Result<()> {
 }
 
 impl NsPlan {
+    /// Every namespace a sandboxed build gets (user, mount, network, ...) but no
+    /// mounts and no chroot: what the availability probe tries.
+    pub fn isolated_without_mounts() -> NsPlan {
+        NsPlan {
+            user_ns: true,
+            inner_uid: SANDBOX_UID,
+            inner_gid: SANDBOX_GID,
+            isolate: true,
+            private_network: true,
+            binds: Vec::new(),
+            read_only: Vec::new(),
+            chroot: None,
+            cwd: PathBuf::from("/"),
+        }
+    }
+
     fn prepare(&self) -> io::Result<Prepared> {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -274,17 +290,7 @@ pub fn namespaces_available() -> Result<(), String> {
             if std::env::var_os("NIXVM_NO_NAMESPACES").is_some_and(|v| v == "1") {
                 return Err("NIXVM_NO_NAMESPACES=1 is set".to_string());
             }
-            let plan = NsPlan {
-                user_ns: true,
-                inner_uid: SANDBOX_UID,
-                inner_gid: SANDBOX_GID,
-                isolate: true,
-                private_network: true,
-                binds: Vec::new(),
-                read_only: Vec::new(),
-                chroot: None,
-                cwd: PathBuf::from("/"),
-            };
+            let plan = NsPlan::isolated_without_mounts();
             let mut cmd = Command::new("/bin/sh");
             cmd.args(["-c", "true"])
                 .stdin(std::process::Stdio::null())
@@ -440,17 +446,7 @@ mod tests {
             eprintln!("SKIPPED: needs user namespaces and python3");
             return;
         }
-        let plan = NsPlan {
-            user_ns: true,
-            inner_uid: SANDBOX_UID,
-            inner_gid: SANDBOX_GID,
-            isolate: true,
-            private_network: true,
-            binds: Vec::new(),
-            read_only: Vec::new(),
-            chroot: None,
-            cwd: PathBuf::from("/"),
-        };
+        let plan = NsPlan::isolated_without_mounts();
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.args([
             "-c",
