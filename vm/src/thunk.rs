@@ -1,7 +1,8 @@
 //! Thunks: suspended computations, shared and updated in place. A thunk is
 //! one 24-byte heap block: a 4-byte reference count, a 4-byte state tag and
-//! 16 bytes holding the state's data. NixOS evaluation keeps millions of
-//! thunks alive; as `Rc<UnsafeCell<enum>>` each took 48 bytes.
+//! 16 bytes holding the state's data (none while it is being forced). NixOS
+//! evaluation keeps millions of thunks alive; as `Rc<UnsafeCell<enum>>` each
+//! took 48 bytes.
 
 use crate::env::Env;
 use crate::error::EvalError;
@@ -15,13 +16,12 @@ use std::rc::Rc;
 /// A thunk's state, moved in and out of the block whole.
 enum State {
     Pending(Rc<Proto>, Env),
-    /// Being forced (the blackhole); keeps the code so a failed force can
-    /// be retried later, as CppNix restores thunks on exceptions.
-    Running(Rc<Proto>, Env),
+    /// Being forced (the blackhole). It keeps nothing: the force that
+    /// started owns the work, and ends in `Done` or `Failed`.
+    Running,
     /// A lazy application made by a builtin: `[f, x]` (`map f xs`) or
     /// `[f, x, y]` (`mapAttrs`).
     App(Box<[Value]>),
-    RunningApp(Box<[Value]>),
     Done(Value),
     /// Forcing failed with this error. CppNix 2.34 memoizes failures: forcing
     /// the thunk again throws the same error without evaluating anything.
@@ -31,9 +31,8 @@ enum State {
 const PENDING: u32 = 0;
 const RUNNING: u32 = 1;
 const APP: u32 = 2;
-const RUNNING_APP: u32 = 3;
-const DONE: u32 = 4;
-const FAILED: u32 = 5;
+const DONE: u32 = 3;
+const FAILED: u32 = 4;
 
 #[repr(C)]
 struct Block {
@@ -119,12 +118,8 @@ impl Thunk {
                 let (p, e) = std::ptr::read(d as *const (Rc<Proto>, Env));
                 State::Pending(p, e)
             }
-            RUNNING => {
-                let (p, e) = std::ptr::read(d as *const (Rc<Proto>, Env));
-                State::Running(p, e)
-            }
+            RUNNING => State::Running,
             APP => State::App(std::ptr::read(d as *const Box<[Value]>)),
-            RUNNING_APP => State::RunningApp(std::ptr::read(d as *const Box<[Value]>)),
             FAILED => State::Failed(std::ptr::read(d as *const Box<EvalError>)),
             _ => State::Done(std::ptr::read(d as *const Value)),
         }
@@ -140,17 +135,10 @@ impl Thunk {
                 std::ptr::write(d as *mut (Rc<Proto>, Env), (p, e));
                 PENDING
             }
-            State::Running(p, e) => {
-                std::ptr::write(d as *mut (Rc<Proto>, Env), (p, e));
-                RUNNING
-            }
+            State::Running => RUNNING,
             State::App(a) => {
                 std::ptr::write(d as *mut Box<[Value]>, a);
                 APP
-            }
-            State::RunningApp(a) => {
-                std::ptr::write(d as *mut Box<[Value]>, a);
-                RUNNING_APP
             }
             State::Done(v) => {
                 std::ptr::write(d as *mut Value, v);
@@ -189,7 +177,7 @@ impl Thunk {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.block().tag.get(), RUNNING | RUNNING_APP)
+        self.block().tag.get() == RUNNING
     }
 
     pub fn set(&self, v: Value) {
@@ -201,7 +189,7 @@ impl Thunk {
     pub fn begin(&self) -> Begin {
         match self.block().tag.get() {
             DONE => Begin::Done(self.done().expect("done")),
-            RUNNING | RUNNING_APP => Begin::Blackhole,
+            RUNNING => Begin::Blackhole,
             FAILED => {
                 // SAFETY: the tag says the data is the boxed error; it is only read.
                 let e = unsafe { &*(self.block().data.get() as *const Box<EvalError>) };
@@ -209,14 +197,14 @@ impl Thunk {
             }
             _ => match self.replace(State::Done(Value::Null)) {
                 State::Pending(p, e) => {
-                    let out = Begin::Code(p.clone(), e.clone());
-                    self.replace(State::Running(p, e));
-                    out
+                    self.replace(State::Running);
+                    Begin::Code(p, e)
                 }
                 State::App(b) => {
-                    let out = Begin::App(b[0].clone(), b[1].clone(), b.get(2).cloned());
-                    self.replace(State::RunningApp(b));
-                    out
+                    self.replace(State::Running);
+                    let mut args = b.into_vec().into_iter();
+                    let (f, x) = (args.next().expect("f"), args.next().expect("x"));
+                    Begin::App(f, x, args.next())
                 }
                 _ => unreachable!("tag checked above"),
             },
@@ -229,17 +217,6 @@ impl Thunk {
         if self.is_running() {
             drop(self.replace(State::Failed(Box::new(e.clone()))));
         }
-    }
-
-    /// Undo a blackhole after a failed force.
-    pub fn reset(&self) {
-        let new = match self.replace(State::Done(Value::Null)) {
-            State::Running(p, e) => State::Pending(p, e),
-            State::RunningApp(b) => State::App(b),
-            other => other,
-        };
-        // The placeholder `Done(Null)` owns nothing.
-        let _ = self.replace(new);
     }
 
     pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
@@ -297,8 +274,12 @@ mod tests {
         }
         assert!(t.is_running());
         assert!(matches!(t.begin(), Begin::Blackhole));
-        t.reset();
+        t.fail(&EvalError::new(crate::error::ErrorKind::Throw, "nope"));
         assert!(!t.is_running());
+        match u.begin() {
+            Begin::Failed(e) => assert_eq!(e.msg, "nope"),
+            _ => panic!("expected the memoized failure"),
+        }
         t.set(Value::Int(7));
         assert!(matches!(u.done(), Some(Value::Int(7))));
         assert!(matches!(u.begin(), Begin::Done(Value::Int(7))));
