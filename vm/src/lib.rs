@@ -6,12 +6,15 @@
 //! through this API.
 
 pub mod builtins;
+pub mod census;
 pub mod corepkgs;
 pub mod env;
 pub mod error;
+pub mod force;
 pub mod ops;
 pub mod print;
 pub mod speculate;
+pub mod state;
 pub mod store;
 pub mod storeglue;
 pub mod thunk;
@@ -89,9 +92,7 @@ impl EvaluatorBuilder {
     pub fn build(self) -> Evaluator {
         let mut vm = Vm::new(self.settings);
         vm.store = self.store;
-        if !self.extra.is_empty() {
-            builtins::install(&mut vm, self.extra);
-        }
+        builtins::install(&mut vm, self.extra);
         Evaluator { vm }
     }
 }

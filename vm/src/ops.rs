@@ -16,7 +16,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
     // the operands left to right, as floats if either one is a float.
     if op == '/' {
         if !num(&b) {
-            return crate::builtins::type_mismatch("a float", &b);
+            return crate::force::type_mismatch("a float", &b);
         }
         if as_f64(&b) == 0.0 {
             return err("division by zero");
@@ -29,7 +29,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
     };
     for v in [&a, &b] {
         if !num(v) {
-            return crate::builtins::type_mismatch(want, v);
+            return crate::force::type_mismatch(want, v);
         }
     }
     match (&a, &b) {
@@ -133,7 +133,7 @@ pub fn concat_lists(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
     let (Value::List(x), Value::List(y)) = (&a, &b) else {
         let bad = if matches!(a, Value::List(_)) { &b } else { &a };
         let _ = vm;
-        return crate::builtins::type_mismatch("a list", bad);
+        return crate::force::type_mismatch("a list", bad);
     };
     if x.is_empty() {
         return Ok(b);
@@ -161,7 +161,7 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
         }
         _ => {
             let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
-            crate::builtins::type_mismatch("a set", bad)
+            crate::force::type_mismatch("a set", bad)
         }
     }
 }
@@ -387,7 +387,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
                 }
                 let (v1, v2) = (v1.clone(), v2.clone());
                 explain_nested(vm, &v1, &v2, eq).map_err(|mut e| {
-                    let at = |set: &Attrs| set.position(k1).map(|(file, span)| Pos { file, span });
+                    let at = |set: &Attrs| vm.pos(set.position(k1));
                     if let Some(pos) = at(y) {
                         e.trace.push(TraceEntry {
                             msg: "where right hand side is".into(),

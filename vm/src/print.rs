@@ -180,10 +180,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
                 out.push(' ');
                 out.push_str(n.as_str());
             }
-            out.push_str(&format!(
-                " @ {}»",
-                crate::vm::describe_pos(c.proto.file, c.proto.span)
-            ));
+            out.push_str(&format!(" @ {}»", c.proto.source.describe(c.proto.span)));
         }
         Value::PrimOp(p) => out.push_str(&format!("«primop {}»", p.name)),
         Value::PrimOpApp(p) => out.push_str(&format!("«partially applied primop {}»", p.prim.name)),

@@ -22,7 +22,7 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     if let Some(p) = vm.store_cache.get(path) {
         return Ok(p.clone());
     }
-    let name = crate::builtins::core::base_name(path).to_string();
+    let name = base_name(path).to_string();
     if name.ends_with(".drv") {
         return err("file names are not allowed to end in '.drv'");
     }
@@ -72,7 +72,7 @@ pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
         return Ok(path.to_string());
     };
     let printed = store.print(&sp);
-    if is_fetched(&printed) {
+    if is_fetched(vm, &printed) {
         // Fetched in this evaluation: its bytes are in the scratch area.
         return Ok(physical_path(vm, path).to_string_lossy().into_owned());
     }
@@ -100,7 +100,7 @@ fn realise_store_path(vm: &mut Vm, path: &str, printed: &str) -> EvalResult<Stri
     }
     // Which derivation makes this path: one instantiated in this evaluation, or one the
     // store knows.
-    let mut deriver = crate::builtins::derivations::deriver_of(printed);
+    let mut deriver = vm.registry.outputs.get(printed).cloned();
     if deriver.is_none() {
         if let Some(b) = &backend {
             deriver = b
@@ -152,7 +152,7 @@ pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Optio
     }
     let (sp, _) = store.to_store_path(path).ok()?;
     let printed = store.print(&sp);
-    let refs = match crate::builtins::derivations::known_references(&printed) {
+    let refs = match vm.registry.refs.get(&printed).cloned() {
         Some(r) => r,
         None => vm.store.as_ref()?.references(&printed).ok()?,
     };
@@ -189,6 +189,30 @@ pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Optio
 // through `physical_path`, which maps `<storeDir>/<hash>-<name>/rest` to the
 // scratch copy or to where the store keeps the object.
 
+/// What this evaluation knows about the store objects it made in memory (in
+/// `derivationStrict` and `toFile`), so that derivations depending on them,
+/// reads of their paths and the CLI find them again without a store.
+#[derive(Default)]
+pub struct Registry {
+    /// Hash modulo of every derivation instantiated so far, keyed by `.drv` path.
+    pub modulo: nixvm_store::derivation::ModuloCache,
+    /// The derivations themselves, keyed by `.drv` path.
+    pub drvs: std::collections::HashMap<String, nixvm_store::derivation::Derivation>,
+    /// References of text files created by `toFile` (and of `.drv` files).
+    pub refs: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
+    /// Output path -> (`.drv` path, output name), for import-from-derivation.
+    pub outputs: std::collections::HashMap<String, (String, String)>,
+}
+
+/// The last component of a path (`baseNameOf`'s rule: a trailing slash is ignored).
+pub fn base_name(s: &str) -> &str {
+    let s = s.strip_suffix('/').unwrap_or(s);
+    match s.rfind('/') {
+        Some(i) => &s[i + 1..],
+        None => s,
+    }
+}
+
 /// A store object added by a fetcher.
 #[derive(Clone, Debug)]
 pub struct FetchedPath {
@@ -201,8 +225,10 @@ pub struct FetchedPath {
     pub ca_hash: nixvm_store::hash::Hash,
 }
 
-struct FetchArea {
-    /// The scratch directory (created on first use, removed when the thread ends).
+/// Fetched store objects kept outside the store (read-only evaluation).
+#[derive(Default)]
+pub struct FetchArea {
+    /// The scratch directory (created on first use, removed with the `Vm`).
     root: Option<std::path::PathBuf>,
     /// Printed store path -> where its content physically is.
     map: rustc_hash::FxHashMap<String, std::path::PathBuf>,
@@ -216,14 +242,6 @@ impl Drop for FetchArea {
             let _ = std::fs::remove_dir_all(root);
         }
     }
-}
-
-thread_local! {
-    static FETCH_AREA: std::cell::RefCell<FetchArea> = std::cell::RefCell::new(FetchArea {
-        root: None,
-        map: rustc_hash::FxHashMap::default(),
-        counter: 0,
-    });
 }
 
 fn make_writable(p: &std::path::Path) {
@@ -249,9 +267,9 @@ fn io_error(what: &str, p: &std::path::Path, e: std::io::Error) -> Box<EvalError
 
 /// A fresh, empty, private path (not yet created) where a fetcher may put
 /// content before calling [`add_fetched_path`].
-pub fn fetch_staging_path() -> EvalResult<std::path::PathBuf> {
-    FETCH_AREA.with(|a| {
-        let mut a = a.borrow_mut();
+pub fn fetch_staging_path(vm: &mut Vm) -> EvalResult<std::path::PathBuf> {
+    {
+        let a = &mut vm.fetch_area;
         if a.root.is_none() {
             static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -264,7 +282,7 @@ pub fn fetch_staging_path() -> EvalResult<std::path::PathBuf> {
         a.counter += 1;
         let root = a.root.clone().unwrap_or_default();
         Ok(root.join(format!("staging-{}", a.counter)))
-    })
+    }
 }
 
 /// Add the file or directory at `src` (a staging path the caller owns and
@@ -321,13 +339,13 @@ pub fn add_fetched_path(
         }
         return Ok(fetched);
     }
-    let in_scratch = FETCH_AREA.with(|a| a.borrow().map.contains_key(&printed));
+    let in_scratch = vm.fetch_area.map.contains_key(&printed);
     if in_scratch || store_has(vm, &printed) {
         discard(src);
     } else {
         let dest = src.with_file_name(sp.base_name());
         std::fs::rename(src, &dest).map_err(|e| io_error("moving", src, e))?;
-        FETCH_AREA.with(|a| a.borrow_mut().map.insert(printed, dest));
+        vm.fetch_area.map.insert(printed, dest);
     }
     Ok(fetched)
 }
@@ -341,8 +359,8 @@ fn store_has(vm: &Vm, store_path: &str) -> bool {
 }
 
 /// Whether a store path (printed) was added by a fetcher to the scratch area.
-fn is_fetched(store_path: &str) -> bool {
-    FETCH_AREA.with(|a| a.borrow().map.contains_key(store_path))
+fn is_fetched(vm: &Vm, store_path: &str) -> bool {
+    vm.fetch_area.map.contains_key(store_path)
 }
 
 /// Whether a store path (printed) that a fetcher would produce is already
@@ -350,7 +368,7 @@ fn is_fetched(store_path: &str) -> bool {
 /// the evaluator's store, or (without a writable store, whose derivations
 /// need their inputs registered in it) present on disk.
 pub fn fetched_path_exists(vm: &Vm, store_path: &str) -> bool {
-    is_fetched(store_path)
+    is_fetched(vm, store_path)
         || store_has(vm, store_path)
         || (writable_store(vm).is_none() && std::fs::symlink_metadata(store_path).is_ok())
 }
@@ -366,7 +384,7 @@ pub fn physical_path(vm: &Vm, path: &str) -> std::path::PathBuf {
             None => (rest, ""),
         };
         let key = format!("{dir}/{base}");
-        if let Some(p) = FETCH_AREA.with(|a| a.borrow().map.get(&key).cloned()) {
+        if let Some(p) = vm.fetch_area.map.get(&key).cloned() {
             return if tail.is_empty() { p } else { p.join(tail) };
         }
         if !base.is_empty() && store_has(vm, &key) {

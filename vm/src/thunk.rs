@@ -63,6 +63,15 @@ pub enum Begin {
     Failed(Box<EvalError>),
 }
 
+/// A borrowed view of a thunk's state (see [`Thunk::parts`]).
+pub(crate) enum Parts<'a> {
+    Code(&'a Rc<Proto>, &'a Env),
+    App(&'a [Value]),
+    Value(&'a Value),
+    /// Being forced, or failed: no values.
+    Nothing,
+}
+
 /// A shared handle to a thunk.
 pub struct Thunk(NonNull<Block>);
 
@@ -216,6 +225,26 @@ impl Thunk {
     pub fn fail(&self, e: &EvalError) {
         if self.is_running() {
             drop(self.replace(State::Failed(Box::new(e.clone()))));
+        }
+    }
+
+    /// What the thunk holds now, for walks over the heap (`census`): its
+    /// code and env, its application's values, or its value.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        let b = self.block();
+        let d = b.data.get() as *const u8;
+        // SAFETY: the tag says what the data is; it is only borrowed, for as
+        // long as `self` (nothing changes a thunk during a walk).
+        unsafe {
+            match b.tag.get() {
+                PENDING => {
+                    let pe = &*(d as *const (Rc<Proto>, Env));
+                    Parts::Code(&pe.0, &pe.1)
+                }
+                APP => Parts::App(&*(d as *const Box<[Value]>)),
+                DONE => Parts::Value(&*(d as *const Value)),
+                _ => Parts::Nothing,
+            }
         }
     }
 

@@ -7,7 +7,6 @@
 use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
 use nixvm_compiler::Symbol;
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
@@ -50,46 +49,7 @@ impl NixStr {
     }
 }
 
-/// Where an attribute was defined: an index into a per-thread table of
-/// (file, span) pairs, so an attribute carries its position in the 4 bytes
-/// of padding next to its name instead of a parallel vector. 0 = unknown.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-pub struct PosIdx(u32);
-
-struct PosTable {
-    list: Vec<(u32, Span)>,
-    index: rustc_hash::FxHashMap<(u32, Span), u32>,
-}
-
-thread_local! {
-    static POSITIONS: RefCell<PosTable> = RefCell::new(PosTable {
-        list: vec![(0, Span::default())],
-        index: Default::default(),
-    });
-}
-
-impl PosIdx {
-    pub const NONE: PosIdx = PosIdx(0);
-    /// The index of a position; the same (file, span) always gets the same index.
-    pub fn new(file: u32, span: Span) -> PosIdx {
-        POSITIONS.with(|t| {
-            let mut t = t.borrow_mut();
-            if let Some(&i) = t.index.get(&(file, span)) {
-                return PosIdx(i);
-            }
-            let i = t.list.len() as u32;
-            t.list.push((file, span));
-            t.index.insert((file, span), i);
-            PosIdx(i)
-        })
-    }
-    pub fn get(self) -> Option<(u32, Span)> {
-        if self.0 == 0 {
-            return None;
-        }
-        POSITIONS.with(|t| t.borrow().list.get(self.0 as usize).copied())
-    }
-}
+pub use crate::state::PosIdx;
 
 /// One attribute: 24 bytes, like CppNix's `Attr` plus the inline value.
 #[derive(Clone)]
@@ -219,8 +179,14 @@ impl Attrs {
             layer = layer.base.as_deref()?;
         }
     }
-    pub fn position(&self, name: Symbol) -> Option<(u32, Span)> {
-        self.lookup(name)?.pos.get()
+    /// This layer's attributes, the capacity of their vector, and the layer
+    /// below (for walks over the heap).
+    pub(crate) fn layer(&self) -> (&[Attr], usize, Option<&Rc<Attrs>>) {
+        (&self.entries, self.entries.capacity(), self.base.as_ref())
+    }
+    /// Where attribute `name` was defined (resolve it with `Vm::pos`).
+    pub fn position(&self, name: Symbol) -> PosIdx {
+        self.lookup(name).map_or(PosIdx::NONE, |a| a.pos)
     }
     #[inline]
     pub fn len(&self) -> usize {
@@ -378,6 +344,8 @@ pub struct Proto {
     pub kind: ChunkKind,
     pub name: Option<Symbol>,
     pub file: u32,
+    /// The source of `file`, so positions can be shown without the `Vm`.
+    pub source: Rc<crate::state::SourceFile>,
     pub span: Span,
     pub code: Box<[Op]>,
     pub spans: Box<[Span]>,
@@ -447,18 +415,8 @@ pub enum Value {
     Thunk(Thunk),
 }
 
-thread_local! {
-    static EMPTY_STR: Rc<NixStr> = Rc::new(NixStr::new(Vec::new(), None));
-    static EMPTY_ATTRS: Rc<Attrs> = Rc::new(Attrs::new());
-    static EMPTY_LIST: Rc<Vec<Value>> = Rc::new(Vec::new());
-    pub static VALUES_CREATED: Cell<u64> = const { Cell::new(0) };
-}
-
 impl Value {
     pub fn str(s: &str) -> Value {
-        if s.is_empty() {
-            return Value::String(EMPTY_STR.with(|e| e.clone()));
-        }
         Value::String(Rc::new(NixStr::new(s.as_bytes(), None)))
     }
     pub fn string(s: String) -> Value {
@@ -474,15 +432,9 @@ impl Value {
         Value::Path(Rc::new(p.to_string()))
     }
     pub fn attrs(a: Attrs) -> Value {
-        if a.is_empty() {
-            return Value::Attrs(EMPTY_ATTRS.with(|e| e.clone()));
-        }
         Value::Attrs(Rc::new(a))
     }
     pub fn list(v: Vec<Value>) -> Value {
-        if v.is_empty() {
-            return Value::List(EMPTY_LIST.with(|e| e.clone()));
-        }
         Value::List(Rc::new(v))
     }
     pub fn is_thunk(&self) -> bool {

@@ -5,10 +5,11 @@
 //! (`force`, `call`) re-enter `run` with a stop depth; those entries are
 //! guarded by `stacker` so deep data never overflows the native stack.
 
-use crate::builtins::type_mismatch;
 use crate::error::*;
+use crate::force::type_mismatch;
+pub use crate::state::{default_system, Settings, SourceFile, Stats};
+use crate::state::{Extensions, Positions};
 use crate::value::*;
-use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{Chunk, ChunkKind, Const, Op};
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
@@ -31,79 +32,12 @@ pub struct Frame {
     pub counted: bool,
 }
 
-pub struct SourceFile {
-    pub name: String,
-    pub src: Rc<str>,
-    /// The file was not UTF-8: its text maps invalid bytes to private-use code points
-    /// (`nixvm_compiler::rawsrc`), which string literals turn back into the raw bytes.
-    pub raw: bool,
-}
-
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub max_call_depth: usize,
-    pub pure_eval: bool,
-    pub restrict_eval: bool,
-    /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
-    pub search_path: Vec<(String, String)>,
-    pub store_dir: String,
-    pub system: String,
-    pub pipe_operators: bool,
-    pub parse_toml_timestamps: bool,
-    pub abort_on_warn: bool,
-    pub lint_absolute_path: nixvm_compiler::parser::LintLevel,
-    pub lint_short_path: nixvm_compiler::parser::LintLevel,
-    pub lint_url: nixvm_compiler::parser::LintLevel,
-    pub allow_ifd: bool,
-    /// Experimental features enabled beyond the defaults (`--extra-experimental-features`).
-    pub experimental_features: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            max_call_depth: 10000,
-            pure_eval: false,
-            restrict_eval: false,
-            search_path: Vec::new(),
-            store_dir: "/nix/store".into(),
-            system: default_system(),
-            pipe_operators: false,
-            parse_toml_timestamps: false,
-            abort_on_warn: false,
-            lint_absolute_path: Default::default(),
-            lint_short_path: Default::default(),
-            lint_url: Default::default(),
-            allow_ifd: true,
-            experimental_features: Vec::new(),
-        }
-    }
-}
-
-pub fn default_system() -> String {
-    let arch = std::env::consts::ARCH;
-    let os = std::env::consts::OS;
-    format!("{arch}-{os}")
-}
-
-#[derive(Default, Clone, Debug)]
-pub struct Stats {
-    pub thunks_created: u64,
-    /// Thunks not made because their value was certain at once (`speculate`).
-    pub thunks_elided: u64,
-    pub thunks_forced: u64,
-    pub calls: u64,
-    pub primop_calls: u64,
-    pub envs: u64,
-    pub attrsets: u64,
-    pub lists: u64,
-    pub ops: u64,
-}
-
 pub struct Vm {
     pub stack: Vec<Value>,
     pub frames: Vec<Frame>,
-    pub files: Vec<SourceFile>,
+    pub files: Vec<Rc<SourceFile>>,
+    /// Attribute definition positions (`PosIdx`).
+    pub positions: Positions,
     pub globals: Env,
     pub global_names: FxHashMap<Symbol, u16>,
     pub builtins: Value,
@@ -112,14 +46,23 @@ pub struct Vm {
     pub stats: Stats,
     call_depth: usize,
     pub warnings: Vec<String>,
-    /// Compiled regexes by pattern, for `match`/`split`.
-    pub regex_cache: FxHashMap<Vec<u8>, Rc<crate::builtins::regex::Regex>>,
+    /// What builtin families keep between calls (fetch caches, helpers).
+    pub ext: Extensions,
+    /// Store objects this evaluation made in memory (`.drv`s, `toFile` texts).
+    pub registry: crate::storeglue::Registry,
+    /// Fetched paths kept outside the store in read-only evaluation.
+    pub fetch_area: crate::storeglue::FetchArea,
     /// `builtins.path`/`toFile` results already computed, by input key.
     pub store_cache: FxHashMap<String, String>,
     pub store: Option<std::rc::Rc<dyn crate::StoreBackend>>,
     /// Attribute names as Nix strings, by symbol id: `mapAttrs` and friends
     /// hand the same name to many calls, and one shared string serves them all.
     name_strings: Vec<Option<Value>>,
+    /// Heap censuses taken during evaluation (`--heap-census`), if asked for.
+    pub census: crate::census::Schedule,
+    /// One `[]` and one `{}` shared by every literal that makes them.
+    empty_list: Value,
+    empty_attrs: Value,
 }
 
 macro_rules! force_slot {
@@ -139,11 +82,14 @@ macro_rules! force_slot {
 }
 
 impl Vm {
+    /// A machine with no global names: `builtins::install` (which the
+    /// `Evaluator` builder calls) defines them.
     pub fn new(settings: Settings) -> Vm {
-        let mut vm = Vm {
+        Vm {
             stack: Vec::with_capacity(1024),
             frames: Vec::with_capacity(256),
             files: Vec::new(),
+            positions: Positions::default(),
             globals: Env::new(None, 0),
             global_names: FxHashMap::default(),
             builtins: Value::Null,
@@ -152,13 +98,34 @@ impl Vm {
             stats: Stats::default(),
             call_depth: 0,
             warnings: Vec::new(),
-            regex_cache: FxHashMap::default(),
+            ext: Extensions::default(),
+            registry: Default::default(),
+            fetch_area: Default::default(),
             store_cache: FxHashMap::default(),
             store: None,
             name_strings: Vec::new(),
-        };
-        crate::builtins::install(&mut vm, Vec::new());
-        vm
+            census: Default::default(),
+            empty_list: Value::list(Vec::new()),
+            empty_attrs: Value::attrs(Attrs::new()),
+        }
+    }
+
+    /// Every value the machine holds outside its frames and its globals env:
+    /// the value stack, `builtins`, the import cache, shared name strings and
+    /// empties, and what builtin families keep (`Extensions`).
+    pub fn roots(&self, f: &mut dyn FnMut(&Value)) {
+        self.stack.iter().for_each(&mut *f);
+        f(&self.builtins);
+        self.import_cache.values().for_each(&mut *f);
+        self.name_strings.iter().flatten().for_each(&mut *f);
+        f(&self.empty_list);
+        f(&self.empty_attrs);
+        self.ext.roots(f);
+    }
+
+    /// Where a `PosIdx` points.
+    pub fn pos(&self, p: PosIdx) -> Option<Pos> {
+        self.positions.get(p)
     }
 
     /// The name of `sym` as a (shared) string value.
@@ -178,15 +145,15 @@ impl Vm {
 
     /// `add_file` for a text decoded by `rawsrc::decode_source` (`raw` = it had invalid bytes).
     pub fn add_file_raw(&mut self, name: String, src: Rc<str>, raw: bool) -> u32 {
-        FILE_TABLE.with(|t| t.borrow_mut().push((name.clone(), src.clone())));
-        self.files.push(SourceFile { name, src, raw });
+        self.files.push(Rc::new(SourceFile { name, src, raw }));
         (self.files.len() - 1) as u32
     }
 
     // ---- linking -------------------------------------------------------
 
     pub fn link(&mut self, chunk: &Chunk) -> Rc<Proto> {
-        let raw = self.files.get(chunk.file as usize).is_some_and(|f| f.raw);
+        let source = self.files[chunk.file as usize].clone();
+        let raw = source.raw;
         let consts: Vec<PConst> = chunk
             .consts
             .iter()
@@ -203,7 +170,9 @@ impl Vm {
                 Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
                 Const::AttrNames(s, sp) => PConst::AttrNames(
                     s.clone().into_boxed_slice(),
-                    sp.iter().map(|&sp| PosIdx::new(chunk.file, sp)).collect(),
+                    sp.iter()
+                        .map(|&sp| self.positions.intern(chunk.file, sp))
+                        .collect(),
                 ),
                 Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
@@ -215,6 +184,7 @@ impl Vm {
             kind: chunk.kind,
             name: chunk.name,
             file: chunk.file,
+            source,
             span: chunk.span,
             code: chunk.code.clone().into_boxed_slice(),
             spans: chunk.spans.clone().into_boxed_slice(),
@@ -309,16 +279,11 @@ impl Vm {
     }
 
     pub fn line_col(&self, pos: Pos) -> (usize, usize) {
-        let src = &self.files[pos.file as usize].src;
-        let upto = &src.as_bytes()[..(pos.span.start as usize).min(src.len())];
-        let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
-        let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        (line, col)
+        self.files[pos.file as usize].line_col(pos.span.start)
     }
 
     pub fn show_pos(&self, pos: Pos) -> String {
-        let (l, c) = self.line_col(pos);
-        format!("{}:{}:{}", self.files[pos.file as usize].name, l, c)
+        self.files[pos.file as usize].describe(pos.span)
     }
 
     /// Evaluate a file (memoised per path, as `import` requires).
@@ -758,6 +723,9 @@ impl Vm {
                     let t = Thunk::pending(p.clone(), self.frames[fi].env.clone());
                     self.stats.thunks_created += 1;
                     self.stack.push(Value::Thunk(t));
+                    if self.stats.thunks_created >= self.census.next {
+                        crate::census::sample(self);
+                    }
                 }
                 Op::Closure(c) => {
                     let PConst::Proto(p) = self.proto_const(fi, c) else {
@@ -794,6 +762,11 @@ impl Vm {
                         unreachable!("attribute names constant")
                     };
                     let n = syms.len();
+                    self.stats.attrsets += 1;
+                    if n == 0 {
+                        self.stack.push(self.empty_attrs.clone());
+                        continue;
+                    }
                     let at = self.stack.len() - n;
                     let entries: Vec<Attr> = syms
                         .iter()
@@ -802,7 +775,6 @@ impl Vm {
                         .map(|((&name, &pos), value)| Attr { name, pos, value })
                         .collect();
                     let a = Attrs::from_sorted_attrs(entries);
-                    self.stats.attrsets += 1;
                     self.stack.push(Value::attrs(a));
                 }
                 Op::AttrsDyn => {
@@ -818,15 +790,15 @@ impl Vm {
                     let sym = Symbol::intern(&name.to_str());
                     let file = self.frames[fi].proto.file;
                     let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
+                    let pos = self.positions.intern(file, span);
                     let top = self.stack.last_mut().expect("attrs");
                     let Value::Attrs(a) = top else {
                         unreachable!("attrs under dynamic attr")
                     };
                     let a = Rc::make_mut(a);
-                    if !a.insert_new(sym, v, PosIdx::new(file, span)) {
-                        let prev = a
-                            .position(sym)
-                            .map(|(f, s)| self.show_pos(Pos { file: f, span: s }));
+                    if !a.insert_new(sym, v, pos) {
+                        let prev = a.position(sym);
+                        let prev = self.pos(prev).map(|p| self.show_pos(p));
                         return Err(EvalError::new(
                             ErrorKind::Other,
                             format!(
@@ -841,7 +813,12 @@ impl Vm {
                     let at = self.stack.len() - n as usize;
                     let items: Vec<Value> = self.stack.drain(at..).collect();
                     self.stats.lists += 1;
-                    self.stack.push(Value::list(items));
+                    let v = if items.is_empty() {
+                        self.empty_list.clone()
+                    } else {
+                        Value::list(items)
+                    };
+                    self.stack.push(v);
                 }
                 Op::Select(sym) => {
                     let len = self.stack.len();
@@ -1279,7 +1256,7 @@ impl Vm {
                         if e.trace.len() < 32 {
                             e.trace.push(TraceEntry {
                                 msg: format!("while evaluating the attribute '{}'", name),
-                                pos: a.position(name).map(|(file, span)| Pos { file, span }),
+                                pos: self.pos(a.position(name)),
                             });
                         }
                         e
@@ -1304,27 +1281,6 @@ impl Vm {
         }
         Ok(())
     }
-}
-
-thread_local! {
-    /// File names and sources by id, so printers without a `Vm` at hand can name positions.
-    static FILE_TABLE: std::cell::RefCell<Vec<(String, Rc<str>)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// `file:line:col` of a span, from the thread's file table.
-pub fn describe_pos(file: u32, span: Span) -> String {
-    FILE_TABLE.with(|t| {
-        let t = t.borrow();
-        match t.get(file as usize) {
-            Some((name, src)) => {
-                let upto = &src.as_bytes()[..(span.start as usize).min(src.len())];
-                let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
-                let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-                format!("{}:{}:{}", name, line, col)
-            }
-            None => "«unknown»".into(),
-        }
-    })
 }
 
 fn frame_description(f: &Frame) -> String {

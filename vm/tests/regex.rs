@@ -12,8 +12,9 @@ use proptest::prelude::*;
 use std::path::Path;
 
 /// `builtins.toJSON (expr)`, or the error line.
-fn eval_json(expr: &str) -> String {
+fn eval_json(expr: &str, engine: Engine) -> String {
     let mut ev = Evaluator::builder().build();
+    set_builtin_engine(&mut ev.vm, engine);
     let src = format!("builtins.toJSON ({})", expr);
     let r = ev
         .eval_str(&src, Path::new("/"))
@@ -51,17 +52,15 @@ fn fixtures() -> Vec<(String, String)> {
 }
 
 fn check_fixtures(engine: Engine) {
-    set_builtin_engine(engine);
     let mut bad = Vec::new();
     let cases = fixtures();
     assert!(cases.len() >= 150);
     for (expr, want) in &cases {
-        let got = eval_json(expr);
+        let got = eval_json(expr, engine);
         if &got != want {
             bad.push(format!("{expr}\n   CppNix: {want}\n   nixvm:  {got}"));
         }
     }
-    set_builtin_engine(Engine::Auto);
     assert!(
         bad.is_empty(),
         "{} of {} differ:\n{}",

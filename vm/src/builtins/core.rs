@@ -358,13 +358,7 @@ fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 /// CppNix's `baseNameOf` on text: the last component, ignoring one trailing slash.
-pub fn base_name(s: &str) -> &str {
-    let s = s.strip_suffix('/').unwrap_or(s);
-    match s.rfind('/') {
-        Some(i) => &s[i + 1..],
-        None => s,
-    }
-}
+pub use crate::storeglue::base_name;
 
 fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
@@ -417,7 +411,7 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 .iter()
                 .map(|x| crate::value::Attr {
                     name: x.name,
-                    pos: crate::value::PosIdx::new(file, x.span),
+                    pos: vm.positions.intern(file, x.span),
                     value: Value::Bool(x.default.is_some()),
                 })
                 .collect();
@@ -439,10 +433,10 @@ fn unsafe_get_attr_pos(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     if !set.contains(sym) {
         return Ok(Value::Null);
     }
-    match set.position(sym) {
-        Some((file, span)) => {
-            let (line, col) = vm.line_col(crate::error::Pos { file, span });
-            let fname = vm.files[file as usize].name.clone();
+    match vm.pos(set.position(sym)) {
+        Some(p) => {
+            let (line, col) = vm.line_col(p);
+            let fname = vm.files[p.file as usize].name.clone();
             Ok(Value::attrs(Attrs::from_unsorted(vec![
                 (known::FILE, Value::string(fname)),
                 (known::LINE, Value::Int(line as i64)),

@@ -10,44 +10,22 @@ use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
-use nixvm_store::derivation::{Derivation, ModuloCache, Output};
+use nixvm_store::derivation::{Derivation, Output};
 use nixvm_store::hash::{empty_hash_warning, Hash, HashAlgo};
 use nixvm_store::path::{ContentAddress, ContentAddressMethod, StoreDir};
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
-/// Everything this thread knows about store objects it "created" without a store.
+use crate::storeglue::Registry;
+
+/// The compiled `derivation` wrapper, made once per evaluation.
 #[derive(Default)]
-pub(crate) struct Registry {
-    /// Hash modulo of every derivation instantiated so far, keyed by `.drv` path.
-    pub modulo: ModuloCache,
-    /// The derivations themselves, keyed by `.drv` path.
-    pub drvs: HashMap<String, Derivation>,
-    /// References of text files created by `toFile` (and of `.drv` files).
-    pub refs: HashMap<String, BTreeSet<String>>,
-    /// Output path -> (`.drv` path, output name), for import-from-derivation.
-    pub outputs: HashMap<String, (String, String)>,
-}
+struct DerivationFn(Option<Value>);
 
-thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
-    static DERIVATION_FN: RefCell<Option<Value>> = const { RefCell::new(None) };
-}
-
-/// Run `f` with this thread's registry of in-memory store objects.
-pub(crate) fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
-    REGISTRY.with(|r| f(&mut r.borrow_mut()))
-}
-
-/// The known references of an in-memory store object (a `toFile` text or a `.drv`).
-pub(crate) fn known_references(store_path: &str) -> Option<BTreeSet<String>> {
-    with_registry(|r| r.refs.get(store_path).cloned())
-}
-
-/// The derivation instantiated in this thread that produces `path`: (`.drv`, output).
-pub(crate) fn deriver_of(path: &str) -> Option<(String, String)> {
-    with_registry(|r| r.outputs.get(path).cloned())
+impl crate::state::Extension for DerivationFn {
+    fn roots(&self, f: &mut dyn FnMut(&Value)) {
+        self.0.iter().for_each(f);
+    }
 }
 
 /// The source of the `derivation` wrapper around `derivationStrict`.
@@ -174,9 +152,9 @@ fn derivation_strict(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let name = str_no_ctx(vm, &name_v)
         .map_err(|e| with_trace(e, "while evaluating the derivation attribute 'name'".into()))?;
     derivation_strict_inner(vm, &name, &attrs).map_err(|e| {
-        let pos = attrs
-            .position(known::NAME)
-            .map(|(file, span)| vm.show_pos(Pos { file, span }))
+        let pos = vm
+            .pos(attrs.position(known::NAME))
+            .map(|p| vm.show_pos(p))
             .unwrap_or_else(|| "«unknown»".to_string());
         with_trace(
             e,
@@ -267,7 +245,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
             if e.trace.len() < 64 {
                 e.trace.push(TraceEntry {
                     msg: format!("while evaluating attribute '{key}' of derivation '{name}'"),
-                    pos: attrs.position(sym).map(|(file, span)| Pos { file, span }),
+                    pos: vm.pos(attrs.position(sym)),
                 });
             }
             e
@@ -300,7 +278,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
                     .or_default()
                     .insert(output.to_string());
             }
-            CtxElem::DrvDeep(d) => add_deep(&mut drv, d),
+            CtxElem::DrvDeep(d) => add_deep(&vm.registry, &mut drv, d),
         }
     }
 
@@ -350,11 +328,11 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
     }
 
     let backend = vm.store.clone();
-    let warnings = with_registry(|r| {
-        let Registry { modulo, drvs, .. } = r;
+    let warnings = {
+        let Registry { modulo, drvs, .. } = &mut vm.registry;
         let mut read = |p: &str| read_drv(drvs, &store, backend.as_deref(), p);
         drv.fill_in_output_paths(&store, modulo, &mut read)
-    })
+    }
     .map_err(store_err)?;
     for w in warnings {
         vm.warn(w)?;
@@ -369,7 +347,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
             ));
         }
     }
-    with_registry(|r| -> EvalResult<()> {
+    (|r: &mut Registry| -> EvalResult<()> {
         let Registry {
             modulo,
             drvs,
@@ -397,7 +375,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
         );
         drvs.insert(drv_path.clone(), drv.clone());
         Ok(())
-    })?;
+    })(&mut vm.registry)?;
 
     let mut entries = vec![(
         known::DRV_PATH,
@@ -438,25 +416,24 @@ fn read_drv(
 
 /// A `=drv` context: the closure of the `.drv` file, with every output of
 /// every derivation in it.
-fn add_deep(drv: &mut Derivation, root: &str) {
+fn add_deep(reg: &Registry, drv: &mut Derivation, root: &str) {
     let mut seen = BTreeSet::new();
     let mut todo = vec![root.to_string()];
     while let Some(p) = todo.pop() {
         if !seen.insert(p.clone()) {
             continue;
         }
-        if let Some(refs) = known_references(&p) {
-            todo.extend(refs);
+        if let Some(refs) = reg.refs.get(&p) {
+            todo.extend(refs.iter().cloned());
         }
     }
     for p in seen {
         if p.ends_with(".drv") {
-            let outs: Vec<String> = with_registry(|r| {
-                r.drvs
-                    .get(&p)
-                    .map(|d| d.outputs.keys().cloned().collect())
-                    .unwrap_or_default()
-            });
+            let outs: Vec<String> = reg
+                .drvs
+                .get(&p)
+                .map(|d| d.outputs.keys().cloned().collect())
+                .unwrap_or_default();
             if !outs.is_empty() {
                 drv.input_drvs.entry(p.clone()).or_default().extend(outs);
             }
@@ -646,7 +623,7 @@ fn json_quote(s: &str) -> String {
 // ---- derivation ---------------------------------------------------------
 
 fn derivation(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let cached = DERIVATION_FN.with(|f| f.borrow().clone());
+    let cached = vm.ext.get::<DerivationFn>().0.clone();
     let f = match cached {
         Some(f) => f,
         None => {
@@ -656,7 +633,7 @@ fn derivation(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 "/",
             )?;
             let f = vm.force(thunk)?;
-            DERIVATION_FN.with(|c| *c.borrow_mut() = Some(f.clone()));
+            vm.ext.get::<DerivationFn>().0 = Some(f.clone());
             f
         }
     };
@@ -698,7 +675,7 @@ fn to_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         st.add_text(&name, contents.as_bytes(), &refs)
             .map_err(store_err)?;
     }
-    with_registry(|r| r.refs.insert(printed.clone(), refs));
+    vm.registry.refs.insert(printed.clone(), refs);
     Ok(Value::str_ctx(printed.clone(), one_ctx(printed)))
 }
 
@@ -758,7 +735,7 @@ fn path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         return err("missing required 'path' attribute in the first argument to 'builtins.path'");
     };
     if name.is_empty() {
-        name = crate::builtins::core::base_name(&src).to_string();
+        name = crate::storeglue::base_name(&src).to_string();
     }
     add_path(vm, &name, &src, filter, method, expected)
 }
@@ -766,7 +743,7 @@ fn path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn filter_source(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let src = vm.coerce_path(&a[1])?;
     let f = vm.force_function(&a[0])?;
-    let name = crate::builtins::core::base_name(&src).to_string();
+    let name = crate::storeglue::base_name(&src).to_string();
     add_path(
         vm,
         &name,

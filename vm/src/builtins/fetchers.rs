@@ -21,16 +21,12 @@ use crate::vm::Vm;
 use nixvm_compiler::Symbol;
 use nixvm_store::hash::{empty_hash_warning, Hash, HashAlgo, HashFormat};
 use nixvm_store::path::{ContentAddress, ContentAddressMethod, StoreDir};
-use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 pub fn register(r: &mut Registry, vm: &Vm) {
-    // A new evaluator starts with nothing fetched (the caches are per thread).
-    FETCH_CACHE.with(|c| c.borrow_mut().clear());
-    FETCH_TREE_CACHE.with(|c| c.borrow_mut().clear());
     r.prim("fetchurl", 1, fetchurl);
     r.prim("fetchTarball", 1, fetch_tarball);
     r.prim("fetchGit", 1, fetch_git);
@@ -93,7 +89,7 @@ fn path_value(p: &str) -> Value {
 
 /// `baseNameOf` on a URL: the last component, ignoring one trailing slash.
 fn url_base_name(url: &str) -> String {
-    crate::builtins::core::base_name(url).to_string()
+    crate::storeglue::base_name(url).to_string()
 }
 
 /// The local file a `file:` URL names (percent-decoded), if it is one.
@@ -198,22 +194,22 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 // ---- caching of fetches within one evaluation ------------------------------
 
-#[derive(Clone)]
-struct CachedFetch {
-    fetched: FetchedPath,
+/// What this evaluation has fetched: `fetchurl`/`fetchTarball` results by
+/// (builtin, URL, name), and `fetchTree` inputs by their attributes.
+#[derive(Default)]
+struct FetchCache {
+    urls: rustc_hash::FxHashMap<String, FetchedPath>,
+    trees: rustc_hash::FxHashMap<String, (FetchedPath, FAttrs)>,
 }
 
-thread_local! {
-    static FETCH_CACHE: RefCell<rustc_hash::FxHashMap<String, CachedFetch>> =
-        RefCell::new(rustc_hash::FxHashMap::default());
+impl crate::state::Extension for FetchCache {}
+
+fn cache_get(vm: &mut Vm, key: &str) -> Option<FetchedPath> {
+    vm.ext.get::<FetchCache>().urls.get(key).cloned()
 }
 
-fn cache_get(key: &str) -> Option<CachedFetch> {
-    FETCH_CACHE.with(|c| c.borrow().get(key).cloned())
-}
-
-fn cache_put(key: String, v: CachedFetch) {
-    FETCH_CACHE.with(|c| c.borrow_mut().insert(key, v));
+fn cache_put(vm: &mut Vm, key: String, v: FetchedPath) {
+    vm.ext.get::<FetchCache>().urls.insert(key, v);
 }
 
 // ---- writing trees into a staging directory ---------------------------------
@@ -484,7 +480,7 @@ fn unpack_zip(data: &[u8], dest: &Path) -> EvalResult<i64> {
 
 /// If `root` holds exactly one entry and it is a directory, that directory
 /// becomes the result (as CppNix's tarball cache does).
-fn strip_singleton_dir(root: PathBuf) -> EvalResult<PathBuf> {
+fn strip_singleton_dir(vm: &mut Vm, root: PathBuf) -> EvalResult<PathBuf> {
     let entries: Vec<_> = std::fs::read_dir(&root)
         .map_err(|e| io_err("opening directory", &root, e))?
         .filter_map(|e| e.ok())
@@ -495,7 +491,7 @@ fn strip_singleton_dir(root: PathBuf) -> EvalResult<PathBuf> {
             .map(|m| m.is_dir())
             .unwrap_or(false)
         {
-            let dest = fetch_staging_path()?;
+            let dest = fetch_staging_path(vm)?;
             std::fs::rename(&only, &dest).map_err(|e| io_err("moving", &only, e))?;
             let _ = std::fs::remove_dir_all(&root);
             return Ok(dest);
@@ -505,7 +501,7 @@ fn strip_singleton_dir(root: PathBuf) -> EvalResult<PathBuf> {
 }
 
 /// Download and unpack a tarball: the unpacked tree (staging) and its lastModified.
-fn download_tarball(url: &str) -> EvalResult<(PathBuf, i64)> {
+fn download_tarball(vm: &mut Vm, url: &str) -> EvalResult<(PathBuf, i64)> {
     if let Some(p) = file_url_path(url) {
         let path = Path::new(&p);
         if !path.is_absolute() {
@@ -527,7 +523,7 @@ fn download_tarball(url: &str) -> EvalResult<(PathBuf, i64)> {
     }
     let data = download(url)?;
     eprintln!("unpacking '{url}' into the Git cache...");
-    let staging = fetch_staging_path()?;
+    let staging = fetch_staging_path(vm)?;
     let last_modified = match unpack_archive(&data, &staging) {
         Ok(t) => t,
         Err(e) => {
@@ -535,7 +531,7 @@ fn download_tarball(url: &str) -> EvalResult<(PathBuf, i64)> {
             return Err(e);
         }
     };
-    Ok((strip_singleton_dir(staging)?, last_modified))
+    Ok((strip_singleton_dir(vm, staging)?, last_modified))
 }
 
 // ---- fetchurl, fetchTarball ---------------------------------------------------
@@ -651,21 +647,21 @@ fn fetch_url_like(
         }
     }
     let key = format!("{who}\0{url}\0{name}");
-    let fetched = match cache_get(&key) {
-        Some(c) => c.fetched,
+    let fetched = match cache_get(vm, &key) {
+        Some(c) => c,
         None => {
             let fetched = if unpack {
-                let (tree, _last_modified) = download_tarball(&url)
+                let (tree, _last_modified) = download_tarball(vm, &url)
                     .map_err(|e| trace(e, format!("while fetching the input '{url}'")))?;
                 let f = add_fetched_path(vm, &name, &tree, method)?;
-                cache_put(key, CachedFetch { fetched: f.clone() });
+                cache_put(vm, key, f.clone());
                 f
             } else {
                 let data = download(&url)?;
-                let staging = fetch_staging_path()?;
+                let staging = fetch_staging_path(vm)?;
                 write_file(&staging, &data, false)?;
                 let f = add_fetched_path(vm, &name, &staging, method)?;
-                cache_put(key, CachedFetch { fetched: f.clone() });
+                cache_put(vm, key, f.clone());
                 f
             };
             fetched
@@ -1157,7 +1153,7 @@ fn fetch_tree_impl(vm: &mut Vm, arg: &Value, p: TreeParams) -> EvalResult<Value>
 pub(crate) fn fetch_input(vm: &mut Vm, original: &FAttrs) -> EvalResult<(String, FAttrs)> {
     let shown = input_to_string(original);
     let key = format!("tree\0{}", attrs_json(original));
-    if let Some((f, input)) = FETCH_TREE_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+    if let Some((f, input)) = vm.ext.get::<FetchCache>().trees.get(&key).cloned() {
         return Ok((f.path, input));
     }
     let mut input = original.clone();
@@ -1179,7 +1175,10 @@ pub(crate) fn fetch_input(vm: &mut Vm, original: &FAttrs) -> EvalResult<(String,
             ));
         }
     }
-    FETCH_TREE_CACHE.with(|c| c.borrow_mut().insert(key, (f.clone(), input.clone())));
+    vm.ext
+        .get::<FetchCache>()
+        .trees
+        .insert(key, (f.clone(), input.clone()));
     Ok((f.path, input))
 }
 
@@ -1206,11 +1205,6 @@ pub(crate) fn show_input(attrs: &FAttrs) -> String {
 
 pub(crate) fn utc_date(t: i64) -> String {
     format_utc(t)
-}
-
-thread_local! {
-    static FETCH_TREE_CACHE: RefCell<rustc_hash::FxHashMap<String, (FetchedPath, FAttrs)>> =
-        RefCell::new(rustc_hash::FxHashMap::default());
 }
 
 /// CppNix's `emitTreeAttrs`.
@@ -1270,7 +1264,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
             }
             let path = nixvm_compiler::parser::canon_path(&path);
             let real = crate::storeglue::physical_path(vm, &path);
-            let staging = fetch_staging_path()?;
+            let staging = fetch_staging_path(vm)?;
             let mtime = copy_tree(&real, &staging)?;
             if get_int(input, "lastModified").is_none() {
                 input.insert("lastModified".into(), Attr::Int(mtime.max(0) as u64));
@@ -1279,7 +1273,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         }
         "tarball" => {
             let url = get_str(input, "url").unwrap_or_default();
-            let (staging, last_modified) = download_tarball(&url)?;
+            let (staging, last_modified) = download_tarball(vm, &url)?;
             if last_modified != 0 && get_int(input, "lastModified").is_none() {
                 input.insert("lastModified".into(), Attr::Int(last_modified as u64));
             }
@@ -1288,7 +1282,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         "file" => {
             let url = get_str(input, "url").unwrap_or_default();
             let data = download(&url)?;
-            let staging = fetch_staging_path()?;
+            let staging = fetch_staging_path(vm)?;
             write_file(&staging, &data, false)?;
             Ok(Fetched { staging })
         }
@@ -1444,22 +1438,16 @@ fn git_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         if !is_bare {
             return err(format!("Failed to fetch git repository '{url}'"));
         }
-        return git_from_commit(input, &path, &url, shallow, submodules, export_ignore, true);
+        let staging = fetch_staging_path(vm)?;
+        return git_from_commit(staging, input, &path, &url, true);
     }
     if !exists {
         return err(format!("Git repository \"{path}\" does not exist."));
     }
     let git_dir = git_text(&["-C", &path, "rev-parse", "--absolute-git-dir"])?;
     if get_str(input, "ref").is_some() || get_str(input, "rev").is_some() {
-        return git_from_commit(
-            input,
-            &git_dir,
-            &path,
-            shallow,
-            submodules,
-            export_ignore,
-            false,
-        );
+        let staging = fetch_staging_path(vm)?;
+        return git_from_commit(staging, input, &git_dir, &path, false);
     }
     git_from_workdir(
         vm,
@@ -1482,15 +1470,17 @@ fn rev_count(git_dir: &str, rev: &str) -> EvalResult<u64> {
     Ok(t.parse().unwrap_or(0))
 }
 
+/// `staging` is a fresh path (`fetch_staging_path`) for the exported tree.
 fn git_from_commit(
+    staging: PathBuf,
     input: &mut FAttrs,
     git_dir: &str,
     location: &str,
-    shallow: bool,
-    submodules: bool,
-    export_ignore: bool,
     bare: bool,
 ) -> EvalResult<Fetched> {
+    let shallow = get_bool(input, "shallow").unwrap_or(false);
+    let submodules = get_bool(input, "submodules").unwrap_or(false);
+    let export_ignore = get_bool(input, "exportIgnore").unwrap_or(false);
     let reference = match get_str(input, "ref") {
         Some(r) => r,
         None => {
@@ -1551,7 +1541,6 @@ fn git_from_commit(
     if !shallow {
         input.insert("revCount".into(), Attr::Int(rev_count(git_dir, &rev)?));
     }
-    let staging = fetch_staging_path()?;
     ensure_dir(&staging)?;
     extract_commit(git_dir, &rev, &staging, submodules, export_ignore)?;
     Ok(Fetched { staging })
@@ -1707,7 +1696,7 @@ fn git_from_workdir(
     } else {
         Default::default()
     };
-    let staging = fetch_staging_path()?;
+    let staging = fetch_staging_path(vm)?;
     ensure_dir(&staging)?;
     let root = Path::new(repo);
     for f in &files {

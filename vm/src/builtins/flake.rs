@@ -439,8 +439,14 @@ in
 nodes.${lock.root}.result
 "#;
 
-thread_local! {
-    static CALL_FLAKE_FN: std::cell::RefCell<Option<Value>> = const { std::cell::RefCell::new(None) };
+/// The compiled call-flake helper, made once per evaluation.
+#[derive(Default)]
+struct CallFlakeFn(Option<Value>);
+
+impl crate::state::Extension for CallFlakeFn {
+    fn roots(&self, f: &mut dyn FnMut(&Value)) {
+        self.0.iter().for_each(f);
+    }
 }
 
 /// A declared flake input.
@@ -834,13 +840,13 @@ pub(crate) fn get_flake(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         m.insert("nodes".into(), serde_json::Value::Object(locker.nodes));
     }
     let lock_json = lock.to_string();
-    let f = CALL_FLAKE_FN.with(|c| c.borrow().clone());
+    let f = vm.ext.get::<CallFlakeFn>().0.clone();
     let f = match f {
         Some(f) => f,
         None => {
             let thunk = vm.compile_source(CALL_FLAKE_NIX, "«nix-internal»/call-flake.nix", "/")?;
             let f = vm.force(thunk)?;
-            CALL_FLAKE_FN.with(|c| *c.borrow_mut() = Some(f.clone()));
+            vm.ext.get::<CallFlakeFn>().0 = Some(f.clone());
             f
         }
     };

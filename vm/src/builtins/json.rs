@@ -158,7 +158,7 @@ impl JsonWriter {
                             first = false;
                             self.string(name.as_str().as_bytes());
                             self.out.push(b':');
-                            let apos = a.position(name);
+                            let apos = vm.pos(a.position(name)).map(|p| (p.file, p.span));
                             let r = self.value(vm, x.clone(), apos.or(pos), copy_to_store);
                             with_trace(
                                 r,
@@ -223,7 +223,9 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
     };
     if let Some(f) = a.get(known::TO_STRING) {
         let f = f.clone();
-        let fpos = a.position(known::TO_STRING);
+        let fpos = vm
+            .pos(a.position(known::TO_STRING))
+            .map(|p| (p.file, p.span));
         let r = vm.call(f, v.clone());
         let r = with_trace(
             r,
@@ -240,7 +242,9 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
     }
     if let Some(o) = a.get(known::OUT_PATH) {
         let o = o.clone();
-        let opos = a.position(known::OUT_PATH);
+        let opos = vm
+            .pos(a.position(known::OUT_PATH))
+            .map(|p| (p.file, p.span));
         let r = peel(vm, o, came);
         return with_trace(r, || "while using the `outPath` attribute".into(), opos);
     }

@@ -20,7 +20,7 @@ use super::Registry;
 use crate::error::*;
 use crate::value::*;
 use crate::vm::Vm;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{OnceCell, RefCell};
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -35,10 +35,11 @@ pub fn register(r: &mut Registry) {
 
 /// Which machinery answers; `Auto` is what the builtins use, the others
 /// exist so tests can compare them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Engine {
     /// The `regex` crate where that is exact, else the backtracker helped
     /// by the `regex` crate.
+    #[default]
     Auto,
     /// The backtracker alone, exactly as libstdc++ runs.
     Backtrack,
@@ -46,15 +47,21 @@ pub enum Engine {
     Crate,
 }
 
-thread_local! {
-    static ENGINE: Cell<Engine> = const { Cell::new(Engine::Auto) };
+/// The regexes an evaluation has compiled, by pattern, and the engine its
+/// builtins use.
+#[derive(Default)]
+struct RegexState {
+    cache: rustc_hash::FxHashMap<Vec<u8>, Rc<Regex>>,
+    engine: Engine,
 }
 
-/// Make the builtins on this thread use `engine` (`Auto` or `Backtrack`),
+impl crate::state::Extension for RegexState {}
+
+/// Make the builtins of this evaluator use `engine` (`Auto` or `Backtrack`),
 /// so tests can run whole expressions through either.
-pub fn set_builtin_engine(engine: Engine) {
+pub fn set_builtin_engine(vm: &mut Vm, engine: Engine) {
     assert!(engine != Engine::Crate, "the crate alone is not exact");
-    ENGINE.with(|e| e.set(engine));
+    vm.ext.get::<RegexState>().engine = engine;
 }
 
 /// One match of `split`: its span and its groups (1..).
@@ -298,13 +305,16 @@ fn arg_ctx<T>(r: EvalResult<T>, msg: impl FnOnce() -> String) -> EvalResult<T> {
 }
 
 fn compile(vm: &mut Vm, re: &[u8]) -> EvalResult<Rc<Regex>> {
-    if let Some(r) = vm.regex_cache.get(re) {
+    if let Some(r) = vm.ext.get::<RegexState>().cache.get(re) {
         return Ok(r.clone());
     }
     match Regex::new(re) {
         Ok(r) => {
             let r = Rc::new(r);
-            vm.regex_cache.insert(re.to_vec(), r.clone());
+            vm.ext
+                .get::<RegexState>()
+                .cache
+                .insert(re.to_vec(), r.clone());
             Ok(r)
         }
         Err(CompileError::Space) => err(format!(
@@ -337,7 +347,7 @@ fn prim_match(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         "while evaluating the second argument passed to builtins.match".into()
     })?;
     let bytes = s.as_bytes();
-    match regex.match_groups(bytes, ENGINE.with(Cell::get)) {
+    match regex.match_groups(bytes, vm.ext.get::<RegexState>().engine) {
         None => Ok(Value::Null),
         Some(groups) => Ok(Value::list(group_values(bytes, &groups))),
     }
@@ -352,7 +362,7 @@ fn prim_split(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         "while evaluating the second argument passed to builtins.split".into()
     })?;
     let bytes = s.as_bytes();
-    let matches = regex.split_matches(bytes, ENGINE.with(Cell::get));
+    let matches = regex.split_matches(bytes, vm.ext.get::<RegexState>().engine);
     if matches.is_empty() {
         // No match: the input itself (context included), as CppNix does.
         return Ok(Value::list(vec![Value::String(s)]));

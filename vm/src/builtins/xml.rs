@@ -267,8 +267,8 @@ impl XmlWriter {
         for (name, x) in a.sorted_by_name() {
             let mut xattrs = vec![("name", name.as_str().as_bytes().to_vec())];
             if self.location {
-                if let Some((file, span)) = a.position(name) {
-                    self.pos_attrs(vm, file, span, &mut xattrs);
+                if let Some(p) = vm.pos(a.position(name)) {
+                    self.pos_attrs(vm, p.file, p.span, &mut xattrs);
                 }
             }
             self.open_element("attr", &xattrs);

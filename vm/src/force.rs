@@ -1,0 +1,98 @@
+//! Forcing with a type check: the `Vm::force_*` helpers that the
+//! interpreter, the operators and the builtins all use, and the
+//! "expected X but found Y" error they raise.
+
+use crate::error::*;
+use crate::value::*;
+use crate::vm::Vm;
+use std::rc::Rc;
+
+pub fn type_mismatch<T>(expected: &str, v: &Value) -> EvalResult<T> {
+    type_err(format!(
+        "expected {} but found {}: {}",
+        expected,
+        v.show_type(),
+        crate::print::show_short(v)
+    ))
+}
+
+impl Vm {
+    pub fn force_int(&mut self, v: &Value) -> EvalResult<i64> {
+        match self.force(v.clone())? {
+            Value::Int(n) => Ok(n),
+            other => type_mismatch("an integer", &other),
+        }
+    }
+    pub fn force_float(&mut self, v: &Value) -> EvalResult<f64> {
+        match self.force(v.clone())? {
+            Value::Int(n) => Ok(n as f64),
+            Value::Float(f) => Ok(f),
+            other => type_mismatch("a float", &other),
+        }
+    }
+    pub fn force_bool(&mut self, v: &Value) -> EvalResult<bool> {
+        match self.force(v.clone())? {
+            Value::Bool(b) => Ok(b),
+            other => type_mismatch("a Boolean", &other),
+        }
+    }
+    pub fn force_list(&mut self, v: &Value) -> EvalResult<Rc<Vec<Value>>> {
+        match self.force(v.clone())? {
+            Value::List(l) => Ok(l),
+            other => type_mismatch("a list", &other),
+        }
+    }
+    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Rc<Attrs>> {
+        match self.force(v.clone())? {
+            Value::Attrs(a) => Ok(a),
+            other => type_mismatch("a set", &other),
+        }
+    }
+    pub fn force_function(&mut self, v: &Value) -> EvalResult<Value> {
+        let f = self.force(v.clone())?;
+        match &f {
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(f),
+            Value::Attrs(a) if a.contains(nixvm_compiler::symbol::known::FUNCTOR) => Ok(f),
+            other => type_mismatch("a function", other),
+        }
+    }
+    /// A string value (no coercion), with its context.
+    pub fn force_string(&mut self, v: &Value) -> EvalResult<Rc<NixStr>> {
+        match self.force(v.clone())? {
+            Value::String(s) => Ok(s),
+            other => type_mismatch("a string", &other),
+        }
+    }
+    /// A string (not coerced, like CppNix's `forceString`), adding its
+    /// context to `ctx`.
+    pub fn force_string_ctx(&mut self, v: &Value, ctx: &mut Context) -> EvalResult<Vec<u8>> {
+        let s = self.force_string(v)?;
+        if let Some(c) = s.context() {
+            ctx.extend(c.iter().cloned());
+        }
+        Ok(s.as_bytes().to_vec())
+    }
+    /// A string without context, as text.
+    pub fn force_str_no_ctx(&mut self, v: &Value) -> EvalResult<String> {
+        let s = self.force_string(v)?;
+        Ok(s.to_str().into_owned())
+    }
+    /// Coerce to a string like interpolation does (no numbers).
+    pub fn coerce_string(&mut self, v: &Value, ctx: &mut Context) -> EvalResult<Vec<u8>> {
+        crate::ops::coerce_to_string(self, v, ctx, false, true)
+    }
+    /// Coerce to an absolute path string (CppNix's `coerceToPath`).
+    pub fn coerce_path(&mut self, v: &Value) -> EvalResult<String> {
+        let v = self.force(v.clone())?;
+        if let Value::Path(p) = &v {
+            return Ok(p.to_string());
+        }
+        let mut ctx = Context::new();
+        let s = crate::ops::coerce_to_string(self, &v, &mut ctx, false, false)?;
+        let s = String::from_utf8_lossy(&s).into_owned();
+        if !s.starts_with('/') {
+            return err(format!("string '{}' doesn't represent an absolute path", s));
+        }
+        Ok(nixvm_compiler::parser::canon_path(&s))
+    }
+}

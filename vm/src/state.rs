@@ -1,0 +1,177 @@
+//! Evaluation state that is not the interpreter's machinery: settings,
+//! counters, source files, attribute positions, and the state that builtin
+//! families keep between calls (`Extensions`). All of it is owned by one
+//! `Vm`: nothing lives in a `thread_local!`, so two evaluators on one thread
+//! share nothing, and every value this state holds is visible to whoever
+//! walks the `Vm`'s roots (see `Extension::roots`).
+
+use crate::value::Value;
+use nixvm_compiler::ast::Span;
+use rustc_hash::FxHashMap;
+use std::any::{Any, TypeId};
+use std::rc::Rc;
+
+/// A source text the evaluator has read. Compiled code keeps an `Rc` to its
+/// file, so a position can be shown without the `Vm` at hand.
+pub struct SourceFile {
+    pub name: String,
+    pub src: Rc<str>,
+    /// The file was not UTF-8: its text maps invalid bytes to private-use code points
+    /// (`nixvm_compiler::rawsrc`), which string literals turn back into the raw bytes.
+    pub raw: bool,
+}
+
+impl SourceFile {
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: u32) -> (usize, usize) {
+        let upto = &self.src.as_bytes()[..(offset as usize).min(self.src.len())];
+        let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
+        let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
+        (line, col)
+    }
+    /// `file:line:col` of a span.
+    pub fn describe(&self, span: Span) -> String {
+        let (l, c) = self.line_col(span.start);
+        format!("{}:{}:{}", self.name, l, c)
+    }
+}
+
+/// Where an attribute was defined: an index into the `Vm`'s [`Positions`],
+/// so an attribute carries its position in the 4 bytes of padding next to
+/// its name instead of a parallel vector. 0 = unknown.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct PosIdx(pub(crate) u32);
+
+impl PosIdx {
+    pub const NONE: PosIdx = PosIdx(0);
+}
+
+/// The interned (file, span) pairs that `PosIdx`es name.
+pub struct Positions {
+    list: Vec<(u32, Span)>,
+    index: FxHashMap<(u32, Span), u32>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions {
+            list: vec![(0, Span::default())],
+            index: FxHashMap::default(),
+        }
+    }
+}
+
+impl Positions {
+    /// The index of a position; the same (file, span) always gets the same index.
+    pub fn intern(&mut self, file: u32, span: Span) -> PosIdx {
+        if let Some(&i) = self.index.get(&(file, span)) {
+            return PosIdx(i);
+        }
+        let i = self.list.len() as u32;
+        self.list.push((file, span));
+        self.index.insert((file, span), i);
+        PosIdx(i)
+    }
+    pub fn get(&self, p: PosIdx) -> Option<crate::error::Pos> {
+        if p.0 == 0 {
+            return None;
+        }
+        let &(file, span) = self.list.get(p.0 as usize)?;
+        Some(crate::error::Pos { file, span })
+    }
+}
+
+/// State a family of builtins keeps for the whole evaluation (a fetch
+/// cache, a compiled helper function). The interpreter does not know these
+/// types; it owns them through [`Extensions`].
+pub trait Extension: Any {
+    /// Every value the state holds, so a walk over the heap from the `Vm`'s
+    /// roots sees them.
+    fn roots(&self, _f: &mut dyn FnMut(&Value)) {}
+}
+
+/// One instance of each [`Extension`] type, made on first use.
+#[derive(Default)]
+pub struct Extensions {
+    map: FxHashMap<TypeId, Box<dyn Extension>>,
+}
+
+impl Extensions {
+    /// The state of type `T`, made with `Default` the first time.
+    pub fn get<T: Extension + Default>(&mut self) -> &mut T {
+        let b = self
+            .map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        let any: &mut dyn Any = b.as_mut();
+        any.downcast_mut::<T>()
+            .expect("extension stored under its own type")
+    }
+    /// Every value held by any extension.
+    pub fn roots(&self, f: &mut dyn FnMut(&Value)) {
+        for e in self.map.values() {
+            e.roots(f);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub max_call_depth: usize,
+    pub pure_eval: bool,
+    pub restrict_eval: bool,
+    /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
+    pub search_path: Vec<(String, String)>,
+    pub store_dir: String,
+    pub system: String,
+    pub pipe_operators: bool,
+    pub parse_toml_timestamps: bool,
+    pub abort_on_warn: bool,
+    pub lint_absolute_path: nixvm_compiler::parser::LintLevel,
+    pub lint_short_path: nixvm_compiler::parser::LintLevel,
+    pub lint_url: nixvm_compiler::parser::LintLevel,
+    pub allow_ifd: bool,
+    /// Experimental features enabled beyond the defaults (`--extra-experimental-features`).
+    pub experimental_features: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_call_depth: 10000,
+            pure_eval: false,
+            restrict_eval: false,
+            search_path: Vec::new(),
+            store_dir: "/nix/store".into(),
+            system: default_system(),
+            pipe_operators: false,
+            parse_toml_timestamps: false,
+            abort_on_warn: false,
+            lint_absolute_path: Default::default(),
+            lint_short_path: Default::default(),
+            lint_url: Default::default(),
+            allow_ifd: true,
+            experimental_features: Vec::new(),
+        }
+    }
+}
+
+pub fn default_system() -> String {
+    let arch = std::env::consts::ARCH;
+    let os = std::env::consts::OS;
+    format!("{arch}-{os}")
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Stats {
+    pub thunks_created: u64,
+    /// Thunks not made because their value was certain at once (`speculate`).
+    pub thunks_elided: u64,
+    pub thunks_forced: u64,
+    pub calls: u64,
+    pub primop_calls: u64,
+    pub envs: u64,
+    pub attrsets: u64,
+    pub lists: u64,
+    pub ops: u64,
+}
