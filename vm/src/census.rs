@@ -23,8 +23,6 @@ use std::rc::Rc;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     Thunk,
-    /// The boxed `[f, x]` of a lazy builtin application.
-    ThunkApp,
     Env,
     Attrs,
     List,
@@ -37,9 +35,8 @@ pub enum Kind {
     Code,
 }
 
-pub const KINDS: [Kind; 11] = [
+pub const KINDS: [Kind; 10] = [
     Kind::Thunk,
-    Kind::ThunkApp,
     Kind::Env,
     Kind::Attrs,
     Kind::List,
@@ -55,7 +52,6 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Thunk => "thunk",
-            Kind::ThunkApp => "thunk application",
             Kind::Env => "env",
             Kind::Attrs => "attrset",
             Kind::List => "list",
@@ -84,6 +80,8 @@ pub struct Census {
     pub strings_with_context: u64,
     /// Strings of at most 7 bytes without context (candidates for inline storage).
     pub short_strings: u64,
+    /// Lazy builtin applications not yet forced (their arguments are inline).
+    pub thunk_apps: u64,
     /// Thunks already evaluated (a done thunk only forwards its value).
     pub thunks_done: u64,
 }
@@ -124,14 +122,15 @@ impl Census {
             mb(self.total_bytes())
         ));
         out.push_str(&format!(
-            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {}\n",
+            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {}, unforced applications {}\n",
             self.attrs,
             self.env_slots,
             self.list_items,
             self.string_bytes,
             self.strings_with_context,
             self.short_strings,
-            self.thunks_done
+            self.thunks_done,
+            self.thunk_apps
         ));
         out
     }
@@ -229,14 +228,15 @@ impl Walk {
             }
             Value::Thunk(t) => {
                 if self.first(t.as_ptr()) {
-                    self.c.add(Kind::Thunk, 24);
+                    self.c.add(Kind::Thunk, t.block_size());
                     match t.parts() {
                         Parts::Code(p, e) => {
                             self.todo.push(Item::P(p.clone()));
                             self.todo.push(Item::E(e.clone()));
                         }
-                        Parts::App(xs) => {
-                            self.c.add(Kind::ThunkApp, std::mem::size_of_val(xs));
+                        Parts::App(f, xs) => {
+                            self.c.thunk_apps += 1;
+                            self.value(f);
                             for x in xs {
                                 self.value(x);
                             }
