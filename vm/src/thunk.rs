@@ -185,7 +185,7 @@ impl Thunk {
             State::Running => RUNNING,
             State::App(f, x, y) => {
                 let room = self.extra();
-                assert!(room >= 1 + y.is_some() as u32, "application fits its block");
+                assert!(room > y.is_some() as u32, "application fits its block");
                 std::ptr::write(d as *mut Value, f);
                 std::ptr::write(self.extra_ptr(), x);
                 if room > 1 {
