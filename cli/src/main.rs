@@ -322,6 +322,20 @@ fn build_evaluator_with(
                 }
             }
         }
+        // The cycle collector's policy (see ARCHITECTURE.md, "Memory manager").
+        if let Some(n) = std::env::var("NIXVM_GC_INITIAL_HEAP")
+            .ok()
+            .and_then(|v| parse_bytes(&v))
+        {
+            s.gc_initial_heap = n;
+        }
+        if let Some(g) = std::env::var("NIXVM_GC_GROWTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            s.gc_growth = g;
+        }
+        s.gc_stress = std::env::var("NIXVM_GC_STRESS").is_ok_and(|v| v == "1" || v == "true");
         s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
         s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
         s.lint_absolute_path = lint(&a.lint_abs);
@@ -372,10 +386,13 @@ fn instantiate(a: InstArgs) -> ExitCode {
             ExitCode::from(1)
         }
     };
+    if std::env::var("NIXVM_GC_AT_END").is_ok() {
+        nixvm::cycles::collect(&mut ev.vm);
+    }
     if a.stats {
         let s = &ev.vm.stats;
         eprintln!(
-            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{}}}",
+            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{}}}}}",
             start.elapsed().as_secs_f64(),
             s.thunks_created,
             s.thunks_elided,
@@ -385,7 +402,14 @@ fn instantiate(a: InstArgs) -> ExitCode {
             s.envs,
             s.attrsets,
             s.lists,
-            max_rss_kib()
+            max_rss_kib(),
+            ev.vm.gc.collections,
+            ev.vm.gc.time.as_secs_f64(),
+            ev.vm.gc.freed_bytes,
+            ev.vm.gc.live_after,
+            ev.vm.heap.live_bytes(),
+            ev.vm.heap.heap_bytes(),
+            ev.vm.heap.allocated_bytes()
         );
     }
     if a.heap_census.is_some() {
@@ -414,6 +438,18 @@ fn instantiate(a: InstArgs) -> ExitCode {
     }
     std::mem::forget(ev);
     code
+}
+
+/// `123`, `64K`, `64M` or `1G` as bytes.
+fn parse_bytes(v: &str) -> Option<usize> {
+    let v = v.trim();
+    let (num, mult) = match v.char_indices().last()? {
+        (i, 'K' | 'k') => (&v[..i], 1 << 10),
+        (i, 'M' | 'm') => (&v[..i], 1 << 20),
+        (i, 'G' | 'g') => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<usize>().ok()?.checked_mul(mult)
 }
 
 fn max_rss_kib() -> u64 {

@@ -151,3 +151,43 @@ fn wrong_reasons(corpus: &Path, keep: &Path) -> Vec<String> {
     );
     wrong
 }
+
+/// The cycle collector's stress mode (collect at every call and thunk
+/// creation) gives the same answers on every eval-okay case, and never
+/// crashes: a collector that freed something in use would show here first.
+#[test]
+fn eval_okay_cases_pass_with_a_collection_at_every_safe_point() {
+    let root = workspace();
+    let runner = root.join("../shared/conformance/run-nix-lang.sh");
+    if !runner.exists() {
+        eprintln!("SKIPPED: ../shared/conformance is absent");
+        return;
+    }
+    let log = std::env::temp_dir().join(format!("nixvm-gc-stress-{}.log", std::process::id()));
+    let out = Command::new("bash")
+        .env("NIXVM_GC_STRESS", "1")
+        .arg(&runner)
+        .args(["-j", "2", "-k", "eval-okay", "-t", "60", "-o"])
+        .arg(&log)
+        .arg("--")
+        .arg(release_nixvm())
+        .arg("instantiate")
+        .output()
+        .expect("running the conformance runner");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("eval-okay: "))
+        .unwrap_or_else(|| panic!("no eval-okay summary:\n{stdout}"));
+    let passed: u32 = line
+        .trim_start_matches("eval-okay: ")
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("pass count");
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        passed >= 143,
+        "under NIXVM_GC_STRESS=1 only {passed} eval-okay cases pass:\n{stdout}"
+    );
+}

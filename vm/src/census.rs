@@ -398,14 +398,15 @@ mod tests {
     #[test]
     fn counts_each_object_once_and_follows_cycles() {
         let vm = Vm::new(Default::default());
+        let heap = &vm.heap;
         let shared = Value::list(vec![Value::Int(1), Value::str("abc")]);
-        let env = Env::new(None, 2);
+        let env = Env::new(heap, None, 2);
         env.set(0, shared.clone());
         env.set(1, shared.clone());
         // A cycle: the env holds a thunk whose env is the env itself.
-        let t = Thunk::evaluated(Value::Null);
+        let t = Thunk::evaluated(heap, Value::Null);
         let cl = Value::Lambda(Rc::new(Closure {
-            proto: vm_proto(),
+            proto: crate::value::test_proto(),
             env: env.clone(),
         }));
         t.set(cl.clone());
@@ -441,25 +442,5 @@ mod tests {
         assert_eq!(c.list_items, 400_000);
         // Dropping nested `Rc`s recurses once per level: leave it to the process.
         std::mem::forget(v);
-    }
-
-    fn vm_proto() -> Rc<Proto> {
-        Rc::new(Proto {
-            kind: nixvm_compiler::chunk::ChunkKind::Lambda,
-            name: None,
-            file: 0,
-            source: Rc::new(crate::state::SourceFile {
-                name: "test".into(),
-                src: Rc::from(""),
-                raw: false,
-            }),
-            span: Default::default(),
-            code: Box::new([]),
-            spans: Box::new([]),
-            consts: Box::new([]),
-            nslots: 0,
-            has_formals: false,
-            speculate: false,
-        })
     }
 }

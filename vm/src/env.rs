@@ -1,11 +1,11 @@
-//! Runtime scopes. An `Env` owns one heap block holding a 4-byte reference
-//! count, its slot count, the parent scope and the slots themselves, behind
-//! a thin 8-byte pointer. `Rc<SliceWithHeader<..>>` spent 16 bytes on its
+//! Runtime scopes. An `Env` owns one block of the `Heap` (`heap.rs`) holding
+//! a 4-byte reference count, its slot count, the parent scope and the slots
+//! themselves, behind a thin 8-byte pointer. `Rc<SliceWithHeader<..>>` spent 16 bytes on its
 //! counts and another 8 on a fat pointer's length; millions of envs and the
 //! thunks and closures that point at them were paying for that.
 
+use crate::heap::{Heap, Kind};
 use crate::value::Value;
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
 
@@ -21,22 +21,25 @@ struct Header {
 /// thunk in a slot is replaced by its value.
 pub struct Env(NonNull<Header>);
 
-fn layout(len: usize) -> Layout {
-    let size = std::mem::size_of::<Header>() + len * std::mem::size_of::<Value>();
-    Layout::from_size_align(size, std::mem::align_of::<Header>()).expect("env layout")
+const _: () = assert!(std::mem::size_of::<Header>() == 16);
+
+/// The bytes of an env block with `len` slots.
+pub(crate) fn block_size(len: usize) -> usize {
+    std::mem::size_of::<Header>() + len * std::mem::size_of::<Value>()
 }
 
 impl Env {
-    fn alloc(parent: Option<Env>, len: usize, mut fill: impl FnMut(usize) -> Value) -> Env {
+    fn alloc(
+        heap: &Heap,
+        parent: Option<Env>,
+        len: usize,
+        mut fill: impl FnMut(usize) -> Value,
+    ) -> Env {
         let len32 = u32::try_from(len).expect("env size fits in u32");
-        let layout = layout(len);
-        // SAFETY: the layout is non-zero sized (the header), and every slot is
-        // written before the pointer escapes.
+        // SAFETY: the block is big enough for the header and the slots, and
+        // every slot is written before the pointer escapes.
         unsafe {
-            let p = alloc(layout) as *mut Header;
-            if p.is_null() {
-                handle_alloc_error(layout);
-            }
+            let p = heap.alloc(block_size(len), Kind::Env) as *mut Header;
             p.write(Header {
                 count: Cell::new(1),
                 len: len32,
@@ -50,14 +53,54 @@ impl Env {
         }
     }
 
-    pub fn new(parent: Option<Env>, n: usize) -> Env {
-        Env::alloc(parent, n, |_| Value::Null)
+    pub fn new(heap: &Heap, parent: Option<Env>, n: usize) -> Env {
+        Env::alloc(heap, parent, n, |_| Value::Null)
     }
 
-    pub fn with_values(parent: Option<Env>, values: Vec<Value>) -> Env {
+    pub fn with_values(heap: &Heap, parent: Option<Env>, values: Vec<Value>) -> Env {
         let mut it = values.into_iter();
         let n = it.len();
-        Env::alloc(parent, n, |_| it.next().expect("length checked"))
+        Env::alloc(heap, parent, n, |_| it.next().expect("length checked"))
+    }
+
+    /// The slots, borrowed (for walks over the heap, during which nothing
+    /// writes to an env).
+    pub(crate) fn slots(&self) -> &[Value] {
+        // SAFETY: `len` slots follow the header; `UnsafeCell<Value>` has the
+        // layout of `Value`; the caller does not write to the env meanwhile.
+        unsafe {
+            std::slice::from_raw_parts(slots_ptr(self.0.as_ptr()) as *const Value, self.len())
+        }
+    }
+
+    /// A new handle to the env whose block is at `p`.
+    ///
+    /// # Safety
+    /// `p` is a live env block.
+    pub(crate) unsafe fn from_block(p: *mut u8) -> Env {
+        let e = std::mem::ManuallyDrop::new(Env(NonNull::new_unchecked(p as *mut Header)));
+        (*e).clone()
+    }
+
+    /// A handle to the env at `p` that owns no count (never dropped).
+    ///
+    /// # Safety
+    /// `p` is a live env block, and stays live while the view is used.
+    pub(crate) unsafe fn view_block(p: *mut u8) -> std::mem::ManuallyDrop<Env> {
+        std::mem::ManuallyDrop::new(Env(NonNull::new_unchecked(p as *mut Header)))
+    }
+
+    /// Drop what the env holds (slots become null, the parent goes): the
+    /// cycle collector does this to garbage, to break its cycles.
+    ///
+    /// # Safety
+    /// Nothing may be borrowing the env's slots or parent.
+    pub(crate) unsafe fn clear(&self) {
+        for i in 0..self.len() {
+            self.set(i, Value::Null);
+        }
+        let parent = std::ptr::replace(&mut (*self.0.as_ptr()).parent, None);
+        drop(parent);
     }
 
     #[inline]
@@ -150,7 +193,7 @@ impl Drop for Env {
                     std::ptr::drop_in_place(slots.add(i));
                 }
                 let parent = std::ptr::read(&(*h).parent);
-                dealloc(h as *mut u8, layout(len));
+                crate::heap::free(h as *mut u8, block_size(len));
                 match parent {
                     Some(e) => {
                         p = e.0;
@@ -169,8 +212,9 @@ mod tests {
 
     #[test]
     fn slots_parents_and_sharing() {
-        let root = Env::with_values(None, vec![Value::Int(1), Value::Int(2)]);
-        let child = Env::new(Some(root.clone()), 1);
+        let heap = Heap::new();
+        let root = Env::with_values(&heap, None, vec![Value::Int(1), Value::Int(2)]);
+        let child = Env::new(&heap, Some(root.clone()), 1);
         child.set(0, Value::Int(3));
         assert_eq!(child.len(), 1);
         assert!(matches!(child.get(0), Value::Int(3)));
@@ -179,15 +223,17 @@ mod tests {
         assert!(Env::ptr_eq(&again, &child));
         drop(root);
         assert!(matches!(again.parent().unwrap().get(0), Value::Int(1)));
-        assert!(Env::new(None, 0).is_empty());
+        assert!(Env::new(&heap, None, 0).is_empty());
     }
 
     #[test]
     fn a_deep_chain_drops_without_recursion() {
-        let mut e = Env::new(None, 1);
+        let heap = Heap::new();
+        let mut e = Env::new(&heap, None, 1);
         for _ in 0..1_000_000 {
-            e = Env::new(Some(e), 1);
+            e = Env::new(&heap, Some(e), 1);
         }
         drop(e);
+        assert_eq!(heap.live_bytes(), 0);
     }
 }

@@ -8,9 +8,11 @@
 pub mod builtins;
 pub mod census;
 pub mod corepkgs;
+pub mod cycles;
 pub mod env;
 pub mod error;
 pub mod force;
+pub mod heap;
 pub mod ops;
 pub mod print;
 pub mod speculate;

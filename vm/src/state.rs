@@ -133,6 +133,14 @@ pub struct Settings {
     pub allow_ifd: bool,
     /// Experimental features enabled beyond the defaults (`--extra-experimental-features`).
     pub experimental_features: Vec<String>,
+    /// The cycle collector first runs when envs and thunks take this many bytes
+    /// (default: never during evaluation, only when the `Vm` is dropped: on
+    /// nixpkgs and NixOS what the heap holds mid-run is live, see ARCHITECTURE.md)...
+    pub gc_initial_heap: usize,
+    /// ...and then whenever they have grown by this factor since the last collection left them.
+    pub gc_growth: f64,
+    /// Collect at every safe point (calls and thunk creation): for tests.
+    pub gc_stress: bool,
 }
 
 impl Default for Settings {
@@ -152,6 +160,9 @@ impl Default for Settings {
             lint_url: Default::default(),
             allow_ifd: true,
             experimental_features: Vec::new(),
+            gc_initial_heap: usize::MAX,
+            gc_growth: 2.0,
+            gc_stress: false,
         }
     }
 }

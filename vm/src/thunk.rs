@@ -9,8 +9,9 @@
 
 use crate::env::Env;
 use crate::error::EvalError;
+use crate::heap::{Heap, Kind};
 use crate::value::{Proto, Value};
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::Layout;
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
@@ -91,14 +92,10 @@ pub(crate) enum Parts<'a> {
 pub struct Thunk(NonNull<Block>);
 
 impl Thunk {
-    fn with_extra(extra: u32, st: State) -> Thunk {
-        let layout = layout(extra);
-        // SAFETY: `Block` is not zero-sized; the state is written before use.
+    fn with_extra(heap: &Heap, extra: u32, st: State) -> Thunk {
+        // SAFETY: the block has the layout's size; the state is written before use.
         unsafe {
-            let p = alloc(layout) as *mut Block;
-            if p.is_null() {
-                handle_alloc_error(layout);
-            }
+            let p = heap.alloc(layout(extra).size(), Kind::Thunk) as *mut Block;
             p.write(Block {
                 count: Cell::new(1),
                 tag: Cell::new(DONE | (extra << EXTRA_SHIFT)),
@@ -109,18 +106,35 @@ impl Thunk {
             t
         }
     }
-    pub fn pending(p: Rc<Proto>, env: Env) -> Thunk {
-        Thunk::with_extra(0, State::Pending(p, env))
+    pub fn pending(heap: &Heap, p: Rc<Proto>, env: Env) -> Thunk {
+        Thunk::with_extra(heap, 0, State::Pending(p, env))
     }
-    pub fn app(f: Value, x: Value) -> Thunk {
-        Thunk::with_extra(1, State::App(f, x, None))
+    pub fn app(heap: &Heap, f: Value, x: Value) -> Thunk {
+        Thunk::with_extra(heap, 1, State::App(f, x, None))
     }
     /// `f x y`, as one thunk.
-    pub fn app2(f: Value, x: Value, y: Value) -> Thunk {
-        Thunk::with_extra(2, State::App(f, x, Some(y)))
+    pub fn app2(heap: &Heap, f: Value, x: Value, y: Value) -> Thunk {
+        Thunk::with_extra(heap, 2, State::App(f, x, Some(y)))
     }
-    pub fn evaluated(v: Value) -> Thunk {
-        Thunk::with_extra(0, State::Done(v))
+    pub fn evaluated(heap: &Heap, v: Value) -> Thunk {
+        Thunk::with_extra(heap, 0, State::Done(v))
+    }
+
+    /// A handle to the thunk at `p` that owns no count (never dropped).
+    ///
+    /// # Safety
+    /// `p` is a live thunk block, and stays live while the view is used.
+    pub(crate) unsafe fn view_block(p: *mut u8) -> std::mem::ManuallyDrop<Thunk> {
+        std::mem::ManuallyDrop::new(Thunk(NonNull::new_unchecked(p as *mut Block)))
+    }
+
+    /// A new handle to the thunk whose block is at `p`.
+    ///
+    /// # Safety
+    /// `p` is a live thunk block.
+    pub(crate) unsafe fn from_block(p: *mut u8) -> Thunk {
+        let t = std::mem::ManuallyDrop::new(Thunk(NonNull::new_unchecked(p as *mut Block)));
+        (*t).clone()
     }
 
     #[inline]
@@ -326,7 +340,7 @@ impl Drop for Thunk {
             unsafe {
                 let extra = self.extra();
                 let st = self.take();
-                dealloc(self.0.as_ptr() as *mut u8, layout(extra));
+                crate::heap::free(self.0.as_ptr() as *mut u8, layout(extra).size());
                 drop(st);
             }
         }
@@ -339,14 +353,15 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        let t = Thunk::app(Value::Int(1), Value::Int(2));
+        let heap = Heap::new();
+        let t = Thunk::app(&heap, Value::Int(1), Value::Int(2));
         assert!(t.done().is_none());
         let u = t.clone();
         match u.begin() {
             Begin::App(Value::Int(1), Value::Int(2), None) => {}
             _ => panic!("expected the application"),
         }
-        let t2 = Thunk::app2(Value::Int(1), Value::str("x"), Value::Int(3));
+        let t2 = Thunk::app2(&heap, Value::Int(1), Value::str("x"), Value::Int(3));
         assert_eq!(t2.block_size(), 56);
         match t2.parts() {
             Parts::App(Value::Int(1), [Value::String(_), Value::Int(3)]) => {}
@@ -359,7 +374,12 @@ mod tests {
         t2.set(Value::Int(9));
         assert!(matches!(t2.done(), Some(Value::Int(9))));
         // An application dropped unforced frees its arguments with it.
-        drop(Thunk::app2(Value::Null, Value::str("y"), Value::str("z")));
+        drop(Thunk::app2(
+            &heap,
+            Value::Null,
+            Value::str("y"),
+            Value::str("z"),
+        ));
         assert!(t.is_running());
         assert!(matches!(t.begin(), Begin::Blackhole));
         t.fail(&EvalError::new(crate::error::ErrorKind::Throw, "nope"));
@@ -373,7 +393,7 @@ mod tests {
         assert!(matches!(u.begin(), Begin::Done(Value::Int(7))));
         assert!(Thunk::ptr_eq(&t, &u));
         assert!(matches!(
-            Thunk::evaluated(Value::Null).done(),
+            Thunk::evaluated(&heap, Value::Null).done(),
             Some(Value::Null)
         ));
     }

@@ -550,6 +550,28 @@ impl Value {
     }
 }
 
+/// An empty lambda body, for tests that need a closure or a pending thunk.
+#[cfg(test)]
+pub(crate) fn test_proto() -> Rc<Proto> {
+    Rc::new(Proto {
+        kind: ChunkKind::Lambda,
+        name: None,
+        file: 0,
+        source: Rc::new(crate::state::SourceFile {
+            name: "test".into(),
+            src: Rc::from(""),
+            raw: false,
+        }),
+        span: Default::default(),
+        code: Box::new([]),
+        spans: Box::new([]),
+        consts: Box::new([]),
+        nslots: 0,
+        has_formals: false,
+        speculate: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,11 @@ pub struct Vm {
     /// One `[]` and one `{}` shared by every literal that makes them.
     empty_list: Value,
     empty_attrs: Value,
+    /// When the cycle collector runs next, and what it has done.
+    pub gc: crate::cycles::GcState,
+    /// The blocks of envs and thunks. Declared last: it is dropped after
+    /// everything that may hold them.
+    pub heap: crate::heap::Heap,
 }
 
 macro_rules! force_slot {
@@ -85,12 +90,14 @@ impl Vm {
     /// A machine with no global names: `builtins::install` (which the
     /// `Evaluator` builder calls) defines them.
     pub fn new(settings: Settings) -> Vm {
+        let heap = crate::heap::Heap::new();
+        let gc = crate::cycles::GcState::new(&settings);
         Vm {
             stack: Vec::with_capacity(1024),
             frames: Vec::with_capacity(256),
             files: Vec::new(),
             positions: Positions::default(),
-            globals: Env::new(None, 0),
+            globals: Env::new(&heap, None, 0),
             global_names: FxHashMap::default(),
             builtins: Value::Null,
             import_cache: FxHashMap::default(),
@@ -107,6 +114,8 @@ impl Vm {
             census: Default::default(),
             empty_list: Value::list(Vec::new()),
             empty_attrs: Value::attrs(Attrs::new()),
+            gc,
+            heap,
         }
     }
 
@@ -264,7 +273,11 @@ impl Vm {
             })?;
         let proto = self.link(&chunk);
         self.stats.thunks_created += 1;
-        Ok(Value::Thunk(Thunk::pending(proto, self.globals.clone())))
+        Ok(Value::Thunk(Thunk::pending(
+            &self.heap,
+            proto,
+            self.globals.clone(),
+        )))
     }
 
     pub fn warn(&mut self, msg: String) -> EvalResult<()> {
@@ -370,8 +383,9 @@ impl Vm {
         })?;
         let proto = self.link(&chunk);
         Ok(Value::Thunk(Thunk::pending(
+            &self.heap,
             proto,
-            Env::with_values(None, values),
+            Env::with_values(&self.heap, None, values),
         )))
     }
 
@@ -487,6 +501,7 @@ impl Vm {
     pub fn apply(&mut self, f: Value, arg: Value, kind: FrameKind) -> EvalResult<Option<Value>> {
         match f {
             Value::Lambda(cl) => {
+                crate::cycles::maybe_collect(self);
                 if self.call_depth >= self.settings.max_call_depth {
                     return Err(EvalError::new(
                         ErrorKind::StackOverflow,
@@ -496,7 +511,7 @@ impl Vm {
                 self.call_depth += 1;
                 self.stats.calls += 1;
                 let proto = cl.proto.clone();
-                let env = Env::new(Some(cl.env.clone()), proto.nslots as usize);
+                let env = Env::new(&self.heap, Some(cl.env.clone()), proto.nslots as usize);
                 self.stats.envs += 1;
                 let base = self.stack.len();
                 if proto.has_formals {
@@ -720,12 +735,13 @@ impl Vm {
                             continue;
                         }
                     }
-                    let t = Thunk::pending(p.clone(), self.frames[fi].env.clone());
+                    let t = Thunk::pending(&self.heap, p.clone(), self.frames[fi].env.clone());
                     self.stats.thunks_created += 1;
                     self.stack.push(Value::Thunk(t));
                     if self.stats.thunks_created >= self.census.next {
                         crate::census::sample(self);
                     }
+                    crate::cycles::maybe_collect(self);
                 }
                 Op::Closure(c) => {
                     let PConst::Proto(p) = self.proto_const(fi, c) else {
@@ -739,7 +755,7 @@ impl Vm {
                 }
                 Op::PushEnv(n) => {
                     let f = &mut self.frames[fi];
-                    f.env = Env::new(Some(f.env.clone()), n as usize);
+                    f.env = Env::new(&self.heap, Some(f.env.clone()), n as usize);
                     self.stats.envs += 1;
                 }
                 Op::SetLocal(i) => {
@@ -753,7 +769,7 @@ impl Vm {
                 Op::PushWith => {
                     let v = self.stack.pop().expect("with value");
                     let f = &mut self.frames[fi];
-                    f.env = Env::with_values(Some(f.env.clone()), vec![v]);
+                    f.env = Env::with_values(&self.heap, Some(f.env.clone()), vec![v]);
                     self.stats.envs += 1;
                 }
                 Op::MakeAttrs(c) => {
@@ -1121,7 +1137,7 @@ impl Vm {
                         let v = match &self.frames[fi].proto.consts[dc as usize] {
                             PConst::Proto(p) if p.kind == ChunkKind::Thunk => {
                                 self.stats.thunks_created += 1;
-                                Value::Thunk(Thunk::pending(p.clone(), env.clone()))
+                                Value::Thunk(Thunk::pending(&self.heap, p.clone(), env.clone()))
                             }
                             PConst::Proto(p) => Value::Lambda(Rc::new(Closure {
                                 proto: p.clone(),
@@ -1280,6 +1296,23 @@ impl Vm {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Drop for Vm {
+    /// Let go of everything the machine holds, then collect the cycles among
+    /// it, so a dropped evaluator gives its memory back. What an embedder
+    /// still holds stays valid (the heap keeps its pages if anything lives).
+    fn drop(&mut self) {
+        self.stack.clear();
+        self.frames.clear();
+        self.import_cache.clear();
+        self.name_strings.clear();
+        self.builtins = Value::Null;
+        self.globals = Env::new(&self.heap, None, 0);
+        self.ext = Default::default();
+        self.census.peak = None;
+        crate::cycles::collect(self);
     }
 }
 

@@ -131,14 +131,13 @@ fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let s = vm.force_attrs(&a[1])?;
     let entries: Vec<Attr> = s
         .attr_iter()
-        .map(|a| Attr {
-            name: a.name,
-            pos: PosIdx::NONE,
-            value: Value::Thunk(Thunk::app2(
-                f.clone(),
-                vm.name_string(a.name),
-                a.value.clone(),
-            )),
+        .map(|a| {
+            let name = vm.name_string(a.name);
+            Attr {
+                name: a.name,
+                pos: PosIdx::NONE,
+                value: Value::Thunk(Thunk::app2(&vm.heap, f.clone(), name, a.value.clone())),
+            }
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted_attrs(entries)))
@@ -168,7 +167,7 @@ fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             let name = vm.name_string(k);
             (
                 k,
-                Value::Thunk(Thunk::app2(f.clone(), name, Value::list(vals))),
+                Value::Thunk(Thunk::app2(&vm.heap, f.clone(), name, Value::list(vals))),
             )
         })
         .collect();

@@ -40,7 +40,7 @@ fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = vm.force_function(&a[0])?;
     Ok(Value::list(
         l.iter()
-            .map(|x| Value::Thunk(Thunk::app(f.clone(), x.clone())))
+            .map(|x| Value::Thunk(Thunk::app(&vm.heap, f.clone(), x.clone())))
             .collect(),
     ))
 }
@@ -145,7 +145,7 @@ fn gen_list(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = vm.force_function(&a[0])?;
     Ok(Value::list(
         (0..n)
-            .map(|i| Value::Thunk(Thunk::app(f.clone(), Value::Int(i))))
+            .map(|i| Value::Thunk(Thunk::app(&vm.heap, f.clone(), Value::Int(i))))
             .collect(),
     ))
 }

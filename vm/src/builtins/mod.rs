@@ -87,7 +87,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     r.value("false", Value::Bool(false));
     r.value("null", Value::Null);
 
-    let self_ref = Thunk::evaluated(Value::Null);
+    let self_ref = Thunk::evaluated(&vm.heap, Value::Null);
     let mut entries: Vec<(Symbol, Value)> = r
         .entries
         .iter()
@@ -125,7 +125,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
             add(&format!("__{}", name), v.clone(), &mut values);
         }
     }
-    vm.globals = Env::with_values(None, values);
+    vm.globals = Env::with_values(&vm.heap, None, values);
     vm.global_names = names;
     vm.builtins = builtins;
 }

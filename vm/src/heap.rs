@@ -1,0 +1,401 @@
+//! Pages of same-sized blocks for the objects that can close reference
+//! cycles: envs and thunks (an env slot or a thunk's value is the only thing
+//! written after its object exists, so every cycle passes through one).
+//! Keeping them in pages, rather than one `malloc` each, lets the cycle
+//! collector (`cycles.rs`) enumerate every live one, and allocation is a
+//! free-list pop or a bump in the current page.
+//!
+//! A page is `PAGE` bytes, aligned to its size, so a block finds its page
+//! (and the size class that owns its free list) by masking its address: no
+//! heap handle is needed to free. A free block has 0 where a live object
+//! keeps its reference count (the first `u32`; live objects count at
+//! least one) and the next free block after it. Blocks larger than
+//! `MAX_SMALL` (envs of many slots) are allocated one by one behind a
+//! prefix naming their heap, and listed so they can be enumerated too.
+//!
+//! This module knows sizes and addresses only; what a block holds is the
+//! business of `env.rs` and `thunk.rs`.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::{Cell, RefCell};
+use std::ptr::null_mut;
+
+pub const PAGE: usize = 256 * 1024;
+/// Where a page's first block starts (the page header lives before it).
+const FIRST: usize = 64;
+/// The largest block kept in pages.
+pub const MAX_SMALL: usize = 256;
+/// Large blocks carry this many bytes of prefix (heap pointer, size).
+const PREFIX: usize = 16;
+
+/// What a size class holds, so an enumeration knows how to read its blocks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Env,
+    Thunk,
+}
+
+#[repr(C)]
+struct PageHeader {
+    class: *const Class,
+    /// This page's position in its class's page list.
+    index: u32,
+    /// Blocks handed out at least once (the rest was never touched).
+    bump: Cell<u32>,
+}
+
+struct Class {
+    size: usize,
+    kind: Kind,
+    free: Cell<*mut u8>,
+    pages: RefCell<Vec<*mut PageHeader>>,
+    core: *const Core,
+}
+
+/// The heap's state, boxed so its classes keep their addresses.
+struct Core {
+    classes: Vec<Class>,
+    /// Live large blocks (their object addresses) and their kinds.
+    large: RefCell<rustc_hash::FxHashMap<usize, Kind>>,
+    large_live: Cell<usize>,
+    /// Bytes of all live blocks.
+    live: Cell<usize>,
+    /// Bytes allocated since the heap was made.
+    allocated: Cell<u64>,
+}
+
+/// The blocks of one evaluation. Dropped while blocks are still live (an
+/// embedder kept a value after dropping its evaluator), it leaks its pages
+/// instead of freeing memory that is in use.
+pub struct Heap {
+    core: *mut Core,
+}
+
+fn class_index(size: usize) -> usize {
+    debug_assert!((16..=MAX_SMALL).contains(&size) && size.is_multiple_of(8));
+    size / 8 - 2
+}
+
+fn page_layout() -> Layout {
+    Layout::from_size_align(PAGE, PAGE).expect("page layout")
+}
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap::new()
+    }
+}
+
+impl Heap {
+    pub fn new() -> Heap {
+        let core = Box::into_raw(Box::new(Core {
+            classes: Vec::new(),
+            large: RefCell::default(),
+            large_live: Cell::new(0),
+            live: Cell::new(0),
+            allocated: Cell::new(0),
+        }));
+        // SAFETY: `core` was just made and is not shared yet.
+        unsafe {
+            for size in (16..=MAX_SMALL).step_by(8) {
+                // Envs are 16 + 16n bytes, thunks 24, 40 or 56: no size is both.
+                let kind = if size % 16 == 0 {
+                    Kind::Env
+                } else {
+                    Kind::Thunk
+                };
+                (*core).classes.push(Class {
+                    size,
+                    kind,
+                    free: Cell::new(null_mut()),
+                    pages: RefCell::default(),
+                    core,
+                });
+            }
+        }
+        Heap { core }
+    }
+
+    fn core(&self) -> &Core {
+        // SAFETY: the core lives as long as the heap (or forever, if leaked).
+        unsafe { &*self.core }
+    }
+
+    /// A block of `size` bytes (a multiple of 8, at least 16) for an object
+    /// of `kind`, uninitialised. Its first `u32` must become non-zero (the
+    /// object's count) before the next enumeration.
+    #[inline]
+    pub fn alloc(&self, size: usize, kind: Kind) -> *mut u8 {
+        let core = self.core();
+        core.allocated.set(core.allocated.get() + size as u64);
+        core.live.set(core.live.get() + size);
+        if size > MAX_SMALL {
+            return self.alloc_large(size, kind);
+        }
+        let class = &core.classes[class_index(size)];
+        debug_assert_eq!(class.kind, kind);
+        let f = class.free.get();
+        if !f.is_null() {
+            // SAFETY: a free block keeps the next free block at offset 8.
+            unsafe { class.free.set(*(f.add(8) as *const *mut u8)) };
+            return f;
+        }
+        class.bump_alloc()
+    }
+
+    fn alloc_large(&self, size: usize, kind: Kind) -> *mut u8 {
+        let layout = Layout::from_size_align(size + PREFIX, 16).expect("large layout");
+        // SAFETY: non-zero size; the prefix is written before the block escapes.
+        unsafe {
+            let base = alloc(layout);
+            if base.is_null() {
+                handle_alloc_error(layout);
+            }
+            *(base as *mut *const Core) = self.core;
+            *(base.add(8) as *mut usize) = size;
+            let p = base.add(PREFIX);
+            let core = self.core();
+            core.large.borrow_mut().insert(p as usize, kind);
+            core.large_live.set(core.large_live.get() + size);
+            p
+        }
+    }
+
+    /// Bytes in live blocks.
+    #[inline]
+    pub fn live_bytes(&self) -> usize {
+        self.core().live.get()
+    }
+
+    /// Bytes allocated since the heap was made.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.core().allocated.get()
+    }
+
+    /// Bytes of pages taken from the system (plus large blocks).
+    pub fn heap_bytes(&self) -> usize {
+        let core = self.core();
+        core.classes
+            .iter()
+            .map(|c| c.pages.borrow().len() * PAGE)
+            .sum::<usize>()
+            + core.large_live.get()
+    }
+
+    /// Every live block, with its kind, and (for blocks in pages) its page's
+    /// class, page index and slot, which `cycles.rs` uses to index its side
+    /// tables. The blocks must not be freed while the callback runs.
+    pub fn for_each_live(&self, mut f: impl FnMut(*mut u8, Kind, Slot)) {
+        let core = self.core();
+        for (ci, class) in core.classes.iter().enumerate() {
+            for (pi, &page) in class.pages.borrow().iter().enumerate() {
+                // SAFETY: pages stay mapped while the heap lives; blocks below
+                // `bump` were handed out, and a free one has a zero count.
+                unsafe {
+                    let n = (*page).bump.get() as usize;
+                    for i in 0..n {
+                        let b = (page as *mut u8).add(FIRST + i * class.size);
+                        if *(b as *const u32) != 0 {
+                            f(
+                                b,
+                                class.kind,
+                                Slot::Small {
+                                    class: ci as u32,
+                                    page: pi as u32,
+                                    index: i as u32,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let large: Vec<(usize, Kind)> = core.large.borrow().iter().map(|(&p, &k)| (p, k)).collect();
+        for (p, k) in large {
+            f(p as *mut u8, k, Slot::Large);
+        }
+    }
+
+    /// For side tables: the page count of each class and the blocks each
+    /// page has handed out.
+    pub fn shape(&self) -> Vec<Vec<u32>> {
+        self.core()
+            .classes
+            .iter()
+            .map(|c| {
+                c.pages
+                    .borrow()
+                    .iter()
+                    // SAFETY: pages stay mapped while the heap lives.
+                    .map(|&p| unsafe { (*p).bump.get() })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Where a block allocated by this heap sits (see `for_each_live`).
+    ///
+    /// # Safety
+    /// `p` must be a live block of this heap, of `size` bytes.
+    pub unsafe fn slot_of(p: *const u8, size: usize) -> Slot {
+        if size > MAX_SMALL {
+            return Slot::Large;
+        }
+        let page = (p as usize & !(PAGE - 1)) as *const PageHeader;
+        let class = &*(*page).class;
+        let core = &*class.core;
+        let ci = (class as *const Class).offset_from(core.classes.as_ptr()) as u32;
+        Slot::Small {
+            class: ci,
+            page: (*page).index,
+            index: ((p as usize - page as usize - FIRST) / class.size) as u32,
+        }
+    }
+}
+
+/// Where a live block is, for side tables indexed by class, page and slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Small { class: u32, page: u32, index: u32 },
+    Large,
+}
+
+impl Class {
+    fn bump_alloc(&self) -> *mut u8 {
+        let per_page = ((PAGE - FIRST) / self.size) as u32;
+        let mut pages = self.pages.borrow_mut();
+        // SAFETY: pages stay mapped while the heap lives; a block below
+        // `per_page` lies inside its page.
+        unsafe {
+            if let Some(&page) = pages.last() {
+                let n = (*page).bump.get();
+                if n < per_page {
+                    (*page).bump.set(n + 1);
+                    return (page as *mut u8).add(FIRST + n as usize * self.size);
+                }
+            }
+            let page = alloc(page_layout()) as *mut PageHeader;
+            if page.is_null() {
+                handle_alloc_error(page_layout());
+            }
+            page.write(PageHeader {
+                class: self,
+                index: pages.len() as u32,
+                bump: Cell::new(1),
+            });
+            pages.push(page);
+            (page as *mut u8).add(FIRST)
+        }
+    }
+}
+
+/// Give back a block of `size` bytes that `Heap::alloc` made.
+///
+/// # Safety
+/// `p` is a live block of that size whose object has been dropped; it is
+/// not used afterwards.
+#[inline]
+pub unsafe fn free(p: *mut u8, size: usize) {
+    if size > MAX_SMALL {
+        let base = p.sub(PREFIX);
+        let core = &*(*(base as *const *const Core));
+        core.large.borrow_mut().remove(&(p as usize));
+        core.large_live.set(core.large_live.get() - size);
+        core.live.set(core.live.get() - size);
+        dealloc(
+            base,
+            Layout::from_size_align(size + PREFIX, 16).expect("large layout"),
+        );
+        return;
+    }
+    let page = (p as usize & !(PAGE - 1)) as *const PageHeader;
+    let class = &*(*page).class;
+    let core = &*class.core;
+    core.live.set(core.live.get() - size);
+    *(p as *mut u32) = 0;
+    *(p.add(8) as *mut *mut u8) = class.free.get();
+    class.free.set(p);
+}
+
+impl Drop for Heap {
+    fn drop(&mut self) {
+        if self.live_bytes() != 0 {
+            // Something outlives the evaluation: keep its memory (and the
+            // classes its blocks free into) for good.
+            return;
+        }
+        // SAFETY: no live block refers to the core or its pages any more.
+        unsafe {
+            let core = Box::from_raw(self.core);
+            for class in &core.classes {
+                for &page in class.pages.borrow().iter() {
+                    dealloc(page as *mut u8, page_layout());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_reused_enumerated_and_found() {
+        let h = Heap::new();
+        let a = h.alloc(24, Kind::Thunk);
+        let b = h.alloc(24, Kind::Thunk);
+        let big = h.alloc(1024, Kind::Env);
+        unsafe {
+            *(a as *mut u32) = 1;
+            *(b as *mut u32) = 1;
+            *(big as *mut u32) = 1;
+        }
+        assert_eq!(h.live_bytes(), 24 + 24 + 1024);
+        let mut seen = Vec::new();
+        h.for_each_live(|p, k, _| seen.push((p, k)));
+        assert_eq!(seen.len(), 3);
+        assert!(seen.contains(&(a, Kind::Thunk)) && seen.contains(&(big, Kind::Env)));
+        assert_eq!(
+            unsafe { Heap::slot_of(b, 24) },
+            Slot::Small {
+                class: class_index(24) as u32,
+                page: 0,
+                index: 1
+            }
+        );
+        unsafe {
+            free(a, 24);
+            free(big, 1024);
+        }
+        let mut n = 0;
+        h.for_each_live(|_, _, _| n += 1);
+        assert_eq!(n, 1);
+        // The freed block is handed out again first.
+        assert_eq!(h.alloc(24, Kind::Thunk), a);
+        unsafe {
+            *(a as *mut u32) = 1;
+            free(a, 24);
+            free(b, 24);
+        }
+        assert_eq!(h.live_bytes(), 0);
+    }
+
+    #[test]
+    fn many_pages() {
+        let h = Heap::new();
+        let n = 3 * PAGE / 40;
+        let blocks: Vec<*mut u8> = (0..n).map(|_| h.alloc(40, Kind::Thunk)).collect();
+        for &b in &blocks {
+            unsafe { *(b as *mut u32) = 1 };
+        }
+        assert!(h.heap_bytes() >= 3 * PAGE);
+        let mut count = 0;
+        h.for_each_live(|_, _, _| count += 1);
+        assert_eq!(count, n);
+        for b in blocks {
+            unsafe { free(b, 40) };
+        }
+        assert_eq!(h.live_bytes(), 0);
+    }
+}
