@@ -80,6 +80,9 @@ pub struct Census {
     pub strings_with_context: u64,
     /// Strings of at most 7 bytes without context (candidates for inline storage).
     pub short_strings: u64,
+    /// Instructions and constants over all reachable code.
+    pub code_ops: u64,
+    pub code_consts: u64,
     /// Lazy builtin applications not yet forced (their arguments are inline).
     pub thunk_apps: u64,
     /// Thunks already evaluated (a done thunk only forwards its value).
@@ -122,7 +125,7 @@ impl Census {
             mb(self.total_bytes())
         ));
         out.push_str(&format!(
-            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {}, unforced applications {}\n",
+            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {}, unforced applications {}\ncode: {} ops of {} bytes with {}-byte spans, {} constants of {} bytes, {}-byte chunk headers\n",
             self.attrs,
             self.env_slots,
             self.list_items,
@@ -130,7 +133,13 @@ impl Census {
             self.strings_with_context,
             self.short_strings,
             self.thunks_done,
-            self.thunk_apps
+            self.thunk_apps,
+            self.code_ops,
+            size_of::<nixvm_compiler::chunk::Op>(),
+            size_of::<nixvm_compiler::ast::Span>(),
+            self.code_consts,
+            size_of::<PConst>(),
+            RC + size_of::<Proto>()
         ));
         out
     }
@@ -302,6 +311,8 @@ impl Walk {
             + std::mem::size_of_val(&*p.spans)
             + std::mem::size_of_val(&*p.consts);
         self.c.add(Kind::Code, bytes);
+        self.c.code_ops += p.code.len() as u64;
+        self.c.code_consts += p.consts.len() as u64;
         for c in p.consts.iter() {
             match c {
                 PConst::Value(v) => self.value(v),
