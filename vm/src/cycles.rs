@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 /// When to collect, and what collections did.
 #[derive(Clone, Debug)]
 pub struct GcState {
-    /// Collect when live env and thunk bytes reach this.
-    pub next: usize,
+    /// Collect when the heap's allocated-bytes total reaches this.
+    pub next: u64,
     initial: usize,
     growth: f64,
     stress: bool,
@@ -53,7 +53,11 @@ pub struct GcState {
 impl GcState {
     pub fn new(s: &crate::state::Settings) -> GcState {
         GcState {
-            next: if s.gc_stress { 0 } else { s.gc_initial_heap },
+            next: if s.gc_stress {
+                0
+            } else {
+                s.gc_initial_heap as u64
+            },
             initial: s.gc_initial_heap,
             growth: s.gc_growth.max(1.1),
             stress: s.gc_stress,
@@ -69,7 +73,7 @@ impl GcState {
 /// Collect if the heap has grown enough since the last collection.
 #[inline]
 pub fn maybe_collect(vm: &mut Vm) {
-    if vm.heap.live_bytes() >= vm.gc.next {
+    if vm.heap.allocated_bytes() >= vm.gc.next {
         collect(vm);
     }
 }
@@ -85,10 +89,13 @@ pub fn collect(vm: &mut Vm) {
     g.collections += 1;
     g.freed_bytes += before.saturating_sub(after) as u64;
     g.live_after = after;
+    // Grown by the factor: allocate (growth - 1) times what survived first
+    // (at least the initial size; frees in between only help).
     g.next = if g.stress {
         0
     } else {
-        ((after as f64 * g.growth) as usize).max(g.initial)
+        let budget = ((after as f64 * (g.growth - 1.0)) as u64).max(g.initial as u64);
+        vm.heap.allocated_bytes().saturating_add(budget)
     };
     g.time += start.elapsed();
 }
