@@ -71,8 +71,6 @@ struct Core {
     /// Live large blocks (their object addresses) and their kinds.
     large: RefCell<rustc_hash::FxHashMap<usize, Kind>>,
     large_live: Cell<usize>,
-    /// Bytes allocated since the heap was made.
-    allocated: Cell<u64>,
     /// Pages taken from a chunk but not given to a class yet.
     spare: RefCell<Vec<*mut PageHeader>>,
     /// Every chunk, to give back when the heap goes.
@@ -84,6 +82,10 @@ struct Core {
 /// instead of freeing memory that is in use.
 pub struct Heap {
     core: *mut Core,
+    /// The core's classes and allocation total, kept beside the pointer so
+    /// the allocation fast path loads no more than it must.
+    classes: *const Class,
+    allocated: Cell<u64>,
 }
 
 fn class_index(size: usize) -> usize {
@@ -155,7 +157,6 @@ impl Heap {
             classes: Vec::new(),
             large: RefCell::default(),
             large_live: Cell::new(0),
-            allocated: Cell::new(0),
             spare: RefCell::default(),
             chunks: RefCell::default(),
         }));
@@ -178,7 +179,13 @@ impl Heap {
                 });
             }
         }
-        Heap { core }
+        // SAFETY: the classes are all pushed; the vector never changes again.
+        let classes = unsafe { (*core).classes.as_ptr() };
+        Heap {
+            core,
+            classes,
+            allocated: Cell::new(0),
+        }
     }
 
     fn core(&self) -> &Core {
@@ -191,12 +198,12 @@ impl Heap {
     /// object's count) before the next enumeration.
     #[inline]
     pub fn alloc(&self, size: usize, kind: Kind) -> *mut u8 {
-        let core = self.core();
-        core.allocated.set(core.allocated.get() + size as u64);
+        self.allocated.set(self.allocated.get() + size as u64);
         if size > MAX_SMALL {
             return self.alloc_large(size, kind);
         }
-        let class = &core.classes[class_index(size)];
+        // SAFETY: `class_index` of a small size is below the class count.
+        let class = unsafe { &*self.classes.add(class_index(size)) };
         debug_assert_eq!(class.kind, kind);
         let page = class.current.get();
         if !page.is_null() {
@@ -260,7 +267,7 @@ impl Heap {
     /// Bytes allocated since the heap was made.
     #[inline]
     pub fn allocated_bytes(&self) -> u64 {
-        self.core().allocated.get()
+        self.allocated.get()
     }
 
     /// Bytes of pages taken from the system (plus large blocks).
