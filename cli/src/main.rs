@@ -386,6 +386,8 @@ fn instantiate(a: InstArgs) -> ExitCode {
             ExitCode::from(1)
         }
     };
+    // A measurement knob: how much of what the heap holds at the end is
+    // garbage (cycles), reported by --stats (see ARCHITECTURE.md, "Memory manager").
     if std::env::var("NIXVM_GC_AT_END").is_ok() {
         nixvm::cycles::collect(&mut ev.vm);
     }

@@ -13,6 +13,15 @@ pub struct Span {
     pub end: u32,
 }
 
+/// 1-based line and column of byte `offset` in `src` (columns count bytes,
+/// as CppNix's do).
+pub fn line_col(src: &str, offset: u32) -> (usize, usize) {
+    let upto = &src.as_bytes()[..(offset as usize).min(src.len())];
+    let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
+    let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
+    (line, col)
+}
+
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
         Span {

@@ -125,10 +125,7 @@ pub fn canon_path(p: &str) -> String {
 
 impl<'a> ParseState<'a> {
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        let upto = &self.src.as_bytes()[..(offset as usize).min(self.src.len())];
-        let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
-        let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        (line, col)
+        crate::ast::line_col(self.src, offset)
     }
 
     pub fn show_pos(&self, span: Span) -> String {

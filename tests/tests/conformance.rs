@@ -23,14 +23,32 @@ const BASELINE: &[(&str, u32)] = &[
 mod common;
 use common::{release_nixvm, workspace};
 
+/// The runner, or None (and a SKIPPED line) when `../shared` is absent.
+fn runner() -> Option<std::path::PathBuf> {
+    let runner = workspace().join("../shared/conformance/run-nix-lang.sh");
+    if runner.exists() {
+        return Some(runner);
+    }
+    eprintln!("SKIPPED: ../shared/conformance is absent; the conformance suite was not run");
+    None
+}
+
+/// The pass count of `kind` in the runner's summary.
+fn passed(stdout: &str, kind: &str) -> u32 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{kind}: ")))
+        .unwrap_or_else(|| panic!("no summary line for {kind} in runner output:\n{stdout}"));
+    eprintln!("{line}");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the pass count from {line:?}"))
+}
+
 #[test]
 fn nix_lang_conformance_does_not_regress() {
-    let root = workspace();
-    let runner = root.join("../shared/conformance/run-nix-lang.sh");
-    if !runner.exists() {
-        eprintln!("SKIPPED: ../shared/conformance is absent; the conformance suite was not run");
-        return;
-    }
+    let Some(runner) = runner() else { return };
     let bin = release_nixvm();
     let log = std::env::temp_dir().join(format!("nixvm-conformance-{}.log", std::process::id()));
     let keep = std::env::temp_dir().join(format!("nixvm-conformance-{}", std::process::id()));
@@ -53,16 +71,7 @@ fn nix_lang_conformance_does_not_regress() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut failures = Vec::new();
     for (kind, min) in BASELINE {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("{kind}: ")))
-            .unwrap_or_else(|| panic!("no summary line for {kind} in runner output:\n{stdout}"));
-        let passed: u32 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("cannot read the pass count from {line:?}"));
-        eprintln!("{line}");
+        let passed = passed(&stdout, kind);
         if passed < *min {
             failures.push(format!("{kind}: {passed} passed, baseline {min}"));
         }
@@ -88,7 +97,7 @@ fn nix_lang_conformance_does_not_regress() {
         "conformance regressed:\n{}\n\nfull output:\n{stdout}",
         failures.join("\n")
     );
-    let corpus = root.join("../shared/conformance/nix-lang");
+    let corpus = workspace().join("../shared/conformance/nix-lang");
     let wrong = wrong_reasons(&corpus, &keep);
     let _ = std::fs::remove_dir_all(&keep);
     let _ = std::fs::remove_file(&log);
@@ -157,12 +166,7 @@ fn wrong_reasons(corpus: &Path, keep: &Path) -> Vec<String> {
 /// crashes: a collector that freed something in use would show here first.
 #[test]
 fn eval_okay_cases_pass_with_a_collection_at_every_safe_point() {
-    let root = workspace();
-    let runner = root.join("../shared/conformance/run-nix-lang.sh");
-    if !runner.exists() {
-        eprintln!("SKIPPED: ../shared/conformance is absent");
-        return;
-    }
+    let Some(runner) = runner() else { return };
     let log = std::env::temp_dir().join(format!("nixvm-gc-stress-{}.log", std::process::id()));
     let out = Command::new("bash")
         .env("NIXVM_GC_STRESS", "1")
@@ -175,16 +179,7 @@ fn eval_okay_cases_pass_with_a_collection_at_every_safe_point() {
         .output()
         .expect("running the conformance runner");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("eval-okay: "))
-        .unwrap_or_else(|| panic!("no eval-okay summary:\n{stdout}"));
-    let passed: u32 = line
-        .trim_start_matches("eval-okay: ")
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("pass count");
+    let passed = passed(&stdout, "eval-okay");
     let _ = std::fs::remove_file(&log);
     assert!(
         passed >= 143,

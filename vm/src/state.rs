@@ -24,10 +24,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        let upto = &self.src.as_bytes()[..(offset as usize).min(self.src.len())];
-        let line = upto.iter().filter(|&&c| c == b'\n').count() + 1;
-        let col = upto.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        (line, col)
+        nixvm_compiler::ast::line_col(&self.src, offset)
     }
     /// `file:line:col` of a span.
     pub fn describe(&self, span: Span) -> String {
