@@ -333,7 +333,9 @@ pub enum PConst {
     Value(Value),
     Proto(Rc<Proto>),
     Syms(Box<[Symbol]>),
-    AttrNames(Box<[Symbol]>, Box<[PosIdx]>),
+    /// The names of a set literal's attributes, sorted, each with where it is defined
+    /// (one slice of pairs, so the constant stays 24 bytes).
+    AttrNames(Box<[(Symbol, PosIdx)]>),
     Withs(Box<[u16]>),
     Formals(Rc<FormalsInfo>),
     Text(Rc<str>),
@@ -575,6 +577,10 @@ pub(crate) fn test_proto() -> Rc<Proto> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn a_constant_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<PConst>(), 24);
+    }
     #[test]
     fn value_is_16_bytes() {
         assert_eq!(std::mem::size_of::<Value>(), 16);

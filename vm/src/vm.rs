@@ -178,9 +178,9 @@ impl Vm {
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
                 Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
                 Const::AttrNames(s, sp) => PConst::AttrNames(
-                    s.clone().into_boxed_slice(),
-                    sp.iter()
-                        .map(|&sp| self.positions.intern(chunk.file, sp))
+                    s.iter()
+                        .zip(sp.iter())
+                        .map(|(&name, &sp)| (name, self.positions.intern(chunk.file, sp)))
                         .collect(),
                 ),
                 Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
@@ -774,21 +774,20 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::AttrNames(syms, pos) = &proto.consts[c as usize] else {
+                    let PConst::AttrNames(names) = &proto.consts[c as usize] else {
                         unreachable!("attribute names constant")
                     };
-                    let n = syms.len();
+                    let n = names.len();
                     self.stats.attrsets += 1;
                     if n == 0 {
                         self.stack.push(self.empty_attrs.clone());
                         continue;
                     }
                     let at = self.stack.len() - n;
-                    let entries: Vec<Attr> = syms
+                    let entries: Vec<Attr> = names
                         .iter()
-                        .zip(pos.iter())
                         .zip(self.stack.drain(at..))
-                        .map(|((&name, &pos), value)| Attr { name, pos, value })
+                        .map(|(&(name, pos), value)| Attr { name, pos, value })
                         .collect();
                     let a = Attrs::from_sorted_attrs(entries);
                     self.stack.push(Value::attrs(a));
