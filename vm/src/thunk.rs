@@ -11,7 +11,6 @@ use crate::env::Env;
 use crate::error::EvalError;
 use crate::heap::{Heap, Kind};
 use crate::value::{Proto, Value};
-use std::alloc::Layout;
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
@@ -58,12 +57,11 @@ const _: () = {
     assert!(std::mem::size_of::<Box<EvalError>>() <= 16);
 };
 
-fn layout(extra: u32) -> Layout {
-    Layout::from_size_align(
-        std::mem::size_of::<Block>() + extra as usize * std::mem::size_of::<Value>(),
-        std::mem::align_of::<Block>(),
-    )
-    .expect("thunk layout")
+/// The bytes of a block with `extra` values after `data` (plain arithmetic:
+/// it is inlined into every drop of a value).
+#[inline]
+fn block_bytes(extra: u32) -> usize {
+    std::mem::size_of::<Block>() + extra as usize * std::mem::size_of::<Value>()
 }
 
 /// What forcing a thunk has to do next, as handed out by [`Thunk::begin`].
@@ -95,7 +93,7 @@ impl Thunk {
     fn with_extra(heap: &Heap, extra: u32, st: State) -> Thunk {
         // SAFETY: the block has the layout's size; the state is written before use.
         unsafe {
-            let p = heap.alloc(layout(extra).size(), Kind::Thunk) as *mut Block;
+            let p = heap.alloc(block_bytes(extra), Kind::Thunk) as *mut Block;
             p.write(Block {
                 count: Cell::new(1),
                 tag: Cell::new(DONE | (extra << EXTRA_SHIFT)),
@@ -303,7 +301,7 @@ impl Thunk {
 
     /// The bytes of this thunk's block.
     pub(crate) fn block_size(&self) -> usize {
-        layout(self.extra()).size()
+        block_bytes(self.extra())
     }
 
     pub fn ptr_eq(a: &Thunk, b: &Thunk) -> bool {
@@ -340,7 +338,7 @@ impl Drop for Thunk {
             unsafe {
                 let extra = self.extra();
                 let st = self.take();
-                crate::heap::free(self.0.as_ptr() as *mut u8, layout(extra).size());
+                crate::heap::free(self.0.as_ptr() as *mut u8, block_bytes(extra));
                 drop(st);
             }
         }
