@@ -1,7 +1,7 @@
 //! Evaluation state that is not the interpreter's machinery: settings,
 //! counters, source files, attribute positions, and the state that builtin
 //! families keep between calls (`Extensions`). All of it is owned by one
-//! `Vm`: nothing lives in a `thread_local!`, so two evaluators on one thread
+//! `Vm`: nothing lives in thread-local storage, so two evaluators on one thread
 //! share nothing, and every value this state holds is visible to whoever
 //! walks the `Vm`'s roots (see `Extension::roots`).
 

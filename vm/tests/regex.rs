@@ -6,7 +6,7 @@
 //! - the shortcuts through the `regex` crate (the fast class, and finding
 //!   where a match starts) agree with the backtracker alone.
 
-use nixvm::builtins::regex::{set_builtin_engine, set_step_budget, take_exhausted, Engine, Regex};
+use nixvm::builtins::regex::{set_builtin_engine, Engine, Regex};
 use nixvm::Evaluator;
 use proptest::prelude::*;
 use std::path::Path;
@@ -166,8 +166,8 @@ proptest! {
     /// Any byte soup either fails to compile or runs to an answer.
     #[test]
     fn never_panics(re in raw_pattern(), s in input()) {
-        set_step_budget(Some(STEPS));
         if let Ok(r) = Regex::new(&re) {
+            r.set_step_budget(Some(STEPS));
             for engine in [Engine::Auto, Engine::Backtrack] {
                 let _ = r.match_groups(&s, engine);
                 let _ = r.split_matches(&s, engine);
@@ -182,10 +182,10 @@ proptest! {
         let r = Regex::new(re.as_bytes());
         prop_assume!(r.is_ok());
         let r = r.unwrap();
-        set_step_budget(Some(STEPS));
+        r.set_step_budget(Some(STEPS));
         let (m1, m2) = (r.match_groups(&s, Engine::Auto), r.match_groups(&s, Engine::Backtrack));
         let (s1, s2) = (r.split_matches(&s, Engine::Auto), r.split_matches(&s, Engine::Backtrack));
-        prop_assume!(!take_exhausted());
+        prop_assume!(!r.take_exhausted());
         prop_assert_eq!(m1, m2);
         prop_assert_eq!(s1, s2);
     }
@@ -197,15 +197,15 @@ proptest! {
         prop_assume!(r.is_ok());
         let r = r.unwrap();
         let (fast_match, fast_split) = r.fast_class();
-        set_step_budget(Some(STEPS));
+        r.set_step_budget(Some(STEPS));
         if fast_match {
             let (a, b) = (r.match_groups(&s, Engine::Crate), r.match_groups(&s, Engine::Backtrack));
-            prop_assume!(!take_exhausted());
+            prop_assume!(!r.take_exhausted());
             prop_assert_eq!(a, b);
         }
         if fast_split {
             let (a, b) = (r.split_matches(&s, Engine::Crate), r.split_matches(&s, Engine::Backtrack));
-            prop_assume!(!take_exhausted());
+            prop_assume!(!r.take_exhausted());
             prop_assert_eq!(a, b);
         }
     }

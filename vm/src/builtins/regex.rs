@@ -25,7 +25,6 @@ use std::ops::Range;
 use std::rc::Rc;
 
 pub use compile::CompileError;
-pub use exec::{set_step_budget, take_exhausted};
 use exec::{Flags, Prefilter, Scratch};
 
 pub fn register(r: &mut Registry) {
@@ -133,6 +132,18 @@ impl Regex {
             unanchored: OnceCell::new(),
             scratch: RefCell::new(Scratch::default()),
         })
+    }
+
+    /// Limit the nodes one attempt of this pattern may visit (`None`: no
+    /// limit). For tests, which must not wait for an exponential run to end.
+    pub fn set_step_budget(&self, steps: Option<u64>) {
+        self.scratch.borrow_mut().budget = steps.unwrap_or(u64::MAX);
+    }
+
+    /// Whether an attempt ran out of steps since the last query (its answer
+    /// is then meaningless).
+    pub fn take_exhausted(&self) -> bool {
+        std::mem::take(&mut self.scratch.borrow_mut().exhausted)
     }
 
     /// Number of groups, not counting the whole match.

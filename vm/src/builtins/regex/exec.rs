@@ -16,28 +16,6 @@
 //! of undo records on the heap, so long inputs cannot overflow the stack.
 
 use super::compile::{Nfa, Op, StateId, NONE};
-use std::cell::Cell;
-
-thread_local! {
-    /// Steps one call may take on this thread; unlimited unless a test
-    /// lowers it (CppNix has no limit: a pattern that makes libstdc++ run
-    /// forever makes the builtins run forever too).
-    static BUDGET: Cell<u64> = const { Cell::new(u64::MAX) };
-    static EXHAUSTED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Limit the nodes one `match`/`split` call may visit on this thread
-/// (`None`: no limit). For tests, which must not wait for an exponential
-/// run to end.
-pub fn set_step_budget(steps: Option<u64>) {
-    BUDGET.with(|b| b.set(steps.unwrap_or(u64::MAX)));
-}
-
-/// Whether a call on this thread ran out of steps since the last query (its
-/// answer is then meaningless).
-pub fn take_exhausted() -> bool {
-    EXHAUSTED.with(|e| e.replace(false))
-}
 
 /// A capture: byte offsets, and whether the group took part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,14 +85,32 @@ enum Frame {
     },
 }
 
-/// Buffers kept between runs of one pattern.
-#[derive(Default)]
+/// Buffers kept between runs of one pattern, and its step budget.
 pub struct Scratch {
     cur: Vec<Cap>,
     best: Vec<Cap>,
     /// Per node: the position and count of the last "once more".
     rep: Vec<(usize, u8)>,
     frames: Vec<Frame>,
+    /// Nodes one attempt may visit: unlimited unless a test lowers it
+    /// (CppNix has no limit: a pattern that makes libstdc++ run forever
+    /// makes the builtins run forever too).
+    pub(super) budget: u64,
+    /// An attempt ran out of steps (its answer is then meaningless).
+    pub(super) exhausted: bool,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            cur: Vec::new(),
+            best: Vec::new(),
+            rep: Vec::new(),
+            frames: Vec::new(),
+            budget: u64::MAX,
+            exhausted: false,
+        }
+    }
 }
 
 /// Which bytes can start a match, for skipping hopeless start positions.
@@ -203,7 +199,7 @@ impl Exec<'_> {
             flags,
             has_sol: false,
             sol_pos: None,
-            budget: BUDGET.with(Cell::get),
+            budget: s.budget,
             s,
         }
     }
@@ -379,7 +375,7 @@ impl Exec<'_> {
                 if self.budget == 0 {
                     // Out of steps: drop the path, leaving the buffers as
                     // a completed run would.
-                    EXHAUSTED.with(|e| e.set(true));
+                    self.s.exhausted = true;
                     self.s.frames.clear();
                     self.s.rep.fill((usize::MAX, 0));
                     self.has_sol = false;
