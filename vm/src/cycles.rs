@@ -82,12 +82,12 @@ pub fn maybe_collect(vm: &mut Vm) {
 /// everything only they held).
 pub fn collect(vm: &mut Vm) {
     let start = Instant::now();
-    let before = vm.heap.live_bytes();
-    vm.gc.others = free_garbage(&vm.heap, vm.gc.others);
-    let after = vm.heap.live_bytes();
+    let r = free_garbage(&vm.heap, vm.gc.others);
+    let after = r.live - r.garbage;
     let g = &mut vm.gc;
+    g.others = r.others;
     g.collections += 1;
-    g.freed_bytes += before.saturating_sub(after) as u64;
+    g.freed_bytes += r.garbage as u64;
     g.live_after = after;
     // Grown by the factor: allocate (growth - 1) times what survived first
     // (at least the initial size; frees in between only help).
@@ -259,7 +259,16 @@ fn node_of(p: *mut u8, k: Kind) -> Node {
     }
 }
 
-fn free_garbage(heap: &Heap, expect_others: usize) -> usize {
+/// What a collection found.
+struct Found {
+    /// Bytes of envs and thunks before, and of the garbage freed.
+    live: usize,
+    garbage: usize,
+    /// Containers walked (to size the next collection's table).
+    others: usize,
+}
+
+fn free_garbage(heap: &Heap, expect_others: usize) -> Found {
     let mut t = Tables {
         small: heap
             .shape()
@@ -279,9 +288,11 @@ fn free_garbage(heap: &Heap, expect_others: usize) -> usize {
         }
     }
     // 1. Copy the counts.
-    heap.for_each_live(|p, _, s| {
+    let mut live = 0;
+    heap.for_each_live(|b| {
+        live += b.size;
         // SAFETY: a live block starts with its count.
-        *copy(&mut t, p, s) = unsafe { *(p as *const u32) } as i32;
+        *copy(&mut t, b.ptr, b.slot) = unsafe { *(b.ptr as *const u32) } as i32;
     });
     // 2. Subtract the references found inside the graph.
     let dec = |t: &mut Tables, c: Child<'_>| {
@@ -289,9 +300,9 @@ fn free_garbage(heap: &Heap, expect_others: usize) -> usize {
             *e -= 1;
         }
     };
-    heap.for_each_live(|p, k, _| {
+    heap.for_each_live(|b| {
         // SAFETY: the block is live; nothing changes the heap meanwhile.
-        unsafe { children(node_of(p, k), &mut |c| dec(&mut t, c)) };
+        unsafe { children(node_of(b.ptr, b.kind), &mut |c| dec(&mut t, c)) };
         while let Some(o) = t.fresh.pop() {
             // SAFETY: a container reached from a live object is live.
             unsafe { children(Node::Other(o), &mut |c| dec(&mut t, c)) };
@@ -319,11 +330,11 @@ fn free_garbage(heap: &Heap, expect_others: usize) -> usize {
             };
         }
     };
-    heap.for_each_live(|p, k, s| {
-        let e = copy(&mut t, p, s);
+    heap.for_each_live(|b| {
+        let e = copy(&mut t, b.ptr, b.slot);
         if *e > 0 {
             *e = MARKED;
-            todo.push(node_of(p, k));
+            todo.push(node_of(b.ptr, b.kind));
             mark_from(&mut t, &mut todo);
         }
     });
@@ -341,32 +352,42 @@ fn free_garbage(heap: &Heap, expect_others: usize) -> usize {
         mark_from(&mut t, &mut todo);
     }
     // 4. Hold the unmarked envs and thunks, clear them, let go.
-    let mut held_envs: Vec<Env> = Vec::new();
-    let mut held_thunks: Vec<Thunk> = Vec::new();
-    heap.for_each_live(|p, k, s| {
-        if *copy(&mut t, p, s) != MARKED {
+    let mut held_envs: Vec<(Env, usize)> = Vec::new();
+    let mut held_thunks: Vec<(Thunk, usize)> = Vec::new();
+    heap.for_each_live(|b| {
+        if *copy(&mut t, b.ptr, b.slot) != MARKED {
             // SAFETY: the block is live (garbage is freed only below).
             unsafe {
-                match k {
-                    Kind::Env => held_envs.push(Env::from_block(p)),
-                    Kind::Thunk => held_thunks.push(Thunk::from_block(p)),
+                match b.kind {
+                    Kind::Env => held_envs.push((Env::from_block(b.ptr), b.size)),
+                    Kind::Thunk => held_thunks.push((Thunk::from_block(b.ptr), b.size)),
                 }
             }
         }
     });
     let others = t.other.len();
     drop(t);
-    for e in &held_envs {
+    for (e, _) in &held_envs {
         // SAFETY: garbage: nothing outside the garbage refers to it, so
         // nothing borrows its slots.
         unsafe { e.clear() };
     }
-    for th in &held_thunks {
+    for (th, _) in &held_thunks {
         th.set(Value::Null);
     }
-    drop(held_envs);
-    drop(held_thunks);
-    others
+    // Once cleared, only our hold should be left on each: letting go frees it.
+    let mut garbage = 0;
+    for (e, size) in held_envs {
+        garbage += if e.is_unique() { size } else { 0 };
+    }
+    for (th, size) in held_thunks {
+        garbage += if th.is_unique() { size } else { 0 };
+    }
+    Found {
+        live,
+        garbage,
+        others,
+    }
 }
 
 #[cfg(test)]

@@ -78,8 +78,7 @@ impl Env {
     /// # Safety
     /// `p` is a live env block.
     pub(crate) unsafe fn from_block(p: *mut u8) -> Env {
-        let e = std::mem::ManuallyDrop::new(Env(NonNull::new_unchecked(p as *mut Header)));
-        (*e).clone()
+        (*Env::view_block(p)).clone()
     }
 
     /// A handle to the env at `p` that owns no count (never dropped).
@@ -88,6 +87,11 @@ impl Env {
     /// `p` is a live env block, and stays live while the view is used.
     pub(crate) unsafe fn view_block(p: *mut u8) -> std::mem::ManuallyDrop<Env> {
         std::mem::ManuallyDrop::new(Env(NonNull::new_unchecked(p as *mut Header)))
+    }
+
+    /// Whether this handle is the only one.
+    pub(crate) fn is_unique(&self) -> bool {
+        self.header().count.get() == 1
     }
 
     /// Drop what the env holds (slots become null, the parent goes): the

@@ -246,21 +246,8 @@ impl Heap {
     /// Bytes in live blocks, counted by a walk over the pages (freeing keeps
     /// no running total: it is the hottest path there is).
     pub fn live_bytes(&self) -> usize {
-        let core = self.core();
-        let mut n = core.large_live.get();
-        for class in &core.classes {
-            for &page in class.pages.borrow().iter() {
-                // SAFETY: as in `for_each_live`.
-                unsafe {
-                    for i in 0..(*page).bump.get() as usize {
-                        let b = (page as *const u8).add(FIRST + i * class.size);
-                        if *(b as *const u32) != 0 {
-                            n += class.size;
-                        }
-                    }
-                }
-            }
-        }
+        let mut n = 0;
+        self.for_each_live(|b| n += b.size);
         n
     }
 
@@ -283,7 +270,7 @@ impl Heap {
     /// Every live block, with its kind, and (for blocks in pages) its page's
     /// class, page index and slot, which `cycles.rs` uses to index its side
     /// tables. The blocks must not be freed while the callback runs.
-    pub fn for_each_live(&self, mut f: impl FnMut(*mut u8, Kind, Slot)) {
+    pub fn for_each_live(&self, mut f: impl FnMut(Live)) {
         let core = self.core();
         for (ci, class) in core.classes.iter().enumerate() {
             for (pi, &page) in class.pages.borrow().iter().enumerate() {
@@ -294,23 +281,32 @@ impl Heap {
                     for i in 0..n {
                         let b = (page as *mut u8).add(FIRST + i * class.size);
                         if *(b as *const u32) != 0 {
-                            f(
-                                b,
-                                class.kind,
-                                Slot::Small {
+                            f(Live {
+                                ptr: b,
+                                kind: class.kind,
+                                size: class.size,
+                                slot: Slot::Small {
                                     class: ci as u32,
                                     page: pi as u32,
                                     index: i as u32,
                                 },
-                            );
+                            });
                         }
                     }
                 }
             }
         }
         let large: Vec<(usize, Kind)> = core.large.borrow().iter().map(|(&p, &k)| (p, k)).collect();
-        for (p, k) in large {
-            f(p as *mut u8, k, Slot::Large);
+        for (p, kind) in large {
+            let ptr = p as *mut u8;
+            // SAFETY: a live large block keeps its size in its prefix.
+            let size = unsafe { *(ptr.sub(PREFIX).add(8) as *const usize) };
+            f(Live {
+                ptr,
+                kind,
+                size,
+                slot: Slot::Large,
+            });
         }
     }
 
@@ -349,6 +345,15 @@ impl Heap {
             index: ((p as usize - page as usize - FIRST) / class.size) as u32,
         }
     }
+}
+
+/// A live block, as `Heap::for_each_live` hands it out.
+#[derive(Clone, Copy, Debug)]
+pub struct Live {
+    pub ptr: *mut u8,
+    pub kind: Kind,
+    pub size: usize,
+    pub slot: Slot,
 }
 
 /// Where a live block is, for side tables indexed by class, page and slot.
@@ -458,7 +463,7 @@ mod tests {
         }
         assert_eq!(h.live_bytes(), 24 + 24 + 1024);
         let mut seen = Vec::new();
-        h.for_each_live(|p, k, _| seen.push((p, k)));
+        h.for_each_live(|b| seen.push((b.ptr, b.kind)));
         assert_eq!(seen.len(), 3);
         assert!(seen.contains(&(a, Kind::Thunk)) && seen.contains(&(big, Kind::Env)));
         assert_eq!(
@@ -474,7 +479,7 @@ mod tests {
             free(big, 1024);
         }
         let mut n = 0;
-        h.for_each_live(|_, _, _| n += 1);
+        h.for_each_live(|_| n += 1);
         assert_eq!(n, 1);
         // The freed block is handed out again first.
         assert_eq!(h.alloc(24, Kind::Thunk), a);
@@ -496,7 +501,7 @@ mod tests {
         }
         assert!(h.heap_bytes() >= 3 * PAGE);
         let mut count = 0;
-        h.for_each_live(|_, _, _| count += 1);
+        h.for_each_live(|_| count += 1);
         assert_eq!(count, n);
         for b in blocks {
             unsafe { free(b, 40) };

@@ -131,8 +131,7 @@ impl Thunk {
     /// # Safety
     /// `p` is a live thunk block.
     pub(crate) unsafe fn from_block(p: *mut u8) -> Thunk {
-        let t = std::mem::ManuallyDrop::new(Thunk(NonNull::new_unchecked(p as *mut Block)));
-        (*t).clone()
+        (*Thunk::view_block(p)).clone()
     }
 
     #[inline]
@@ -240,6 +239,11 @@ impl Thunk {
         } else {
             None
         }
+    }
+
+    /// Whether this handle is the only one.
+    pub(crate) fn is_unique(&self) -> bool {
+        self.block().count.get() == 1
     }
 
     pub fn is_running(&self) -> bool {
