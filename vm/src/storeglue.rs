@@ -268,21 +268,18 @@ fn io_error(what: &str, p: &std::path::Path, e: std::io::Error) -> Box<EvalError
 /// A fresh, empty, private path (not yet created) where a fetcher may put
 /// content before calling [`add_fetched_path`].
 pub fn fetch_staging_path(vm: &mut Vm) -> EvalResult<std::path::PathBuf> {
-    {
-        let a = &mut vm.fetch_area;
-        if a.root.is_none() {
-            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let root =
-                std::env::temp_dir().join(format!("nixvm-fetch-{}-{}", std::process::id(), n));
-            let _ = std::fs::remove_dir_all(&root);
-            std::fs::create_dir_all(&root).map_err(|e| io_error("creating directory", &root, e))?;
-            a.root = Some(root);
-        }
-        a.counter += 1;
-        let root = a.root.clone().unwrap_or_default();
-        Ok(root.join(format!("staging-{}", a.counter)))
+    let a = &mut vm.fetch_area;
+    if a.root.is_none() {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!("nixvm-fetch-{}-{}", std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).map_err(|e| io_error("creating directory", &root, e))?;
+        a.root = Some(root);
     }
+    a.counter += 1;
+    let root = a.root.clone().unwrap_or_default();
+    Ok(root.join(format!("staging-{}", a.counter)))
 }
 
 /// Add the file or directory at `src` (a staging path the caller owns and

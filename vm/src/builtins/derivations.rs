@@ -347,13 +347,13 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
             ));
         }
     }
-    (|r: &mut Registry| -> EvalResult<()> {
+    {
         let Registry {
             modulo,
             drvs,
             refs,
             outputs,
-        } = r;
+        } = &mut vm.registry;
         for (o, out) in &drv.outputs {
             if let Ok(Some(p)) = out.path(&store, &drv.name, o) {
                 outputs.insert(p, (drv_path.clone(), o.clone()));
@@ -374,8 +374,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
                 .collect(),
         );
         drvs.insert(drv_path.clone(), drv.clone());
-        Ok(())
-    })(&mut vm.registry)?;
+    }
 
     let mut entries = vec![(
         known::DRV_PATH,
