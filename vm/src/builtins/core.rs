@@ -357,8 +357,7 @@ fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     Ok(Value::str(file_type_of(&md)))
 }
 
-/// CppNix's `baseNameOf` on text: the last component, ignoring one trailing slash.
-pub use crate::storeglue::base_name;
+use crate::storeglue::base_name;
 
 fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
