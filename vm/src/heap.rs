@@ -260,11 +260,7 @@ impl Heap {
     /// Bytes of pages taken from the system (plus large blocks).
     pub fn heap_bytes(&self) -> usize {
         let core = self.core();
-        core.classes
-            .iter()
-            .map(|c| c.pages.borrow().len() * PAGE)
-            .sum::<usize>()
-            + core.large_live.get()
+        core.chunks.borrow().len() * CHUNK + core.large_live.get()
     }
 
     /// Every live block, with its kind, and (for blocks in pages) its page's
