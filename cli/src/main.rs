@@ -394,7 +394,7 @@ fn instantiate(a: InstArgs) -> ExitCode {
     if a.stats {
         let s = &ev.vm.stats;
         eprintln!(
-            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{}}}}}",
+            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{}}}}}",
             start.elapsed().as_secs_f64(),
             s.thunks_created,
             s.thunks_elided,
@@ -408,6 +408,7 @@ fn instantiate(a: InstArgs) -> ExitCode {
             ev.vm.gc.collections,
             ev.vm.gc.time.as_secs_f64(),
             ev.vm.gc.freed_bytes,
+            ev.vm.gc.released_bytes,
             ev.vm.gc.live_after,
             ev.vm.heap.live_bytes(),
             ev.vm.heap.heap_bytes(),

@@ -44,6 +44,8 @@ pub struct GcState {
     pub time: Duration,
     /// Env and thunk bytes freed by collections.
     pub freed_bytes: u64,
+    /// Bytes of emptied pages given back to the system after collections.
+    pub released_bytes: u64,
     /// Live env and thunk bytes after the last collection.
     pub live_after: usize,
     /// Containers the last collection walked (to size the next one's table).
@@ -64,6 +66,7 @@ impl GcState {
             collections: 0,
             time: Duration::ZERO,
             freed_bytes: 0,
+            released_bytes: 0,
             live_after: 0,
             others: 0,
         }
@@ -89,6 +92,8 @@ pub fn collect(vm: &mut Vm) {
     g.collections += 1;
     g.freed_bytes += r.garbage as u64;
     g.live_after = after;
+    // A collection frees in bulk: give the pages it emptied back.
+    g.released_bytes += vm.heap.release_empty_pages() as u64;
     // Grown by the factor: allocate (growth - 1) times what survived first
     // (at least the initial size; frees in between only help).
     g.next = if g.stress {
@@ -448,8 +453,12 @@ mod tests {
         collect(&mut vm);
         // Held by `head`: nothing freed.
         assert!(vm.heap.live_bytes() - base >= 1_000_000 * 24);
+        let held = vm.heap.heap_bytes();
         drop(head);
         collect(&mut vm);
         assert_eq!(vm.heap.live_bytes(), base);
+        // The ring's pages went back to the system.
+        assert!(vm.gc.released_bytes >= 1_000_000 * 24 - 2 * crate::heap::PAGE as u64);
+        assert!(vm.heap.heap_bytes() <= held - vm.gc.released_bytes as usize);
     }
 }

@@ -75,6 +75,8 @@ struct Core {
     spare: RefCell<Vec<*mut PageHeader>>,
     /// Every chunk, to give back when the heap goes.
     chunks: RefCell<Vec<*mut u8>>,
+    /// Pages given to a class and not released since.
+    in_use: Cell<usize>,
 }
 
 /// The blocks of one evaluation. Dropped while blocks are still live (an
@@ -159,6 +161,7 @@ impl Heap {
             large_live: Cell::new(0),
             spare: RefCell::default(),
             chunks: RefCell::default(),
+            in_use: Cell::new(0),
         }));
         // SAFETY: `core` was just made and is not shared yet.
         unsafe {
@@ -257,10 +260,66 @@ impl Heap {
         self.allocated.get()
     }
 
-    /// Bytes of pages taken from the system (plus large blocks).
+    /// Bytes of the pages that hold blocks (plus large blocks): what the
+    /// heap keeps resident. Spare pages (never touched, or released) are
+    /// not counted.
     pub fn heap_bytes(&self) -> usize {
         let core = self.core();
-        core.chunks.borrow().len() * CHUNK + core.large_live.get()
+        core.in_use.get() * PAGE + core.large_live.get()
+    }
+
+    /// Bytes mapped from the system, resident or not.
+    pub fn mapped_bytes(&self) -> usize {
+        self.core().chunks.borrow().len() * CHUNK
+    }
+
+    /// Give every page without a live block back to the system (its memory
+    /// is returned with `MADV_DONTNEED`, its address kept as a spare page
+    /// for the next class that needs one). Meant for after a collection,
+    /// which frees in bulk; returns the bytes released. It walks every page,
+    /// so the allocation and free paths keep no per-page counts.
+    pub fn release_empty_pages(&self) -> usize {
+        let core = self.core();
+        let mut released = 0;
+        for class in &core.classes {
+            let mut pages = class.pages.borrow_mut();
+            let mut i = 0;
+            while i < pages.len() {
+                let page = pages[i];
+                // SAFETY: pages stay mapped while the heap lives; blocks below
+                // `bump` were handed out, and a free one has a zero count.
+                let empty = unsafe {
+                    let n = (*page).bump.get() as usize;
+                    (0..n).all(|b| {
+                        *((page as *const u8).add(FIRST + b * class.size) as *const u32) == 0
+                    })
+                };
+                if !empty {
+                    i += 1;
+                    continue;
+                }
+                // Forget the page everywhere its class lists it; the last page
+                // takes its index (side tables are rebuilt per collection).
+                pages.swap_remove(i);
+                // SAFETY: as above; `pages[i]` (if any) is a live page of this class.
+                unsafe {
+                    if let Some(&moved) = pages.get(i) {
+                        (*moved).index = i as u32;
+                    }
+                    if class.current.get() == page {
+                        class.current.set(null_mut());
+                    }
+                    class.partial.borrow_mut().retain(|&p| p != page);
+                    // Advice: the kernel frees the memory and gives zeroed
+                    // pages on the next touch; the mapping stays.
+                    libc::madvise(page as *mut libc::c_void, PAGE, libc::MADV_DONTNEED);
+                }
+                core.spare.borrow_mut().push(page);
+                core.in_use.set(core.in_use.get() - 1);
+                released += PAGE;
+            }
+        }
+        released
     }
 
     /// Every live block, with its kind, and (for blocks in pages) its page's
@@ -383,6 +442,7 @@ impl Class {
             }
             let mut pages = self.pages.borrow_mut();
             let page = (*self.core).page();
+            (*self.core).in_use.set((*self.core).in_use.get() + 1);
             page.write(PageHeader {
                 class: self,
                 index: pages.len() as u32,
@@ -501,6 +561,52 @@ mod tests {
         assert_eq!(count, n);
         for b in blocks {
             unsafe { free(b, 40) };
+        }
+        assert_eq!(h.live_bytes(), 0);
+    }
+
+    #[test]
+    fn empty_pages_go_back_and_are_reused() {
+        let h = Heap::new();
+        // Three pages of 40-byte blocks and three of 24-byte ones.
+        let n40 = 3 * PAGE / 40;
+        let n24 = 3 * PAGE / 24;
+        let b40: Vec<*mut u8> = (0..n40).map(|_| h.alloc(40, Kind::Thunk)).collect();
+        let b24: Vec<*mut u8> = (0..n24).map(|_| h.alloc(24, Kind::Thunk)).collect();
+        for &b in b40.iter().chain(&b24) {
+            unsafe { *(b as *mut u32) = 1 };
+        }
+        let full = h.heap_bytes();
+        assert!(full >= 6 * PAGE);
+        // Keep one block of the first 40-byte page and the last 24-byte one.
+        let keep = [b40[0], b24[n24 - 1]];
+        for &b in b40.iter().chain(&b24) {
+            if !keep.contains(&b) {
+                unsafe { free(b, if b40.contains(&b) { 40 } else { 24 }) };
+            }
+        }
+        let released = h.release_empty_pages();
+        assert!(released >= 4 * PAGE, "released {released}");
+        assert_eq!(h.heap_bytes(), full - released);
+        // The survivors are still enumerated, and found at their new indices.
+        let mut seen = Vec::new();
+        h.for_each_live(|l| seen.push((l.ptr, l.slot)));
+        assert_eq!(seen.len(), 2);
+        for (p, slot) in seen {
+            assert!(keep.contains(&p));
+            let size = if p == keep[0] { 40 } else { 24 };
+            assert_eq!(unsafe { Heap::slot_of(p, size) }, slot);
+        }
+        // Released pages are handed out again before new chunks are mapped.
+        let mapped = h.mapped_bytes();
+        let again: Vec<*mut u8> = (0..n40).map(|_| h.alloc(40, Kind::Thunk)).collect();
+        for &b in &again {
+            unsafe { *(b as *mut u32) = 1 };
+        }
+        assert_eq!(h.mapped_bytes(), mapped);
+        assert_eq!(h.live_bytes(), (n40 + 1) * 40 + 24);
+        for b in again.into_iter().chain(keep) {
+            unsafe { free(b, if b == keep[1] { 24 } else { 40 }) };
         }
         assert_eq!(h.live_bytes(), 0);
     }
