@@ -17,15 +17,13 @@ export REF_BIND="$SHARED${NIXPKGS:+:$NIXPKGS}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-measure() { # prints "median_seconds max_rss_kb" for the command
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -f '%e %M' -o "$tmp/t" "$@" >"$tmp/out" 2>"$tmp/err" || { echo "FAILED"; return; }
-    read -r t m < "$tmp/t"
-    times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
-  done
-  printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")" "$rss"
+# One run of "$@" in $tmp: prints "seconds max_rss_kb", or FAILED; output in $tmp/out.
+once() {
+  (cd "$tmp" && /usr/bin/time -f '%e %M' -o "$tmp/t" "$@" >"$tmp/out" 2>"$tmp/err") || { echo FAILED; return; }
+  cat "$tmp/t"
 }
+# The median of a list of times.
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
 
 printf '| workload | nixvm | CppNix | time ratio | RSS ratio | same output |\n|---|---|---|---|---|---|\n'
 for w in "$SHARED"/bench/workloads/*.nix; do
@@ -37,12 +35,26 @@ for w in "$SHARED"/bench/workloads/*.nix; do
   else
     echo "import $w { nixpkgs = null; }" > "$tmp/w.nix"
   fi
-  read -r nt nm <<< "$(measure "$NIXVM" instantiate --eval --strict "$tmp/w.nix")"
-  cp "$tmp/out" "$tmp/nixvm.out"
-  read -r ct cm <<< "$(cd "$tmp" && measure "$REF" run nix-instantiate --eval --strict w.nix)"
+  # Runs alternate between the two, after one untimed run of each: on this VM
+  # the first memory-heavy run after another program's (often the other
+  # evaluator's) can spend most of its time in the kernel, compacting memory for
+  # huge pages; alternating gives both the same conditions.
+  once "$NIXVM" instantiate --eval --strict "$tmp/w.nix" >/dev/null
+  once "$REF" run nix-instantiate --eval --strict w.nix >/dev/null
+  nts=() cts=() nm=0 cm=0 nt="" ct=""
+  for _ in $(seq "$RUNS"); do
+    read -r t m <<< "$(once "$NIXVM" instantiate --eval --strict "$tmp/w.nix")"
+    [ "$t" = FAILED ] && { nt=FAILED; break; }
+    cp "$tmp/out" "$tmp/nixvm.out"
+    nts+=("$t"); [ "$m" -gt "$nm" ] && nm=$m
+    read -r t m <<< "$(once "$REF" run nix-instantiate --eval --strict w.nix)"
+    [ "$t" = FAILED ] && { ct=FAILED; break; }
+    cts+=("$t"); [ "$m" -gt "$cm" ] && cm=$m
+  done
   if [ "$nt" = FAILED ] || [ "$ct" = FAILED ]; then
-    printf '| %s | %s | %s | - | - | - |\n' "$name" "$nt" "$ct"; continue
+    printf '| %s | %s | %s | - | - | - |\n' "$name" "${nt:-ok}" "${ct:-ok}"; continue
   fi
+  nt=$(median "${nts[@]}") ct=$(median "${cts[@]}")
   same=$(cmp -s "$tmp/out" "$tmp/nixvm.out" && echo yes || echo NO)
   printf '| %s | %.2f s / %d MB | %.2f s / %d MB | %.2f | %.2f | %s |\n' "$name" "$nt" $((nm / 1024)) "$ct" $((cm / 1024)) \
     "$(echo "$nt / $ct" | bc -l)" "$(echo "$nm / $cm" | bc -l)" "$same"
