@@ -78,8 +78,6 @@ struct Core {
     spare: RefCell<Vec<*mut PageHeader>>,
     /// Every chunk, to give back when the heap goes.
     chunks: RefCell<Vec<*mut u8>>,
-    /// Pages given to a class and not released since.
-    in_use: Cell<usize>,
 }
 
 /// The blocks of one evaluation. Dropped while blocks are still live (an
@@ -159,7 +157,6 @@ impl Heap {
             large_live: Cell::new(0),
             spare: RefCell::default(),
             chunks: RefCell::default(),
-            in_use: Cell::new(0),
         }));
         // SAFETY: `core` was just made and is not shared yet.
         unsafe {
@@ -263,7 +260,8 @@ impl Heap {
     /// not counted.
     pub fn heap_bytes(&self) -> usize {
         let core = self.core();
-        core.in_use.get() * PAGE + core.large_live.get()
+        let pages: usize = core.classes.iter().map(|c| c.pages.borrow().len()).sum();
+        pages * PAGE + core.large_live.get()
     }
 
     /// Bytes mapped from the system, resident or not.
@@ -284,15 +282,8 @@ impl Heap {
             let mut i = 0;
             while i < pages.len() {
                 let page = pages[i];
-                // SAFETY: pages stay mapped while the heap lives; blocks below
-                // `bump` were handed out, and a free one has a zero count.
-                let empty = unsafe {
-                    let n = (*page).bump.get() as usize;
-                    (0..n).all(|b| {
-                        *((page as *const u8).add(FIRST + b * class.size) as *const u32) == 0
-                    })
-                };
-                if !empty {
+                // SAFETY: pages of the heap's classes stay mapped while it lives.
+                if unsafe { live_blocks(page, class.size) }.next().is_some() {
                     i += 1;
                     continue;
                 }
@@ -313,7 +304,6 @@ impl Heap {
                     libc::madvise(page as *mut libc::c_void, PAGE, libc::MADV_DONTNEED);
                 }
                 core.spare.borrow_mut().push(page);
-                core.in_use.set(core.in_use.get() - 1);
                 released += PAGE;
             }
         }
@@ -327,25 +317,18 @@ impl Heap {
         let core = self.core();
         for (ci, class) in core.classes.iter().enumerate() {
             for (pi, &page) in class.pages.borrow().iter().enumerate() {
-                // SAFETY: pages stay mapped while the heap lives; blocks below
-                // `bump` were handed out, and a free one has a zero count.
-                unsafe {
-                    let n = (*page).bump.get() as usize;
-                    for i in 0..n {
-                        let b = (page as *mut u8).add(FIRST + i * class.size);
-                        if *(b as *const u32) != 0 {
-                            f(Live {
-                                ptr: b,
-                                kind: class.kind,
-                                size: class.size,
-                                slot: Slot::Small {
-                                    class: ci as u32,
-                                    page: pi as u32,
-                                    index: i as u32,
-                                },
-                            });
-                        }
-                    }
+                // SAFETY: pages of the heap's classes stay mapped while it lives.
+                for (i, b) in unsafe { live_blocks(page, class.size) } {
+                    f(Live {
+                        ptr: b,
+                        kind: class.kind,
+                        size: class.size,
+                        slot: Slot::Small {
+                            class: ci as u32,
+                            page: pi as u32,
+                            index: i as u32,
+                        },
+                    });
                 }
             }
         }
@@ -400,6 +383,22 @@ impl Heap {
     }
 }
 
+/// The live blocks of a page of `size`-byte blocks, with their indices:
+/// those below `bump` were handed out, and a free one has a zero count.
+///
+/// # Safety
+/// `page` is a mapped page of the heap, and no block of it is allocated or
+/// freed while the iterator is used.
+unsafe fn live_blocks(
+    page: *mut PageHeader,
+    size: usize,
+) -> impl Iterator<Item = (usize, *mut u8)> {
+    let n = (*page).bump.get() as usize;
+    (0..n)
+        .map(move |i| (i, (page as *mut u8).add(FIRST + i * size)))
+        .filter(|&(_, b)| *(b as *const u32) != 0)
+}
+
 /// A live block, as `Heap::for_each_live` hands it out.
 #[derive(Clone, Copy, Debug)]
 pub struct Live {
@@ -440,7 +439,6 @@ impl Class {
             }
             let mut pages = self.pages.borrow_mut();
             let page = (*self.core).page();
-            (*self.core).in_use.set((*self.core).in_use.get() + 1);
             page.write(PageHeader {
                 class: self,
                 index: pages.len() as u32,
@@ -578,10 +576,11 @@ mod tests {
         assert!(full >= 6 * PAGE);
         // Keep one block of the first 40-byte page and the last 24-byte one.
         let keep = [b40[0], b24[n24 - 1]];
-        for &b in b40.iter().chain(&b24) {
-            if !keep.contains(&b) {
-                unsafe { free(b, if b40.contains(&b) { 40 } else { 24 }) };
-            }
+        for &b in &b40[1..] {
+            unsafe { free(b, 40) };
+        }
+        for &b in &b24[..n24 - 1] {
+            unsafe { free(b, 24) };
         }
         let released = h.release_empty_pages();
         assert!(released >= 4 * PAGE, "released {released}");
@@ -603,9 +602,10 @@ mod tests {
         }
         assert_eq!(h.mapped_bytes(), mapped);
         assert_eq!(h.live_bytes(), (n40 + 1) * 40 + 24);
-        for b in again.into_iter().chain(keep) {
-            unsafe { free(b, if b == keep[1] { 24 } else { 40 }) };
+        for b in again.into_iter().chain([keep[0]]) {
+            unsafe { free(b, 40) };
         }
+        unsafe { free(keep[1], 24) };
         assert_eq!(h.live_bytes(), 0);
     }
 }
