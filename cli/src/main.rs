@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use codespan_reporting::diagnostic::{Diagnostic, Label};
 use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::{self, termcolor};
-use nixvm::value::{Attrs, Value};
+use nixvm::value::{Attrs, Value, View};
 use nixvm::{EvalError, Evaluator};
 use nixvm_compiler::parser::LintLevel;
 use nixvm_compiler::Symbol;
@@ -707,7 +707,9 @@ fn auto_call(
     args: &[(Symbol, Value)],
 ) -> Result<Value, Box<EvalError>> {
     let v = ev.vm.force(v)?;
-    let Value::Lambda(cl) = &v else { return Ok(v) };
+    let View::Lambda(cl) = &v.view() else {
+        return Ok(v);
+    };
     let Some(formals) = cl.proto.formals() else {
         return Ok(v);
     };
@@ -746,7 +748,7 @@ fn select_attr_path(
         v = auto_call(ev, v, args)?;
         v = ev.vm.force(v)?;
         if let Ok(i) = comp.parse::<usize>() {
-            if let Value::List(l) = &v {
+            if let View::List(l) = &v.view() {
                 let Some(x) = l.get(i) else {
                     return Err(EvalError::new(
                         nixvm::ErrorKind::Other,
@@ -760,8 +762,8 @@ fn select_attr_path(
                 continue;
             }
         }
-        match &v {
-            Value::Attrs(s) => match s.get(Symbol::intern(comp)) {
+        match &v.view() {
+            View::Attrs(s) => match s.get(Symbol::intern(comp)) {
                 Some(x) => v = x.clone(),
                 None => {
                     return Err(EvalError::new(

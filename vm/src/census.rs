@@ -13,6 +13,7 @@
 
 use crate::env::Env;
 use crate::thunk::Parts;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::{FrameKind, Vm};
 use rustc_hash::FxHashSet;
@@ -166,16 +167,16 @@ impl Walk {
     }
 
     fn value(&mut self, v: &Value) {
-        match v {
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
+        match &v.view() {
+            View::Null | View::Bool(_) | View::Int(_) | View::Float(_) => {}
             _ => self.todo.push(Item::V(v.clone())),
         }
     }
 
     fn visit_value(&mut self, v: Value) {
-        match &v {
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}
-            Value::String(s) => {
+        match &v.view() {
+            View::Null | View::Bool(_) | View::Int(_) | View::Float(_) => {}
+            View::String(s) => {
                 if self.first(Rc::as_ptr(s) as *const ()) {
                     let n = s.as_bytes().len();
                     let mut bytes = RC + size_of::<NixStr>() + n;
@@ -191,14 +192,14 @@ impl Walk {
                     self.c.add(Kind::String, bytes);
                 }
             }
-            Value::Path(p) => {
+            View::Path(p) => {
                 if self.first(Rc::as_ptr(p) as *const ()) {
                     self.c
                         .add(Kind::Path, RC + size_of::<String>() + p.capacity());
                 }
             }
-            Value::Attrs(a) => self.todo.push(Item::A(a.clone())),
-            Value::List(l) => {
+            View::Attrs(a) => self.todo.push(Item::A(a.clone())),
+            View::List(l) => {
                 if self.first(Rc::as_ptr(l) as *const ()) {
                     self.c.list_items += l.len() as u64;
                     self.c.add(
@@ -210,20 +211,20 @@ impl Walk {
                     }
                 }
             }
-            Value::Lambda(cl) => {
+            View::Lambda(cl) => {
                 if self.first(Rc::as_ptr(cl) as *const ()) {
                     self.c.add(Kind::Closure, RC + size_of::<Closure>());
                     self.todo.push(Item::P(cl.proto.clone()));
                     self.todo.push(Item::E(cl.env.clone()));
                 }
             }
-            Value::PrimOp(p) => {
+            View::PrimOp(p) => {
                 if self.first(Rc::as_ptr(p) as *const ()) {
                     self.c
                         .add(Kind::PrimOp, RC + size_of::<PrimOp>() + p.name.len());
                 }
             }
-            Value::PrimOpApp(app) => {
+            View::PrimOpApp(app) => {
                 if self.first(Rc::as_ptr(app) as *const ()) {
                     self.c.add(
                         Kind::PrimOpApp,
@@ -235,7 +236,7 @@ impl Walk {
                     }
                 }
             }
-            Value::Thunk(t) => {
+            View::Thunk(t) => {
                 if self.first(t.as_ptr()) {
                     self.c.add(Kind::Thunk, t.block_size());
                     match t.parts() {

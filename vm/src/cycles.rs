@@ -26,6 +26,7 @@
 use crate::env::{self, Env};
 use crate::heap::{Heap, Kind, Slot};
 use crate::thunk::Parts;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use rustc_hash::FxHashMap;
@@ -170,29 +171,29 @@ enum Child<'a> {
 }
 
 fn value_child(v: &Value) -> Option<Child<'_>> {
-    Some(match v {
-        Value::Thunk(t) => Child::Thunk(t),
-        Value::Attrs(a) => other_attrs(a),
-        Value::List(l) => Child::Other(
-            Rc::as_ptr(l) as usize,
-            Rc::strong_count(l),
-            Other::List(Rc::as_ptr(l)),
+    Some(match v.view() {
+        View::Thunk(t) => Child::Thunk(t.obj()),
+        View::Attrs(a) => other_attrs(&a),
+        View::List(l) => Child::Other(
+            Rc::as_ptr(&l) as usize,
+            Rc::strong_count(&l),
+            Other::List(Rc::as_ptr(&l)),
         ),
-        Value::Lambda(c) => Child::Other(
-            Rc::as_ptr(c) as usize,
-            Rc::strong_count(c),
-            Other::Closure(Rc::as_ptr(c)),
+        View::Lambda(c) => Child::Other(
+            Rc::as_ptr(&c) as usize,
+            Rc::strong_count(&c),
+            Other::Closure(Rc::as_ptr(&c)),
         ),
-        Value::PrimOpApp(p) => Child::Other(
-            Rc::as_ptr(p) as usize,
-            Rc::strong_count(p),
-            Other::App(Rc::as_ptr(p)),
+        View::PrimOpApp(p) => Child::Other(
+            Rc::as_ptr(&p) as usize,
+            Rc::strong_count(&p),
+            Other::App(Rc::as_ptr(&p)),
         ),
         _ => return None,
     })
 }
 
-fn other_attrs(a: &Rc<Attrs>) -> Child<'_> {
+fn other_attrs<'a>(a: &Rc<Attrs>) -> Child<'a> {
     Child::Other(
         Rc::as_ptr(a) as usize,
         Rc::strong_count(a),
@@ -429,7 +430,7 @@ mod tests {
         kept.set(0, cl);
         collect(&mut vm);
         assert_eq!(vm.heap.live_bytes() - base, env::block_size(1));
-        assert!(matches!(kept.get(0), Value::Lambda(_)));
+        assert!(matches!(kept.get(0).unpack(), Owned::Lambda(_)));
         drop(kept);
         collect(&mut vm);
         assert_eq!(vm.heap.live_bytes(), base);

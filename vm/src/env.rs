@@ -213,6 +213,7 @@ impl Drop for Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::View;
 
     #[test]
     fn slots_parents_and_sharing() {
@@ -221,12 +222,18 @@ mod tests {
         let child = Env::new(&heap, Some(root.clone()), 1);
         child.set(0, Value::Int(3));
         assert_eq!(child.len(), 1);
-        assert!(matches!(child.get(0), Value::Int(3)));
-        assert!(matches!(child.parent().unwrap().get(1), Value::Int(2)));
+        assert!(matches!(child.get(0).view(), View::Int(3)));
+        assert!(matches!(
+            child.parent().unwrap().get(1).view(),
+            View::Int(2)
+        ));
         let again = child.clone();
         assert!(Env::ptr_eq(&again, &child));
         drop(root);
-        assert!(matches!(again.parent().unwrap().get(0), Value::Int(1)));
+        assert!(matches!(
+            again.parent().unwrap().get(0).view(),
+            View::Int(1)
+        ));
         assert!(Env::new(&heap, None, 0).is_empty());
     }
 

@@ -4,6 +4,7 @@
 
 use crate::error::*;
 use crate::value::*;
+use crate::value::{Owned, View};
 use crate::vm::Vm;
 use std::rc::Rc;
 
@@ -18,49 +19,49 @@ pub fn type_mismatch<T>(expected: &str, v: &Value) -> EvalResult<T> {
 
 impl Vm {
     pub fn force_int(&mut self, v: &Value) -> EvalResult<i64> {
-        match self.force(v.clone())? {
-            Value::Int(n) => Ok(n),
-            other => type_mismatch("an integer", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::Int(n) => Ok(n),
+            other => type_mismatch("an integer", &Value::from(other)),
         }
     }
     pub fn force_float(&mut self, v: &Value) -> EvalResult<f64> {
-        match self.force(v.clone())? {
-            Value::Int(n) => Ok(n as f64),
-            Value::Float(f) => Ok(f),
-            other => type_mismatch("a float", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::Int(n) => Ok(n as f64),
+            Owned::Float(f) => Ok(f),
+            other => type_mismatch("a float", &Value::from(other)),
         }
     }
     pub fn force_bool(&mut self, v: &Value) -> EvalResult<bool> {
-        match self.force(v.clone())? {
-            Value::Bool(b) => Ok(b),
-            other => type_mismatch("a Boolean", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::Bool(b) => Ok(b),
+            other => type_mismatch("a Boolean", &Value::from(other)),
         }
     }
     pub fn force_list(&mut self, v: &Value) -> EvalResult<Rc<Vec<Value>>> {
-        match self.force(v.clone())? {
-            Value::List(l) => Ok(l),
-            other => type_mismatch("a list", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::List(l) => Ok(l),
+            other => type_mismatch("a list", &Value::from(other)),
         }
     }
     pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Rc<Attrs>> {
-        match self.force(v.clone())? {
-            Value::Attrs(a) => Ok(a),
-            other => type_mismatch("a set", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::Attrs(a) => Ok(a),
+            other => type_mismatch("a set", &Value::from(other)),
         }
     }
     pub fn force_function(&mut self, v: &Value) -> EvalResult<Value> {
         let f = self.force(v.clone())?;
-        match &f {
-            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(f),
-            Value::Attrs(a) if a.contains(nixvm_compiler::symbol::known::FUNCTOR) => Ok(f),
-            other => type_mismatch("a function", other),
+        match &f.view() {
+            View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_) => Ok(f),
+            View::Attrs(a) if a.contains(nixvm_compiler::symbol::known::FUNCTOR) => Ok(f),
+            other => type_mismatch("a function", &other.to_value()),
         }
     }
     /// A string value (no coercion), with its context.
     pub fn force_string(&mut self, v: &Value) -> EvalResult<Rc<NixStr>> {
-        match self.force(v.clone())? {
-            Value::String(s) => Ok(s),
-            other => type_mismatch("a string", &other),
+        match self.force(v.clone())?.unpack() {
+            Owned::String(s) => Ok(s),
+            other => type_mismatch("a string", &Value::from(other)),
         }
     }
     /// A string (not coerced, like CppNix's `forceString`), adding its
@@ -84,7 +85,7 @@ impl Vm {
     /// Coerce to an absolute path string (CppNix's `coerceToPath`).
     pub fn coerce_path(&mut self, v: &Value) -> EvalResult<String> {
         let v = self.force(v.clone())?;
-        if let Value::Path(p) = &v {
+        if let View::Path(p) = &v.view() {
             return Ok(p.to_string());
         }
         let mut ctx = Context::new();

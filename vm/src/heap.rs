@@ -38,8 +38,8 @@ const PREFIX: usize = 16;
 /// What a size class holds, so an enumeration knows how to read its blocks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
-    Env,
-    Thunk,
+    Env = 0,
+    Thunk = 1,
 }
 
 #[repr(C)]
@@ -91,9 +91,15 @@ pub struct Heap {
     allocated: Cell<u64>,
 }
 
-fn class_index(size: usize) -> usize {
+/// Size classes per kind: one per 8 bytes from 16 to `MAX_SMALL`.
+const CLASSES_PER_KIND: usize = (MAX_SMALL - 16) / 8 + 1;
+
+/// Each kind has its own classes: envs (16 + 8n bytes) and thunks (24 or
+/// 32) share sizes, and an enumeration must know what a block holds.
+#[inline]
+fn class_index(size: usize, kind: Kind) -> usize {
     debug_assert!((16..=MAX_SMALL).contains(&size) && size.is_multiple_of(8));
-    size / 8 - 2
+    kind as usize * CLASSES_PER_KIND + size / 8 - 2
 }
 
 /// A fresh `CHUNK`, aligned to its size, straight from the kernel.
@@ -160,13 +166,11 @@ impl Heap {
         }));
         // SAFETY: `core` was just made and is not shared yet.
         unsafe {
-            for size in (16..=MAX_SMALL).step_by(8) {
-                // Envs are 16 + 16n bytes, thunks 24, 40 or 56: no size is both.
-                let kind = if size % 16 == 0 {
-                    Kind::Env
-                } else {
-                    Kind::Thunk
-                };
+            for (kind, size) in [Kind::Env, Kind::Thunk]
+                .into_iter()
+                .flat_map(|k| (16..=MAX_SMALL).step_by(8).map(move |s| (k, s)))
+            {
+                debug_assert_eq!((*core).classes.len(), class_index(size, kind));
                 (*core).classes.push(Class {
                     size,
                     kind,
@@ -201,7 +205,7 @@ impl Heap {
             return self.alloc_large(size, kind);
         }
         // SAFETY: `class_index` of a small size is below the class count.
-        let class = unsafe { &*self.classes.add(class_index(size)) };
+        let class = unsafe { &*self.classes.add(class_index(size, kind)) };
         debug_assert_eq!(class.kind, kind);
         let page = class.current.get();
         if !page.is_null() {
@@ -521,7 +525,7 @@ mod tests {
         assert_eq!(
             unsafe { Heap::slot_of(b, 24) },
             Slot::Small {
-                class: class_index(24) as u32,
+                class: class_index(24, Kind::Thunk) as u32,
                 page: 0,
                 index: 1
             }

@@ -27,7 +27,7 @@ pub use error::{ErrorKind, EvalError, EvalResult, Pos};
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
 pub use store::{LocalBackend, StoreBackend};
-pub use value::Value;
+pub use value::{Owned, Value, View};
 pub use vm::{Settings, Vm};
 
 use std::path::Path;

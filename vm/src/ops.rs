@@ -3,6 +3,7 @@
 //! `//`, `++`, string concatenation/interpolation and string coercion.
 
 use crate::error::*;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
@@ -10,7 +11,7 @@ use std::rc::Rc;
 
 pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
     let _ = vm;
-    let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    let num = |v: &Value| matches!(&v.view(), View::Int(_) | View::Float(_));
     // CppNix's `__div` forces the divisor as a float and checks it for zero
     // before looking at the dividend; every arithmetic primop then checks
     // the operands left to right, as floats if either one is a float.
@@ -22,7 +23,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
             return err("division by zero");
         }
     }
-    let want = if matches!(a, Value::Float(_)) || matches!(b, Value::Float(_)) {
+    let want = if matches!(a.view(), View::Float(_)) || matches!(b.view(), View::Float(_)) {
         "a float"
     } else {
         "an integer"
@@ -32,8 +33,8 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
             return crate::force::type_mismatch(want, v);
         }
     }
-    match (&a, &b) {
-        (Value::Int(x), Value::Int(y)) => {
+    match (&a.view(), &b.view()) {
+        (View::Int(x), View::Int(y)) => {
             let (x, y) = (*x, *y);
             let r = match op {
                 '-' => x.checked_sub(y),
@@ -59,7 +60,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                 }
             }
         }
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (View::Int(_) | View::Float(_), View::Int(_) | View::Float(_)) => {
             let x = as_f64(&a);
             let y = as_f64(&b);
             Ok(Value::Float(match op {
@@ -79,9 +80,9 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
 }
 
 fn as_f64(v: &Value) -> f64 {
-    match v {
-        Value::Int(n) => *n as f64,
-        Value::Float(f) => *f,
+    match &v.view() {
+        View::Int(n) => *n as f64,
+        View::Float(f) => *f,
         _ => 0.0,
     }
 }
@@ -95,15 +96,15 @@ pub fn compare(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<std::cmp::Orderi
     use std::cmp::Ordering;
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
-    match (&a, &b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x.cmp(y)),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+    match (&a.view(), &b.view()) {
+        (View::Int(x), View::Int(y)) => Ok(x.cmp(y)),
+        (View::Int(_) | View::Float(_), View::Int(_) | View::Float(_)) => {
             let (x, y) = (as_f64(&a), as_f64(&b));
             Ok(x.partial_cmp(&y).unwrap_or(Ordering::Equal))
         }
-        (Value::String(x), Value::String(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
-        (Value::Path(x), Value::Path(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
-        (Value::List(x), Value::List(y)) => {
+        (View::String(x), View::String(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (View::Path(x), View::Path(y)) => Ok(x.as_bytes().cmp(y.as_bytes())),
+        (View::List(x), View::List(y)) => {
             for (p, q) in x.iter().zip(y.iter()) {
                 if vm.equal(p, q)? {
                     continue;
@@ -130,8 +131,12 @@ pub fn compare(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<std::cmp::Orderi
 }
 
 pub fn concat_lists(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
-    let (Value::List(x), Value::List(y)) = (&a, &b) else {
-        let bad = if matches!(a, Value::List(_)) { &b } else { &a };
+    let (View::List(x), View::List(y)) = (&a.view(), &b.view()) else {
+        let bad = if matches!(a.view(), View::List(_)) {
+            &b
+        } else {
+            &a
+        };
         let _ = vm;
         return crate::force::type_mismatch("a list", bad);
     };
@@ -149,8 +154,8 @@ pub fn concat_lists(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
 
 pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
     let _ = vm;
-    match (&a, &b) {
-        (Value::Attrs(x), Value::Attrs(y)) => {
+    match (&a.view(), &b.view()) {
+        (View::Attrs(x), View::Attrs(y)) => {
             if y.is_empty() {
                 return Ok(a);
             }
@@ -160,7 +165,11 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
             Ok(Value::Attrs(Rc::new(Attrs::update(x, y))))
         }
         _ => {
-            let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
+            let bad = if matches!(a.view(), View::Attrs(_)) {
+                &b
+            } else {
+                &a
+            };
             crate::force::type_mismatch("a set", bad)
         }
     }
@@ -170,7 +179,7 @@ fn is_derivation(vm: &mut Vm, a: &Attrs) -> EvalResult<bool> {
     match a.get(known::TYPE) {
         Some(t) => {
             let t = vm.force(t.clone())?;
-            Ok(matches!(&t, Value::String(s) if s.as_bytes() == b"derivation"))
+            Ok(matches!(&t.view(), View::String(s) if s.as_bytes() == b"derivation"))
         }
         None => Ok(false),
     }
@@ -190,10 +199,10 @@ fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
 /// CppNix's pointer shortcut: a nested value compared with itself is equal
 /// without being forced.
 fn same_nested(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Thunk(x), Value::Thunk(y)) => Thunk::ptr_eq(x, y),
-        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
-        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y),
+    match (&a.view(), &b.view()) {
+        (View::Thunk(x), View::Thunk(y)) => Thunk::ptr_eq(x, y),
+        (View::Attrs(x), View::Attrs(y)) => Rc::ptr_eq(x, y),
+        (View::List(x), View::List(y)) => Rc::ptr_eq(x, y),
         _ => false,
     }
 }
@@ -204,16 +213,14 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
     }
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
-    Ok(match (&a, &b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            as_f64(&a) == as_f64(&b)
-        }
-        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
-        (Value::Path(x), Value::Path(y)) => x == y,
-        (Value::List(x), Value::List(y)) => {
+    Ok(match (&a.view(), &b.view()) {
+        (View::Null, View::Null) => true,
+        (View::Bool(x), View::Bool(y)) => x == y,
+        (View::Int(x), View::Int(y)) => x == y,
+        (View::Int(_) | View::Float(_), View::Int(_) | View::Float(_)) => as_f64(&a) == as_f64(&b),
+        (View::String(x), View::String(y)) => x.as_bytes() == y.as_bytes(),
+        (View::Path(x), View::Path(y)) => x.as_str() == y.as_str(),
+        (View::List(x), View::List(y)) => {
             if Rc::ptr_eq(x, y) {
                 return Ok(true);
             }
@@ -227,7 +234,7 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
             }
             true
         }
-        (Value::Attrs(x), Value::Attrs(y)) => {
+        (View::Attrs(x), View::Attrs(y)) => {
             // Derivations compare by their output path, even one set with itself: forcing
             // outPath is where nixpkgs' meta checks (assert in extendDerivation) fire.
             if is_derivation(vm, x)? && is_derivation(vm, y)? {
@@ -253,9 +260,9 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
             }
             true
         }
-        (Value::Lambda(x), Value::Lambda(y)) => !top && Rc::ptr_eq(x, y),
-        (Value::PrimOp(x), Value::PrimOp(y)) => !top && Rc::ptr_eq(x, y),
-        (Value::PrimOpApp(x), Value::PrimOpApp(y)) => !top && Rc::ptr_eq(x, y),
+        (View::Lambda(x), View::Lambda(y)) => !top && Rc::ptr_eq(x, y),
+        (View::PrimOp(x), View::PrimOp(y)) => !top && Rc::ptr_eq(x, y),
+        (View::PrimOpApp(x), View::PrimOpApp(y)) => !top && Rc::ptr_eq(x, y),
         _ => false,
     })
 }
@@ -276,7 +283,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
     let b = vm.force(b.clone())?;
     let fail = |msg: String| Err(EvalError::new(ErrorKind::Assert, msg));
     let show = crate::print::show_short;
-    let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    let number = |v: &Value| matches!(&v.view(), View::Int(_) | View::Float(_));
     if number(&a) && number(&b) {
         if equal_at(vm, &a, &b, top)? {
             return Ok(());
@@ -289,9 +296,9 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             show(&b)
         ));
     }
-    let tag = |v: &Value| match v {
-        Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => None,
-        other => Some(std::mem::discriminant(other)),
+    let tag = |v: &Value| match &v.view() {
+        View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_) => None,
+        other => Some(other.type_of()),
     };
     if tag(&a) != tag(&b) {
         return fail(format!(
@@ -302,23 +309,23 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             show(&b)
         ));
     }
-    match (&a, &b) {
-        (Value::Bool(x), Value::Bool(y)) if x != y => fail(format!(
+    match (&a.view(), &b.view()) {
+        (View::Bool(x), View::Bool(y)) if x != y => fail(format!(
             "boolean '{}' is not equal to boolean '{}'",
             show(&a),
             show(&b)
         )),
-        (Value::String(x), Value::String(y)) if x.as_bytes() != y.as_bytes() => fail(format!(
+        (View::String(x), View::String(y)) if x.as_bytes() != y.as_bytes() => fail(format!(
             "string '{}' is not equal to string '{}'",
             show(&a),
             show(&b)
         )),
-        (Value::Path(x), Value::Path(y)) if x != y => fail(format!(
+        (View::Path(x), View::Path(y)) if x.as_str() != y.as_str() => fail(format!(
             "path '{}' is not equal to path '{}'",
             show(&a),
             show(&b)
         )),
-        (Value::List(x), Value::List(y)) => {
+        (View::List(x), View::List(y)) => {
             if Rc::ptr_eq(x, y) {
                 return Ok(());
             }
@@ -342,7 +349,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             }
             Ok(())
         }
-        (Value::Attrs(x), Value::Attrs(y)) => {
+        (View::Attrs(x), View::Attrs(y)) => {
             if is_derivation(vm, x)? && is_derivation(vm, y)? {
                 if let (Some(p), Some(q)) = (x.get(known::OUT_PATH), y.get(known::OUT_PATH)) {
                     let (p, q) = (p.clone(), q.clone());
@@ -409,7 +416,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             }
             Ok(())
         }
-        (Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_), _) => {
+        (View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_), _) => {
             if equal_at(vm, &a, &b, top)? {
                 return Ok(());
             }
@@ -441,14 +448,14 @@ pub fn coerce_to_string(
     copy_to_store: bool,
 ) -> EvalResult<Vec<u8>> {
     let v = vm.force(v.clone())?;
-    match &v {
-        Value::String(s) => {
+    match &v.view() {
+        View::String(s) => {
             if let Some(c) = s.context() {
                 ctx.extend(c.iter().cloned());
             }
             Ok(s.as_bytes().to_vec())
         }
-        Value::Path(p) => {
+        View::Path(p) => {
             if copy_to_store {
                 let sp = crate::storeglue::copy_path_to_store(vm, p)?;
                 ctx.insert(Rc::from(sp.as_str()));
@@ -457,7 +464,7 @@ pub fn coerce_to_string(
                 Ok(p.as_bytes().to_vec())
             }
         }
-        Value::Attrs(a) => {
+        View::Attrs(a) => {
             if let Some(f) = a.get(known::TO_STRING) {
                 let f = f.clone();
                 let r = vm.call(f, v.clone())?;
@@ -473,11 +480,11 @@ pub fn coerce_to_string(
                 crate::print::show_short(&v)
             ))
         }
-        Value::Bool(b) if coerce_more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
-        Value::Null if coerce_more => Ok(Vec::new()),
-        Value::Int(n) if coerce_more => Ok(n.to_string().into_bytes()),
-        Value::Float(f) if coerce_more => Ok(float_to_string(*f).into_bytes()),
-        Value::List(l) if coerce_more => {
+        View::Bool(b) if coerce_more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
+        View::Null if coerce_more => Ok(Vec::new()),
+        View::Int(n) if coerce_more => Ok(n.to_string().into_bytes()),
+        View::Float(f) if coerce_more => Ok(float_to_string(*f).into_bytes()),
+        View::List(l) if coerce_more => {
             let mut out = Vec::new();
             let n = l.len();
             for (i, x) in l.iter().enumerate() {
@@ -485,7 +492,7 @@ pub fn coerce_to_string(
                 out.extend_from_slice(&s);
                 if i + 1 < n {
                     let x = vm.force(x.clone())?;
-                    if !matches!(&x, Value::List(y) if y.is_empty()) {
+                    if !matches!(&x.view(), View::List(y) if y.is_empty()) {
                         out.push(b' ');
                     }
                 }
@@ -517,32 +524,32 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
     for p in parts.iter() {
         let p = vm.force(p.clone())?;
         if first {
-            first_type = match &p {
-                Value::Int(_) => "int",
-                Value::Float(_) => "float",
-                Value::Path(_) => "path",
+            first_type = match &p.view() {
+                View::Int(_) => "int",
+                View::Float(_) => "float",
+                View::Path(_) => "path",
                 _ => "string",
             };
         }
         match first_type {
-            "int" => match &p {
-                Value::Int(x) => match n.checked_add(*x) {
+            "int" => match &p.view() {
+                View::Int(x) => match n.checked_add(*x) {
                     Some(r) => n = r,
                     None => return err(format!("integer overflow in adding {} + {}", n, x)),
                 },
-                Value::Float(x) => {
+                View::Float(x) => {
                     first_type = "float";
                     nf = n as f64 + x;
                 }
                 other => return err(format!("cannot add {} to an integer", other.show_type())),
             },
-            "float" => match &p {
-                Value::Int(x) => nf += *x as f64,
-                Value::Float(x) => nf += x,
+            "float" => match &p.view() {
+                View::Int(x) => nf += *x as f64,
+                View::Float(x) => nf += x,
                 other => return err(format!("cannot add {} to a float", other.show_type())),
             },
-            _ => match &p {
-                Value::String(s) => {
+            _ => match &p.view() {
+                View::String(s) => {
                     if let Some(c) = s.context() {
                         ctx.extend(c.iter().cloned());
                     }

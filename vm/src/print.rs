@@ -3,6 +3,7 @@
 //! form used inside error messages (CppNix's `ValuePrinter` with its
 //! error-message limits).
 
+use crate::value::View;
 use crate::value::*;
 use nixvm_compiler::printer::{format_float_g, identifier, literal_string};
 use rustc_hash::FxHashSet;
@@ -26,14 +27,14 @@ fn ambiguous(
     depth: usize,
     holder: Option<usize>,
 ) {
-    match v {
-        Value::Int(n) => out.push_str(&n.to_string()),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::String(s) => out.push_str(&literal_string(&s.to_str())),
-        Value::Path(p) => out.push_str(p),
-        Value::Null => out.push_str("null"),
-        Value::Float(f) => out.push_str(&format_float_g(*f)),
-        Value::Attrs(a) => {
+    match &v.view() {
+        View::Int(n) => out.push_str(&n.to_string()),
+        View::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        View::String(s) => out.push_str(&literal_string(&s.to_str())),
+        View::Path(p) => out.push_str(p),
+        View::Null => out.push_str("null"),
+        View::Float(f) => out.push_str(&format_float_g(*f)),
+        View::Attrs(a) => {
             if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
                 out.push_str("«repeated»");
                 return;
@@ -49,7 +50,7 @@ fn ambiguous(
             }
             out.push('}');
         }
-        Value::List(l) => {
+        View::List(l) => {
             // The printed root is a copy in CppNix: it can never be seen again.
             let key = holder.unwrap_or(Rc::as_ptr(l) as usize);
             if !l.is_empty() && depth > 0 && !seen.insert(key) {
@@ -65,14 +66,14 @@ fn ambiguous(
             }
             out.push(']');
         }
-        Value::Thunk(t) => match t.done() {
+        View::Thunk(t) => match t.done() {
             Some(v) => ambiguous(out, &v, seen, depth, Some(t.as_ptr() as usize)),
             None if t.is_running() => out.push_str("«potential infinite recursion»"),
             None => out.push_str("<CODE>"),
         },
-        Value::Lambda(_) => out.push_str("<LAMBDA>"),
-        Value::PrimOp(_) => out.push_str("<PRIMOP>"),
-        Value::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
+        View::Lambda(_) => out.push_str("<LAMBDA>"),
+        View::PrimOp(_) => out.push_str("<PRIMOP>"),
+        View::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
     }
 }
 
@@ -96,8 +97,8 @@ struct Budget {
 }
 
 fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
-    match v {
-        Value::String(s) => {
+    match &v.view() {
+        View::String(s) => {
             let t = s.to_str();
             if t.len() > 1024 {
                 let cut: String = t.chars().take(1024).collect();
@@ -107,7 +108,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
                 out.push_str(&literal_string(&t));
             }
         }
-        Value::Attrs(a) => {
+        View::Attrs(a) => {
             if is_derivation_like(a) {
                 out.push_str("«derivation»");
                 return;
@@ -143,7 +144,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
             }
             out.push_str(" }");
         }
-        Value::List(l) => {
+        View::List(l) => {
             if depth >= MAX_DEPTH {
                 out.push_str("[ ... ]");
                 return;
@@ -169,12 +170,12 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
             }
             out.push_str(" ]");
         }
-        Value::Thunk(t) => match t.done() {
+        View::Thunk(t) => match t.done() {
             Some(v) => short(out, &v, depth, budget),
             None if t.is_running() => out.push_str("«potential infinite recursion»"),
             None => out.push_str("«thunk»"),
         },
-        Value::Lambda(c) => {
+        View::Lambda(c) => {
             out.push_str("«lambda");
             if let Some(n) = c.proto.name {
                 out.push(' ');
@@ -182,15 +183,24 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
             }
             out.push_str(&format!(" @ {}»", c.proto.source.describe(c.proto.span)));
         }
-        Value::PrimOp(p) => out.push_str(&format!("«primop {}»", p.name)),
-        Value::PrimOpApp(p) => out.push_str(&format!("«partially applied primop {}»", p.prim.name)),
-        other => ambiguous(out, other, &mut FxHashSet::default(), depth, None),
+        View::PrimOp(p) => out.push_str(&format!("«primop {}»", p.name)),
+        View::PrimOpApp(p) => out.push_str(&format!("«partially applied primop {}»", p.prim.name)),
+        other => ambiguous(
+            out,
+            &other.to_value(),
+            &mut FxHashSet::default(),
+            depth,
+            None,
+        ),
     }
 }
 
 fn is_derivation_like(a: &Attrs) -> bool {
-    match a.get(nixvm_compiler::symbol::known::TYPE) {
-        Some(Value::String(s)) => s.as_bytes() == b"derivation",
+    match (a.get(nixvm_compiler::symbol::known::TYPE))
+        .map(Value::view)
+        .as_ref()
+    {
+        Some(View::String(s)) => s.as_bytes() == b"derivation",
         _ => false,
     }
 }

@@ -9,6 +9,7 @@
 //! made as usual, so errors and their traces are unchanged.
 
 use crate::env::Env;
+use crate::value::{Owned, View};
 use crate::value::{PConst, Proto, Value};
 use nixvm_compiler::chunk::Op;
 
@@ -47,9 +48,9 @@ pub fn run(proto: &Proto, env: &Env) -> Option<Value> {
     let mut sp = 0usize;
     // A value an operation needs in normal form: evaluated, or give up.
     fn evaluated(v: &Value) -> Option<Value> {
-        match v {
-            Value::Thunk(t) => t.done(),
-            other => Some(other.clone()),
+        match &v.view() {
+            View::Thunk(t) => t.done(),
+            other => Some(other.to_value()),
         }
     }
     let code = &proto.code;
@@ -81,14 +82,14 @@ pub fn run(proto: &Proto, env: &Env) -> Option<Value> {
                 // A `let` or `rec` scope is built slot by slot and its unset slots
                 // hold null: a null may be a binding that does not exist yet.
                 let v = e.get(idx as usize);
-                if matches!(v, Value::Null) {
+                if matches!(v.view(), View::Null) {
                     return None;
                 }
                 stack[sp] = v;
                 sp += 1;
             }
             Op::Select(sym) => {
-                let Value::Attrs(a) = evaluated(&stack[sp.checked_sub(1)?])? else {
+                let Owned::Attrs(a) = evaluated(&stack[sp.checked_sub(1)?])?.unpack() else {
                     return None;
                 };
                 stack[sp - 1] = a.get(sym)?.clone();
@@ -97,9 +98,10 @@ pub fn run(proto: &Proto, env: &Env) -> Option<Value> {
                 if sp < 2 {
                     return None;
                 }
-                let (Value::Int(x), Value::Int(y)) =
-                    (evaluated(&stack[sp - 2])?, evaluated(&stack[sp - 1])?)
-                else {
+                let (Owned::Int(x), Owned::Int(y)) = (
+                    evaluated(&stack[sp - 2])?.unpack(),
+                    evaluated(&stack[sp - 1])?.unpack(),
+                ) else {
                     return None;
                 };
                 sp -= 1;

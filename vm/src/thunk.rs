@@ -2,8 +2,9 @@
 //! one heap block: a 4-byte reference count, a 4-byte tag and 16 bytes
 //! holding the state's data (none while it is being forced). A lazy builtin
 //! application (`map f xs` makes one per element) keeps its function and
-//! arguments inline in a block one or two values longer, instead of behind a
-//! second allocation: on NixOS a million of them held 45 MiB of boxes. NixOS
+//! argument inline in those 16 bytes (a second argument in one more value
+//! after them), instead of behind a second allocation: on NixOS a million of
+//! them held 45 MiB of boxes. NixOS
 //! evaluation keeps millions of thunks alive; as `Rc<UnsafeCell<enum>>` each
 //! took 48 bytes.
 
@@ -37,7 +38,8 @@ const APP: u32 = 2;
 const DONE: u32 = 3;
 const FAILED: u32 = 4;
 /// The tag's low byte is the state; the bits above count the block's extra
-/// values after `data` (0 for most thunks, 1 or 2 for an application).
+/// values after `data` (0 for most thunks, 1 for an application of two
+/// arguments).
 const STATE_MASK: u32 = 0xff;
 const EXTRA_SHIFT: u32 = 8;
 
@@ -45,15 +47,15 @@ const EXTRA_SHIFT: u32 = 8;
 struct Block {
     count: Cell<u32>,
     tag: Cell<u32>,
-    /// The data of the state `tag` names: `(Rc<Proto>, Env)`, `Value` (also
-    /// an application's function) or `Box<EvalError>`, each at most 16 bytes.
+    /// The data of the state `tag` names: `(Rc<Proto>, Env)`, `Value`, an
+    /// application's function and first argument, or `Box<EvalError>`.
     data: UnsafeCell<MaybeUninit<[u64; 2]>>,
 }
 
 const _: () = {
     assert!(std::mem::size_of::<Block>() == 24);
     assert!(std::mem::size_of::<(Rc<Proto>, Env)>() == 16);
-    assert!(std::mem::size_of::<Value>() == 16);
+    assert!(std::mem::size_of::<Value>() == 8);
     assert!(std::mem::size_of::<Box<EvalError>>() <= 16);
 };
 
@@ -86,7 +88,8 @@ pub(crate) enum Parts<'a> {
     Nothing,
 }
 
-/// A shared handle to a thunk.
+/// A shared handle to a thunk. Transparent: a thunk `Value` has its bits.
+#[repr(transparent)]
 pub struct Thunk(NonNull<Block>);
 
 impl Thunk {
@@ -108,11 +111,11 @@ impl Thunk {
         Thunk::with_extra(heap, 0, State::Pending(p, env))
     }
     pub fn app(heap: &Heap, f: Value, x: Value) -> Thunk {
-        Thunk::with_extra(heap, 1, State::App(f, x, None))
+        Thunk::with_extra(heap, 0, State::App(f, x, None))
     }
     /// `f x y`, as one thunk.
     pub fn app2(heap: &Heap, f: Value, x: Value, y: Value) -> Thunk {
-        Thunk::with_extra(heap, 2, State::App(f, x, Some(y)))
+        Thunk::with_extra(heap, 1, State::App(f, x, Some(y)))
     }
     pub fn evaluated(heap: &Heap, v: Value) -> Thunk {
         Thunk::with_extra(heap, 0, State::Done(v))
@@ -150,12 +153,11 @@ impl Thunk {
         self.block().tag.get() >> EXTRA_SHIFT
     }
 
-    /// The block's extra values, after `data`.
+    /// An application's values: its function, then its arguments (the
+    /// second, if any, in the block's extra value after `data`).
     #[inline]
-    fn extra_ptr(&self) -> *mut Value {
-        // SAFETY: in bounds of the block's allocation (its layout has room
-        // for `extra()` values there); only used when `extra() > 0`.
-        unsafe { (self.0.as_ptr() as *mut u8).add(std::mem::size_of::<Block>()) as *mut Value }
+    fn app_ptr(&self) -> *mut Value {
+        self.block().data.get() as *mut Value
     }
 
     /// Move the state out. The data is logically uninitialised until `put`.
@@ -173,9 +175,10 @@ impl Thunk {
             }
             RUNNING => State::Running,
             APP => {
-                let f = std::ptr::read(d as *const Value);
-                let x = std::ptr::read(self.extra_ptr());
-                let y = (self.extra() > 1).then(|| std::ptr::read(self.extra_ptr().add(1)));
+                let a = self.app_ptr();
+                let f = std::ptr::read(a);
+                let x = std::ptr::read(a.add(1));
+                let y = (self.extra() > 0).then(|| std::ptr::read(a.add(2)));
                 State::App(f, x, y)
             }
             FAILED => State::Failed(std::ptr::read(d as *const Box<EvalError>)),
@@ -196,13 +199,14 @@ impl Thunk {
             State::Running => RUNNING,
             State::App(f, x, y) => {
                 let room = self.extra();
-                assert!(room > y.is_some() as u32, "application fits its block");
-                std::ptr::write(d as *mut Value, f);
-                std::ptr::write(self.extra_ptr(), x);
-                if room > 1 {
+                assert!(room >= y.is_some() as u32, "application fits its block");
+                let a = self.app_ptr();
+                std::ptr::write(a, f);
+                std::ptr::write(a.add(1), x);
+                if room > 0 {
                     // An `f x` in a block made for `f x y` cannot happen; keep
                     // the slot initialised so `take` reads a value.
-                    std::ptr::write(self.extra_ptr().add(1), y.unwrap_or(Value::Null));
+                    std::ptr::write(a.add(2), y.unwrap_or(Value::Null));
                 }
                 APP
             }
@@ -294,8 +298,8 @@ impl Thunk {
                     Parts::Code(&pe.0, &pe.1)
                 }
                 APP => Parts::App(
-                    &*(d as *const Value),
-                    std::slice::from_raw_parts(self.extra_ptr(), self.extra() as usize),
+                    &*self.app_ptr(),
+                    std::slice::from_raw_parts(self.app_ptr().add(1), 1 + self.extra() as usize),
                 ),
                 DONE => Parts::Value(&*(d as *const Value)),
                 _ => Parts::Nothing,
@@ -353,6 +357,10 @@ impl Drop for Thunk {
 mod tests {
     use super::*;
 
+    fn int(v: &Value) -> Option<i64> {
+        v.as_int()
+    }
+
     #[test]
     fn states_round_trip() {
         let heap = Heap::new();
@@ -360,21 +368,28 @@ mod tests {
         assert!(t.done().is_none());
         let u = t.clone();
         match u.begin() {
-            Begin::App(Value::Int(1), Value::Int(2), None) => {}
+            Begin::App(f, x, None) => assert_eq!((int(&f), int(&x)), (Some(1), Some(2))),
             _ => panic!("expected the application"),
         }
         let t2 = Thunk::app2(&heap, Value::Int(1), Value::str("x"), Value::Int(3));
-        assert_eq!(t2.block_size(), 56);
+        assert_eq!(t2.block_size(), 32);
         match t2.parts() {
-            Parts::App(Value::Int(1), [Value::String(_), Value::Int(3)]) => {}
+            Parts::App(f, [x, y]) => {
+                assert_eq!((int(f), x.as_str(), int(y)), (Some(1), Some("x"), Some(3)))
+            }
             _ => panic!("expected the inline arguments"),
         }
         match t2.begin() {
-            Begin::App(Value::Int(1), Value::String(_), Some(Value::Int(3))) => {}
+            Begin::App(f, x, Some(y)) => {
+                assert_eq!(
+                    (int(&f), x.as_str(), int(&y)),
+                    (Some(1), Some("x"), Some(3))
+                )
+            }
             _ => panic!("expected the two-argument application"),
         }
         t2.set(Value::Int(9));
-        assert!(matches!(t2.done(), Some(Value::Int(9))));
+        assert_eq!(t2.done().as_ref().and_then(int), Some(9));
         // An application dropped unforced frees its arguments with it.
         drop(Thunk::app2(
             &heap,
@@ -391,12 +406,11 @@ mod tests {
             _ => panic!("expected the memoized failure"),
         }
         t.set(Value::Int(7));
-        assert!(matches!(u.done(), Some(Value::Int(7))));
-        assert!(matches!(u.begin(), Begin::Done(Value::Int(7))));
+        assert_eq!(u.done().as_ref().and_then(int), Some(7));
+        assert!(matches!(u.begin(), Begin::Done(v) if int(&v) == Some(7)));
         assert!(Thunk::ptr_eq(&t, &u));
-        assert!(matches!(
-            Thunk::evaluated(&heap, Value::Null).done(),
-            Some(Value::Null)
-        ));
+        assert!(Thunk::evaluated(&heap, Value::Null)
+            .done()
+            .is_some_and(|v| v.view().is_null()));
     }
 }

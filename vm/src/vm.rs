@@ -10,6 +10,7 @@ use crate::force::type_mismatch;
 pub use crate::state::{default_system, Settings, SourceFile, Stats};
 use crate::state::{Extensions, Positions};
 use crate::value::*;
+use crate::value::{Owned, View};
 use nixvm_compiler::chunk::{Chunk, ChunkKind, Const, Op};
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
@@ -73,7 +74,7 @@ pub struct Vm {
 macro_rules! force_slot {
     ($self:ident, $fi:expr, $idx:expr) => {{
         let idx = $idx;
-        if let Value::Thunk(t) = &$self.stack[idx] {
+        if let View::Thunk(t) = &$self.stack[idx].view() {
             let t = t.clone();
             match $self.demand(&t)? {
                 Some(v) => $self.stack[idx] = v,
@@ -451,14 +452,14 @@ impl Vm {
     /// Force a value to weak head normal form.
     #[inline]
     pub fn force(&mut self, v: Value) -> EvalResult<Value> {
-        match v {
-            Value::Thunk(t) => {
+        match v.unpack() {
+            Owned::Thunk(t) => {
                 if let Some(v) = t.done() {
                     return Ok(v);
                 }
                 self.force_thunk(&t)
             }
-            v => Ok(v),
+            v => Ok(Value::from(v)),
         }
     }
 
@@ -499,8 +500,8 @@ impl Vm {
     /// available at once, or None after pushing a frame that delivers it
     /// according to `kind`.
     pub fn apply(&mut self, f: Value, arg: Value, kind: FrameKind) -> EvalResult<Option<Value>> {
-        match f {
-            Value::Lambda(cl) => {
+        match f.unpack() {
+            Owned::Lambda(cl) => {
                 crate::cycles::maybe_collect(self);
                 if self.call_depth >= self.settings.max_call_depth {
                     return Err(EvalError::new(
@@ -529,7 +530,7 @@ impl Vm {
                 });
                 Ok(None)
             }
-            Value::PrimOp(p) => {
+            Owned::PrimOp(p) => {
                 if p.arity == 1 {
                     let mut args = [arg];
                     Ok(Some(self.call_prim(&p, &mut args)?))
@@ -540,7 +541,7 @@ impl Vm {
                     }))))
                 }
             }
-            Value::PrimOpApp(app) => {
+            Owned::PrimOpApp(app) => {
                 let mut args = Vec::with_capacity(app.args.len() + 1);
                 args.extend(app.args.iter().cloned());
                 args.push(arg);
@@ -554,19 +555,22 @@ impl Vm {
                     }))))
                 }
             }
-            Value::Attrs(a) if a.contains(known::FUNCTOR) => {
+            Owned::Attrs(a) if a.contains(known::FUNCTOR) => {
                 let functor = a.get(known::FUNCTOR).expect("checked").clone();
                 let partial = self.call(functor, Value::Attrs(a.clone()))?;
                 self.apply(partial, arg, kind)
             }
-            other => Err(EvalError::new(
-                ErrorKind::Type,
-                format!(
-                    "attempt to call something which is not a function but {}: {}",
-                    other.show_type(),
-                    self.show_value_short(&other)
-                ),
-            )),
+            other => {
+                let other = Value::from(other);
+                Err(EvalError::new(
+                    ErrorKind::Type,
+                    format!(
+                        "attempt to call something which is not a function but {}: {}",
+                        other.show_type(),
+                        self.show_value_short(&other)
+                    ),
+                ))
+            }
         }
     }
 
@@ -667,7 +671,7 @@ impl Vm {
                     // A forced thunk is replaced by its value in the slot: later reads
                     // skip the indirection, and the thunk is freed once nothing else
                     // holds it.
-                    if let Value::Thunk(t) = &v {
+                    if let View::Thunk(t) = &v.view() {
                         if let Some(d) = t.done() {
                             env.set(idx as usize, d.clone());
                             v = d;
@@ -688,7 +692,7 @@ impl Vm {
                             env = env.parent().cloned().expect("env depth");
                         }
                         let mut scope = env.get(0);
-                        if let Value::Thunk(t) = &scope {
+                        if let View::Thunk(t) = &scope.view() {
                             match self.demand(t)? {
                                 Some(v) => {
                                     env.set(0, v.clone());
@@ -700,14 +704,14 @@ impl Vm {
                                 }
                             }
                         }
-                        match &scope {
-                            Value::Attrs(a) => {
+                        match &scope.view() {
+                            View::Attrs(a) => {
                                 if let Some(v) = a.get(sym) {
                                     found = Some(v.clone());
                                     break;
                                 }
                             }
-                            other => return type_mismatch("a set", other),
+                            other => return type_mismatch("a set", &other.to_value()),
                         }
                     }
                     if retry {
@@ -797,20 +801,17 @@ impl Vm {
                     force_slot!(self, fi, len - 2);
                     let v = self.stack.pop().expect("value");
                     let name = self.stack.pop().expect("name");
-                    let name = match name {
-                        Value::Null => continue,
-                        Value::String(s) => s,
-                        other => return type_mismatch("a string", &other),
+                    let name = match name.unpack() {
+                        Owned::Null => continue,
+                        Owned::String(s) => s,
+                        other => return type_mismatch("a string", &Value::from(other)),
                     };
                     let sym = Symbol::intern(&name.to_str());
                     let file = self.frames[fi].proto.file;
                     let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
                     let pos = self.positions.intern(file, span);
                     let top = self.stack.last_mut().expect("attrs");
-                    let Value::Attrs(a) = top else {
-                        unreachable!("attrs under dynamic attr")
-                    };
-                    let a = Rc::make_mut(a);
+                    let a = top.make_attrs_mut().expect("attrs under dynamic attr");
                     if !a.insert_new(sym, v, pos) {
                         let prev = a.position(sym);
                         let prev = self.pos(prev).map(|p| self.show_pos(p));
@@ -839,12 +840,12 @@ impl Vm {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
-                    match &top {
-                        Value::Attrs(a) => match a.get(sym) {
+                    match &top.view() {
+                        View::Attrs(a) => match a.get(sym) {
                             Some(v) => self.stack.push(v.clone()),
                             None => return Err(self.missing_attr(sym)),
                         },
-                        other => return type_mismatch("a set", other),
+                        other => return type_mismatch("a set", &other.to_value()),
                     }
                 }
                 // `a.b or d` and a non-final step of `a ? b.c`: descend or jump.
@@ -852,8 +853,8 @@ impl Vm {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
-                    match &top {
-                        Value::Attrs(a) if a.contains(sym) => {
+                    match &top.view() {
+                        View::Attrs(a) if a.contains(sym) => {
                             self.stack.push(a.get(sym).expect("checked").clone())
                         }
                         _ => self.frames[fi].ip = target as usize,
@@ -866,16 +867,16 @@ impl Vm {
                     let name = self.stack.pop().expect("name");
                     let set = self.stack.pop().expect("set");
                     let sym = self.attr_name(&name)?;
-                    let found = match &set {
-                        Value::Attrs(a) => a.get(sym).cloned(),
+                    let found = match &set.view() {
+                        View::Attrs(a) => a.get(sym).cloned(),
                         _ => None,
                     };
                     match (found, op) {
                         (Some(v), _) => self.stack.push(v),
                         (None, Op::SelectDynOr(target)) => self.frames[fi].ip = target as usize,
-                        (None, _) => match &set {
-                            Value::Attrs(_) => return Err(self.missing_attr(sym)),
-                            other => return type_mismatch("a set", other),
+                        (None, _) => match &set.view() {
+                            View::Attrs(_) => return Err(self.missing_attr(sym)),
+                            other => return type_mismatch("a set", &other.to_value()),
                         },
                     }
                 }
@@ -883,7 +884,7 @@ impl Vm {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
-                    let b = matches!(&top, Value::Attrs(a) if a.contains(sym));
+                    let b = matches!(&top.view(), View::Attrs(a) if a.contains(sym));
                     self.stack.push(Value::Bool(b));
                 }
                 Op::HasAttrStepDyn(_) | Op::HasAttrDyn => {
@@ -893,8 +894,8 @@ impl Vm {
                     let name = self.stack.pop().expect("name");
                     let set = self.stack.pop().expect("set");
                     let sym = self.attr_name(&name)?;
-                    let found = match &set {
-                        Value::Attrs(a) => a.get(sym).cloned(),
+                    let found = match &set.view() {
+                        View::Attrs(a) => a.get(sym).cloned(),
                         _ => None,
                     };
                     match op {
@@ -942,9 +943,9 @@ impl Vm {
                 Op::JumpIfFalse(t) | Op::JumpIfTrue(t) => {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
-                    let b = match self.stack.pop().expect("condition") {
-                        Value::Bool(b) => b,
-                        other => return type_mismatch("a Boolean", &other),
+                    let b = match self.stack.pop().expect("condition").unpack() {
+                        Owned::Bool(b) => b,
+                        other => return type_mismatch("a Boolean", &Value::from(other)),
                     };
                     let jump_on = matches!(op, Op::JumpIfTrue(_));
                     if b == jump_on {
@@ -954,7 +955,10 @@ impl Vm {
                 Op::AssertBool => {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
-                    if let Some(other) = self.stack.last().filter(|v| !matches!(v, Value::Bool(_)))
+                    if let Some(other) = self
+                        .stack
+                        .last()
+                        .filter(|v| !matches!(&v.view(), View::Bool(_)))
                     {
                         return type_mismatch("a Boolean", other);
                     }
@@ -962,9 +966,9 @@ impl Vm {
                 Op::Not => {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
-                    match self.stack.pop().expect("operand") {
-                        Value::Bool(b) => self.stack.push(Value::Bool(!b)),
-                        other => return type_mismatch("a Boolean", &other),
+                    match self.stack.pop().expect("operand").unpack() {
+                        Owned::Bool(b) => self.stack.push(Value::Bool(!b)),
+                        other => return type_mismatch("a Boolean", &Value::from(other)),
                     }
                 }
                 Op::Add
@@ -1002,7 +1006,7 @@ impl Vm {
                     let base = len - n as usize;
                     let mut pending = false;
                     for i in base..len {
-                        if let Value::Thunk(t) = &self.stack[i] {
+                        if let View::Thunk(t) = &self.stack[i].view() {
                             let t = t.clone();
                             match self.demand(&t)? {
                                 Some(v) => self.stack[i] = v,
@@ -1024,9 +1028,9 @@ impl Vm {
                 Op::Assert(c) => {
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
-                    match self.stack.pop().expect("condition") {
-                        Value::Bool(true) => {}
-                        Value::Bool(false) => {
+                    match self.stack.pop().expect("condition").unpack() {
+                        Owned::Bool(true) => {}
+                        Owned::Bool(false) => {
                             let PConst::Text(t) = self.proto_const(fi, c) else {
                                 unreachable!("text constant")
                             };
@@ -1035,7 +1039,7 @@ impl Vm {
                                 format!("assertion '{}' failed", t),
                             ));
                         }
-                        other => return type_mismatch("a Boolean", &other),
+                        other => return type_mismatch("a Boolean", &Value::from(other)),
                     }
                 }
                 Op::AssertEq(c, at) => {
@@ -1073,11 +1077,12 @@ impl Vm {
                 }
                 Op::RecOverrides(c) => {
                     let overrides_sym = Symbol::intern("__overrides");
-                    let Some(Value::Attrs(set)) = self.stack.last().cloned() else {
+                    let Some(Owned::Attrs(set)) = (self.stack.last().cloned()).map(Value::unpack)
+                    else {
                         unreachable!("rec set")
                     };
                     let mut ov = set.get(overrides_sym).cloned().unwrap_or(Value::Null);
-                    if let Value::Thunk(t) = &ov {
+                    if let View::Thunk(t) = &ov.view() {
                         match self.demand(t)? {
                             Some(v) => ov = v,
                             None => {
@@ -1086,7 +1091,7 @@ impl Vm {
                             }
                         }
                     }
-                    let Value::Attrs(ov) = ov else {
+                    let View::Attrs(ov) = ov.view() else {
                         return type_mismatch("a set", &ov);
                     };
                     let proto = self.frames[fi].proto.clone();
@@ -1119,7 +1124,7 @@ impl Vm {
         let info = info.clone();
         let base = self.frames[fi].base;
         let arg = self.stack[base].clone();
-        let Value::Attrs(a) = &arg else {
+        let View::Attrs(a) = &arg.view() else {
             return type_mismatch("a set", &arg);
         };
         let env = self.frames[fi].env.clone();
@@ -1194,9 +1199,9 @@ impl Vm {
     }
 
     fn attr_name(&mut self, v: &Value) -> EvalResult<Symbol> {
-        match v {
-            Value::String(s) => Ok(Symbol::intern(&s.to_str())),
-            other => type_mismatch("a string", other),
+        match &v.view() {
+            View::String(s) => Ok(Symbol::intern(&s.to_str())),
+            other => type_mismatch("a string", &other.to_value()),
         }
     }
 
@@ -1205,17 +1210,17 @@ impl Vm {
     }
 
     fn add(&mut self, a: Value, b: Value) -> EvalResult<Value> {
-        match (&a, &b) {
-            (Value::Int(x), Value::Int(y)) => match x.checked_add(*y) {
+        match (&a.view(), &b.view()) {
+            (View::Int(x), View::Int(y)) => match x.checked_add(*y) {
                 Some(r) => Ok(Value::Int(r)),
                 None => Err(EvalError::new(
                     ErrorKind::Other,
                     format!("integer overflow in adding {} + {}", x, y),
                 )),
             },
-            (Value::Float(x), Value::Float(y)) => Ok(Value::Float(x + y)),
-            (Value::Int(x), Value::Float(y)) => Ok(Value::Float(*x as f64 + y)),
-            (Value::Float(x), Value::Int(y)) => Ok(Value::Float(x + *y as f64)),
+            (View::Float(x), View::Float(y)) => Ok(Value::Float(x + y)),
+            (View::Int(x), View::Float(y)) => Ok(Value::Float(*x as f64 + y)),
+            (View::Float(x), View::Int(y)) => Ok(Value::Float(x + *y as f64)),
             _ => crate::ops::concat_strings(self, vec![a, b], false),
         }
     }
@@ -1241,7 +1246,7 @@ impl Vm {
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
-        if !matches!(v, Value::Attrs(_) | Value::List(_)) {
+        if !matches!(&v.view(), View::Attrs(_) | View::List(_)) {
             return Ok(());
         }
         if self.call_depth >= self.settings.max_call_depth {
@@ -1261,8 +1266,8 @@ impl Vm {
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
-        match v {
-            Value::Attrs(a) => {
+        match &v.view() {
+            View::Attrs(a) => {
                 if !seen.insert(Rc::as_ptr(a) as usize) {
                     return Ok(());
                 }
@@ -1281,7 +1286,7 @@ impl Vm {
                     })?;
                 }
             }
-            Value::List(l) => {
+            View::List(l) => {
                 if !seen.insert(Rc::as_ptr(l) as usize) {
                     return Ok(());
                 }

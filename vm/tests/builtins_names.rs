@@ -8,7 +8,7 @@
 //! name CppNix does not, and when a listed name gets implemented (so the
 //! lists only ever shrink).
 
-use nixvm::{Evaluator, Value};
+use nixvm::{Evaluator, Value, View};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -73,7 +73,7 @@ fn builtins_and_global_names_match_cppnix() {
     let v = ev
         .eval_str("builtins", Path::new("/"))
         .expect("builtins evaluates");
-    let Value::Attrs(attrs) = v else {
+    let View::Attrs(attrs) = v.view() else {
         panic!("builtins is not a set")
     };
     let builtins: BTreeSet<String> = attrs.iter().map(|(k, _)| k.to_string()).collect();
@@ -104,5 +104,5 @@ fn embedder_builtins_are_added_under_builtins() {
     let v = ev
         .eval_str("builtins.answer + __answer", Path::new("/"))
         .expect("extra constant is visible");
-    assert!(matches!(v, Value::Int(84)), "{v:?}");
+    assert!(matches!(v.view(), View::Int(84)), "{v:?}");
 }

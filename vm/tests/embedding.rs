@@ -2,7 +2,7 @@
 //! made them (its heap keeps the pages they live in), and dropping an
 //! evaluator frees the cycles it made without touching what is still held.
 
-use nixvm::{Evaluator, Value};
+use nixvm::{Evaluator, Value, View};
 use std::path::Path;
 
 fn eval(ev: &mut Evaluator, src: &str) -> Value {
@@ -49,8 +49,8 @@ fn evaluators_come_and_go_and_their_cycles_with_them() {
 
 /// The value of a forced thunk (or the value itself).
 fn force_done(v: &Value) -> Value {
-    match v {
-        Value::Thunk(t) => t.done().expect("forced by force_deep"),
-        other => other.clone(),
+    match &v.view() {
+        View::Thunk(t) => t.done().expect("forced by force_deep"),
+        other => other.to_value(),
     }
 }

@@ -7,7 +7,7 @@
 //!   values, with the same types (an int stays an int, a float a float).
 
 use nixvm::print::{print_ambiguous, show_short};
-use nixvm::value::{Attrs, Value};
+use nixvm::value::{Attrs, Value, View};
 use nixvm::Evaluator;
 use nixvm_compiler::Symbol;
 use proptest::prelude::*;
@@ -136,24 +136,25 @@ fn cppnix_string_literal(s: &str) -> String {
 }
 
 fn forced(v: &Value) -> Value {
-    match v {
-        Value::Thunk(t) => t.done().expect("forced deeply"),
-        v => v.clone(),
+    match &v.view() {
+        View::Thunk(t) => t.done().expect("forced deeply"),
+        _ => v.clone(),
     }
 }
 
 /// Structural equality that also compares types and float bits.
 fn same(a: &Value, b: &Value) -> Result<(), String> {
-    match (forced(a), forced(b)) {
-        (Value::Null, Value::Null) => Ok(()),
-        (Value::Bool(x), Value::Bool(y)) if x == y => Ok(()),
-        (Value::Int(x), Value::Int(y)) if x == y => Ok(()),
-        (Value::Float(x), Value::Float(y)) if x.to_bits() == y.to_bits() => Ok(()),
-        (Value::String(x), Value::String(y)) if x.as_bytes() == y.as_bytes() => Ok(()),
-        (Value::List(x), Value::List(y)) if x.len() == y.len() => {
+    let (a, b) = (forced(a), forced(b));
+    match (&a.view(), &b.view()) {
+        (View::Null, View::Null) => Ok(()),
+        (View::Bool(x), View::Bool(y)) if x == y => Ok(()),
+        (View::Int(x), View::Int(y)) if x == y => Ok(()),
+        (View::Float(x), View::Float(y)) if x.to_bits() == y.to_bits() => Ok(()),
+        (View::String(x), View::String(y)) if x.as_bytes() == y.as_bytes() => Ok(()),
+        (View::List(x), View::List(y)) if x.len() == y.len() => {
             x.iter().zip(y.iter()).try_for_each(|(p, q)| same(p, q))
         }
-        (Value::Attrs(x), Value::Attrs(y)) if x.len() == y.len() => {
+        (View::Attrs(x), View::Attrs(y)) if x.len() == y.len() => {
             for (k, v) in x.iter() {
                 let w = y.get(k).ok_or_else(|| format!("attribute {k:?} lost"))?;
                 same(v, w)?;
@@ -161,7 +162,7 @@ fn same(a: &Value, b: &Value) -> Result<(), String> {
             Ok(())
         }
         (x, y) => Err(format!(
-            "{x:?} ({}) became {y:?} ({})",
+            "{a:?} ({}) became {b:?} ({})",
             x.type_of(),
             y.type_of()
         )),
@@ -205,7 +206,8 @@ proptest! {
         let mut ev = Evaluator::builder().build();
         let v = build(&mut ev, &g);
         let json = ev.to_json(v.clone(), true).map_err(|e| TestCaseError::fail(e.msg.clone()))?;
-        let Value::Attrs(b) = ev.vm.builtins.clone() else { panic!("builtins is a set") };
+        let builtins = ev.vm.builtins.clone();
+        let View::Attrs(b) = builtins.view() else { panic!("builtins is a set") };
         let from_json = b.get(Symbol::intern("fromJSON")).expect("fromJSON").clone();
         let back = ev
             .vm

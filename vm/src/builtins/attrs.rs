@@ -2,6 +2,7 @@
 
 use super::{type_mismatch, Registry};
 use crate::error::*;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
@@ -182,8 +183,8 @@ pub fn get_string_attr(vm: &mut Vm, s: &Attrs, name: &str) -> EvalResult<Option<
 }
 
 pub fn expect_attrs(v: &Value) -> EvalResult<Rc<Attrs>> {
-    match v {
-        Value::Attrs(a) => Ok(a.clone()),
-        other => type_mismatch("a set", other),
+    match &v.view() {
+        View::Attrs(a) => Ok(a.clone()),
+        other => type_mismatch("a set", &other.to_value()),
     }
 }

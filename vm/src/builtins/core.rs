@@ -3,6 +3,7 @@
 use super::{type_mismatch, Registry};
 use crate::error::*;
 use crate::value::*;
+use crate::value::{Owned, View};
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
@@ -23,48 +24,48 @@ pub fn register(r: &mut Registry, vm: &Vm) {
     r.prim("addErrorContext", 2, add_error_context);
     r.prim("typeOf", 1, type_of);
     r.prim("isNull", 1, |vm, a| {
-        Ok(Value::Bool(matches!(vm.force(a[0].clone())?, Value::Null)))
+        Ok(Value::Bool(vm.force(a[0].clone())?.view().is_null()))
     });
     r.prim("isInt", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::Int(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::Int(_)
         )))
     });
     r.prim("isFloat", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::Float(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::Float(_)
         )))
     });
     r.prim("isBool", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::Bool(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::Bool(_)
         )))
     });
     r.prim("isString", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::String(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::String(_)
         )))
     });
     r.prim("isPath", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::Path(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::Path(_)
         )))
     });
     r.prim("isList", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::List(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::List(_)
         )))
     });
     r.prim("isAttrs", 1, |vm, a| {
         Ok(Value::Bool(matches!(
-            vm.force(a[0].clone())?,
-            Value::Attrs(_)
+            vm.force(a[0].clone())?.unpack(),
+            Owned::Attrs(_)
         )))
     });
     r.prim("isFunction", 1, |vm, a| {
@@ -161,9 +162,9 @@ fn deep_seq(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn trace_message(vm: &mut Vm, v: &Value) -> EvalResult<String> {
     let v = vm.force(v.clone())?;
-    Ok(match &v {
-        Value::String(s) => s.to_str().into_owned(),
-        other => crate::print::show_short(other),
+    Ok(match &v.view() {
+        View::String(s) => s.to_str().into_owned(),
+        other => crate::print::show_short(&other.to_value()),
     })
 }
 
@@ -179,7 +180,7 @@ fn trace_verbose(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn warn(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let msg = vm.force(a[0].clone())?;
-    let Value::String(s) = &msg else {
+    let View::String(s) = &msg.view() else {
         return type_mismatch("a string", &msg);
     };
     let text = s.to_str().into_owned();
@@ -208,7 +209,7 @@ fn add_error_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     match vm.force(a[1].clone()) {
         Ok(v) => Ok(v),
         Err(mut e) => {
-            if let Ok(Value::String(s)) = vm.force(a[0].clone()) {
+            if let Ok(View::String(s)) = vm.force(a[0].clone()).as_ref().map(Value::view) {
                 e.trace.push(TraceEntry {
                     msg: s.to_str().into_owned(),
                     pos: None,
@@ -230,16 +231,16 @@ fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
 }
 
 fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64) -> EvalResult<Value> {
-    match vm.force(a[0].clone())? {
-        Value::Int(n) => Ok(Value::Int(n)),
-        Value::Float(x) => {
+    match vm.force(a[0].clone())?.unpack() {
+        Owned::Int(n) => Ok(Value::Int(n)),
+        Owned::Float(x) => {
             let r = f(x);
             if !(-9.223372036854776e18..9.223372036854776e18).contains(&r) {
                 return err(format!("NixFloat ({}) could not be cast to a NixInt", x));
             }
             Ok(Value::Int(r as i64))
         }
-        other => type_mismatch("a float", &other),
+        other => type_mismatch("a float", &Value::from(other)),
     }
 }
 
@@ -268,9 +269,9 @@ fn real_path(vm: &mut Vm, v: &Value) -> EvalResult<String> {
 
 fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
-    let must_be_dir = match &v {
-        Value::Path(p) => p.ends_with('/') && p.len() > 1,
-        Value::String(s) => s.as_bytes().ends_with(b"/") || s.as_bytes().ends_with(b"/."),
+    let must_be_dir = match &v.view() {
+        View::Path(p) => p.ends_with('/') && p.len() > 1,
+        View::String(s) => s.as_bytes().ends_with(b"/") || s.as_bytes().ends_with(b"/."),
         _ => false,
     };
     let p = real_path(vm, &v)?;
@@ -361,7 +362,7 @@ use crate::storeglue::base_name;
 
 fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
-    if let Value::Path(p) = &v {
+    if let View::Path(p) = &v.view() {
         return Ok(Value::str(base_name(p)));
     }
     let mut ctx = Context::new();
@@ -375,7 +376,7 @@ fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn dir_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
-    if let Value::Path(p) = &v {
+    if let View::Path(p) = &v.view() {
         let d = match p.rfind('/') {
             Some(0) | None => "/".to_string(),
             Some(i) => p[..i].to_string(),
@@ -399,8 +400,8 @@ fn to_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    match vm.force(a[0].clone())? {
-        Value::Lambda(c) => {
+    match vm.force(a[0].clone())?.unpack() {
+        Owned::Lambda(c) => {
             let Some(f) = c.proto.formals() else {
                 return Ok(Value::attrs(Attrs::new()));
             };
@@ -419,7 +420,7 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             let attrs = Attrs::from_sorted_attrs(entries);
             Ok(Value::attrs(attrs))
         }
-        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
+        Owned::PrimOp(_) | Owned::PrimOpApp(_) => Ok(Value::attrs(Attrs::new())),
         // CppNix's wording, also for a set with `__functor`.
         _ => type_err("'functionArgs' requires a function"),
     }

@@ -7,6 +7,7 @@
 
 use crate::error::*;
 use crate::value::*;
+use crate::value::{Owned, View};
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
@@ -454,7 +455,7 @@ fn attr_into_drv(
     sp: &mut Special,
     json_entries: &mut Vec<(String, String)>,
 ) -> EvalResult<()> {
-    if ignore_nulls && matches!(vm.force(v.clone())?, Value::Null) {
+    if ignore_nulls && vm.force(v.clone())?.view().is_null() {
         return Ok(());
     }
     match key {
@@ -570,17 +571,17 @@ fn collect_json_context(vm: &mut Vm, v: &Value, ctx: &mut Context, depth: usize)
         return err("stack overflow");
     }
     let v = vm.force(v.clone())?;
-    match &v {
-        Value::String(s) => {
+    match &v.view() {
+        View::String(s) => {
             if let Some(c) = s.context() {
                 ctx.extend(c.iter().cloned());
             }
         }
-        Value::Path(p) => {
+        View::Path(p) => {
             let sp = crate::storeglue::copy_path_to_store(vm, p)?;
             ctx.insert(Rc::from(sp.as_str()));
         }
-        Value::Attrs(a) => {
+        View::Attrs(a) => {
             if a.contains(known::TO_STRING) || a.contains(known::OUT_PATH) {
                 crate::ops::coerce_to_string(vm, &v, ctx, false, true)?;
             } else {
@@ -589,7 +590,7 @@ fn collect_json_context(vm: &mut Vm, v: &Value, ctx: &mut Context, depth: usize)
                 }
             }
         }
-        Value::List(l) => {
+        View::List(l) => {
             for x in l.iter() {
                 collect_json_context(vm, x, ctx, depth + 1)?;
             }
@@ -915,8 +916,8 @@ fn add_to_writable_store(
 
 fn is_derivation(vm: &mut Vm, a: &Attrs) -> EvalResult<bool> {
     match a.get(known::TYPE) {
-        Some(t) => match vm.force(t.clone())? {
-            Value::String(s) => Ok(s.as_bytes() == b"derivation"),
+        Some(t) => match vm.force(t.clone())?.unpack() {
+            Owned::String(s) => Ok(s.as_bytes() == b"derivation"),
             _ => Ok(false),
         },
         None => Ok(false),
@@ -958,8 +959,8 @@ impl Found {
 }
 
 fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Found) -> EvalResult<()> {
-    match vm.force(v)? {
-        Value::Attrs(a) => {
+    match vm.force(v)?.unpack() {
+        Owned::Attrs(a) => {
             if is_derivation(vm, &a)? {
                 return out.add(vm, &a);
             }
@@ -974,18 +975,18 @@ fn get_derivations(vm: &mut Vm, v: Value, top: bool, out: &mut Found) -> EvalRes
             }
             for (_, x) in a.sorted_by_name() {
                 let x = vm.force(x.clone())?;
-                if let Value::Attrs(_) = &x {
+                if let View::Attrs(_) = &x.view() {
                     get_derivations(vm, x, false, out)?;
                 }
             }
             Ok(())
         }
-        Value::List(l) => {
+        Owned::List(l) => {
             for x in l.iter() {
                 let x = vm.force(x.clone())?;
-                match &x {
-                    Value::Attrs(b) if is_derivation(vm, b)? => out.add(vm, b)?,
-                    Value::Attrs(_) | Value::List(_) => get_derivations(vm, x, true, out)?,
+                match &x.view() {
+                    View::Attrs(b) if is_derivation(vm, b)? => out.add(vm, b)?,
+                    View::Attrs(_) | View::List(_) => get_derivations(vm, x, true, out)?,
                     _ => return err(
                         "expression does not evaluate to a derivation (or a set or list of those)",
                     ),

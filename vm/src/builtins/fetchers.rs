@@ -16,6 +16,7 @@ use super::flake::{Attr, FAttrs};
 use super::Registry;
 use crate::error::*;
 use crate::storeglue::{add_fetched_path, fetch_staging_path, FetchedPath};
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::Symbol;
@@ -555,9 +556,9 @@ fn fetch_url_like(
     let mut url: Option<String> = None;
     let mut expected: Option<Hash> = None;
     let mut name = default_name.to_string();
-    let is_attrs = matches!(v, Value::Attrs(_));
+    let is_attrs = matches!(v.view(), View::Attrs(_));
     let mut name_passed = false;
-    if let Value::Attrs(attrs) = &v {
+    if let View::Attrs(attrs) = &v.view() {
         for (sym, val) in attrs.sorted_by_name() {
             match sym.as_str() {
                 "url" => {
@@ -872,7 +873,7 @@ fn collect_input(vm: &mut Vm, arg: &Value, p: &TreeParams) -> EvalResult<FAttrs>
     };
     let v = vm.force(arg.clone())?;
     let mut attrs = FAttrs::new();
-    if let Value::Attrs(set) = &v {
+    if let View::Attrs(set) = &v.view() {
         let mut ty: Option<String> = p.is_fetch_git.then(|| "git".to_string());
         if let Some(t) = set.get(Symbol::intern("type")) {
             if ty.is_some() {
@@ -894,8 +895,8 @@ fn collect_input(vm: &mut Vm, arg: &Value, p: &TreeParams) -> EvalResult<FAttrs>
                 continue;
             }
             let val = vm.force(val.clone())?;
-            match &val {
-                Value::Path(_) | Value::String(_) => {
+            match &val.view() {
+                View::Path(_) | View::String(_) => {
                     let mut ctx = Context::new();
                     let s = crate::ops::coerce_to_string(vm, &val, &mut ctx, false, false)?;
                     let s = String::from_utf8_lossy(&s).into_owned();
@@ -906,10 +907,10 @@ fn collect_input(vm: &mut Vm, arg: &Value, p: &TreeParams) -> EvalResult<FAttrs>
                     };
                     attrs.insert(name.to_string(), Attr::Str(s));
                 }
-                Value::Bool(b) => {
+                View::Bool(b) => {
                     attrs.insert(name.to_string(), Attr::Bool(*b));
                 }
-                Value::Int(n) => {
+                View::Int(n) => {
                     if *n < 0 {
                         return err(format!(
                             "negative value given for '{fetcher}' argument '{name}': {n}"
@@ -1769,12 +1770,12 @@ fn hg_missing() -> Box<EvalError> {
 
 fn fetch_mercurial(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
-    let url_v = match &v {
-        Value::Attrs(set) => match set.get(Symbol::intern("url")) {
+    let url_v = match &v.view() {
+        View::Attrs(set) => match set.get(Symbol::intern("url")) {
             Some(u) => u.clone(),
             None => return err("'url' argument required"),
         },
-        other => other.clone(),
+        other => other.to_value(),
     };
     let mut ctx = Context::new();
     let url = crate::ops::coerce_to_string(vm, &url_v, &mut ctx, false, false)?;

@@ -3,6 +3,7 @@
 
 use super::Registry;
 use crate::error::*;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::Symbol;
@@ -364,8 +365,8 @@ fn flake_ref_to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut attrs = FAttrs::new();
     for (name, v) in input.sorted_by_name() {
         let v = vm.force(v.clone())?;
-        let a = match &v {
-            Value::Int(n) => {
+        let a = match &v.view() {
+            View::Int(n) => {
                 if *n < 0 {
                     return err(format!(
                         "negative value given for flake ref attr {}: {}",
@@ -374,8 +375,8 @@ fn flake_ref_to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 }
                 Attr::Int(*n as u64)
             }
-            Value::Bool(b) => Attr::Bool(*b),
-            Value::String(s) => Attr::Str(s.to_str().into_owned()),
+            View::Bool(b) => Attr::Bool(*b),
+            View::String(s) => Attr::Str(s.to_str().into_owned()),
             other => {
                 return err(format!(
                     "flake reference attribute sets may only contain integers, Booleans, and strings, but attribute '{}' is {}",
@@ -458,10 +459,10 @@ struct DeclaredInput {
 }
 
 fn attr_of(v: &Value) -> Option<Attr> {
-    match v {
-        Value::String(s) => Some(Attr::Str(s.to_str().into_owned())),
-        Value::Int(n) if *n >= 0 => Some(Attr::Int(*n as u64)),
-        Value::Bool(b) => Some(Attr::Bool(*b)),
+    match &v.view() {
+        View::String(s) => Some(Attr::Str(s.to_str().into_owned())),
+        View::Int(n) if *n >= 0 => Some(Attr::Int(*n as u64)),
+        View::Bool(b) => Some(Attr::Bool(*b)),
         _ => None,
     }
 }
@@ -593,7 +594,7 @@ fn declared_inputs(vm: &mut Vm, flake: &Rc<Attrs>) -> EvalResult<Vec<DeclaredInp
         return Ok(out);
     };
     let outputs = vm.force(outputs)?;
-    if let Value::Lambda(c) = &outputs {
+    if let View::Lambda(c) = &outputs.view() {
         if let Some(f) = c.proto.formals() {
             for formal in &f.formals {
                 let n = formal.name.as_str().to_string();
@@ -867,8 +868,8 @@ pub(crate) fn get_flake(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         overrides.push((Symbol::intern(&key), override_of(info, String::new())));
     }
     let root = Value::attrs(Attrs::from_unsorted(overrides));
-    let fetch = match &vm.builtins {
-        Value::Attrs(b) => b.get(Symbol::intern("fetchTree")).cloned(),
+    let fetch = match &vm.builtins.view() {
+        View::Attrs(b) => b.get(Symbol::intern("fetchTree")).cloned(),
         _ => None,
     };
     let Some(fetch) = fetch else {

@@ -5,6 +5,7 @@
 //! round-trip form with nlohmann's layout rules, objects ordered by key.
 
 use crate::error::*;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
@@ -107,20 +108,20 @@ impl JsonWriter {
         copy_to_store: bool,
     ) -> EvalResult<()> {
         let v = vm.force(v)?;
-        match &v {
-            Value::Null => self.out.extend_from_slice(b"null"),
-            Value::Bool(b) => self
+        match &v.view() {
+            View::Null => self.out.extend_from_slice(b"null"),
+            View::Bool(b) => self
                 .out
                 .extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int(n) => self.out.extend_from_slice(n.to_string().as_bytes()),
-            Value::Float(f) => self.out.extend_from_slice(json_float(*f).as_bytes()),
-            Value::String(s) => {
+            View::Int(n) => self.out.extend_from_slice(n.to_string().as_bytes()),
+            View::Float(f) => self.out.extend_from_slice(json_float(*f).as_bytes()),
+            View::String(s) => {
                 if let Some(c) = s.context() {
                     self.ctx.extend(c.iter().cloned());
                 }
                 self.string(s.as_bytes());
             }
-            Value::Path(p) => {
+            View::Path(p) => {
                 if copy_to_store {
                     let sp = crate::storeglue::copy_path_to_store(vm, p)?;
                     self.ctx.insert(Rc::from(sp.as_str()));
@@ -129,7 +130,7 @@ impl JsonWriter {
                     self.string(p.as_bytes());
                 }
             }
-            Value::List(l) => {
+            View::List(l) => {
                 self.out.push(b'[');
                 for (i, x) in l.iter().enumerate() {
                     if i > 0 {
@@ -144,11 +145,11 @@ impl JsonWriter {
                 }
                 self.out.push(b']');
             }
-            Value::Attrs(_) => {
+            View::Attrs(_) => {
                 let mut came_through_to_string = false;
                 let peeled = peel(vm, v.clone(), &mut came_through_to_string)?;
-                match &peeled {
-                    Value::Attrs(a) => {
+                match &peeled.view() {
+                    View::Attrs(a) => {
                         self.out.push(b'{');
                         let mut first = true;
                         for (name, x) in a.sorted_by_name() {
@@ -174,19 +175,19 @@ impl JsonWriter {
                     }
                 }
             }
-            Value::PrimOp(p) => {
+            View::PrimOp(p) => {
                 return type_err(format!(
                     "cannot convert the built-in function '{}' to JSON",
                     p.name
                 ));
             }
-            Value::PrimOpApp(app) => {
+            View::PrimOpApp(app) => {
                 return type_err(format!(
                     "cannot convert the partially applied built-in function '{}' to JSON",
                     app.prim.name
                 ));
             }
-            Value::Lambda(_) | Value::Thunk(_) => {
+            View::Lambda(_) | View::Thunk(_) => {
                 return type_err(format!("cannot convert {} to JSON", v.show_type()));
             }
         }
@@ -207,9 +208,9 @@ impl JsonWriter {
 /// with the return-type check enabled.
 fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
     let v = vm.force(v)?;
-    let a = match &v {
-        Value::Attrs(a) => a.clone(),
-        Value::String(_) | Value::Path(_) => return Ok(v),
+    let a = match &v.view() {
+        View::Attrs(a) => a.clone(),
+        View::String(_) | View::Path(_) => return Ok(v),
         _ => {
             if *came {
                 return type_err(format!(
@@ -552,15 +553,17 @@ mod tests {
 
     #[test]
     fn negative_zero_integer() {
-        assert!(matches!(parse_json(b"-0").unwrap(), Value::Int(0)));
+        assert!(matches!(parse_json(b"-0").unwrap().unpack(), Owned::Int(0)));
         assert!(matches!(
-            parse_json(b"[\"-0\", -0.0]").unwrap(),
-            Value::List(_)
+            parse_json(b"[\"-0\", -0.0]").unwrap().unpack(),
+            Owned::List(_)
         ));
         assert!(parse_json(b"-01").is_err());
         let v = parse_json(b"[-0.0]").unwrap();
-        match v {
-            Value::List(l) => assert!(matches!(l[0], Value::Float(f) if f.is_sign_negative())),
+        match v.unpack() {
+            Owned::List(l) => {
+                assert!(matches!(l[0].view(), View::Float(f) if f.is_sign_negative()))
+            }
             _ => panic!(),
         }
     }

@@ -3,6 +3,7 @@
 
 use super::Registry;
 use crate::error::*;
+use crate::value::Owned;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
@@ -52,10 +53,10 @@ fn filter(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut all = true;
     for x in l.iter() {
         let r = vm.call(f.clone(), x.clone())?;
-        match r {
-            Value::Bool(true) => out.push(x.clone()),
-            Value::Bool(false) => all = false,
-            other => return super::type_mismatch("a Boolean", &other),
+        match r.unpack() {
+            Owned::Bool(true) => out.push(x.clone()),
+            Owned::Bool(false) => all = false,
+            other => return super::type_mismatch("a Boolean", &Value::from(other)),
         }
     }
     if all {

@@ -2,6 +2,7 @@
 
 use super::Registry;
 use crate::error::*;
+use crate::value::Owned;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::Symbol;
@@ -65,14 +66,14 @@ fn concat_strings_sep(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             out.extend_from_slice(&sep);
         }
         // Strings (the common case) are appended in place rather than copied out first.
-        match vm.force(x.clone())? {
-            Value::String(s) => {
+        match vm.force(x.clone())?.unpack() {
+            Owned::String(s) => {
                 out.extend_from_slice(s.as_bytes());
                 if let Some(c) = s.context() {
                     ctx.extend(c.iter().cloned());
                 }
             }
-            other => out.extend_from_slice(&vm.coerce_string(&other, &mut ctx)?),
+            other => out.extend_from_slice(&vm.coerce_string(&Value::from(other), &mut ctx)?),
         }
     }
     Ok(Value::bytes(out, ctx_box(ctx)))

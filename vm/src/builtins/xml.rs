@@ -2,6 +2,7 @@
 //! two-space indentation, element attributes sorted by name.
 
 use crate::error::*;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::ast::Span;
@@ -145,38 +146,38 @@ impl XmlWriter {
         } else {
             // CppNix allocates lambdas inside sets and lists as thunks,
             // which a lazy printout shows as unevaluated.
-            if self.depth > 1 && matches!(v, Value::Lambda(_)) {
+            if self.depth > 1 && matches!(v.view(), View::Lambda(_)) {
                 self.empty_element("unevaluated", &[]);
                 return Ok(());
             }
             peek(&v)
         };
-        match &v {
-            Value::Int(n) => self.empty_element("int", &[("value", n.to_string().into_bytes())]),
-            Value::Bool(b) => self.empty_element(
+        match &v.view() {
+            View::Int(n) => self.empty_element("int", &[("value", n.to_string().into_bytes())]),
+            View::Bool(b) => self.empty_element(
                 "bool",
                 &[("value", if *b { "true" } else { "false" }.into())],
             ),
-            Value::String(s) => {
+            View::String(s) => {
                 if let Some(c) = s.context() {
                     self.ctx.extend(c.iter().cloned());
                 }
                 self.empty_element("string", &[("value", s.as_bytes().to_vec())]);
             }
-            Value::Path(p) => self.empty_element("path", &[("value", p.as_bytes().to_vec())]),
-            Value::Null => self.empty_element("null", &[]),
-            Value::Float(f) => self.empty_element(
+            View::Path(p) => self.empty_element("path", &[("value", p.as_bytes().to_vec())]),
+            View::Null => self.empty_element("null", &[]),
+            View::Float(f) => self.empty_element(
                 "float",
                 &[(
                     "value",
                     nixvm_compiler::printer::format_float_g(*f).into_bytes(),
                 )],
             ),
-            Value::Attrs(a) => {
+            View::Attrs(a) => {
                 let is_drv = match a.get(known::TYPE) {
                     Some(t) => {
                         let t = vm.force(t.clone())?;
-                        matches!(&t, Value::String(s) if s.as_bytes() == b"derivation")
+                        matches!(&t.view(), View::String(s) if s.as_bytes() == b"derivation")
                     }
                     None => false,
                 };
@@ -189,7 +190,7 @@ impl XmlWriter {
                         } else {
                             peek(d)
                         };
-                        if let Value::String(s) = &d {
+                        if let View::String(s) = &d.view() {
                             drv_path = s.as_bytes().to_vec();
                             xattrs.push(("drvPath", drv_path.clone()));
                         }
@@ -200,7 +201,7 @@ impl XmlWriter {
                         } else {
                             peek(o)
                         };
-                        if let Value::String(s) = &o {
+                        if let View::String(s) = &o.view() {
                             xattrs.push(("outPath", s.as_bytes().to_vec()));
                         }
                     }
@@ -217,14 +218,14 @@ impl XmlWriter {
                     self.close_element();
                 }
             }
-            Value::List(l) => {
+            View::List(l) => {
                 self.open_element("list", &[]);
                 for x in l.iter() {
                     self.value(vm, x.clone())?;
                 }
                 self.close_element();
             }
-            Value::Lambda(c) => {
+            View::Lambda(c) => {
                 let mut xattrs = Vec::new();
                 if self.location {
                     self.pos_attrs(vm, c.proto.file, c.proto.span, &mut xattrs);
@@ -256,7 +257,7 @@ impl XmlWriter {
                 }
                 self.close_element();
             }
-            Value::PrimOp(_) | Value::PrimOpApp(_) | Value::Thunk(_) => {
+            View::PrimOp(_) | View::PrimOpApp(_) | View::Thunk(_) => {
                 self.empty_element("unevaluated", &[]);
             }
         }
@@ -281,8 +282,8 @@ impl XmlWriter {
 
 /// A value without forcing: evaluated thunks show their value.
 fn peek(v: &Value) -> Value {
-    match v {
-        Value::Thunk(t) => match t.done() {
+    match &v.view() {
+        View::Thunk(t) => match t.done() {
             Some(x) => peek(&x),
             None => v.clone(),
         },

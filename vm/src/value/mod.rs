@@ -1,8 +1,8 @@
-//! Runtime values. `Value` is 16 bytes: scalars inline, everything else
-//! behind one reference-counted pointer (`Rc`, or the compact blocks of
-//! `thunk.rs` and `env.rs`). Cycles (a scope holding a closure or thunk that
-//! captured it) are not freed: nixvm has no cycle collector yet, which is
-//! why long walks such as `nix-env -qa` need more memory than CppNix's.
+//! Runtime values: what a `Value` points at (strings, sets, lists,
+//! closures, builtins) and the constructors and accessors shared by every
+//! kind. `Value` itself is 8 bytes (`repr.rs`): scalars inline, everything
+//! else behind one reference-counted pointer (`Rc`, or the compact blocks of
+//! `thunk.rs` and `env.rs`); `cycles.rs` frees the reference cycles.
 
 use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
@@ -401,21 +401,8 @@ pub struct PrimOpApp {
 
 pub use crate::thunk::{Begin, Thunk};
 
-#[derive(Clone)]
-pub enum Value {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    String(Rc<NixStr>),
-    Path(Rc<String>),
-    Attrs(Rc<Attrs>),
-    List(Rc<Vec<Value>>),
-    Lambda(Rc<Closure>),
-    PrimOp(Rc<PrimOp>),
-    PrimOpApp(Rc<PrimOpApp>),
-    Thunk(Thunk),
-}
+mod repr;
+pub use repr::{Owned, Ref, ThunkRef, Value, View};
 
 impl Value {
     pub fn str(s: &str) -> Value {
@@ -440,66 +427,77 @@ impl Value {
         Value::List(Rc::new(v))
     }
     pub fn is_thunk(&self) -> bool {
-        matches!(self, Value::Thunk(_))
+        matches!(&self.view(), View::Thunk(_))
     }
     pub fn is_function(&self) -> bool {
         matches!(
-            self,
-            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_)
+            &self.view(),
+            View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_)
         )
     }
 
     /// The name `builtins.typeOf` gives.
     pub fn type_of(&self) -> &'static str {
+        self.view().type_of()
+    }
+    /// The phrase CppNix uses in type errors ("an integer", "a set", ...).
+    pub fn show_type(&self) -> &'static str {
+        self.view().show_type()
+    }
+}
+
+impl View<'_> {
+    /// The name `builtins.typeOf` gives.
+    pub fn type_of(&self) -> &'static str {
         match self {
-            Value::Null => "null",
-            Value::Bool(_) => "bool",
-            Value::Int(_) => "int",
-            Value::Float(_) => "float",
-            Value::String(_) => "string",
-            Value::Path(_) => "path",
-            Value::Attrs(_) => "set",
-            Value::List(_) => "list",
-            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
-            Value::Thunk(_) => "thunk",
+            View::Null => "null",
+            View::Bool(_) => "bool",
+            View::Int(_) => "int",
+            View::Float(_) => "float",
+            View::String(_) => "string",
+            View::Path(_) => "path",
+            View::Attrs(_) => "set",
+            View::List(_) => "list",
+            View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_) => "lambda",
+            View::Thunk(_) => "thunk",
         }
     }
 
     /// The phrase CppNix uses in type errors ("an integer", "a set", ...).
     pub fn show_type(&self) -> &'static str {
         match self {
-            Value::Null => "null",
-            Value::Bool(_) => "a Boolean",
-            Value::Int(_) => "an integer",
-            Value::Float(_) => "a float",
-            Value::String(s) if s.has_context() => "a string with context",
-            Value::String(_) => "a string",
-            Value::Path(_) => "a path",
-            Value::Attrs(_) => "a set",
-            Value::List(_) => "a list",
-            Value::Lambda(_) => "a function",
-            Value::PrimOp(_) => "a built-in function",
-            Value::PrimOpApp(_) => "a partially applied built-in function",
-            Value::Thunk(_) => "a thunk",
+            View::Null => "null",
+            View::Bool(_) => "a Boolean",
+            View::Int(_) => "an integer",
+            View::Float(_) => "a float",
+            View::String(s) if s.has_context() => "a string with context",
+            View::String(_) => "a string",
+            View::Path(_) => "a path",
+            View::Attrs(_) => "a set",
+            View::List(_) => "a list",
+            View::Lambda(_) => "a function",
+            View::PrimOp(_) => "a built-in function",
+            View::PrimOpApp(_) => "a partially applied built-in function",
+            View::Thunk(_) => "a thunk",
         }
     }
 }
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Null => write!(f, "null"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Int(n) => write!(f, "{n}"),
-            Value::Float(x) => write!(f, "{x}"),
-            Value::String(s) => write!(f, "{:?}", s.to_str()),
-            Value::Path(p) => write!(f, "{p}"),
-            Value::Attrs(a) => write!(f, "{{ {} attrs }}", a.len()),
-            Value::List(l) => write!(f, "[ {} items ]", l.len()),
-            Value::Lambda(_) => write!(f, "<LAMBDA>"),
-            Value::PrimOp(p) => write!(f, "<PRIMOP {}>", p.name),
-            Value::PrimOpApp(_) => write!(f, "<PRIMOP-APP>"),
-            Value::Thunk(_) => write!(f, "<thunk>"),
+        match &self.view() {
+            View::Null => write!(f, "null"),
+            View::Bool(b) => write!(f, "{b}"),
+            View::Int(n) => write!(f, "{n}"),
+            View::Float(x) => write!(f, "{x}"),
+            View::String(s) => write!(f, "{:?}", s.to_str()),
+            View::Path(p) => write!(f, "{p}"),
+            View::Attrs(a) => write!(f, "{{ {} attrs }}", a.len()),
+            View::List(l) => write!(f, "[ {} items ]", l.len()),
+            View::Lambda(_) => write!(f, "<LAMBDA>"),
+            View::PrimOp(p) => write!(f, "<PRIMOP {}>", p.name),
+            View::PrimOpApp(_) => write!(f, "<PRIMOP-APP>"),
+            View::Thunk(_) => write!(f, "<thunk>"),
         }
     }
 }
@@ -508,41 +506,41 @@ impl fmt::Debug for Value {
 /// `None` (force it first with `Evaluator::force` or `Evaluator::force_deep`).
 impl Value {
     pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Value::Bool(b) => Some(*b),
+        match &self.view() {
+            View::Bool(b) => Some(*b),
             _ => None,
         }
     }
     pub fn as_int(&self) -> Option<i64> {
-        match self {
-            Value::Int(n) => Some(*n),
+        match &self.view() {
+            View::Int(n) => Some(*n),
             _ => None,
         }
     }
     /// A float, or an int converted as Nix arithmetic would.
     pub fn as_float(&self) -> Option<f64> {
-        match self {
-            Value::Float(f) => Some(*f),
-            Value::Int(n) => Some(*n as f64),
+        match &self.view() {
+            View::Float(f) => Some(*f),
+            View::Int(n) => Some(*n as f64),
             _ => None,
         }
     }
     /// A string's text if it is valid UTF-8 (its context is ignored).
     pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::String(s) => s.as_str(),
+        match self.view() {
+            View::String(s) => s.obj().as_str(),
             _ => None,
         }
     }
     pub fn as_list(&self) -> Option<&[Value]> {
-        match self {
-            Value::List(l) => Some(l),
+        match self.view() {
+            View::List(l) => Some(l.obj()),
             _ => None,
         }
     }
     pub fn as_attrs(&self) -> Option<&Attrs> {
-        match self {
-            Value::Attrs(a) => Some(a),
+        match self.view() {
+            View::Attrs(a) => Some(a.obj()),
             _ => None,
         }
     }
@@ -582,8 +580,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<PConst>(), 24);
     }
     #[test]
-    fn value_is_16_bytes() {
-        assert_eq!(std::mem::size_of::<Value>(), 16);
+    fn value_is_8_bytes() {
+        assert_eq!(std::mem::size_of::<Value>(), 8);
     }
     #[test]
     fn embedder_accessors() {
@@ -614,7 +612,10 @@ mod tests {
         let (a, b) = (Rc::new(a), Rc::new(b));
         let u = Attrs::update(&a, &b);
         assert_eq!(u.len(), 3);
-        assert!(matches!(u.get(Symbol::intern("b")), Some(Value::Int(3))));
+        assert!(matches!(
+            (u.get(Symbol::intern("b"))).map(Value::view).as_ref(),
+            Some(View::Int(3))
+        ));
         let names: Vec<Symbol> = u.iter().map(|(n, _)| n).collect();
         assert_eq!(names.len(), 3);
         assert!(names.windows(2).all(|w| w[0] < w[1]));
@@ -641,15 +642,17 @@ mod tests {
             assert_eq!(big.len(), copy.len());
             let got: Vec<(Symbol, i64)> = big
                 .iter()
-                .map(|(n, v)| match v {
-                    Value::Int(i) => (n, *i),
+                .map(|(n, v)| match &v.view() {
+                    View::Int(i) => (n, *i),
                     _ => panic!("int"),
                 })
                 .collect();
             let want: Vec<(Symbol, i64)> = copy.iter().map(|(k, v)| (*k, *v)).collect();
             assert_eq!(got, want);
             for (k, v) in &copy {
-                assert!(matches!(big.get(*k), Some(Value::Int(i)) if i == v));
+                assert!(
+                    matches!((big.get(*k)).map(Value::view).as_ref(), Some(View::Int(i)) if i == v)
+                );
             }
         }
         // Changing a layered set in place first copies it into one layer.

@@ -1,0 +1,494 @@
+//! The 8-byte encoding of `Value`. Every attribute, list element and env
+//! slot is one `Value`, so its size is paid tens of millions of times on
+//! NixOS (an enum with an 8-byte payload took 16). The top 16 bits are the
+//! type tag, the low 48 the payload: a pointer (user-space addresses fit in
+//! 48 bits on x86-64 and AArch64, checked when a value is made), an integer
+//! that fits in 48 bits, or a Boolean. Integers beyond 48 bits and floats are
+//! boxed (both are rare in Nix code). A thunk's tag is 0, so a thunk value
+//! has exactly the bits of its `Thunk` handle and can be borrowed as one.
+//!
+//! Nothing matches on the encoding outside this module: `Value::view`
+//! borrows a value as the [`View`] enum (scalars copied out, pointers as
+//! [`Ref`]s that deref to the `Rc` they stand for), `Value::unpack` turns an
+//! owned value into the [`Owned`] enum, and constructors keep the variant
+//! names (`Value::Int(3)`, `Value::Null`).
+
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::num::NonZeroU64;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use super::{Attrs, Closure, NixStr, PrimOp, PrimOpApp, Thunk};
+
+/// A Nix value (see the module header for its encoding).
+#[repr(transparent)]
+pub struct Value {
+    bits: NonZeroU64,
+    /// Values share `Rc`s: not `Send`, not `Sync`.
+    _not_send: PhantomData<*const ()>,
+}
+
+const SHIFT: u32 = 48;
+const PAYLOAD: u64 = (1 << SHIFT) - 1;
+
+// Tags below `INT` carry a pointer. `THUNK` must be 0 (see the header).
+const THUNK: u64 = 0;
+const ATTRS: u64 = 1;
+const LIST: u64 = 2;
+const STRING: u64 = 3;
+const LAMBDA: u64 = 4;
+const PATH: u64 = 5;
+const PRIMOP: u64 = 6;
+const PRIMOPAPP: u64 = 7;
+const FLOAT: u64 = 8;
+const BIGINT: u64 = 9;
+const INT: u64 = 10;
+const NULL: u64 = 11;
+const BOOL: u64 = 12;
+
+const _: () = {
+    assert!(std::mem::size_of::<Value>() == 8);
+    assert!(std::mem::size_of::<Option<Value>>() == 8);
+    assert!(std::mem::size_of::<Thunk>() == 8);
+};
+
+/// A value borrowed as an enum, for `match`. Scalars are copied out; the
+/// pointer kinds are [`Ref`]s to their `Rc`, the thunk a [`ThunkRef`].
+pub enum View<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(Ref<'a, NixStr>),
+    Path(Ref<'a, String>),
+    Attrs(Ref<'a, Attrs>),
+    List(Ref<'a, Vec<Value>>),
+    Lambda(Ref<'a, Closure>),
+    PrimOp(Ref<'a, PrimOp>),
+    PrimOpApp(Ref<'a, PrimOpApp>),
+    Thunk(ThunkRef<'a>),
+}
+
+/// An owned value taken apart (see `Value::unpack`).
+pub enum Owned {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(Rc<NixStr>),
+    Path(Rc<String>),
+    Attrs(Rc<Attrs>),
+    List(Rc<Vec<Value>>),
+    Lambda(Rc<Closure>),
+    PrimOp(Rc<PrimOp>),
+    PrimOpApp(Rc<PrimOpApp>),
+    Thunk(Thunk),
+}
+
+/// The `Rc` inside a value, borrowed for as long as the value: it derefs to
+/// `Rc<T>` (so `Rc::ptr_eq` and method calls work as on the `Rc`), and
+/// `clone` makes a new `Rc`.
+pub struct Ref<'a, T> {
+    rc: ManuallyDrop<Rc<T>>,
+    _value: PhantomData<&'a T>,
+}
+
+impl<'a, T> Ref<'a, T> {
+    /// # Safety
+    /// `p` came from `Rc::into_raw` and a value holding it lives for `'a`.
+    #[inline]
+    unsafe fn new(p: *const T) -> Ref<'a, T> {
+        Ref {
+            rc: ManuallyDrop::new(Rc::from_raw(p)),
+            _value: PhantomData,
+        }
+    }
+    /// A new `Rc` to the same object (not a copy of the `Ref`, which
+    /// `Clone::clone` would give).
+    #[allow(clippy::should_implement_trait)]
+    #[inline]
+    pub fn clone(&self) -> Rc<T> {
+        Rc::clone(&self.rc)
+    }
+    /// The object, for as long as the value it came from.
+    #[inline]
+    pub fn obj(&self) -> &'a T {
+        // SAFETY: the value holding this `Rc` lives for `'a`.
+        unsafe { &*Rc::as_ptr(&self.rc) }
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Ref<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self.rc).fmt(f)
+    }
+}
+
+impl View<'_> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, View::Null)
+    }
+    /// The value this view borrows, as a new handle.
+    pub fn to_value(&self) -> Value {
+        match self {
+            View::Null => Value::Null,
+            View::Bool(b) => Value::Bool(*b),
+            View::Int(n) => Value::Int(*n),
+            View::Float(x) => Value::Float(*x),
+            View::String(s) => Value::String(s.clone()),
+            View::Path(p) => Value::Path(p.clone()),
+            View::Attrs(a) => Value::Attrs(a.clone()),
+            View::List(l) => Value::List(l.clone()),
+            View::Lambda(c) => Value::Lambda(c.clone()),
+            View::PrimOp(p) => Value::PrimOp(p.clone()),
+            View::PrimOpApp(p) => Value::PrimOpApp(p.clone()),
+            View::Thunk(t) => Value::Thunk(t.clone()),
+        }
+    }
+}
+
+/// A thunk inside a value, borrowed for as long as the value: it derefs to
+/// the `Thunk`, and `clone` makes a new handle.
+pub struct ThunkRef<'a>(&'a Thunk);
+
+impl<'a> ThunkRef<'a> {
+    #[allow(clippy::should_implement_trait)]
+    #[inline]
+    pub fn clone(&self) -> Thunk {
+        Thunk::clone(self.0)
+    }
+    #[inline]
+    pub fn obj(&self) -> &'a Thunk {
+        self.0
+    }
+}
+
+impl Deref for ThunkRef<'_> {
+    type Target = Thunk;
+    #[inline]
+    fn deref(&self) -> &Thunk {
+        self.0
+    }
+}
+
+impl<T> Deref for Ref<'_, T> {
+    type Target = Rc<T>;
+    #[inline]
+    fn deref(&self) -> &Rc<T> {
+        &self.rc
+    }
+}
+
+impl Value {
+    #[inline]
+    const fn from_bits(bits: u64) -> Value {
+        match NonZeroU64::new(bits) {
+            Some(bits) => Value {
+                bits,
+                _not_send: PhantomData,
+            },
+            None => panic!("a value's bits are never 0"),
+        }
+    }
+    /// The bits, without the drop of the value they stood for.
+    #[inline]
+    fn into_bits(self) -> NonZeroU64 {
+        ManuallyDrop::new(self).bits
+    }
+    #[inline]
+    fn tag(&self) -> u64 {
+        self.bits.get() >> SHIFT
+    }
+    #[inline]
+    fn ptr<T>(&self) -> *const T {
+        (self.bits.get() & PAYLOAD) as *const T
+    }
+    #[inline]
+    fn boxed<T>(tag: u64, rc: Rc<T>) -> Value {
+        let p = Rc::into_raw(rc) as u64;
+        assert!(p >> SHIFT == 0, "heap address beyond 48 bits");
+        Value::from_bits(tag << SHIFT | p)
+    }
+
+    #[allow(non_upper_case_globals)]
+    pub const Null: Value = Value::from_bits(NULL << SHIFT);
+
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Bool(b: bool) -> Value {
+        Value::from_bits(BOOL << SHIFT | b as u64)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Int(n: i64) -> Value {
+        if (n << (64 - SHIFT)) >> (64 - SHIFT) == n {
+            Value::from_bits(INT << SHIFT | (n as u64 & PAYLOAD))
+        } else {
+            Value::boxed(BIGINT, Rc::new(n))
+        }
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Float(x: f64) -> Value {
+        Value::boxed(FLOAT, Rc::new(x))
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn String(s: Rc<NixStr>) -> Value {
+        Value::boxed(STRING, s)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Path(p: Rc<String>) -> Value {
+        Value::boxed(PATH, p)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Attrs(a: Rc<Attrs>) -> Value {
+        Value::boxed(ATTRS, a)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn List(l: Rc<Vec<Value>>) -> Value {
+        Value::boxed(LIST, l)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Lambda(c: Rc<Closure>) -> Value {
+        Value::boxed(LAMBDA, c)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn PrimOp(p: Rc<PrimOp>) -> Value {
+        Value::boxed(PRIMOP, p)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn PrimOpApp(p: Rc<PrimOpApp>) -> Value {
+        Value::boxed(PRIMOPAPP, p)
+    }
+    #[allow(non_snake_case)]
+    #[inline]
+    pub fn Thunk(t: Thunk) -> Value {
+        let p = ManuallyDrop::new(t).as_ptr() as u64;
+        assert!(p >> SHIFT == 0, "heap address beyond 48 bits");
+        Value::from_bits(p)
+    }
+
+    /// Borrow the value as an enum to match on.
+    #[inline]
+    pub fn view(&self) -> View<'_> {
+        // SAFETY: the tag says what the payload is; the `Ref`s borrow `self`.
+        unsafe {
+            match self.tag() {
+                THUNK => View::Thunk(ThunkRef(&*(self as *const Value as *const Thunk))),
+                ATTRS => View::Attrs(Ref::new(self.ptr())),
+                LIST => View::List(Ref::new(self.ptr())),
+                STRING => View::String(Ref::new(self.ptr())),
+                LAMBDA => View::Lambda(Ref::new(self.ptr())),
+                PATH => View::Path(Ref::new(self.ptr())),
+                PRIMOP => View::PrimOp(Ref::new(self.ptr())),
+                PRIMOPAPP => View::PrimOpApp(Ref::new(self.ptr())),
+                FLOAT => View::Float(*self.ptr::<f64>()),
+                BIGINT => View::Int(*self.ptr::<i64>()),
+                INT => View::Int(((self.bits.get() << (64 - SHIFT)) as i64) >> (64 - SHIFT)),
+                NULL => View::Null,
+                _ => View::Bool(self.bits.get() & 1 != 0),
+            }
+        }
+    }
+
+    /// Take an owned value apart.
+    #[inline]
+    pub fn unpack(self) -> Owned {
+        let me = ManuallyDrop::new(self);
+        // SAFETY: the tag says what the payload is; its ownership moves into
+        // the result (`me` is not dropped).
+        unsafe {
+            match me.tag() {
+                THUNK => Owned::Thunk(std::ptr::read(&*me as *const Value as *const Thunk)),
+                ATTRS => Owned::Attrs(Rc::from_raw(me.ptr())),
+                LIST => Owned::List(Rc::from_raw(me.ptr())),
+                STRING => Owned::String(Rc::from_raw(me.ptr())),
+                LAMBDA => Owned::Lambda(Rc::from_raw(me.ptr())),
+                PATH => Owned::Path(Rc::from_raw(me.ptr())),
+                PRIMOP => Owned::PrimOp(Rc::from_raw(me.ptr())),
+                PRIMOPAPP => Owned::PrimOpApp(Rc::from_raw(me.ptr())),
+                _ => match ManuallyDrop::into_inner(me).view() {
+                    View::Null => Owned::Null,
+                    View::Bool(b) => Owned::Bool(b),
+                    View::Int(n) => Owned::Int(n),
+                    View::Float(x) => Owned::Float(x),
+                    _ => unreachable!("pointer tags handled above"),
+                },
+            }
+        }
+    }
+
+    /// The thunk this value is, borrowed.
+    #[inline]
+    pub fn as_thunk(&self) -> Option<&Thunk> {
+        match self.tag() {
+            // SAFETY: a thunk value has the bits of its handle.
+            THUNK => Some(unsafe { &*(self as *const Value as *const Thunk) }),
+            _ => None,
+        }
+    }
+
+    /// The set this value is, to change in place: copied first unless this
+    /// value holds the only reference (`Rc::make_mut`).
+    pub fn make_attrs_mut(&mut self) -> Option<&mut Attrs> {
+        if self.tag() != ATTRS {
+            return None;
+        }
+        // SAFETY: the payload is an `Rc<Attrs>` owned by `self`; after
+        // `make_mut` (which may copy the set and release the old one) `self`
+        // is pointed at the `Rc` that remains.
+        unsafe {
+            let mut rc = ManuallyDrop::new(Rc::from_raw(self.ptr::<Attrs>()));
+            let p = Rc::make_mut(&mut rc) as *mut Attrs;
+            // Not an assignment to `*self`: that would drop the count `rc`
+            // now owns (or already gave back).
+            self.bits = Value::from_bits(ATTRS << SHIFT | Rc::as_ptr(&rc) as u64).into_bits();
+            Some(&mut *p)
+        }
+    }
+
+    /// Whether two values are the same object (pointer kinds), or the same
+    /// scalar bits.
+    #[inline]
+    pub fn same_bits(a: &Value, b: &Value) -> bool {
+        a.bits == b.bits
+    }
+}
+
+impl From<Owned> for Value {
+    #[inline]
+    fn from(o: Owned) -> Value {
+        match o {
+            Owned::Null => Value::Null,
+            Owned::Bool(b) => Value::Bool(b),
+            Owned::Int(n) => Value::Int(n),
+            Owned::Float(x) => Value::Float(x),
+            Owned::String(s) => Value::String(s),
+            Owned::Path(p) => Value::Path(p),
+            Owned::Attrs(a) => Value::Attrs(a),
+            Owned::List(l) => Value::List(l),
+            Owned::Lambda(c) => Value::Lambda(c),
+            Owned::PrimOp(p) => Value::PrimOp(p),
+            Owned::PrimOpApp(p) => Value::PrimOpApp(p),
+            Owned::Thunk(t) => Value::Thunk(t),
+        }
+    }
+}
+
+impl Clone for Value {
+    #[inline]
+    fn clone(&self) -> Value {
+        // SAFETY: the tag says what the payload is; each arm adds the count
+        // the new value owns.
+        unsafe {
+            match self.tag() {
+                THUNK => std::mem::forget((*(self as *const Value as *const Thunk)).clone()),
+                ATTRS => Rc::increment_strong_count(self.ptr::<Attrs>()),
+                LIST => Rc::increment_strong_count(self.ptr::<Vec<Value>>()),
+                STRING => Rc::increment_strong_count(self.ptr::<NixStr>()),
+                LAMBDA => Rc::increment_strong_count(self.ptr::<Closure>()),
+                PATH => Rc::increment_strong_count(self.ptr::<String>()),
+                PRIMOP => Rc::increment_strong_count(self.ptr::<PrimOp>()),
+                PRIMOPAPP => Rc::increment_strong_count(self.ptr::<PrimOpApp>()),
+                FLOAT => Rc::increment_strong_count(self.ptr::<f64>()),
+                BIGINT => Rc::increment_strong_count(self.ptr::<i64>()),
+                _ => {}
+            }
+        }
+        Value {
+            bits: self.bits,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Value {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the tag says what the payload is; this value owns one count.
+        unsafe {
+            match self.tag() {
+                THUNK => std::ptr::drop_in_place(self as *mut Value as *mut Thunk),
+                ATTRS => Rc::decrement_strong_count(self.ptr::<Attrs>()),
+                LIST => Rc::decrement_strong_count(self.ptr::<Vec<Value>>()),
+                STRING => Rc::decrement_strong_count(self.ptr::<NixStr>()),
+                LAMBDA => Rc::decrement_strong_count(self.ptr::<Closure>()),
+                PATH => Rc::decrement_strong_count(self.ptr::<String>()),
+                PRIMOP => Rc::decrement_strong_count(self.ptr::<PrimOp>()),
+                PRIMOPAPP => Rc::decrement_strong_count(self.ptr::<PrimOpApp>()),
+                FLOAT => Rc::decrement_strong_count(self.ptr::<f64>()),
+                BIGINT => Rc::decrement_strong_count(self.ptr::<i64>()),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_round_trip_inline_and_boxed() {
+        for n in [
+            0,
+            1,
+            -1,
+            (1 << 47) - 1,
+            -(1 << 47),
+            1 << 47,
+            -(1 << 47) - 1,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let v = Value::Int(n);
+            assert!(matches!(v.view(), View::Int(m) if m == n), "{n}");
+            assert_eq!(v.tag() == BIGINT, !(-(1 << 47)..1 << 47).contains(&n));
+            let w = v.clone();
+            drop(v);
+            assert!(matches!(w.view(), View::Int(m) if m == n));
+        }
+    }
+
+    #[test]
+    fn scalars_and_pointers_keep_their_kind() {
+        assert!(matches!(Value::Null.view(), View::Null));
+        assert!(matches!(Value::Bool(true).view(), View::Bool(true)));
+        assert!(matches!(Value::Bool(false).view(), View::Bool(false)));
+        assert!(matches!(Value::Float(-0.5).view(), View::Float(x) if x == -0.5));
+        let s = Rc::new(NixStr::new(b"x".to_vec(), None));
+        let v = Value::String(s.clone());
+        assert_eq!(Rc::strong_count(&s), 2);
+        let w = v.clone();
+        assert_eq!(Rc::strong_count(&s), 3);
+        match w.view() {
+            View::String(r) => assert!(Rc::ptr_eq(&r, &s)),
+            _ => panic!("a string"),
+        }
+        drop((v, w));
+        assert_eq!(Rc::strong_count(&s), 1);
+    }
+
+    #[test]
+    fn make_attrs_mut_copies_a_shared_set() {
+        let a = Rc::new(Attrs::new());
+        let mut v = Value::Attrs(a.clone());
+        v.make_attrs_mut()
+            .expect("a set")
+            .insert(nixvm_compiler::Symbol::intern("x"), Value::Int(1));
+        assert!(a.is_empty());
+        match v.view() {
+            View::Attrs(b) => assert_eq!(b.len(), 1),
+            _ => panic!("a set"),
+        }
+        assert!(Value::Null.clone().make_attrs_mut().is_none());
+    }
+}
