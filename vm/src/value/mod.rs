@@ -51,7 +51,8 @@ impl NixStr {
 
 pub use crate::state::PosIdx;
 
-/// One attribute: 24 bytes, like CppNix's `Attr` plus the inline value.
+/// One attribute: 16 bytes, CppNix's `Attr` with the value inline instead
+/// of a pointer to it.
 #[derive(Clone)]
 pub struct Attr {
     pub name: Symbol,
@@ -580,8 +581,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<PConst>(), 24);
     }
     #[test]
-    fn value_is_8_bytes() {
+    fn value_is_8_bytes_and_an_attribute_16() {
         assert_eq!(std::mem::size_of::<Value>(), 8);
+        assert_eq!(std::mem::size_of::<Attr>(), 16);
     }
     #[test]
     fn embedder_accessors() {
