@@ -152,7 +152,7 @@ enum Item {
     V(Value),
     E(Env),
     P(Rc<Proto>),
-    A(Rc<Attrs>),
+    A(Attrs),
 }
 
 struct Walk {
@@ -280,18 +280,15 @@ impl Walk {
         }
     }
 
-    fn visit_attrs(&mut self, a: Rc<Attrs>) {
+    fn visit_attrs(&mut self, a: Attrs) {
         let mut a = a;
         loop {
-            if !self.first(Rc::as_ptr(&a) as *const ()) {
+            if !self.first(a.as_ptr()) {
                 return;
             }
-            let (entries, cap, base) = a.layer();
+            let (entries, _, base) = a.layer();
             self.c.attrs += entries.len() as u64;
-            self.c.add(
-                Kind::Attrs,
-                RC + size_of::<Attrs>() + cap * size_of::<Attr>(),
-            );
+            self.c.add(Kind::Attrs, a.layer_bytes());
             for e in entries {
                 self.value(&e.value);
             }

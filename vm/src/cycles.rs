@@ -111,7 +111,8 @@ const MARKED: i32 = i32::MIN;
 /// A set, list, closure or partial application reached from an env or thunk.
 #[derive(Clone, Copy)]
 enum Other {
-    Attrs(*const Attrs),
+    /// A set handle's bits (`Attrs::bits`).
+    Attrs(u64),
     List(*const Vec<Value>),
     Closure(*const Closure),
     App(*const PrimOpApp),
@@ -193,11 +194,11 @@ fn value_child(v: &Value) -> Option<Child<'_>> {
     })
 }
 
-fn other_attrs<'a>(a: &Rc<Attrs>) -> Child<'a> {
+fn other_attrs<'a>(a: &Attrs) -> Child<'a> {
     Child::Other(
-        Rc::as_ptr(a) as usize,
-        Rc::strong_count(a),
-        Other::Attrs(Rc::as_ptr(a)),
+        a.as_ptr() as usize,
+        a.strong_count(),
+        Other::Attrs(a.bits()),
     )
 }
 
@@ -236,7 +237,8 @@ unsafe fn children(n: Node, f: &mut dyn FnMut(Child<'_>)) {
             }
         }
         Node::Other(Other::Attrs(a)) => {
-            let (entries, _, base) = (*a).layer();
+            let a = Attrs::view_bits(a);
+            let (entries, _, base) = a.layer();
             if let Some(b) = base {
                 f(other_attrs(b));
             }

@@ -43,7 +43,7 @@ impl Vm {
             other => type_mismatch("a list", &Value::from(other)),
         }
     }
-    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Rc<Attrs>> {
+    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Attrs> {
         match self.force(v.clone())?.unpack() {
             Owned::Attrs(a) => Ok(a),
             other => type_mismatch("a set", &Value::from(other)),

@@ -162,7 +162,7 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
             if x.is_empty() {
                 return Ok(b);
             }
-            Ok(Value::Attrs(Rc::new(Attrs::update(x, y))))
+            Ok(Value::Attrs(Attrs::update(x, y)))
         }
         _ => {
             let bad = if matches!(a.view(), View::Attrs(_)) {
@@ -201,7 +201,7 @@ fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
 fn same_nested(a: &Value, b: &Value) -> bool {
     match (&a.view(), &b.view()) {
         (View::Thunk(x), View::Thunk(y)) => Thunk::ptr_eq(x, y),
-        (View::Attrs(x), View::Attrs(y)) => Rc::ptr_eq(x, y),
+        (View::Attrs(x), View::Attrs(y)) => Attrs::ptr_eq(x, y),
         (View::List(x), View::List(y)) => Rc::ptr_eq(x, y),
         _ => false,
     }
@@ -243,7 +243,7 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
                     return equal(vm, &p, &q);
                 }
             }
-            if Rc::ptr_eq(x, y) {
+            if Attrs::ptr_eq(x, y) {
                 return Ok(true);
             }
             if x.len() != y.len() {
@@ -362,7 +362,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
                     });
                 }
             }
-            if Rc::ptr_eq(x, y) {
+            if Attrs::ptr_eq(x, y) {
                 return Ok(());
             }
             if x.len() != y.len() {

@@ -35,7 +35,7 @@ fn ambiguous(
         View::Null => out.push_str("null"),
         View::Float(f) => out.push_str(&format_float_g(*f)),
         View::Attrs(a) => {
-            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+            if !a.is_empty() && !seen.insert(a.as_ptr() as usize) {
                 out.push_str("«repeated»");
                 return;
             }

@@ -1099,7 +1099,7 @@ impl Vm {
                         unreachable!("syms constant")
                     };
                     let env = self.frames[fi].env.clone();
-                    let mut new = (*set).clone();
+                    let mut new = set.clone();
                     for (k, v) in ov.iter() {
                         new.insert(k, v.clone());
                         if let Some(i) = slots.iter().position(|s| *s == k) {
@@ -1268,7 +1268,7 @@ impl Vm {
     ) -> EvalResult<()> {
         match &v.view() {
             View::Attrs(a) => {
-                if !seen.insert(Rc::as_ptr(a) as usize) {
+                if !seen.insert(a.as_ptr() as usize) {
                     return Ok(());
                 }
                 for (name, x) in a.iter() {

@@ -7,7 +7,6 @@ use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
-use std::rc::Rc;
 
 pub fn register(r: &mut Registry) {
     r.prim("attrNames", 1, attr_names);
@@ -182,7 +181,7 @@ pub fn get_string_attr(vm: &mut Vm, s: &Attrs, name: &str) -> EvalResult<Option<
     }
 }
 
-pub fn expect_attrs(v: &Value) -> EvalResult<Rc<Attrs>> {
+pub fn expect_attrs(v: &Value) -> EvalResult<Attrs> {
     match &v.view() {
         View::Attrs(a) => Ok(a.clone()),
         other => type_mismatch("a set", &other.to_value()),

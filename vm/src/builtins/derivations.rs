@@ -944,13 +944,13 @@ fn drv_path_of(vm: &mut Vm, a: &Attrs) -> EvalResult<String> {
 /// Derivations found so far, and the attribute sets already seen (CppNix
 /// skips a derivation value it has already listed).
 struct Found {
-    seen: BTreeSet<*const Attrs>,
+    seen: BTreeSet<*const ()>,
     paths: Vec<String>,
 }
 
 impl Found {
-    fn add(&mut self, vm: &mut Vm, a: &Rc<Attrs>) -> EvalResult<()> {
-        if self.seen.insert(Rc::as_ptr(a)) {
+    fn add(&mut self, vm: &mut Vm, a: &Attrs) -> EvalResult<()> {
+        if self.seen.insert(a.as_ptr()) {
             let p = drv_path_of(vm, a)?;
             self.paths.push(p);
         }

@@ -520,7 +520,7 @@ fn flake_ref_input(s: &str, keep_relative: bool) -> EvalResult<(FAttrs, String)>
 
 /// The inputs a flake declares: its `inputs` attribute and the formals of
 /// `outputs` (other than `self`), which refer to the registry.
-fn declared_inputs(vm: &mut Vm, flake: &Rc<Attrs>) -> EvalResult<Vec<DeclaredInput>> {
+fn declared_inputs(vm: &mut Vm, flake: &Attrs) -> EvalResult<Vec<DeclaredInput>> {
     let mut out: Vec<DeclaredInput> = Vec::new();
     if let Some(inputs) = flake.get(Symbol::intern("inputs")).cloned() {
         let inputs = vm.force_attrs(&inputs)?;
@@ -631,7 +631,7 @@ fn attrs_to_json(a: &FAttrs) -> serde_json::Value {
 }
 
 /// Read and check a flake's `flake.nix` at `dir` (a store path, maybe with a subdirectory).
-fn read_flake(vm: &mut Vm, dir: &str) -> EvalResult<Rc<Attrs>> {
+fn read_flake(vm: &mut Vm, dir: &str) -> EvalResult<Attrs> {
     let file = format!("{dir}/flake.nix");
     if !crate::storeglue::physical_path(vm, &file).exists() {
         return err(format!("path '{file}' does not exist"));
@@ -667,7 +667,7 @@ impl Locker {
         &mut self,
         vm: &mut Vm,
         node_key: &str,
-        flake: &Rc<Attrs>,
+        flake: &Attrs,
         dir: &str,
         path: &[String],
         depth: usize,

@@ -94,7 +94,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
         .map(|(n, v)| (Symbol::intern(n), v.clone()))
         .collect();
     entries.push((Symbol::intern("builtins"), Value::Thunk(self_ref.clone())));
-    let builtins = Value::Attrs(Rc::new(Attrs::from_unsorted(entries)));
+    let builtins = Value::Attrs(Attrs::from_unsorted(entries));
     self_ref.set(builtins.clone());
 
     let mut names = rustc_hash::FxHashMap::default();

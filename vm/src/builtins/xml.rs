@@ -9,7 +9,6 @@ use nixvm_compiler::ast::Span;
 use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
 use std::collections::BTreeSet;
-use std::rc::Rc;
 
 pub fn register(r: &mut super::Registry) {
     r.prim("toXML", 1, prim_to_xml);
@@ -264,7 +263,7 @@ impl XmlWriter {
         Ok(())
     }
 
-    fn show_attrs(&mut self, vm: &mut Vm, a: &Rc<Attrs>) -> EvalResult<()> {
+    fn show_attrs(&mut self, vm: &mut Vm, a: &Attrs) -> EvalResult<()> {
         for (name, x) in a.sorted_by_name() {
             let mut xattrs = vec![("name", name.as_str().as_bytes().to_vec())];
             if self.location {

@@ -30,7 +30,7 @@ pub struct Value {
 }
 
 const SHIFT: u32 = 48;
-const PAYLOAD: u64 = (1 << SHIFT) - 1;
+pub(super) const PAYLOAD: u64 = (1 << SHIFT) - 1;
 
 // Tags below `INT` carry a pointer. `THUNK` must be 0 (see the header).
 const THUNK: u64 = 0;
@@ -46,6 +46,8 @@ const BIGINT: u64 = 9;
 const INT: u64 = 10;
 const NULL: u64 = 11;
 const BOOL: u64 = 12;
+/// A set's tag in place: `Attrs` handles carry it in their own bits.
+pub(super) const ATTRS_BITS: u64 = ATTRS << SHIFT;
 
 const _: () = {
     assert!(std::mem::size_of::<Value>() == 8);
@@ -62,12 +64,12 @@ pub enum View<'a> {
     Float(f64),
     String(Ref<'a, NixStr>),
     Path(Ref<'a, String>),
-    Attrs(Ref<'a, Attrs>),
+    Attrs(ThunkRef<'a, Attrs>),
     List(Ref<'a, Vec<Value>>),
     Lambda(Ref<'a, Closure>),
     PrimOp(Ref<'a, PrimOp>),
     PrimOpApp(Ref<'a, PrimOpApp>),
-    Thunk(ThunkRef<'a>),
+    Thunk(ThunkRef<'a, Thunk>),
 }
 
 /// An owned value taken apart (see `Value::unpack`).
@@ -78,7 +80,7 @@ pub enum Owned {
     Float(f64),
     String(Rc<NixStr>),
     Path(Rc<String>),
-    Attrs(Rc<Attrs>),
+    Attrs(Attrs),
     List(Rc<Vec<Value>>),
     Lambda(Rc<Closure>),
     PrimOp(Rc<PrimOp>),
@@ -148,26 +150,27 @@ impl View<'_> {
     }
 }
 
-/// A thunk inside a value, borrowed for as long as the value: it derefs to
-/// the `Thunk`, and `clone` makes a new handle.
-pub struct ThunkRef<'a>(&'a Thunk);
+/// A thunk or a set inside a value (their handles have the value's bits),
+/// borrowed for as long as the value: it derefs to the handle, and `clone`
+/// makes a new one.
+pub struct ThunkRef<'a, T>(&'a T);
 
-impl<'a> ThunkRef<'a> {
+impl<'a, T: Clone> ThunkRef<'a, T> {
     #[allow(clippy::should_implement_trait)]
     #[inline]
-    pub fn clone(&self) -> Thunk {
-        Thunk::clone(self.0)
+    pub fn clone(&self) -> T {
+        T::clone(self.0)
     }
     #[inline]
-    pub fn obj(&self) -> &'a Thunk {
+    pub fn obj(&self) -> &'a T {
         self.0
     }
 }
 
-impl Deref for ThunkRef<'_> {
-    type Target = Thunk;
+impl<T> Deref for ThunkRef<'_, T> {
+    type Target = T;
     #[inline]
-    fn deref(&self) -> &Thunk {
+    fn deref(&self) -> &T {
         self.0
     }
 }
@@ -190,11 +193,6 @@ impl Value {
             },
             None => panic!("a value's bits are never 0"),
         }
-    }
-    /// The bits, without the drop of the value they stood for.
-    #[inline]
-    fn into_bits(self) -> NonZeroU64 {
-        ManuallyDrop::new(self).bits
     }
     #[inline]
     fn tag(&self) -> u64 {
@@ -245,8 +243,8 @@ impl Value {
     }
     #[allow(non_snake_case)]
     #[inline]
-    pub fn Attrs(a: Rc<Attrs>) -> Value {
-        Value::boxed(ATTRS, a)
+    pub fn Attrs(a: Attrs) -> Value {
+        Value::from_bits(a.into_bits())
     }
     #[allow(non_snake_case)]
     #[inline]
@@ -283,7 +281,7 @@ impl Value {
         unsafe {
             match self.tag() {
                 THUNK => View::Thunk(ThunkRef(&*(self as *const Value as *const Thunk))),
-                ATTRS => View::Attrs(Ref::new(self.ptr())),
+                ATTRS => View::Attrs(ThunkRef(&*(self as *const Value as *const Attrs))),
                 LIST => View::List(Ref::new(self.ptr())),
                 STRING => View::String(Ref::new(self.ptr())),
                 LAMBDA => View::Lambda(Ref::new(self.ptr())),
@@ -308,7 +306,7 @@ impl Value {
         unsafe {
             match me.tag() {
                 THUNK => Owned::Thunk(std::ptr::read(&*me as *const Value as *const Thunk)),
-                ATTRS => Owned::Attrs(Rc::from_raw(me.ptr())),
+                ATTRS => Owned::Attrs(std::ptr::read(&*me as *const Value as *const Attrs)),
                 LIST => Owned::List(Rc::from_raw(me.ptr())),
                 STRING => Owned::String(Rc::from_raw(me.ptr())),
                 LAMBDA => Owned::Lambda(Rc::from_raw(me.ptr())),
@@ -336,22 +334,14 @@ impl Value {
         }
     }
 
-    /// The set this value is, to change in place: copied first unless this
-    /// value holds the only reference (`Rc::make_mut`).
+    /// The set this value is, to change in place (`Attrs::insert` copies
+    /// it first if it is shared).
     pub fn make_attrs_mut(&mut self) -> Option<&mut Attrs> {
-        if self.tag() != ATTRS {
-            return None;
-        }
-        // SAFETY: the payload is an `Rc<Attrs>` owned by `self`; after
-        // `make_mut` (which may copy the set and release the old one) `self`
-        // is pointed at the `Rc` that remains.
-        unsafe {
-            let mut rc = ManuallyDrop::new(Rc::from_raw(self.ptr::<Attrs>()));
-            let p = Rc::make_mut(&mut rc) as *mut Attrs;
-            // Not an assignment to `*self`: that would drop the count `rc`
-            // now owns (or already gave back).
-            self.bits = Value::from_bits(ATTRS << SHIFT | Rc::as_ptr(&rc) as u64).into_bits();
-            Some(&mut *p)
+        match self.tag() {
+            // SAFETY: a set value has the bits of its handle, and a handle
+            // changed in place keeps the set tag.
+            ATTRS => Some(unsafe { &mut *(self as *mut Value as *mut Attrs) }),
+            _ => None,
         }
     }
 
@@ -391,7 +381,7 @@ impl Clone for Value {
         unsafe {
             match self.tag() {
                 THUNK => std::mem::forget((*(self as *const Value as *const Thunk)).clone()),
-                ATTRS => Rc::increment_strong_count(self.ptr::<Attrs>()),
+                ATTRS => std::mem::forget((*(self as *const Value as *const Attrs)).clone()),
                 LIST => Rc::increment_strong_count(self.ptr::<Vec<Value>>()),
                 STRING => Rc::increment_strong_count(self.ptr::<NixStr>()),
                 LAMBDA => Rc::increment_strong_count(self.ptr::<Closure>()),
@@ -417,7 +407,7 @@ impl Drop for Value {
         unsafe {
             match self.tag() {
                 THUNK => std::ptr::drop_in_place(self as *mut Value as *mut Thunk),
-                ATTRS => Rc::decrement_strong_count(self.ptr::<Attrs>()),
+                ATTRS => std::ptr::drop_in_place(self as *mut Value as *mut Attrs),
                 LIST => Rc::decrement_strong_count(self.ptr::<Vec<Value>>()),
                 STRING => Rc::decrement_strong_count(self.ptr::<NixStr>()),
                 LAMBDA => Rc::decrement_strong_count(self.ptr::<Closure>()),
@@ -479,7 +469,7 @@ mod tests {
 
     #[test]
     fn make_attrs_mut_copies_a_shared_set() {
-        let a = Rc::new(Attrs::new());
+        let a = Attrs::new();
         let mut v = Value::Attrs(a.clone());
         v.make_attrs_mut()
             .expect("a set")

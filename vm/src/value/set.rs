@@ -1,0 +1,621 @@
+//! Attribute sets: one allocation each, a 32-byte header (count, lengths,
+//! the layer below) followed by the attributes. As `Attrs` over a `Vec`
+//! every set was two allocations and 56 bytes of overhead; NixOS minimal
+//! keeps 800,000 sets alive.
+//!
+//! An `Attrs` is a counted handle whose bits are those of the `Value` that
+//! holds it (the set tag above the address), so a `&Value` of a set can be
+//! read as a `&Attrs`. Changing a set (`insert`) copies it first unless the
+//! handle is the only one, like `Rc::make_mut`.
+//!
+//! `a // b` with a small `b` does not copy `a`: the result is a layer
+//! holding `b`'s attributes on top of `a` (as CppNix 2.34 does, with its
+//! limits: a right side of at most 16 attributes, at most 8 layers).
+//! nixpkgs' overlays otherwise copied its 20,000-attribute package set over
+//! and over. Lookups search the layers top down; iteration merges them in
+//! symbol order, upper layers shadowing lower ones.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+
+use nixvm_compiler::Symbol;
+
+use super::repr::{ATTRS_BITS, PAYLOAD};
+use super::{PosIdx, Value};
+
+/// One attribute: 16 bytes, CppNix's `Attr` with the value inline instead
+/// of a pointer to it.
+#[derive(Clone)]
+pub struct Attr {
+    pub name: Symbol,
+    pub pos: PosIdx,
+    pub value: Value,
+}
+
+impl Attr {
+    pub fn new(name: Symbol, value: Value) -> Attr {
+        Attr {
+            name,
+            pos: PosIdx::NONE,
+            value,
+        }
+    }
+}
+
+#[repr(C)]
+struct Header {
+    count: Cell<u32>,
+    /// This layer's attributes, sorted by symbol id.
+    len: u32,
+    /// Room for attributes in this allocation.
+    cap: u32,
+    /// Distinct names over all layers.
+    total: u32,
+    /// The layer below, whose attributes this one's shadow.
+    base: Option<Attrs>,
+    /// Layers in the chain, this one included.
+    layers: u8,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Header>() == 32);
+    assert!(std::mem::size_of::<Attr>() == 16);
+    assert!(std::mem::size_of::<Attrs>() == 8);
+};
+
+/// CppNix's `bindingsUpdateLayerRhsSizeThreshold` default.
+const LAYER_RHS_MAX: usize = 16;
+/// CppNix's `Bindings::maxLayers`.
+const MAX_LAYERS: u8 = 8;
+
+fn layout(cap: usize) -> Layout {
+    Layout::from_size_align(
+        std::mem::size_of::<Header>() + cap * std::mem::size_of::<Attr>(),
+        8,
+    )
+    .expect("set layout")
+}
+
+/// A shared attribute set (see the module header).
+#[repr(transparent)]
+pub struct Attrs {
+    bits: NonZeroU64,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Iterates a set's attributes in symbol order.
+pub enum AttrsIter<'a> {
+    Flat(std::slice::Iter<'a, Attr>),
+    Merged(std::vec::IntoIter<&'a Attr>),
+}
+
+impl<'a> Iterator for AttrsIter<'a> {
+    type Item = &'a Attr;
+    #[inline]
+    fn next(&mut self) -> Option<&'a Attr> {
+        match self {
+            AttrsIter::Flat(i) => i.next(),
+            AttrsIter::Merged(i) => i.next(),
+        }
+    }
+}
+
+impl Default for Attrs {
+    fn default() -> Attrs {
+        Attrs::new()
+    }
+}
+
+impl Attrs {
+    /// A new set with room for `cap` attributes in this layer.
+    fn alloc(cap: usize, base: Option<Attrs>, total: u32, layers: u8) -> Attrs {
+        let cap32 = u32::try_from(cap).expect("attribute count fits in u32");
+        let l = layout(cap);
+        // SAFETY: a non-zero size; the header is written before use.
+        unsafe {
+            let p = alloc(l) as *mut Header;
+            if p.is_null() {
+                handle_alloc_error(l);
+            }
+            p.write(Header {
+                count: Cell::new(1),
+                len: 0,
+                cap: cap32,
+                total,
+                base,
+                layers,
+            });
+            let a = p as u64;
+            assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
+            Attrs {
+                bits: NonZeroU64::new_unchecked(ATTRS_BITS | a),
+                _not_send: PhantomData,
+            }
+        }
+    }
+
+    /// The set's bits (for `Value`), owning its count.
+    pub(super) fn into_bits(self) -> u64 {
+        std::mem::ManuallyDrop::new(self).bits.get()
+    }
+
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the allocation lives while this handle does.
+        unsafe { &*((self.bits.get() & PAYLOAD) as *const Header) }
+    }
+
+    #[inline]
+    fn slots(&self) -> *mut Attr {
+        // SAFETY: the attributes follow the header in the allocation.
+        unsafe {
+            ((self.bits.get() & PAYLOAD) as *mut u8).add(std::mem::size_of::<Header>()) as *mut Attr
+        }
+    }
+
+    /// This layer's attributes.
+    #[inline]
+    fn entries(&self) -> &[Attr] {
+        // SAFETY: the first `len` slots are initialised.
+        unsafe { std::slice::from_raw_parts(self.slots(), self.header().len as usize) }
+    }
+
+    /// Build from attributes already sorted by symbol with no duplicates.
+    fn flat(entries: Vec<Attr>) -> Attrs {
+        let n = entries.len();
+        let a = Attrs::alloc(n, None, n as u32, 1);
+        let mut entries = std::mem::ManuallyDrop::new(entries);
+        // SAFETY: `n` attributes move from the vector into room for `n`; the
+        // vector's buffer is then freed without dropping them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(entries.as_ptr(), a.slots(), n);
+            let hdr = a.header() as *const Header as *mut Header;
+            (*hdr).len = n as u32;
+            entries.set_len(0);
+            std::mem::ManuallyDrop::drop(&mut entries);
+        }
+        a
+    }
+
+    pub fn new() -> Attrs {
+        Attrs::alloc(0, None, 0, 1)
+    }
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs::alloc(n, None, 0, 1)
+    }
+    /// Build from entries already sorted by symbol with no duplicates.
+    pub fn from_sorted(entries: Vec<(Symbol, Value)>) -> Attrs {
+        Attrs::from_sorted_attrs(
+            entries
+                .into_iter()
+                .map(|(name, value)| Attr::new(name, value))
+                .collect(),
+        )
+    }
+    /// Build from attributes already sorted by symbol with no duplicates.
+    pub fn from_sorted_attrs(entries: Vec<Attr>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
+        Attrs::flat(entries)
+    }
+    /// Build from arbitrary entries; a later duplicate wins.
+    pub fn from_unsorted(entries: Vec<(Symbol, Value)>) -> Attrs {
+        let mut entries: Vec<Attr> = entries
+            .into_iter()
+            .rev()
+            .map(|(name, value)| Attr::new(name, value))
+            .collect();
+        entries.sort_by_key(|e| e.name);
+        entries.dedup_by_key(|e| e.name);
+        Attrs::flat(entries)
+    }
+
+    /// Before a change in place: make this handle the only one, with one
+    /// layer and room for `more` attributes (copying as needed).
+    fn own(&mut self, more: usize) -> &mut Header {
+        let h = self.header();
+        let need = h.len as usize + more;
+        if h.count.get() != 1 || h.base.is_some() || (h.cap as usize) < need {
+            let unique_flat = h.count.get() == 1 && h.base.is_none();
+            let len = self.len();
+            let cap = if unique_flat {
+                need.max(h.cap as usize * 2)
+            } else {
+                len + more
+            };
+            let new = Attrs::alloc(cap, None, len as u32, 1);
+            // SAFETY: room for `len` attributes; moved out of a unique flat
+            // set (whose slots are then forgotten), cloned out of any other.
+            unsafe {
+                let hdr = new.header() as *const Header as *mut Header;
+                if unique_flat {
+                    std::ptr::copy_nonoverlapping(self.slots(), new.slots(), len);
+                    (*(self.header() as *const Header as *mut Header)).len = 0;
+                } else {
+                    for (i, a) in self.attr_iter().enumerate() {
+                        new.slots().add(i).write(a.clone());
+                    }
+                }
+                (*hdr).len = len as u32;
+            }
+            *self = new;
+        }
+        // SAFETY: unique now: nothing else reads the header.
+        unsafe { &mut *((self.bits.get() & PAYLOAD) as *mut Header) }
+    }
+
+    /// Give every attribute the same definition position.
+    pub fn set_all_positions(&mut self, pos: PosIdx) {
+        let n = self.own(0).len as usize;
+        for i in 0..n {
+            // SAFETY: unique, and `i` is below the length.
+            unsafe { (*self.slots().add(i)).pos = pos }
+        }
+    }
+    fn find(&self, name: Symbol) -> Result<usize, usize> {
+        self.entries().binary_search_by_key(&name, |e| e.name)
+    }
+    /// The attribute called `name`, from the uppermost layer that has it.
+    #[inline]
+    fn lookup(&self, name: Symbol) -> Option<&Attr> {
+        let mut layer = self;
+        loop {
+            if let Ok(i) = layer.find(name) {
+                return Some(&layer.entries()[i]);
+            }
+            layer = layer.header().base.as_ref()?;
+        }
+    }
+    /// This layer's attributes, the room for them, and the layer below (for
+    /// walks over the heap).
+    pub(crate) fn layer(&self) -> (&[Attr], usize, Option<&Attrs>) {
+        let h = self.header();
+        (self.entries(), h.cap as usize, h.base.as_ref())
+    }
+    /// The bytes of this layer's allocation.
+    pub(crate) fn layer_bytes(&self) -> usize {
+        layout(self.header().cap as usize).size()
+    }
+    /// Where attribute `name` was defined (resolve it with `Vm::pos`).
+    pub fn position(&self, name: Symbol) -> PosIdx {
+        self.lookup(name).map_or(PosIdx::NONE, |a| a.pos)
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.header().total as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    #[inline]
+    pub fn get(&self, name: Symbol) -> Option<&Value> {
+        self.lookup(name).map(|a| &a.value)
+    }
+    pub fn contains(&self, name: Symbol) -> bool {
+        self.lookup(name).is_some()
+    }
+    /// Insert; returns false (and changes nothing) if the name exists.
+    pub fn insert_new(&mut self, name: Symbol, value: Value, pos: PosIdx) -> bool {
+        if self.contains(name) {
+            return false;
+        }
+        // Flatten first: the index is into the one layer that remains.
+        self.own(1);
+        let i = self.find(name).expect_err("absent");
+        self.put_at(i, Attr { name, pos, value });
+        true
+    }
+    pub fn insert(&mut self, name: Symbol, v: Value) {
+        match self.find(name) {
+            Ok(i) if self.header().base.is_none() => {
+                self.own(0);
+                // SAFETY: unique, and `i` is below the length.
+                unsafe { (*self.slots().add(i)).value = v }
+            }
+            _ => {
+                self.own(1);
+                match self.find(name) {
+                    // SAFETY: unique, and `i` is below the length.
+                    Ok(i) => unsafe { (*self.slots().add(i)).value = v },
+                    Err(i) => self.put_at(i, Attr::new(name, v)),
+                }
+            }
+        }
+    }
+    /// Insert a new attribute at index `i` of a set already made flat and
+    /// unique (`own`), so `i` stays valid.
+    fn put_at(&mut self, i: usize, a: Attr) {
+        let h = self.own(1);
+        let len = h.len as usize;
+        h.len += 1;
+        h.total += 1;
+        // SAFETY: unique, with room for one more; the tail moves up one slot.
+        unsafe {
+            let p = self.slots().add(i);
+            std::ptr::copy(p, p.add(1), len - i);
+            p.write(a);
+        }
+    }
+    /// The attributes with their positions, in symbol order.
+    pub fn attr_iter(&self) -> AttrsIter<'_> {
+        let Some(base) = &self.header().base else {
+            return AttrsIter::Flat(self.entries().iter());
+        };
+        // Merge upward from the bottom layer; each layer shadows what is below.
+        let mut layers: Vec<&[Attr]> = vec![self.entries()];
+        let mut l = base;
+        loop {
+            layers.push(l.entries());
+            match &l.header().base {
+                Some(b) => l = b,
+                None => break,
+            }
+        }
+        let mut merged: Vec<&Attr> = layers.pop().expect("bottom layer").iter().collect();
+        while let Some(upper) = layers.pop() {
+            let mut out = Vec::with_capacity(merged.len() + upper.len());
+            let (mut i, mut j) = (0, 0);
+            while i < merged.len() && j < upper.len() {
+                match merged[i].name.cmp(&upper[j].name) {
+                    std::cmp::Ordering::Less => {
+                        out.push(merged[i]);
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        out.push(&upper[j]);
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        out.push(&upper[j]);
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            out.extend_from_slice(&merged[i..]);
+            out.extend(upper[j..].iter());
+            merged = out;
+        }
+        debug_assert_eq!(merged.len(), self.len());
+        AttrsIter::Merged(merged.into_iter())
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
+        self.attr_iter().map(|a| (a.name, &a.value))
+    }
+    /// Entries ordered by name, as Nix shows and iterates them.
+    pub fn sorted_by_name(&self) -> Vec<(Symbol, &Value)> {
+        let mut v: Vec<(Symbol, &Value)> = self.iter().collect();
+        v.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        v
+    }
+    /// `a // b`: `b` wins. A small `b` becomes a layer on top of `a`.
+    pub fn update(a: &Attrs, b: &Attrs) -> Attrs {
+        let layers = a.header().layers;
+        let bh = b.header();
+        if bh.base.is_none() && bh.len as usize <= LAYER_RHS_MAX && layers < MAX_LAYERS {
+            let be = b.entries();
+            let shadowed = be.iter().filter(|e| a.contains(e.name)).count();
+            let total = a.len() + be.len() - shadowed;
+            let out = Attrs::alloc(be.len(), Some(a.clone()), total as u32, layers + 1);
+            // SAFETY: room for `be.len()` attributes.
+            unsafe {
+                for (i, e) in be.iter().enumerate() {
+                    out.slots().add(i).write(e.clone());
+                }
+                (*(out.header() as *const Header as *mut Header)).len = be.len() as u32;
+            }
+            return out;
+        }
+        let av: Vec<&Attr> = a.attr_iter().collect();
+        let bv: Vec<&Attr> = b.attr_iter().collect();
+        // Size the result exactly: overlays update huge sets with mostly shared names.
+        let (mut i, mut j, mut shared) = (0, 0, 0);
+        while i < av.len() && j < bv.len() {
+            match av[i].name.cmp(&bv[j].name) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(av.len() + bv.len() - shared);
+        let (mut i, mut j) = (0, 0);
+        while i < av.len() && j < bv.len() {
+            match av[i].name.cmp(&bv[j].name) {
+                std::cmp::Ordering::Less => {
+                    out.push(av[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(bv[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(bv[j].clone());
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend(av[i..].iter().map(|&x| x.clone()));
+        out.extend(bv[j..].iter().map(|&x| x.clone()));
+        Attrs::flat(out)
+    }
+
+    /// The handle's bits, for a walk that keeps sets by address.
+    pub(crate) fn bits(&self) -> u64 {
+        self.bits.get()
+    }
+    /// A handle that owns no count, from `bits`.
+    ///
+    /// # Safety
+    /// `bits` came from `Attrs::bits` of a set that is still alive.
+    pub(crate) unsafe fn view_bits(bits: u64) -> std::mem::ManuallyDrop<Attrs> {
+        std::mem::ManuallyDrop::new(Attrs {
+            bits: NonZeroU64::new_unchecked(bits),
+            _not_send: PhantomData,
+        })
+    }
+    pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
+        a.bits == b.bits
+    }
+    /// The allocation's address (for walks over the heap).
+    pub fn as_ptr(&self) -> *const () {
+        (self.bits.get() & PAYLOAD) as *const ()
+    }
+    /// How many handles share this set.
+    pub fn strong_count(&self) -> usize {
+        self.header().count.get() as usize
+    }
+    /// Layers in the chain (tests).
+    #[cfg(test)]
+    pub(crate) fn layers(&self) -> u8 {
+        self.header().layers
+    }
+}
+
+impl Clone for Attrs {
+    #[inline]
+    fn clone(&self) -> Attrs {
+        let c = &self.header().count;
+        c.set(
+            c.get()
+                .checked_add(1)
+                .unwrap_or_else(|| std::process::abort()),
+        );
+        Attrs {
+            bits: self.bits,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Attrs {
+    #[inline]
+    fn drop(&mut self) {
+        let c = &self.header().count;
+        let n = c.get() - 1;
+        c.set(n);
+        if n == 0 {
+            // SAFETY: the last handle: drop the attributes and the layer
+            // below, then free the allocation.
+            unsafe {
+                let p = (self.bits.get() & PAYLOAD) as *mut Header;
+                let len = (*p).len as usize;
+                let cap = (*p).cap as usize;
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.slots(), len));
+                std::ptr::drop_in_place(&mut (*p).base);
+                dealloc(p as *mut u8, layout(cap));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::View;
+
+    fn int(v: Option<&Value>) -> Option<i64> {
+        v.and_then(Value::as_int)
+    }
+
+    #[test]
+    fn update_merges_and_right_wins() {
+        let a = Attrs::from_unsorted(vec![
+            (Symbol::intern("a"), Value::Int(1)),
+            (Symbol::intern("b"), Value::Int(2)),
+        ]);
+        let b = Attrs::from_unsorted(vec![
+            (Symbol::intern("b"), Value::Int(3)),
+            (Symbol::intern("c"), Value::Int(4)),
+        ]);
+        let u = Attrs::update(&a, &b);
+        assert_eq!(u.len(), 3);
+        assert_eq!(int(u.get(Symbol::intern("b"))), Some(3));
+        let names: Vec<Symbol> = u.iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_change_copies_a_shared_set_and_grows_a_unique_one() {
+        let sym = |i: usize| Symbol::intern(&format!("set-cow-{i}"));
+        let mut a = Attrs::new();
+        for i in (0..50).rev() {
+            assert!(a.insert_new(sym(i), Value::Int(i as i64), PosIdx::NONE));
+        }
+        assert!(!a.insert_new(sym(7), Value::Null, PosIdx::NONE));
+        assert_eq!(a.len(), 50);
+        let before = a.clone();
+        assert_eq!(a.strong_count(), 2);
+        a.insert(sym(7), Value::Int(-7));
+        a.insert(sym(99), Value::Int(99));
+        assert_eq!(before.strong_count(), 1);
+        assert_eq!((int(before.get(sym(7))), before.len()), (Some(7), 50));
+        assert_eq!(
+            (int(a.get(sym(7))), int(a.get(sym(99))), a.len()),
+            (Some(-7), Some(99), 51)
+        );
+        let names: Vec<Symbol> = a.iter().map(|(n, _)| n).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        // Values inside are counted like any others: dropping the sets frees them.
+        let s = Value::str("kept");
+        let mut b = Attrs::new();
+        b.insert(sym(0), s.clone());
+        let c = b.clone();
+        drop((b, c));
+        match s.view() {
+            View::String(r) => assert_eq!(std::rc::Rc::strong_count(&r), 1),
+            _ => panic!("a string"),
+        }
+    }
+
+    #[test]
+    fn layers_shadow_and_merge_like_a_copy() {
+        let sym = |i: usize| Symbol::intern(&format!("layer-test-{i}"));
+        let mut big =
+            Attrs::from_unsorted((0..100).map(|i| (sym(i), Value::Int(i as i64))).collect());
+        let mut copy: std::collections::BTreeMap<Symbol, i64> =
+            (0..100).map(|i| (sym(i), i as i64)).collect();
+        // More updates than the layer limit, each shadowing one name and adding one.
+        for round in 0..20usize {
+            let small = Attrs::from_unsorted(vec![
+                (sym(round * 3), Value::Int(1000 + round as i64)),
+                (sym(100 + round), Value::Int(2000 + round as i64)),
+            ]);
+            big = Attrs::update(&big, &small);
+            copy.insert(sym(round * 3), 1000 + round as i64);
+            copy.insert(sym(100 + round), 2000 + round as i64);
+            assert!(big.layers() <= MAX_LAYERS);
+            assert_eq!(big.len(), copy.len());
+            let got: Vec<(Symbol, i64)> = big
+                .iter()
+                .map(|(n, v)| (n, v.as_int().expect("int")))
+                .collect();
+            let want: Vec<(Symbol, i64)> = copy.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(got, want);
+            for (k, v) in &copy {
+                assert_eq!(int(big.get(*k)), Some(*v));
+            }
+        }
+        // Changing a layered set in place first copies it into one layer.
+        let mut flat = big.clone();
+        flat.insert(sym(999), Value::Null);
+        assert_eq!(flat.len(), copy.len() + 1);
+        assert_eq!(flat.layers(), 1);
+        assert_eq!(big.len(), copy.len());
+        // So does adding a name to one, which must land in symbol order.
+        let mut added = big.clone();
+        assert!(!added.insert_new(sym(1), Value::Null, PosIdx::NONE));
+        assert!(added.insert_new(sym(998), Value::Int(998), PosIdx::NONE));
+        assert_eq!(int(added.get(sym(998))), Some(998));
+        let names: Vec<Symbol> = added.iter().map(|(n, _)| n).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(added.len(), copy.len() + 1);
+    }
+}
