@@ -177,9 +177,9 @@ impl Walk {
         match &v.view() {
             View::Null | View::Bool(_) | View::Int(_) | View::Float(_) => {}
             View::String(s) => {
-                if self.first(Rc::as_ptr(s) as *const ()) {
-                    let n = s.as_bytes().len();
-                    let mut bytes = RC + size_of::<NixStr>() + n;
+                if self.first(s.as_ptr()) {
+                    let n = s.len();
+                    let mut bytes = s.alloc_bytes();
                     if let Some(ctx) = s.context() {
                         self.c.strings_with_context += 1;
                         // A BTreeSet node per few elements; count each element's Rc<str>.

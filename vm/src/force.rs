@@ -58,7 +58,7 @@ impl Vm {
         }
     }
     /// A string value (no coercion), with its context.
-    pub fn force_string(&mut self, v: &Value) -> EvalResult<Rc<NixStr>> {
+    pub fn force_string(&mut self, v: &Value) -> EvalResult<NixStr> {
         match self.force(v.clone())?.unpack() {
             Owned::String(s) => Ok(s),
             other => type_mismatch("a string", &Value::from(other)),

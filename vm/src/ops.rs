@@ -516,7 +516,7 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
     // The string pieces, kept as the strings themselves where possible and
     // joined once at the end into an exactly sized buffer.
     enum Piece {
-        Str(Rc<NixStr>),
+        Str(NixStr),
         Bytes(Vec<u8>),
     }
     let mut pieces: Vec<Piece> = Vec::with_capacity(parts.len());

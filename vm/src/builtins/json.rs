@@ -375,7 +375,7 @@ fn prim_from_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 /// A string argument that must not carry context (CppNix's `forceStringNoCtx`).
-pub(crate) fn force_string_no_ctx(vm: &mut Vm, v: &Value) -> EvalResult<Rc<NixStr>> {
+pub(crate) fn force_string_no_ctx(vm: &mut Vm, v: &Value) -> EvalResult<NixStr> {
     let s = vm.force_string(v)?;
     if let Some(first) = s.context().and_then(|c| c.iter().next()) {
         // As CppNix's NixStringContextElem::display shows context elements.

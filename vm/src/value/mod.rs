@@ -18,36 +18,8 @@ use crate::vm::Vm;
 /// form (`/nix/store/...` opaque, `=/nix/store/x.drv` deep, `!out!/nix/store/x.drv` built).
 pub type Context = BTreeSet<Rc<str>>;
 
-pub struct NixStr {
-    bytes: Box<[u8]>,
-    ctx: Option<Box<Context>>,
-}
-
-impl NixStr {
-    pub fn new(bytes: impl Into<Box<[u8]>>, ctx: Option<Box<Context>>) -> NixStr {
-        let ctx = ctx.filter(|c| !c.is_empty());
-        NixStr {
-            bytes: bytes.into(),
-            ctx,
-        }
-    }
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-    /// The text, with invalid UTF-8 replaced (only printing should need that).
-    pub fn to_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
-    }
-    pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.bytes).ok()
-    }
-    pub fn context(&self) -> Option<&Context> {
-        self.ctx.as_deref()
-    }
-    pub fn has_context(&self) -> bool {
-        self.ctx.is_some()
-    }
-}
+mod string;
+pub use string::NixStr;
 
 pub use crate::state::PosIdx;
 
@@ -128,20 +100,20 @@ pub struct PrimOpApp {
 pub use crate::thunk::{Begin, Thunk};
 
 mod repr;
-pub use repr::{Owned, Ref, ThunkRef, Value, View};
+pub use repr::{Handle, Owned, Ref, Value, View};
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::String(Rc::new(NixStr::new(s.as_bytes(), None)))
+        Value::String(NixStr::new(s, None))
     }
     pub fn string(s: String) -> Value {
-        Value::String(Rc::new(NixStr::new(s.into_bytes(), None)))
+        Value::String(NixStr::new(s, None))
     }
     pub fn bytes(b: Vec<u8>, ctx: Option<Box<Context>>) -> Value {
-        Value::String(Rc::new(NixStr::new(b, ctx)))
+        Value::String(NixStr::new(b, ctx))
     }
     pub fn str_ctx(s: String, ctx: Option<Box<Context>>) -> Value {
-        Value::String(Rc::new(NixStr::new(s.into_bytes(), ctx)))
+        Value::String(NixStr::new(s, ctx))
     }
     pub fn path(p: &str) -> Value {
         Value::Path(Rc::new(p.to_string()))

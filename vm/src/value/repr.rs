@@ -5,11 +5,14 @@
 //! 48 bits on x86-64 and AArch64, checked when a value is made), an integer
 //! that fits in 48 bits, or a Boolean. Integers beyond 48 bits and floats are
 //! boxed (both are rare in Nix code). A thunk's tag is 0, so a thunk value
-//! has exactly the bits of its `Thunk` handle and can be borrowed as one.
+//! has exactly the bits of its `Thunk` handle and can be borrowed as one;
+//! sets and strings are handles that carry their tag in their own bits
+//! (`set.rs`, `string.rs`), borrowed the same way.
 //!
 //! Nothing matches on the encoding outside this module: `Value::view`
-//! borrows a value as the [`View`] enum (scalars copied out, pointers as
-//! [`Ref`]s that deref to the `Rc` they stand for), `Value::unpack` turns an
+//! borrows a value as the [`View`] enum (scalars copied out, thunks, sets
+//! and strings as [`Handle`]s, the other pointers as [`Ref`]s that deref to
+//! the `Rc` they stand for), `Value::unpack` turns an
 //! owned value into the [`Owned`] enum, and constructors keep the variant
 //! names (`Value::Int(3)`, `Value::Null`).
 
@@ -48,6 +51,8 @@ const NULL: u64 = 11;
 const BOOL: u64 = 12;
 /// A set's tag in place: `Attrs` handles carry it in their own bits.
 pub(super) const ATTRS_BITS: u64 = ATTRS << SHIFT;
+/// A string's tag in place, as for sets.
+pub(super) const STRING_BITS: u64 = STRING << SHIFT;
 
 const _: () = {
     assert!(std::mem::size_of::<Value>() == 8);
@@ -56,20 +61,21 @@ const _: () = {
 };
 
 /// A value borrowed as an enum, for `match`. Scalars are copied out; the
-/// pointer kinds are [`Ref`]s to their `Rc`, the thunk a [`ThunkRef`].
+/// thunk, set and string are [`Handle`]s, the other pointers [`Ref`]s to
+/// their `Rc`.
 pub enum View<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    String(Ref<'a, NixStr>),
+    String(Handle<'a, NixStr>),
     Path(Ref<'a, String>),
-    Attrs(ThunkRef<'a, Attrs>),
+    Attrs(Handle<'a, Attrs>),
     List(Ref<'a, Vec<Value>>),
     Lambda(Ref<'a, Closure>),
     PrimOp(Ref<'a, PrimOp>),
     PrimOpApp(Ref<'a, PrimOpApp>),
-    Thunk(ThunkRef<'a, Thunk>),
+    Thunk(Handle<'a, Thunk>),
 }
 
 /// An owned value taken apart (see `Value::unpack`).
@@ -78,7 +84,7 @@ pub enum Owned {
     Bool(bool),
     Int(i64),
     Float(f64),
-    String(Rc<NixStr>),
+    String(NixStr),
     Path(Rc<String>),
     Attrs(Attrs),
     List(Rc<Vec<Value>>),
@@ -150,12 +156,12 @@ impl View<'_> {
     }
 }
 
-/// A thunk or a set inside a value (their handles have the value's bits),
+/// A thunk, set or string inside a value (their handles have the value's bits),
 /// borrowed for as long as the value: it derefs to the handle, and `clone`
 /// makes a new one.
-pub struct ThunkRef<'a, T>(&'a T);
+pub struct Handle<'a, T>(&'a T);
 
-impl<'a, T: Clone> ThunkRef<'a, T> {
+impl<'a, T: Clone> Handle<'a, T> {
     #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn clone(&self) -> T {
@@ -167,7 +173,7 @@ impl<'a, T: Clone> ThunkRef<'a, T> {
     }
 }
 
-impl<T> Deref for ThunkRef<'_, T> {
+impl<T> Deref for Handle<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
@@ -233,8 +239,8 @@ impl Value {
     }
     #[allow(non_snake_case)]
     #[inline]
-    pub fn String(s: Rc<NixStr>) -> Value {
-        Value::boxed(STRING, s)
+    pub fn String(s: NixStr) -> Value {
+        Value::from_bits(s.into_bits())
     }
     #[allow(non_snake_case)]
     #[inline]
@@ -280,10 +286,10 @@ impl Value {
         // SAFETY: the tag says what the payload is; the `Ref`s borrow `self`.
         unsafe {
             match self.tag() {
-                THUNK => View::Thunk(ThunkRef(&*(self as *const Value as *const Thunk))),
-                ATTRS => View::Attrs(ThunkRef(&*(self as *const Value as *const Attrs))),
+                THUNK => View::Thunk(Handle(&*(self as *const Value as *const Thunk))),
+                ATTRS => View::Attrs(Handle(&*(self as *const Value as *const Attrs))),
                 LIST => View::List(Ref::new(self.ptr())),
-                STRING => View::String(Ref::new(self.ptr())),
+                STRING => View::String(Handle(&*(self as *const Value as *const NixStr))),
                 LAMBDA => View::Lambda(Ref::new(self.ptr())),
                 PATH => View::Path(Ref::new(self.ptr())),
                 PRIMOP => View::PrimOp(Ref::new(self.ptr())),
@@ -308,7 +314,7 @@ impl Value {
                 THUNK => Owned::Thunk(std::ptr::read(&*me as *const Value as *const Thunk)),
                 ATTRS => Owned::Attrs(std::ptr::read(&*me as *const Value as *const Attrs)),
                 LIST => Owned::List(Rc::from_raw(me.ptr())),
-                STRING => Owned::String(Rc::from_raw(me.ptr())),
+                STRING => Owned::String(std::ptr::read(&*me as *const Value as *const NixStr)),
                 LAMBDA => Owned::Lambda(Rc::from_raw(me.ptr())),
                 PATH => Owned::Path(Rc::from_raw(me.ptr())),
                 PRIMOP => Owned::PrimOp(Rc::from_raw(me.ptr())),
@@ -383,7 +389,7 @@ impl Clone for Value {
                 THUNK => std::mem::forget((*(self as *const Value as *const Thunk)).clone()),
                 ATTRS => std::mem::forget((*(self as *const Value as *const Attrs)).clone()),
                 LIST => Rc::increment_strong_count(self.ptr::<Vec<Value>>()),
-                STRING => Rc::increment_strong_count(self.ptr::<NixStr>()),
+                STRING => std::mem::forget((*(self as *const Value as *const NixStr)).clone()),
                 LAMBDA => Rc::increment_strong_count(self.ptr::<Closure>()),
                 PATH => Rc::increment_strong_count(self.ptr::<String>()),
                 PRIMOP => Rc::increment_strong_count(self.ptr::<PrimOp>()),
@@ -409,7 +415,7 @@ impl Drop for Value {
                 THUNK => std::ptr::drop_in_place(self as *mut Value as *mut Thunk),
                 ATTRS => std::ptr::drop_in_place(self as *mut Value as *mut Attrs),
                 LIST => Rc::decrement_strong_count(self.ptr::<Vec<Value>>()),
-                STRING => Rc::decrement_strong_count(self.ptr::<NixStr>()),
+                STRING => std::ptr::drop_in_place(self as *mut Value as *mut NixStr),
                 LAMBDA => Rc::decrement_strong_count(self.ptr::<Closure>()),
                 PATH => Rc::decrement_strong_count(self.ptr::<String>()),
                 PRIMOP => Rc::decrement_strong_count(self.ptr::<PrimOp>()),
@@ -454,17 +460,26 @@ mod tests {
         assert!(matches!(Value::Bool(true).view(), View::Bool(true)));
         assert!(matches!(Value::Bool(false).view(), View::Bool(false)));
         assert!(matches!(Value::Float(-0.5).view(), View::Float(x) if x == -0.5));
-        let s = Rc::new(NixStr::new(b"x".to_vec(), None));
+        let s = NixStr::new(b"x", None);
         let v = Value::String(s.clone());
-        assert_eq!(Rc::strong_count(&s), 2);
+        assert_eq!(s.strong_count(), 2);
         let w = v.clone();
-        assert_eq!(Rc::strong_count(&s), 3);
+        assert_eq!(s.strong_count(), 3);
         match w.view() {
-            View::String(r) => assert!(Rc::ptr_eq(&r, &s)),
+            View::String(r) => assert!(NixStr::ptr_eq(&r, &s)),
             _ => panic!("a string"),
         }
         drop((v, w));
-        assert_eq!(Rc::strong_count(&s), 1);
+        assert_eq!(s.strong_count(), 1);
+        let p = Rc::new(String::from("/p"));
+        let v = Value::Path(p.clone());
+        assert_eq!(Rc::strong_count(&p), 2);
+        match v.view() {
+            View::Path(r) => assert!(Rc::ptr_eq(&r, &p)),
+            _ => panic!("a path"),
+        }
+        drop(v);
+        assert_eq!(Rc::strong_count(&p), 1);
     }
 
     #[test]

@@ -570,7 +570,7 @@ mod tests {
         let c = b.clone();
         drop((b, c));
         match s.view() {
-            View::String(r) => assert_eq!(std::rc::Rc::strong_count(&r), 1),
+            View::String(r) => assert_eq!(r.strong_count(), 1),
             _ => panic!("a string"),
         }
     }
