@@ -200,12 +200,9 @@ impl Walk {
             }
             View::Attrs(a) => self.todo.push(Item::A(a.clone())),
             View::List(l) => {
-                if self.first(Rc::as_ptr(l) as *const ()) {
+                if self.first(l.as_ptr()) {
                     self.c.list_items += l.len() as u64;
-                    self.c.add(
-                        Kind::List,
-                        RC + size_of::<Vec<Value>>() + l.capacity() * size_of::<Value>(),
-                    );
+                    self.c.add(Kind::List, l.alloc_bytes());
                     for x in l.iter() {
                         self.value(x);
                     }

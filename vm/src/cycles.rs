@@ -113,7 +113,8 @@ const MARKED: i32 = i32::MIN;
 enum Other {
     /// A set handle's bits (`Attrs::bits`).
     Attrs(u64),
-    List(*const Vec<Value>),
+    /// A list handle's bits (`List::bits`).
+    List(u64),
     Closure(*const Closure),
     App(*const PrimOpApp),
 }
@@ -175,11 +176,7 @@ fn value_child(v: &Value) -> Option<Child<'_>> {
     Some(match v.view() {
         View::Thunk(t) => Child::Thunk(t.obj()),
         View::Attrs(a) => other_attrs(&a),
-        View::List(l) => Child::Other(
-            Rc::as_ptr(&l) as usize,
-            Rc::strong_count(&l),
-            Other::List(Rc::as_ptr(&l)),
-        ),
+        View::List(l) => Child::Other(l.as_ptr() as usize, l.strong_count(), Other::List(l.bits())),
         View::Lambda(c) => Child::Other(
             Rc::as_ptr(&c) as usize,
             Rc::strong_count(&c),
@@ -247,7 +244,8 @@ unsafe fn children(n: Node, f: &mut dyn FnMut(Child<'_>)) {
             }
         }
         Node::Other(Other::List(l)) => {
-            for x in (*l).iter() {
+            let l = List::view_bits(l);
+            for x in l.iter() {
                 each(x, f);
             }
         }

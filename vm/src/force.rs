@@ -6,7 +6,6 @@ use crate::error::*;
 use crate::value::*;
 use crate::value::{Owned, View};
 use crate::vm::Vm;
-use std::rc::Rc;
 
 pub fn type_mismatch<T>(expected: &str, v: &Value) -> EvalResult<T> {
     type_err(format!(
@@ -37,7 +36,7 @@ impl Vm {
             other => type_mismatch("a Boolean", &Value::from(other)),
         }
     }
-    pub fn force_list(&mut self, v: &Value) -> EvalResult<Rc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value) -> EvalResult<List> {
         match self.force(v.clone())?.unpack() {
             Owned::List(l) => Ok(l),
             other => type_mismatch("a list", &Value::from(other)),

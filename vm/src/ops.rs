@@ -202,7 +202,7 @@ fn same_nested(a: &Value, b: &Value) -> bool {
     match (&a.view(), &b.view()) {
         (View::Thunk(x), View::Thunk(y)) => Thunk::ptr_eq(x, y),
         (View::Attrs(x), View::Attrs(y)) => Attrs::ptr_eq(x, y),
-        (View::List(x), View::List(y)) => Rc::ptr_eq(x, y),
+        (View::List(x), View::List(y)) => List::ptr_eq(x, y),
         _ => false,
     }
 }
@@ -221,7 +221,7 @@ fn equal_at(vm: &mut Vm, a: &Value, b: &Value, top: bool) -> EvalResult<bool> {
         (View::String(x), View::String(y)) => x.as_bytes() == y.as_bytes(),
         (View::Path(x), View::Path(y)) => x.as_str() == y.as_str(),
         (View::List(x), View::List(y)) => {
-            if Rc::ptr_eq(x, y) {
+            if List::ptr_eq(x, y) {
                 return Ok(true);
             }
             if x.len() != y.len() {
@@ -326,7 +326,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             show(&b)
         )),
         (View::List(x), View::List(y)) => {
-            if Rc::ptr_eq(x, y) {
+            if List::ptr_eq(x, y) {
                 return Ok(());
             }
             if x.len() != y.len() {

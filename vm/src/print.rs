@@ -7,7 +7,6 @@ use crate::value::View;
 use crate::value::*;
 use nixvm_compiler::printer::{format_float_g, identifier, literal_string};
 use rustc_hash::FxHashSet;
-use std::rc::Rc;
 
 /// Print as `nix-instantiate --eval` does. Thunks that are still
 /// unevaluated print as `<CODE>`; call `Vm::force_deep` first for `--strict`.
@@ -52,7 +51,7 @@ fn ambiguous(
         }
         View::List(l) => {
             // The printed root is a copy in CppNix: it can never be seen again.
-            let key = holder.unwrap_or(Rc::as_ptr(l) as usize);
+            let key = holder.unwrap_or(l.as_ptr() as usize);
             if !l.is_empty() && depth > 0 && !seen.insert(key) {
                 out.push_str("«repeated»");
                 return;

@@ -1287,7 +1287,7 @@ impl Vm {
                 }
             }
             View::List(l) => {
-                if !seen.insert(Rc::as_ptr(l) as usize) {
+                if !seen.insert(l.as_ptr() as usize) {
                     return Ok(());
                 }
                 for x in l.iter() {

@@ -18,7 +18,9 @@ use crate::vm::Vm;
 /// form (`/nix/store/...` opaque, `=/nix/store/x.drv` deep, `!out!/nix/store/x.drv` built).
 pub type Context = BTreeSet<Rc<str>>;
 
+mod list;
 mod string;
+pub use list::List;
 pub use string::NixStr;
 
 pub use crate::state::PosIdx;
@@ -122,7 +124,7 @@ impl Value {
         Value::Attrs(a)
     }
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::new(v))
+        Value::List(List::from_vec(v))
     }
     pub fn is_thunk(&self) -> bool {
         matches!(&self.view(), View::Thunk(_))

@@ -22,7 +22,7 @@ use std::num::NonZeroU64;
 use std::ops::Deref;
 use std::rc::Rc;
 
-use super::{Attrs, Closure, NixStr, PrimOp, PrimOpApp, Thunk};
+use super::{Attrs, Closure, List, NixStr, PrimOp, PrimOpApp, Thunk};
 
 /// A Nix value (see the module header for its encoding).
 #[repr(transparent)]
@@ -53,6 +53,8 @@ const BOOL: u64 = 12;
 pub(super) const ATTRS_BITS: u64 = ATTRS << SHIFT;
 /// A string's tag in place, as for sets.
 pub(super) const STRING_BITS: u64 = STRING << SHIFT;
+/// A list's tag in place, as for sets.
+pub(super) const LIST_BITS: u64 = LIST << SHIFT;
 
 const _: () = {
     assert!(std::mem::size_of::<Value>() == 8);
@@ -71,7 +73,7 @@ pub enum View<'a> {
     String(Handle<'a, NixStr>),
     Path(Ref<'a, String>),
     Attrs(Handle<'a, Attrs>),
-    List(Ref<'a, Vec<Value>>),
+    List(Handle<'a, List>),
     Lambda(Ref<'a, Closure>),
     PrimOp(Ref<'a, PrimOp>),
     PrimOpApp(Ref<'a, PrimOpApp>),
@@ -87,7 +89,7 @@ pub enum Owned {
     String(NixStr),
     Path(Rc<String>),
     Attrs(Attrs),
-    List(Rc<Vec<Value>>),
+    List(List),
     Lambda(Rc<Closure>),
     PrimOp(Rc<PrimOp>),
     PrimOpApp(Rc<PrimOpApp>),
@@ -156,7 +158,7 @@ impl View<'_> {
     }
 }
 
-/// A thunk, set or string inside a value (their handles have the value's bits),
+/// A thunk, set, list or string inside a value (their handles have the value's bits),
 /// borrowed for as long as the value: it derefs to the handle, and `clone`
 /// makes a new one.
 pub struct Handle<'a, T>(&'a T);
@@ -254,8 +256,8 @@ impl Value {
     }
     #[allow(non_snake_case)]
     #[inline]
-    pub fn List(l: Rc<Vec<Value>>) -> Value {
-        Value::boxed(LIST, l)
+    pub fn List(l: List) -> Value {
+        Value::from_bits(l.into_bits())
     }
     #[allow(non_snake_case)]
     #[inline]
@@ -288,7 +290,7 @@ impl Value {
             match self.tag() {
                 THUNK => View::Thunk(Handle(&*(self as *const Value as *const Thunk))),
                 ATTRS => View::Attrs(Handle(&*(self as *const Value as *const Attrs))),
-                LIST => View::List(Ref::new(self.ptr())),
+                LIST => View::List(Handle(&*(self as *const Value as *const List))),
                 STRING => View::String(Handle(&*(self as *const Value as *const NixStr))),
                 LAMBDA => View::Lambda(Ref::new(self.ptr())),
                 PATH => View::Path(Ref::new(self.ptr())),
@@ -313,7 +315,7 @@ impl Value {
             match me.tag() {
                 THUNK => Owned::Thunk(std::ptr::read(&*me as *const Value as *const Thunk)),
                 ATTRS => Owned::Attrs(std::ptr::read(&*me as *const Value as *const Attrs)),
-                LIST => Owned::List(Rc::from_raw(me.ptr())),
+                LIST => Owned::List(std::ptr::read(&*me as *const Value as *const List)),
                 STRING => Owned::String(std::ptr::read(&*me as *const Value as *const NixStr)),
                 LAMBDA => Owned::Lambda(Rc::from_raw(me.ptr())),
                 PATH => Owned::Path(Rc::from_raw(me.ptr())),
@@ -388,7 +390,7 @@ impl Clone for Value {
             match self.tag() {
                 THUNK => std::mem::forget((*(self as *const Value as *const Thunk)).clone()),
                 ATTRS => std::mem::forget((*(self as *const Value as *const Attrs)).clone()),
-                LIST => Rc::increment_strong_count(self.ptr::<Vec<Value>>()),
+                LIST => std::mem::forget((*(self as *const Value as *const List)).clone()),
                 STRING => std::mem::forget((*(self as *const Value as *const NixStr)).clone()),
                 LAMBDA => Rc::increment_strong_count(self.ptr::<Closure>()),
                 PATH => Rc::increment_strong_count(self.ptr::<String>()),
@@ -414,7 +416,7 @@ impl Drop for Value {
             match self.tag() {
                 THUNK => std::ptr::drop_in_place(self as *mut Value as *mut Thunk),
                 ATTRS => std::ptr::drop_in_place(self as *mut Value as *mut Attrs),
-                LIST => Rc::decrement_strong_count(self.ptr::<Vec<Value>>()),
+                LIST => std::ptr::drop_in_place(self as *mut Value as *mut List),
                 STRING => std::ptr::drop_in_place(self as *mut Value as *mut NixStr),
                 LAMBDA => Rc::decrement_strong_count(self.ptr::<Closure>()),
                 PATH => Rc::decrement_strong_count(self.ptr::<String>()),
