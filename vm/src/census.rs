@@ -300,15 +300,11 @@ impl Walk {
         if !self.first(Rc::as_ptr(&p) as *const ()) {
             return;
         }
-        let bytes = RC
-            + size_of::<Proto>()
-            + std::mem::size_of_val(&*p.code)
-            + std::mem::size_of_val(&*p.spans)
-            + std::mem::size_of_val(&*p.consts);
+        let bytes = RC + size_of::<Proto>() + p.body.alloc_bytes();
         self.c.add(Kind::Code, bytes);
-        self.c.code_ops += p.code.len() as u64;
-        self.c.code_consts += p.consts.len() as u64;
-        for c in p.consts.iter() {
+        self.c.code_ops += p.code().len() as u64;
+        self.c.code_consts += p.consts().len() as u64;
+        for c in p.consts().iter() {
             match c {
                 PConst::Value(v) => self.value(v),
                 PConst::Proto(q) => self.todo.push(Item::P(q.clone())),

@@ -53,11 +53,11 @@ pub fn run(proto: &Proto, env: &Env) -> Option<Value> {
             other => Some(other.to_value()),
         }
     }
-    let code = &proto.code;
+    let code = &proto.code();
     for (ip, op) in code.iter().enumerate() {
         match *op {
             Op::Const(c) => {
-                let PConst::Value(v) = &proto.consts[c as usize] else {
+                let PConst::Value(v) = &proto.consts()[c as usize] else {
                     return None;
                 };
                 stack[sp] = v.clone();

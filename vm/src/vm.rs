@@ -196,9 +196,7 @@ impl Vm {
             file: chunk.file,
             source,
             span: chunk.span,
-            code: chunk.code.clone().into_boxed_slice(),
-            spans: chunk.spans.clone().into_boxed_slice(),
-            consts: consts.into_boxed_slice(),
+            body: Body::new(&chunk.code, &chunk.spans, consts),
             nslots: chunk.nslots,
             has_formals,
             speculate: chunk.kind == ChunkKind::Thunk && crate::speculate::eligible(&chunk.code),
@@ -611,8 +609,8 @@ impl Vm {
                     let f = self.frames.pop().expect("frame");
                     let at =
                         f.ip.saturating_sub(1)
-                            .min(f.proto.spans.len().saturating_sub(1));
-                    let pos = f.proto.spans.get(at).map(|s| Pos {
+                            .min(f.proto.spans().len().saturating_sub(1));
+                    let pos = f.proto.spans().get(at).map(|s| Pos {
                         file: f.proto.file,
                         span: *s,
                     });
@@ -639,7 +637,7 @@ impl Vm {
     }
 
     fn proto_const(&self, fi: usize, c: u32) -> &PConst {
-        &self.frames[fi].proto.consts[c as usize]
+        &self.frames[fi].proto.consts()[c as usize]
     }
 
     fn run_inner(&mut self, stop: usize) -> EvalResult<()> {
@@ -647,7 +645,7 @@ impl Vm {
             let fi = self.frames.len() - 1;
             let op = {
                 let f = &mut self.frames[fi];
-                let op = f.proto.code[f.ip];
+                let op = f.proto.code()[f.ip];
                 f.ip += 1;
                 op
             };
@@ -778,7 +776,7 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::AttrNames(names) = &proto.consts[c as usize] else {
+                    let PConst::AttrNames(names) = &proto.consts()[c as usize] else {
                         unreachable!("attribute names constant")
                     };
                     let n = names.len();
@@ -808,7 +806,7 @@ impl Vm {
                     };
                     let sym = Symbol::intern(&name.to_str());
                     let file = self.frames[fi].proto.file;
-                    let span = self.frames[fi].proto.spans[self.frames[fi].ip - 1];
+                    let span = self.frames[fi].proto.spans()[self.frames[fi].ip - 1];
                     let pos = self.positions.intern(file, span);
                     let top = self.stack.last_mut().expect("attrs");
                     let a = top.make_attrs_mut().expect("attrs under dynamic attr");
@@ -1048,7 +1046,7 @@ impl Vm {
                     let proto = &self.frames[fi].proto;
                     let here = self.frames[fi].ip - 1;
                     let place = |i: usize| {
-                        proto.spans.get(i).map(|s| Pos {
+                        proto.spans().get(i).map(|s| Pos {
                             file: proto.file,
                             span: *s,
                         })
@@ -1095,7 +1093,7 @@ impl Vm {
                         return type_mismatch("a set", &ov);
                     };
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::Syms(slots) = &proto.consts[c as usize] else {
+                    let PConst::Syms(slots) = &proto.consts()[c as usize] else {
                         unreachable!("syms constant")
                     };
                     let env = self.frames[fi].env.clone();
@@ -1138,7 +1136,7 @@ impl Vm {
                 }
                 None => match f.default {
                     Some(dc) => {
-                        let v = match &self.frames[fi].proto.consts[dc as usize] {
+                        let v = match &self.frames[fi].proto.consts()[dc as usize] {
                             PConst::Proto(p) if p.kind == ChunkKind::Thunk => {
                                 self.stats.thunks_created += 1;
                                 Value::Thunk(Thunk::pending(&self.heap, p.clone(), env.clone()))

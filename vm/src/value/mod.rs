@@ -4,8 +4,6 @@
 //! else behind one reference-counted pointer (`Rc`, or the compact blocks of
 //! `thunk.rs` and `env.rs`); `cycles.rs` frees the reference cycles.
 
-use nixvm_compiler::ast::Span;
-use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
 use nixvm_compiler::Symbol;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -28,48 +26,8 @@ pub use crate::state::PosIdx;
 mod set;
 pub use set::{Attr, Attrs, AttrsIter};
 
-/// A constant of a linked chunk.
-pub enum PConst {
-    Value(Value),
-    Proto(Rc<Proto>),
-    Syms(Box<[Symbol]>),
-    /// The names of a set literal's attributes, sorted, each with where it is defined
-    /// (one slice of pairs, so the constant stays 24 bytes).
-    AttrNames(Box<[(Symbol, PosIdx)]>),
-    Withs(Box<[u16]>),
-    Formals(Rc<FormalsInfo>),
-    Text(Rc<str>),
-}
-
-/// A compiled chunk linked for execution: constants are runtime values.
-pub struct Proto {
-    pub kind: ChunkKind,
-    pub name: Option<Symbol>,
-    pub file: u32,
-    /// The source of `file`, so positions can be shown without the `Vm`.
-    pub source: Rc<crate::state::SourceFile>,
-    pub span: Span,
-    pub code: Box<[Op]>,
-    pub spans: Box<[Span]>,
-    pub consts: Box<[PConst]>,
-    pub nslots: u16,
-    pub has_formals: bool,
-    /// A thunk whose value may be computable on the spot (see `speculate`).
-    pub speculate: bool,
-}
-
-impl Proto {
-    pub fn formals(&self) -> Option<&FormalsInfo> {
-        for op in self.code.iter().take(1) {
-            if let Op::BindFormals(c) = op {
-                if let PConst::Formals(f) = &self.consts[*c as usize] {
-                    return Some(f);
-                }
-            }
-        }
-        None
-    }
-}
+mod proto;
+pub use proto::{Body, PConst, Proto};
 
 /// A runtime environment: the slots of one scope and its parent.
 pub use crate::env::Env;
@@ -254,7 +212,7 @@ impl Value {
 #[cfg(test)]
 pub(crate) fn test_proto() -> Rc<Proto> {
     Rc::new(Proto {
-        kind: ChunkKind::Lambda,
+        kind: nixvm_compiler::chunk::ChunkKind::Lambda,
         name: None,
         file: 0,
         source: Rc::new(crate::state::SourceFile {
@@ -263,9 +221,7 @@ pub(crate) fn test_proto() -> Rc<Proto> {
             raw: false,
         }),
         span: Default::default(),
-        code: Box::new([]),
-        spans: Box::new([]),
-        consts: Box::new([]),
+        body: Body::new(&[], &[], Vec::new()),
         nslots: 0,
         has_formals: false,
         speculate: false,
