@@ -53,6 +53,8 @@ struct Block {
 }
 
 const _: () = {
+    // `Value`'s clone and drop read the count here (`repr.rs`, `COUNTED_FIRST`).
+    assert!(std::mem::offset_of!(Block, count) == 0);
     assert!(std::mem::size_of::<Block>() == 24);
     assert!(std::mem::size_of::<(Rc<Proto>, Env)>() == 16);
     assert!(std::mem::size_of::<Value>() == 8);

@@ -60,6 +60,8 @@ struct Header {
 }
 
 const _: () = {
+    // `Value`'s clone and drop read the count here (`repr.rs`, `COUNTED_FIRST`).
+    assert!(std::mem::offset_of!(Header, count) == 0);
     assert!(std::mem::size_of::<Header>() == 32);
     assert!(std::mem::size_of::<Attr>() == 16);
     assert!(std::mem::size_of::<Attrs>() == 8);

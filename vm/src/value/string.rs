@@ -25,6 +25,8 @@ struct Header {
 }
 
 const _: () = {
+    // `Value`'s clone and drop read the count here (`repr.rs`, `COUNTED_FIRST`).
+    assert!(std::mem::offset_of!(Header, count) == 0);
     assert!(std::mem::size_of::<Header>() == 16);
     assert!(std::mem::size_of::<NixStr>() == 8);
 };
