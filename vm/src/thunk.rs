@@ -96,6 +96,11 @@ pub struct Thunk(NonNull<Block>);
 
 impl Thunk {
     fn with_extra(heap: &Heap, extra: u32, st: State) -> Thunk {
+        // An application's block has room for exactly its arguments (checked
+        // before anything is moved: `put` trusts it).
+        if let State::App(_, _, y) = &st {
+            assert_eq!(extra, y.is_some() as u32, "application fits its block");
+        }
         // SAFETY: the block has the layout's size; the state is written before use.
         unsafe {
             let p = heap.alloc(block_bytes(extra), Kind::Thunk) as *mut Block;
@@ -159,7 +164,10 @@ impl Thunk {
     /// second, if any, in the block's extra value after `data`).
     #[inline]
     fn app_ptr(&self) -> *mut Value {
-        self.block().data.get() as *mut Value
+        // From the block's raw pointer, not a `&Block`: the second argument
+        // lies past the end of `Block`, in the same allocation.
+        // SAFETY: a field projection of a live block.
+        unsafe { std::ptr::addr_of_mut!((*self.0.as_ptr()).data) as *mut Value }
     }
 
     /// Move the state out. The data is logically uninitialised until `put`.
@@ -200,15 +208,14 @@ impl Thunk {
             }
             State::Running => RUNNING,
             State::App(f, x, y) => {
-                let room = self.extra();
-                assert!(room >= y.is_some() as u32, "application fits its block");
+                // Only `with_extra` puts an application, into a block sized
+                // for it; `begin` takes it out for good.
+                debug_assert_eq!(self.extra(), y.is_some() as u32);
                 let a = self.app_ptr();
                 std::ptr::write(a, f);
                 std::ptr::write(a.add(1), x);
-                if room > 0 {
-                    // An `f x` in a block made for `f x y` cannot happen; keep
-                    // the slot initialised so `take` reads a value.
-                    std::ptr::write(a.add(2), y.unwrap_or(Value::Null));
+                if let Some(y) = y {
+                    std::ptr::write(a.add(2), y);
                 }
                 APP
             }

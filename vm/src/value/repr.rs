@@ -387,7 +387,7 @@ impl From<Owned> for Value {
 /// over every kind, `clone` was 6% of NixOS minimal's time, out of line).
 const COUNTED_FIRST: u64 = STRING;
 
-const _: () = assert!(THUNK <= COUNTED_FIRST && ATTRS <= COUNTED_FIRST && LIST <= COUNTED_FIRST);
+const _: () = assert!(THUNK == 0 && ATTRS <= COUNTED_FIRST && LIST <= COUNTED_FIRST);
 
 impl Value {
     /// The count at the start of a thunk's, set's, list's or string's block.

@@ -143,6 +143,13 @@ impl Attrs {
         std::mem::ManuallyDrop::new(self).bits.get()
     }
 
+    /// The header, to write (the caller knows the handle is unique, or the
+    /// set is still being built); writes never go through `header()`'s `&`.
+    #[inline]
+    fn header_ptr(&self) -> *mut Header {
+        (self.bits.get() & PAYLOAD) as *mut Header
+    }
+
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the allocation lives while this handle does.
@@ -173,7 +180,7 @@ impl Attrs {
         // vector's buffer is then freed without dropping them.
         unsafe {
             std::ptr::copy_nonoverlapping(entries.as_ptr(), a.slots(), n);
-            let hdr = a.header() as *const Header as *mut Header;
+            let hdr = a.header_ptr();
             (*hdr).len = n as u32;
             entries.set_len(0);
             std::mem::ManuallyDrop::drop(&mut entries);
@@ -230,10 +237,10 @@ impl Attrs {
             // SAFETY: room for `len` attributes; moved out of a unique flat
             // set (whose slots are then forgotten), cloned out of any other.
             unsafe {
-                let hdr = new.header() as *const Header as *mut Header;
+                let hdr = new.header_ptr();
                 if unique_flat {
                     std::ptr::copy_nonoverlapping(self.slots(), new.slots(), len);
-                    (*(self.header() as *const Header as *mut Header)).len = 0;
+                    (*self.header_ptr()).len = 0;
                 } else {
                     for (i, a) in self.attr_iter().enumerate() {
                         new.slots().add(i).write(a.clone());
@@ -244,7 +251,7 @@ impl Attrs {
             *self = new;
         }
         // SAFETY: unique now: nothing else reads the header.
-        unsafe { &mut *((self.bits.get() & PAYLOAD) as *mut Header) }
+        unsafe { &mut *self.header_ptr() }
     }
 
     /// Give every attribute the same definition position.
@@ -405,7 +412,7 @@ impl Attrs {
                 for (i, e) in be.iter().enumerate() {
                     out.slots().add(i).write(e.clone());
                 }
-                (*(out.header() as *const Header as *mut Header)).len = be.len() as u32;
+                (*out.header_ptr()).len = be.len() as u32;
             }
             return out;
         }
