@@ -450,15 +450,15 @@ impl Vm {
     /// Force a value to weak head normal form.
     #[inline]
     pub fn force(&mut self, v: Value) -> EvalResult<Value> {
-        match v.unpack() {
-            Owned::Thunk(t) => {
-                if let Some(v) = t.done() {
-                    return Ok(v);
-                }
-                self.force_thunk(&t)
+        // A tag test, not `unpack`: most values are not thunks, and taking
+        // one apart and packing it again was a switch each way.
+        if let Some(t) = v.as_thunk() {
+            if let Some(done) = t.done() {
+                return Ok(done);
             }
-            v => Ok(Value::from(v)),
+            return self.force_thunk(t);
         }
+        Ok(v)
     }
 
     fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
