@@ -283,7 +283,7 @@ impl Walk {
             if !self.first(a.as_ptr()) {
                 return;
             }
-            let (entries, _, base) = a.layer();
+            let (entries, base) = a.layer();
             self.c.attrs += entries.len() as u64;
             self.c.add(Kind::Attrs, a.layer_bytes());
             for e in entries {

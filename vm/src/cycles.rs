@@ -235,7 +235,7 @@ unsafe fn children(n: Node, f: &mut dyn FnMut(Child<'_>)) {
         }
         Node::Other(Other::Attrs(a)) => {
             let a = Attrs::view_bits(a);
-            let (entries, _, base) = a.layer();
+            let (entries, base) = a.layer();
             if let Some(b) = base {
                 f(other_attrs(b));
             }

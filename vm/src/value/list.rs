@@ -9,11 +9,10 @@
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::Cell;
-use std::marker::PhantomData;
-use std::num::NonZeroU64;
 use std::ops::Deref;
 
-use super::repr::{LIST_BITS, PAYLOAD};
+use super::counted::Counted;
+use super::repr::LIST_BITS;
 use super::Value;
 
 #[repr(C)]
@@ -39,10 +38,7 @@ fn layout(len: usize) -> Layout {
 
 /// A shared, immutable Nix list (see the module header).
 #[repr(transparent)]
-pub struct List {
-    bits: NonZeroU64,
-    _not_send: PhantomData<*const ()>,
-}
+pub struct List(Counted);
 
 impl List {
     /// The list of `items`, moved into one allocation.
@@ -69,23 +65,18 @@ impl List {
             );
             items.set_len(0);
             std::mem::ManuallyDrop::drop(&mut items);
-            let a = p as u64;
-            assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
-            List {
-                bits: NonZeroU64::new_unchecked(LIST_BITS | a),
-                _not_send: PhantomData,
-            }
+            List(Counted::new(LIST_BITS, p))
         }
     }
 
     /// The list's bits (for `Value`), owning its count.
     pub(super) fn into_bits(self) -> u64 {
-        std::mem::ManuallyDrop::new(self).bits.get()
+        std::mem::ManuallyDrop::new(self).0.bits()
     }
 
     #[inline]
     fn base(&self) -> *mut u8 {
-        (self.bits.get() & PAYLOAD) as *mut u8
+        self.0.base()
     }
 
     #[inline]
@@ -99,7 +90,7 @@ impl List {
         layout(self.len()).size()
     }
     pub fn ptr_eq(a: &List, b: &List) -> bool {
-        a.bits == b.bits
+        a.0.bits() == b.0.bits()
     }
     /// The allocation's address (for walks over the heap).
     pub fn as_ptr(&self) -> *const () {
@@ -107,21 +98,18 @@ impl List {
     }
     /// How many handles share this list.
     pub fn strong_count(&self) -> usize {
-        self.header().count.get() as usize
+        self.0.strong_count()
     }
     /// The handle's bits, for a walk that keeps lists by address.
     pub(crate) fn bits(&self) -> u64 {
-        self.bits.get()
+        self.0.bits()
     }
     /// A handle that owns no count, from `bits`.
     ///
     /// # Safety
     /// `bits` came from `List::bits` of a list that is still alive.
     pub(crate) unsafe fn view_bits(bits: u64) -> std::mem::ManuallyDrop<List> {
-        std::mem::ManuallyDrop::new(List {
-            bits: NonZeroU64::new_unchecked(bits),
-            _not_send: PhantomData,
-        })
+        std::mem::ManuallyDrop::new(List(Counted::from_bits(bits)))
     }
 }
 
@@ -142,26 +130,14 @@ impl Deref for List {
 impl Clone for List {
     #[inline]
     fn clone(&self) -> List {
-        let c = &self.header().count;
-        c.set(
-            c.get()
-                .checked_add(1)
-                .unwrap_or_else(|| std::process::abort()),
-        );
-        List {
-            bits: self.bits,
-            _not_send: PhantomData,
-        }
+        List(self.0.retain())
     }
 }
 
 impl Drop for List {
     #[inline]
     fn drop(&mut self) {
-        let c = &self.header().count;
-        let n = c.get() - 1;
-        c.set(n);
-        if n == 0 {
+        if self.0.release() {
             let len = self.header().len;
             // SAFETY: the last handle: drop the items, free the allocation.
             unsafe {

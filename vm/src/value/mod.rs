@@ -16,6 +16,7 @@ use crate::vm::Vm;
 /// form (`/nix/store/...` opaque, `=/nix/store/x.drv` deep, `!out!/nix/store/x.drv` built).
 pub type Context = BTreeSet<Rc<str>>;
 
+mod counted;
 mod list;
 mod string;
 pub use list::List;

@@ -121,12 +121,6 @@ impl<'a, T> Ref<'a, T> {
     pub fn clone(&self) -> Rc<T> {
         Rc::clone(&self.rc)
     }
-    /// The object, for as long as the value it came from.
-    #[inline]
-    pub fn obj(&self) -> &'a T {
-        // SAFETY: the value holding this `Rc` lives for `'a`.
-        unsafe { &*Rc::as_ptr(&self.rc) }
-    }
 }
 
 impl<T: std::fmt::Display> std::fmt::Display for Ref<'_, T> {
@@ -351,13 +345,6 @@ impl Value {
             ATTRS => Some(unsafe { &mut *(self as *mut Value as *mut Attrs) }),
             _ => None,
         }
-    }
-
-    /// Whether two values are the same object (pointer kinds), or the same
-    /// scalar bits.
-    #[inline]
-    pub fn same_bits(a: &Value, b: &Value) -> bool {
-        a.bits == b.bits
     }
 }
 

@@ -17,12 +17,11 @@
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::Cell;
-use std::marker::PhantomData;
-use std::num::NonZeroU64;
 
 use nixvm_compiler::Symbol;
 
-use super::repr::{ATTRS_BITS, PAYLOAD};
+use super::counted::Counted;
+use super::repr::ATTRS_BITS;
 use super::{PosIdx, Value};
 
 /// One attribute: 16 bytes, CppNix's `Attr` with the value inline instead
@@ -82,10 +81,7 @@ fn layout(cap: usize) -> Layout {
 
 /// A shared attribute set (see the module header).
 #[repr(transparent)]
-pub struct Attrs {
-    bits: NonZeroU64,
-    _not_send: PhantomData<*const ()>,
-}
+pub struct Attrs(Counted);
 
 /// Iterates a set's attributes in symbol order.
 pub enum AttrsIter<'a> {
@@ -129,39 +125,32 @@ impl Attrs {
                 base,
                 layers,
             });
-            let a = p as u64;
-            assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
-            Attrs {
-                bits: NonZeroU64::new_unchecked(ATTRS_BITS | a),
-                _not_send: PhantomData,
-            }
+            Attrs(Counted::new(ATTRS_BITS, p as *mut u8))
         }
     }
 
     /// The set's bits (for `Value`), owning its count.
     pub(super) fn into_bits(self) -> u64 {
-        std::mem::ManuallyDrop::new(self).bits.get()
+        std::mem::ManuallyDrop::new(self).0.bits()
     }
 
     /// The header, to write (the caller knows the handle is unique, or the
     /// set is still being built); writes never go through `header()`'s `&`.
     #[inline]
     fn header_ptr(&self) -> *mut Header {
-        (self.bits.get() & PAYLOAD) as *mut Header
+        self.0.base() as *mut Header
     }
 
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the allocation lives while this handle does.
-        unsafe { &*((self.bits.get() & PAYLOAD) as *const Header) }
+        unsafe { &*(self.0.base() as *const Header) }
     }
 
     #[inline]
     fn slots(&self) -> *mut Attr {
         // SAFETY: the attributes follow the header in the allocation.
-        unsafe {
-            ((self.bits.get() & PAYLOAD) as *mut u8).add(std::mem::size_of::<Header>()) as *mut Attr
-        }
+        unsafe { self.0.base().add(std::mem::size_of::<Header>()) as *mut Attr }
     }
 
     /// This layer's attributes.
@@ -276,11 +265,9 @@ impl Attrs {
             layer = layer.header().base.as_ref()?;
         }
     }
-    /// This layer's attributes, the room for them, and the layer below (for
-    /// walks over the heap).
-    pub(crate) fn layer(&self) -> (&[Attr], usize, Option<&Attrs>) {
-        let h = self.header();
-        (self.entries(), h.cap as usize, h.base.as_ref())
+    /// This layer's attributes and the layer below (for walks over the heap).
+    pub(crate) fn layer(&self) -> (&[Attr], Option<&Attrs>) {
+        (self.entries(), self.header().base.as_ref())
     }
     /// The bytes of this layer's allocation.
     pub(crate) fn layer_bytes(&self) -> usize {
@@ -457,28 +444,25 @@ impl Attrs {
 
     /// The handle's bits, for a walk that keeps sets by address.
     pub(crate) fn bits(&self) -> u64 {
-        self.bits.get()
+        self.0.bits()
     }
     /// A handle that owns no count, from `bits`.
     ///
     /// # Safety
     /// `bits` came from `Attrs::bits` of a set that is still alive.
     pub(crate) unsafe fn view_bits(bits: u64) -> std::mem::ManuallyDrop<Attrs> {
-        std::mem::ManuallyDrop::new(Attrs {
-            bits: NonZeroU64::new_unchecked(bits),
-            _not_send: PhantomData,
-        })
+        std::mem::ManuallyDrop::new(Attrs(Counted::from_bits(bits)))
     }
     pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
-        a.bits == b.bits
+        a.0.bits() == b.0.bits()
     }
     /// The allocation's address (for walks over the heap).
     pub fn as_ptr(&self) -> *const () {
-        (self.bits.get() & PAYLOAD) as *const ()
+        self.0.base() as *const ()
     }
     /// How many handles share this set.
     pub fn strong_count(&self) -> usize {
-        self.header().count.get() as usize
+        self.0.strong_count()
     }
     /// Layers in the chain (tests).
     #[cfg(test)]
@@ -490,30 +474,18 @@ impl Attrs {
 impl Clone for Attrs {
     #[inline]
     fn clone(&self) -> Attrs {
-        let c = &self.header().count;
-        c.set(
-            c.get()
-                .checked_add(1)
-                .unwrap_or_else(|| std::process::abort()),
-        );
-        Attrs {
-            bits: self.bits,
-            _not_send: PhantomData,
-        }
+        Attrs(self.0.retain())
     }
 }
 
 impl Drop for Attrs {
     #[inline]
     fn drop(&mut self) {
-        let c = &self.header().count;
-        let n = c.get() - 1;
-        c.set(n);
-        if n == 0 {
+        if self.0.release() {
             // SAFETY: the last handle: drop the attributes and the layer
             // below, then free the allocation.
             unsafe {
-                let p = (self.bits.get() & PAYLOAD) as *mut Header;
+                let p = self.0.base() as *mut Header;
                 let len = (*p).len as usize;
                 let cap = (*p).cap as usize;
                 std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.slots(), len));

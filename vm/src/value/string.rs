@@ -9,10 +9,9 @@
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::Cell;
-use std::marker::PhantomData;
-use std::num::NonZeroU64;
 
-use super::repr::{PAYLOAD, STRING_BITS};
+use super::counted::Counted;
+use super::repr::STRING_BITS;
 use super::Context;
 
 #[repr(C)]
@@ -44,10 +43,7 @@ fn layout(len: usize) -> Layout {
 
 /// A shared, immutable Nix string with its context (see the module header).
 #[repr(transparent)]
-pub struct NixStr {
-    bits: NonZeroU64,
-    _not_send: PhantomData<*const ()>,
-}
+pub struct NixStr(Counted);
 
 impl NixStr {
     pub fn new(bytes: impl AsRef<[u8]>, ctx: Option<Box<Context>>) -> NixStr {
@@ -75,23 +71,18 @@ impl NixStr {
                 (p.add(std::mem::size_of::<Header>()) as *mut usize).write(len);
             }
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(text_offset(len)), len);
-            let a = p as u64;
-            assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
-            NixStr {
-                bits: NonZeroU64::new_unchecked(STRING_BITS | a),
-                _not_send: PhantomData,
-            }
+            NixStr(Counted::new(STRING_BITS, p))
         }
     }
 
     /// The string's bits (for `Value`), owning its count.
     pub(super) fn into_bits(self) -> u64 {
-        std::mem::ManuallyDrop::new(self).bits.get()
+        std::mem::ManuallyDrop::new(self).0.bits()
     }
 
     #[inline]
     fn base(&self) -> *mut u8 {
-        (self.bits.get() & PAYLOAD) as *mut u8
+        self.0.base()
     }
 
     #[inline]
@@ -137,7 +128,7 @@ impl NixStr {
         layout(self.len()).size()
     }
     pub fn ptr_eq(a: &NixStr, b: &NixStr) -> bool {
-        a.bits == b.bits
+        a.0.bits() == b.0.bits()
     }
     /// The allocation's address (for walks over the heap).
     pub fn as_ptr(&self) -> *const () {
@@ -145,33 +136,21 @@ impl NixStr {
     }
     /// How many handles share this string.
     pub fn strong_count(&self) -> usize {
-        self.header().count.get() as usize
+        self.0.strong_count()
     }
 }
 
 impl Clone for NixStr {
     #[inline]
     fn clone(&self) -> NixStr {
-        let c = &self.header().count;
-        c.set(
-            c.get()
-                .checked_add(1)
-                .unwrap_or_else(|| std::process::abort()),
-        );
-        NixStr {
-            bits: self.bits,
-            _not_send: PhantomData,
-        }
+        NixStr(self.0.retain())
     }
 }
 
 impl Drop for NixStr {
     #[inline]
     fn drop(&mut self) {
-        let c = &self.header().count;
-        let n = c.get() - 1;
-        c.set(n);
-        if n == 0 {
+        if self.0.release() {
             let len = self.len();
             // SAFETY: the last handle: drop the context, free the allocation.
             unsafe {
