@@ -196,8 +196,11 @@ pub fn context_for_store_file(vm: &mut Vm, path: &str, contents: &[u8]) -> Optio
 pub struct Registry {
     /// Hash modulo of every derivation instantiated so far, keyed by `.drv` path.
     pub modulo: nixvm_store::derivation::ModuloCache,
-    /// The derivations themselves, keyed by `.drv` path.
-    pub drvs: std::collections::HashMap<String, nixvm_store::derivation::Derivation>,
+    /// The output names of every derivation instantiated so far, keyed by `.drv` path
+    /// (for `=drv` contexts). The derivations themselves are not kept: their hash
+    /// modulo is all that later derivations need, and keeping them took 27 MB on
+    /// NixOS minimal.
+    pub drv_outputs: std::collections::HashMap<String, Box<[String]>>,
     /// References of text files created by `toFile` (and of `.drv` files).
     pub refs: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
     /// Output path -> (`.drv` path, output name), for import-from-derivation.

@@ -181,7 +181,7 @@ impl Vm {
                 Const::AttrNames(s, sp) => PConst::AttrNames(
                     s.iter()
                         .zip(sp.iter())
-                        .map(|(&name, &sp)| (name, self.positions.intern(chunk.file, sp)))
+                        .map(|(&name, &sp)| (name, self.positions.push(chunk.file, sp)))
                         .collect(),
                 ),
                 Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),

@@ -14,7 +14,7 @@ use nixvm_compiler::Symbol;
 use nixvm_store::derivation::{Derivation, Output};
 use nixvm_store::hash::{empty_hash_warning, Hash, HashAlgo};
 use nixvm_store::path::{ContentAddress, ContentAddressMethod, StoreDir};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::storeglue::Registry;
@@ -330,8 +330,8 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
 
     let backend = vm.store.clone();
     let warnings = {
-        let Registry { modulo, drvs, .. } = &mut vm.registry;
-        let mut read = |p: &str| read_drv(drvs, &store, backend.as_deref(), p);
+        let modulo = &mut vm.registry.modulo;
+        let mut read = |p: &str| read_drv(&store, backend.as_deref(), p);
         drv.fill_in_output_paths(&store, modulo, &mut read)
     }
     .map_err(store_err)?;
@@ -351,7 +351,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
     {
         let Registry {
             modulo,
-            drvs,
+            drv_outputs,
             refs,
             outputs,
         } = &mut vm.registry;
@@ -361,7 +361,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
             }
         }
         let h = {
-            let mut read = |p: &str| read_drv(drvs, &store, backend.as_deref(), p);
+            let mut read = |p: &str| read_drv(&store, backend.as_deref(), p);
             modulo.hash_input(&store, &drv, &mut read)
         }
         .map_err(store_err)?;
@@ -374,7 +374,7 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
                 .cloned()
                 .collect(),
         );
-        drvs.insert(drv_path.clone(), drv.clone());
+        drv_outputs.insert(drv_path.clone(), drv.outputs.keys().cloned().collect());
     }
 
     let mut entries = vec![(
@@ -394,15 +394,13 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }
 
+/// An input derivation whose hash modulo is not cached: one this evaluation did not
+/// instantiate (those are all in the cache), so it is in the store.
 fn read_drv(
-    drvs: &HashMap<String, Derivation>,
     store: &StoreDir,
     backend: Option<&dyn crate::StoreBackend>,
     p: &str,
 ) -> Result<Derivation, nixvm_store::Error> {
-    if let Some(d) = drvs.get(p) {
-        return Ok(d.clone());
-    }
     if let Some(b) = backend {
         if b.is_valid(p).unwrap_or(false) {
             return b.read_derivation(p);
@@ -430,9 +428,9 @@ fn add_deep(reg: &Registry, drv: &mut Derivation, root: &str) {
     for p in seen {
         if p.ends_with(".drv") {
             let outs: Vec<String> = reg
-                .drvs
+                .drv_outputs
                 .get(&p)
-                .map(|d| d.outputs.keys().cloned().collect())
+                .map(|o| o.to_vec())
                 .unwrap_or_default();
             if !outs.is_empty() {
                 drv.input_drvs.entry(p.clone()).or_default().extend(outs);
