@@ -820,14 +820,13 @@ fn report(ev: &Evaluator, e: &EvalError, show_trace: bool) {
     let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);
     let config = term::Config::default();
     let mut files = SimpleFiles::new();
-    let mut ids = Vec::new();
-    for f in &ev.vm.files {
-        ids.push(files.add(f.name.clone(), f.src.to_string()));
-    }
+    // Only the file the error points into is shown (its text read again if
+    // it was not kept).
     let mut diag = Diagnostic::error().with_message(e.msg.clone());
     if let Some(p) = e.pos {
-        if let Some(&id) = ids.get(p.file as usize) {
-            let src_len = ev.vm.files[p.file as usize].src.len();
+        if let Some(f) = ev.vm.files.get(p.file as usize) {
+            let id = files.add(f.name.clone(), f.text().to_string());
+            let src_len = ev.vm.files[p.file as usize].len();
             let start = (p.span.start as usize).min(src_len);
             let end = (p.span.end as usize).clamp(start, src_len);
             diag = diag.with_labels(vec![Label::primary(id, start..end)]);

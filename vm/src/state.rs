@@ -13,18 +13,88 @@ use std::rc::Rc;
 
 /// A source text the evaluator has read. Compiled code keeps an `Rc` to its
 /// file, so a position can be shown without the `Vm` at hand.
+///
+/// A file read from disk does not keep its text once it is compiled: NixOS
+/// minimal reads 3,300 files (21 MB) and needs the text of one of them only
+/// to show an error. Positions need only where lines start; the text is read
+/// again when something asks for it (as CppNix does to show an error).
 pub struct SourceFile {
     pub name: String,
-    pub src: Rc<str>,
     /// The file was not UTF-8: its text maps invalid bytes to private-use code points
     /// (`nixvm_compiler::rawsrc`), which string literals turn back into the raw bytes.
     pub raw: bool,
+    /// The text, while it is kept (always for text that has no file behind it).
+    text: std::cell::RefCell<Option<Rc<str>>>,
+    /// Where to read the text again (the file's physical path), if anywhere.
+    reread: Option<std::path::PathBuf>,
+    /// Offsets of the starts of the lines after the first.
+    lines: Box<[u32]>,
+    len: u32,
 }
 
 impl SourceFile {
-    /// 1-based line and column of a byte offset.
+    pub fn new(name: String, src: Rc<str>, raw: bool) -> SourceFile {
+        let lines = (src.bytes().enumerate())
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        SourceFile {
+            name,
+            raw,
+            len: src.len() as u32,
+            text: std::cell::RefCell::new(Some(src)),
+            reread: None,
+            lines,
+        }
+    }
+
+    /// A file whose text can be read again from `path` after `forget_text`.
+    pub fn from_disk(name: String, src: Rc<str>, raw: bool, path: std::path::PathBuf) -> Self {
+        SourceFile {
+            reread: Some(path),
+            ..SourceFile::new(name, src, raw)
+        }
+    }
+
+    /// Drop the text if it can be read again.
+    pub fn forget_text(&self) {
+        if self.reread.is_some() {
+            *self.text.borrow_mut() = None;
+        }
+    }
+
+    /// The text: kept, or read again (an empty text if the file is gone or
+    /// no longer has the length it had).
+    pub fn text(&self) -> Rc<str> {
+        if let Some(t) = &*self.text.borrow() {
+            return t.clone();
+        }
+        let t: Rc<str> = self
+            .reread
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| Rc::from(nixvm_compiler::rawsrc::decode_source(b).0))
+            .filter(|t: &Rc<str>| t.len() == self.len as usize)
+            .unwrap_or_else(|| Rc::from(""));
+        *self.text.borrow_mut() = Some(t.clone());
+        t
+    }
+
+    /// The text's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// 1-based line and column (in bytes) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        nixvm_compiler::ast::line_col(&self.src, offset)
+        let off = offset.min(self.len);
+        let k = self.lines.partition_point(|&s| s <= off);
+        let start = if k == 0 { 0 } else { self.lines[k - 1] };
+        (k + 1, (off - start) as usize + 1)
     }
     /// `file:line:col` of a span.
     pub fn describe(&self, span: Span) -> String {

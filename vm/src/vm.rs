@@ -155,7 +155,7 @@ impl Vm {
 
     /// `add_file` for a text decoded by `rawsrc::decode_source` (`raw` = it had invalid bytes).
     pub fn add_file_raw(&mut self, name: String, src: Rc<str>, raw: bool) -> u32 {
-        self.files.push(Rc::new(SourceFile { name, src, raw }));
+        self.files.push(Rc::new(SourceFile::new(name, src, raw)));
         (self.files.len() - 1) as u32
     }
 
@@ -220,7 +220,7 @@ impl Vm {
 
     /// Parse and compile source text into a thunk of its value.
     pub fn compile_source(&mut self, src: &str, name: &str, base_dir: &str) -> EvalResult<Value> {
-        self.compile_text(src, false, name, base_dir)
+        self.compile_text(src, false, name, base_dir, None)
     }
 
     /// `compile_source` for source bytes, which need not be UTF-8: string literals keep
@@ -232,17 +232,25 @@ impl Vm {
         base_dir: &str,
     ) -> EvalResult<Value> {
         let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
-        self.compile_text(&src, raw, name, base_dir)
+        self.compile_text(&src, raw, name, base_dir, None)
     }
 
+    /// Compile source text. With `reread` (where the text's file is), the
+    /// text is not kept once compiled (see `SourceFile`).
     fn compile_text(
         &mut self,
         src: &str,
         raw: bool,
         name: &str,
         base_dir: &str,
+        reread: Option<std::path::PathBuf>,
     ) -> EvalResult<Value> {
-        let file = self.add_file_raw(name.to_string(), Rc::from(src), raw);
+        let text = Rc::from(src);
+        let (name_s, file) = (name.to_string(), self.files.len() as u32);
+        self.files.push(Rc::new(match reread {
+            Some(p) => SourceFile::from_disk(name_s, text, raw, p),
+            None => SourceFile::new(name_s, text, raw),
+        }));
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
                 Box::new(EvalError {
@@ -271,6 +279,7 @@ impl Vm {
                 })
             })?;
         let proto = self.link(&chunk);
+        self.files[file as usize].forget_text();
         self.stats.thunks_created += 1;
         Ok(Value::Thunk(Thunk::pending(
             &self.heap,
@@ -312,21 +321,19 @@ impl Vm {
             self.import_cache.insert(path, v.clone());
             return Ok(v);
         }
-        let (bytes, base) = self.read_source_file(&path)?;
+        let (bytes, base, physical) = self.read_source_file(&path)?;
         let name = path.to_string_lossy().into_owned();
-        let v = self.compile_bytes(bytes, &name, &base)?;
+        let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
+        let v = self.compile_text(&src, raw, &name, &base, Some(physical))?;
         self.import_cache.insert(path, v.clone());
         Ok(v)
     }
 
     /// The bytes of a Nix file to import (fetched store paths are read where their bytes
     /// are) and the directory its relative paths resolve against.
-    fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String)> {
-        let bytes = std::fs::read(crate::storeglue::physical_path(
-            self,
-            &path.to_string_lossy(),
-        ))
-        .map_err(|e| {
+    fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String, PathBuf)> {
+        let physical = crate::storeglue::physical_path(self, &path.to_string_lossy());
+        let bytes = std::fs::read(&physical).map_err(|e| {
             EvalError::new(
                 ErrorKind::Io,
                 format!("opening file '{}': {}", path.display(), io_msg(&e)),
@@ -336,7 +343,7 @@ impl Vm {
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into());
-        Ok((bytes, base))
+        Ok((bytes, base, physical))
     }
 
     /// `scopedImport`: the file sees the attributes of `scope` as
@@ -346,7 +353,7 @@ impl Vm {
         if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
             path.push("default.nix");
         }
-        let (bytes, base) = self.read_source_file(&path)?;
+        let (bytes, base, _) = self.read_source_file(&path)?;
         let (src, raw) = nixvm_compiler::rawsrc::decode_source(bytes);
         let name = path.to_string_lossy().into_owned();
         let mut names = self.global_names.clone();

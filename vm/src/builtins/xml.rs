@@ -298,7 +298,8 @@ fn lambda_arg_names(vm: &Vm, p: &Proto) -> (Option<String>, bool) {
     let Some(f) = vm.files.get(p.file as usize) else {
         return (None, false);
     };
-    let src: &str = &f.src;
+    let text = f.text();
+    let src: &str = &text;
     let (s, e) = (p.span.start as usize, p.span.end as usize);
     if s >= e || e > src.len() || !src.is_char_boundary(s) || !src.is_char_boundary(e) {
         return (None, false);

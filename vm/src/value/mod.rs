@@ -216,11 +216,11 @@ pub(crate) fn test_proto() -> Rc<Proto> {
         kind: nixvm_compiler::chunk::ChunkKind::Lambda,
         name: None,
         file: 0,
-        source: Rc::new(crate::state::SourceFile {
-            name: "test".into(),
-            src: Rc::from(""),
-            raw: false,
-        }),
+        source: Rc::new(crate::state::SourceFile::new(
+            "test".into(),
+            Rc::from(""),
+            false,
+        )),
         span: Default::default(),
         body: Body::new(&[], &[], Vec::new()),
         nslots: 0,
