@@ -1,7 +1,9 @@
-//! Attribute sets: one allocation each, a 32-byte header (count, lengths,
-//! the layer below) followed by the attributes. As `Attrs` over a `Vec`
-//! every set was two allocations and 56 bytes of overhead; NixOS minimal
-//! keeps 800,000 sets alive.
+//! Attribute sets: one allocation each, a 16-byte header (count, length,
+//! room, layers) followed by the attributes; a layer over another set has
+//! 16 more bytes before the header (the set below, the total length). As
+//! `Attrs` over a `Vec` every set was two allocations and 56 bytes of
+//! overhead; NixOS minimal keeps 800,000 sets alive, nearly all of them one
+//! layer.
 //!
 //! An `Attrs` is a counted handle whose bits are those of the `Value` that
 //! holds it (the set tag above the address), so a `&Value` of a set can be
@@ -50,18 +52,25 @@ struct Header {
     len: u32,
     /// Room for attributes in this allocation.
     cap: u32,
+    /// Layers in the chain, this one included: above 1, a `Below` precedes
+    /// the header.
+    layers: u32,
+}
+
+/// What a layer over another set keeps before its header.
+#[repr(C)]
+struct Below {
+    /// The layer below, whose attributes this one's shadow.
+    base: Attrs,
     /// Distinct names over all layers.
     total: u32,
-    /// The layer below, whose attributes this one's shadow.
-    base: Option<Attrs>,
-    /// Layers in the chain, this one included.
-    layers: u8,
 }
 
 const _: () = {
     // `Value`'s clone and drop read the count here (`repr.rs`, `COUNTED_FIRST`).
     assert!(std::mem::offset_of!(Header, count) == 0);
-    assert!(std::mem::size_of::<Header>() == 32);
+    assert!(std::mem::size_of::<Header>() == 16);
+    assert!(std::mem::size_of::<Below>() == 16);
     assert!(std::mem::size_of::<Attr>() == 16);
     assert!(std::mem::size_of::<Attrs>() == 8);
 };
@@ -69,11 +78,18 @@ const _: () = {
 /// CppNix's `bindingsUpdateLayerRhsSizeThreshold` default.
 const LAYER_RHS_MAX: usize = 16;
 /// CppNix's `Bindings::maxLayers`.
-const MAX_LAYERS: u8 = 8;
+const MAX_LAYERS: u32 = 8;
 
-fn layout(cap: usize) -> Layout {
+/// The allocation of a set with room for `cap` attributes, with or without
+/// a `Below`.
+fn layout(cap: usize, layered: bool) -> Layout {
+    let below = if layered {
+        std::mem::size_of::<Below>()
+    } else {
+        0
+    };
     Layout::from_size_align(
-        std::mem::size_of::<Header>() + cap * std::mem::size_of::<Attr>(),
+        below + std::mem::size_of::<Header>() + cap * std::mem::size_of::<Attr>(),
         8,
     )
     .expect("set layout")
@@ -108,25 +124,46 @@ impl Default for Attrs {
 
 impl Attrs {
     /// A new set with room for `cap` attributes in this layer.
-    fn alloc(cap: usize, base: Option<Attrs>, total: u32, layers: u8) -> Attrs {
+    fn alloc(cap: usize, base: Option<Attrs>, total: u32, layers: u32) -> Attrs {
         let cap32 = u32::try_from(cap).expect("attribute count fits in u32");
-        let l = layout(cap);
-        // SAFETY: a non-zero size; the header is written before use.
+        let l = layout(cap, base.is_some());
+        debug_assert_eq!(base.is_some(), layers > 1);
+        // SAFETY: a non-zero size; the header (and `Below`) are written
+        // before use.
         unsafe {
-            let p = alloc(l) as *mut Header;
+            let mut p = alloc(l);
             if p.is_null() {
                 handle_alloc_error(l);
             }
-            p.write(Header {
+            if let Some(base) = base {
+                (p as *mut Below).write(Below { base, total });
+                p = p.add(std::mem::size_of::<Below>());
+            }
+            (p as *mut Header).write(Header {
                 count: Cell::new(1),
                 len: 0,
                 cap: cap32,
-                total,
-                base,
                 layers,
             });
-            Attrs(Counted::new(ATTRS_BITS, p as *mut u8))
+            Attrs(Counted::new(ATTRS_BITS, p))
         }
+    }
+
+    /// What a layer over another set keeps (none for one layer).
+    #[inline]
+    fn below(&self) -> Option<&Below> {
+        if self.header().layers > 1 {
+            // SAFETY: a layered set's `Below` precedes its header.
+            Some(unsafe { &*(self.0.base().sub(std::mem::size_of::<Below>()) as *const Below) })
+        } else {
+            None
+        }
+    }
+
+    /// The layer below, whose attributes this one's shadow.
+    #[inline]
+    fn base_layer(&self) -> Option<&Attrs> {
+        self.below().map(|b| &b.base)
     }
 
     /// The set's bits (for `Value`), owning its count.
@@ -214,8 +251,9 @@ impl Attrs {
     fn own(&mut self, more: usize) -> &mut Header {
         let h = self.header();
         let need = h.len as usize + more;
-        if h.count.get() != 1 || h.base.is_some() || (h.cap as usize) < need {
-            let unique_flat = h.count.get() == 1 && h.base.is_none();
+        let flat = h.layers == 1;
+        if h.count.get() != 1 || !flat || (h.cap as usize) < need {
+            let unique_flat = h.count.get() == 1 && flat;
             let len = self.len();
             let cap = if unique_flat {
                 need.max(h.cap as usize * 2)
@@ -262,16 +300,16 @@ impl Attrs {
             if let Ok(i) = layer.find(name) {
                 return Some(&layer.entries()[i]);
             }
-            layer = layer.header().base.as_ref()?;
+            layer = layer.base_layer()?;
         }
     }
     /// This layer's attributes and the layer below (for walks over the heap).
     pub(crate) fn layer(&self) -> (&[Attr], Option<&Attrs>) {
-        (self.entries(), self.header().base.as_ref())
+        (self.entries(), self.base_layer())
     }
     /// The bytes of this layer's allocation.
     pub(crate) fn layer_bytes(&self) -> usize {
-        layout(self.header().cap as usize).size()
+        layout(self.header().cap as usize, self.header().layers > 1).size()
     }
     /// Where attribute `name` was defined (resolve it with `Vm::pos`).
     pub fn position(&self, name: Symbol) -> PosIdx {
@@ -279,7 +317,10 @@ impl Attrs {
     }
     #[inline]
     pub fn len(&self) -> usize {
-        self.header().total as usize
+        match self.below() {
+            Some(b) => b.total as usize,
+            None => self.header().len as usize,
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -304,7 +345,7 @@ impl Attrs {
     }
     pub fn insert(&mut self, name: Symbol, v: Value) {
         match self.find(name) {
-            Ok(i) if self.header().base.is_none() => {
+            Ok(i) if self.header().layers == 1 => {
                 self.own(0);
                 // SAFETY: unique, and `i` is below the length.
                 unsafe { (*self.slots().add(i)).value = v }
@@ -325,7 +366,6 @@ impl Attrs {
         let h = self.own(1);
         let len = h.len as usize;
         h.len += 1;
-        h.total += 1;
         // SAFETY: unique, with room for one more; the tail moves up one slot.
         unsafe {
             let p = self.slots().add(i);
@@ -335,7 +375,7 @@ impl Attrs {
     }
     /// The attributes with their positions, in symbol order.
     pub fn attr_iter(&self) -> AttrsIter<'_> {
-        let Some(base) = &self.header().base else {
+        let Some(base) = self.base_layer() else {
             return AttrsIter::Flat(self.entries().iter());
         };
         // Merge upward from the bottom layer; each layer shadows what is below.
@@ -343,7 +383,7 @@ impl Attrs {
         let mut l = base;
         loop {
             layers.push(l.entries());
-            match &l.header().base {
+            match l.base_layer() {
                 Some(b) => l = b,
                 None => break,
             }
@@ -389,7 +429,7 @@ impl Attrs {
     pub fn update(a: &Attrs, b: &Attrs) -> Attrs {
         let layers = a.header().layers;
         let bh = b.header();
-        if bh.base.is_none() && bh.len as usize <= LAYER_RHS_MAX && layers < MAX_LAYERS {
+        if bh.layers == 1 && bh.len as usize <= LAYER_RHS_MAX && layers < MAX_LAYERS {
             let be = b.entries();
             let shadowed = be.iter().filter(|e| a.contains(e.name)).count();
             let total = a.len() + be.len() - shadowed;
@@ -466,7 +506,7 @@ impl Attrs {
     }
     /// Layers in the chain (tests).
     #[cfg(test)]
-    pub(crate) fn layers(&self) -> u8 {
+    pub(crate) fn layers(&self) -> u32 {
         self.header().layers
     }
 }
@@ -485,12 +525,18 @@ impl Drop for Attrs {
             // SAFETY: the last handle: drop the attributes and the layer
             // below, then free the allocation.
             unsafe {
-                let p = self.0.base() as *mut Header;
-                let len = (*p).len as usize;
-                let cap = (*p).cap as usize;
+                let p = self.0.base();
+                let h = &*(p as *const Header);
+                let (len, cap, layered) = (h.len as usize, h.cap as usize, h.layers > 1);
                 std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.slots(), len));
-                std::ptr::drop_in_place(&mut (*p).base);
-                dealloc(p as *mut u8, layout(cap));
+                let start = if layered {
+                    let b = p.sub(std::mem::size_of::<Below>()) as *mut Below;
+                    std::ptr::drop_in_place(b);
+                    b as *mut u8
+                } else {
+                    p
+                };
+                dealloc(start, layout(cap, layered));
             }
         }
     }
