@@ -616,10 +616,10 @@ impl Vm {
                     let f = self.frames.pop().expect("frame");
                     let at =
                         f.ip.saturating_sub(1)
-                            .min(f.proto.spans().len().saturating_sub(1));
-                    let pos = f.proto.spans().get(at).map(|s| Pos {
+                            .min(f.proto.op_count().saturating_sub(1));
+                    let pos = f.proto.span_at(at).map(|span| Pos {
                         file: f.proto.file,
-                        span: *s,
+                        span,
                     });
                     if first && e.pos.is_none() {
                         e.pos = pos;
@@ -813,7 +813,9 @@ impl Vm {
                     };
                     let sym = Symbol::intern(&name.to_str());
                     let file = self.frames[fi].proto.file;
-                    let span = self.frames[fi].proto.spans()[self.frames[fi].ip - 1];
+                    let span = (self.frames[fi].proto)
+                        .span_at(self.frames[fi].ip - 1)
+                        .expect("a span per op");
                     let pos = self.positions.intern(file, span);
                     let top = self.stack.last_mut().expect("attrs");
                     let a = top.make_attrs_mut().expect("attrs under dynamic attr");
@@ -1053,9 +1055,9 @@ impl Vm {
                     let proto = &self.frames[fi].proto;
                     let here = self.frames[fi].ip - 1;
                     let place = |i: usize| {
-                        proto.spans().get(i).map(|s| Pos {
+                        proto.span_at(i).map(|span| Pos {
                             file: proto.file,
-                            span: *s,
+                            span,
                         })
                     };
                     let (eq, assert_pos) = (place(here), place(at as usize));

@@ -2,6 +2,12 @@
 //! minimal links 300,000 chunks, most of them thunk bodies of a few ops, so a
 //! chunk's ops, spans and constants share one allocation (`Body`) instead
 //! of three boxes (48 bytes of fat pointers and three allocations each).
+//!
+//! Spans are read only to report an error or a position, so they are kept
+//! packed: per op, the distance of its start from the previous op's start and
+//! its length, as variable-length integers (3 bytes an op on nixpkgs instead
+//! of 8), with the offset of every 16th op's entry so that finding one
+//! decodes at most 15 others.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -27,7 +33,9 @@ pub enum PConst {
 }
 
 /// A chunk's constants, ops and a span per op, in one allocation (in that
-/// order: the constants need the strictest alignment).
+/// order: the constants need the strictest alignment). The spans are a
+/// `u32` byte length, a `u32` offset for each of ops 16, 32, ..., then the
+/// packed entries (see the module header).
 pub struct Body {
     ptr: NonNull<u8>,
     ops: u32,
@@ -41,12 +49,58 @@ const _: () = {
     assert!(std::mem::size_of::<Op>().is_multiple_of(std::mem::align_of::<Span>()));
 };
 
+/// Ops between two recorded offsets into the packed spans.
+const SPAN_STEP: usize = 16;
+
+fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> u32 {
+    let (mut n, mut shift) = (0u32, 0);
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        n |= ((byte & 0x7f) as u32) << shift;
+        if byte < 0x80 {
+            return n;
+        }
+        shift += 7;
+    }
+}
+
+/// The packed spans: the offsets of every `SPAN_STEP`th entry after the
+/// first, then the entries. An entry is the start's distance from the
+/// previous start (zigzag: it can go back) and the length; an entry at a
+/// recorded offset counts from 0, so decoding can begin there.
+fn pack_spans(spans: &[Span]) -> (Vec<u32>, Vec<u8>) {
+    let (mut marks, mut bytes) = (Vec::new(), Vec::with_capacity(spans.len() * 3));
+    let mut prev = 0u32;
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 && i % SPAN_STEP == 0 {
+            marks.push(bytes.len() as u32);
+            prev = 0;
+        }
+        let d = s.start.wrapping_sub(prev) as i32;
+        put_varint(&mut bytes, ((d << 1) ^ (d >> 31)) as u32);
+        put_varint(&mut bytes, s.end.saturating_sub(s.start));
+        prev = s.start;
+    }
+    (marks, bytes)
+}
+
 impl Body {
-    /// Offsets of the ops and the spans, and the layout of the whole.
-    fn layout(ops: usize, consts: usize) -> (usize, usize, Layout) {
+    /// Offsets of the ops and the spans, and the layout of the whole, given
+    /// the packed spans' length in bytes.
+    fn layout(ops: usize, consts: usize, span_bytes: usize) -> (usize, usize, Layout) {
         let code = consts * std::mem::size_of::<PConst>();
         let spans = code + ops * std::mem::size_of::<Op>();
-        let size = spans + ops * std::mem::size_of::<Span>();
+        let marks = ops.saturating_sub(1) / SPAN_STEP;
+        let size = spans + 4 * (1 + marks) + span_bytes;
         (
             code,
             spans,
@@ -54,10 +108,19 @@ impl Body {
         )
     }
 
+    /// The packed spans' length in bytes, stored first in their area.
+    fn span_bytes(&self) -> usize {
+        let at = self.consts as usize * std::mem::size_of::<PConst>()
+            + self.ops as usize * std::mem::size_of::<Op>();
+        // SAFETY: the length is written at the start of the span area.
+        unsafe { (self.ptr.as_ptr().add(at) as *const u32).read() as usize }
+    }
+
     pub fn new(code: &[Op], spans: &[Span], consts: Vec<PConst>) -> Body {
         assert_eq!(code.len(), spans.len(), "a span per op");
         let (ops, nconsts) = (code.len(), consts.len());
-        let (at_code, at_spans, l) = Body::layout(ops, nconsts);
+        let (marks, packed) = pack_spans(spans);
+        let (at_code, at_spans, l) = Body::layout(ops, nconsts, packed.len());
         let mut consts = std::mem::ManuallyDrop::new(consts);
         // SAFETY: a non-zero size with room for each array at its offset;
         // the constants move in (the vector's buffer is freed without
@@ -71,7 +134,11 @@ impl Body {
             consts.set_len(0);
             std::mem::ManuallyDrop::drop(&mut consts);
             std::ptr::copy_nonoverlapping(code.as_ptr(), p.add(at_code) as *mut Op, ops);
-            std::ptr::copy_nonoverlapping(spans.as_ptr(), p.add(at_spans) as *mut Span, ops);
+            let sp = p.add(at_spans) as *mut u32;
+            sp.write(packed.len() as u32);
+            std::ptr::copy_nonoverlapping(marks.as_ptr(), sp.add(1), marks.len());
+            let bytes = sp.add(1 + marks.len()) as *mut u8;
+            std::ptr::copy_nonoverlapping(packed.as_ptr(), bytes, packed.len());
             Body {
                 ptr: NonNull::new_unchecked(p),
                 ops: u32::try_from(ops).expect("op count fits in u32"),
@@ -82,19 +149,40 @@ impl Body {
 
     #[inline]
     pub fn code(&self) -> &[Op] {
-        let (at, _, _) = Body::layout(self.ops as usize, self.consts as usize);
+        let at = self.consts as usize * std::mem::size_of::<PConst>();
         // SAFETY: `ops` ops at their offset.
         unsafe {
             std::slice::from_raw_parts(self.ptr.as_ptr().add(at) as *const Op, self.ops as usize)
         }
     }
-    #[inline]
-    pub fn spans(&self) -> &[Span] {
-        let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize);
-        // SAFETY: a span per op at their offset.
-        unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr().add(at) as *const Span, self.ops as usize)
+    /// The span of op `i`.
+    pub fn span(&self, i: usize) -> Option<Span> {
+        if i >= self.ops as usize {
+            return None;
         }
+        let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize, 0);
+        let nmarks = (self.ops as usize - 1) / SPAN_STEP;
+        // SAFETY: the span area holds its length, the marks, then the bytes.
+        let (marks, bytes) = unsafe {
+            let sp = self.ptr.as_ptr().add(at) as *const u32;
+            (
+                std::slice::from_raw_parts(sp.add(1), nmarks),
+                std::slice::from_raw_parts(sp.add(1 + nmarks) as *const u8, self.span_bytes()),
+            )
+        };
+        let k = i / SPAN_STEP;
+        let mut pos = if k == 0 { 0 } else { marks[k - 1] as usize };
+        let (mut start, mut len) = (0u32, 0u32);
+        for _ in k * SPAN_STEP..=i {
+            let z = get_varint(bytes, &mut pos);
+            let d = ((z >> 1) as i32) ^ -((z & 1) as i32);
+            start = start.wrapping_add(d as u32);
+            len = get_varint(bytes, &mut pos);
+        }
+        Some(Span {
+            start,
+            end: start + len,
+        })
     }
     #[inline]
     pub fn consts(&self) -> &[PConst] {
@@ -105,7 +193,7 @@ impl Body {
     }
     /// The bytes of the allocation (for walks over the heap).
     pub(crate) fn alloc_bytes(&self) -> usize {
-        Body::layout(self.ops as usize, self.consts as usize)
+        Body::layout(self.ops as usize, self.consts as usize, self.span_bytes())
             .2
             .size()
     }
@@ -113,7 +201,7 @@ impl Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        let (_, _, l) = Body::layout(self.ops as usize, self.consts as usize);
+        let (_, _, l) = Body::layout(self.ops as usize, self.consts as usize, self.span_bytes());
         // SAFETY: the constants are initialised and owned here; then the
         // allocation goes.
         unsafe {
@@ -146,9 +234,12 @@ impl Proto {
     pub fn code(&self) -> &[Op] {
         self.body.code()
     }
-    #[inline]
-    pub fn spans(&self) -> &[Span] {
-        self.body.spans()
+    /// The span of op `i`.
+    pub fn span_at(&self, i: usize) -> Option<Span> {
+        self.body.span(i)
+    }
+    pub fn op_count(&self) -> usize {
+        self.body.code().len()
     }
     #[inline]
     pub fn consts(&self) -> &[PConst] {
@@ -183,10 +274,14 @@ mod tests {
             vec![PConst::Value(s.clone()), PConst::Text(Rc::from("t"))],
         );
         assert_eq!(b.code(), &code);
-        assert_eq!(b.spans(), &spans);
+        for (i, sp) in spans.iter().enumerate() {
+            assert_eq!(b.span(i), Some(*sp));
+        }
+        assert_eq!(b.span(3), None);
         assert!(matches!(&b.consts()[0], PConst::Value(v) if v.as_str() == Some("constant")));
         assert!(matches!(&b.consts()[1], PConst::Text(t) if &**t == "t"));
-        assert_eq!(b.alloc_bytes(), 2 * 24 + 3 * 12 + 3 * 8);
+        // Three ops' spans packed: 0,1 / 2,1 / 2,5 (start deltas zigzagged).
+        assert_eq!(b.alloc_bytes(), 2 * 24 + 3 * 12 + 4 + 6);
         let empty = Body::new(&[], &[], Vec::new());
         assert!(empty.code().is_empty() && empty.consts().is_empty());
         drop(b);
@@ -195,5 +290,39 @@ mod tests {
             crate::value::View::String(r) => assert_eq!(r.strong_count(), 1),
             _ => panic!("a string"),
         }
+    }
+
+    #[test]
+    fn packed_spans_give_back_every_span() {
+        // Starts that go back and forth, long and empty spans, offsets past
+        // 2^28, over several recorded offsets.
+        let mut x = 12345u64;
+        let spans: Vec<Span> = (0..200u32)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let start = match i % 5 {
+                    0 => (x >> 40) as u32,
+                    1 => u32::MAX - 10,
+                    _ => i * 7,
+                };
+                let len = if i % 3 == 0 {
+                    0
+                } else {
+                    (x >> 50) as u32 % 10_000
+                };
+                Span {
+                    start,
+                    end: start.saturating_add(len),
+                }
+            })
+            .collect();
+        let code = vec![Op::Null; spans.len()];
+        let b = Body::new(&code, &spans, Vec::new());
+        for (i, sp) in spans.iter().enumerate() {
+            assert_eq!(b.span(i), Some(*sp), "op {i}");
+        }
+        assert_eq!(b.span(spans.len()), None);
     }
 }
