@@ -88,6 +88,11 @@ pub struct Census {
     pub thunk_apps: u64,
     /// Thunks already evaluated (a done thunk only forwards its value).
     pub thunks_done: u64,
+    /// Of those, the ones with one reference (which replacing that
+    /// reference by the value would free).
+    pub thunks_done_once: u64,
+    /// References to done thunks from attributes, env slots and list items.
+    pub done_refs: [u64; 3],
 }
 
 impl Census {
@@ -126,7 +131,7 @@ impl Census {
             mb(self.total_bytes())
         ));
         out.push_str(&format!(
-            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {}, unforced applications {}\ncode: {} ops of {} bytes with {}-byte spans, {} constants of {} bytes, {}-byte chunk headers\n",
+            "\nattributes {}, env slots {}, list items {}, string bytes {}, strings with context {}, short strings (<= 7 bytes, no context) {}, done thunks {} ({} with one reference; referenced from {} attributes, {} env slots, {} list items), unforced applications {}\ncode: {} ops of {} bytes with packed spans, {} constants of {} bytes, {}-byte chunk headers\n",
             self.attrs,
             self.env_slots,
             self.list_items,
@@ -134,10 +139,13 @@ impl Census {
             self.strings_with_context,
             self.short_strings,
             self.thunks_done,
+            self.thunks_done_once,
+            self.done_refs[0],
+            self.done_refs[1],
+            self.done_refs[2],
             self.thunk_apps,
             self.code_ops,
             size_of::<nixvm_compiler::chunk::Op>(),
-            size_of::<nixvm_compiler::ast::Span>(),
             self.code_consts,
             size_of::<PConst>(),
             RC + size_of::<Proto>()
@@ -164,6 +172,16 @@ struct Walk {
 impl Walk {
     fn first(&mut self, p: *const ()) -> bool {
         self.seen.insert(p as usize)
+    }
+
+    /// Count a reference to a done thunk from container kind `k` (see
+    /// `Census::done_refs`).
+    fn count_done(&mut self, v: &Value, k: usize) {
+        if let View::Thunk(t) = v.view() {
+            if matches!(t.parts(), Parts::Value(_)) {
+                self.c.done_refs[k] += 1;
+            }
+        }
     }
 
     fn value(&mut self, v: &Value) {
@@ -204,6 +222,7 @@ impl Walk {
                     self.c.list_items += l.len() as u64;
                     self.c.add(Kind::List, l.alloc_bytes());
                     for x in l.iter() {
+                        self.count_done(x, 2);
                         self.value(x);
                     }
                 }
@@ -250,6 +269,10 @@ impl Walk {
                         }
                         Parts::Value(v) => {
                             self.c.thunks_done += 1;
+                            // One reference besides the walk's own.
+                            if t.strong_count() == 2 {
+                                self.c.thunks_done_once += 1;
+                            }
                             self.value(v);
                         }
                         Parts::Nothing => {}
@@ -268,7 +291,9 @@ impl Walk {
             self.c.env_slots += e.len() as u64;
             self.c.add(Kind::Env, 16 + e.len() * size_of::<Value>());
             for i in 0..e.len() {
-                self.value(&e.get(i));
+                let v = e.get(i);
+                self.count_done(&v, 1);
+                self.value(&v);
             }
             match e.parent() {
                 Some(p) => e = p.clone(),
@@ -287,6 +312,7 @@ impl Walk {
             self.c.attrs += entries.len() as u64;
             self.c.add(Kind::Attrs, a.layer_bytes());
             for e in entries {
+                self.count_done(&e.value, 0);
                 self.value(&e.value);
             }
             match base.cloned() {

@@ -89,6 +89,11 @@ impl Env {
         std::mem::ManuallyDrop::new(Env(NonNull::new_unchecked(p as *mut Header)))
     }
 
+    /// How many handles there are.
+    pub(crate) fn count(&self) -> u32 {
+        self.header().count.get()
+    }
+
     /// Whether this handle is the only one.
     pub(crate) fn is_unique(&self) -> bool {
         self.header().count.get() == 1

@@ -254,6 +254,11 @@ impl Thunk {
         }
     }
 
+    /// How many handles there are (for the census).
+    pub(crate) fn strong_count(&self) -> u32 {
+        self.block().count.get()
+    }
+
     /// Whether this handle is the only one.
     pub(crate) fn is_unique(&self) -> bool {
         self.block().count.get() == 1

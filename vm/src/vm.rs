@@ -773,7 +773,8 @@ impl Vm {
                 }
                 Op::PopEnv => {
                     let f = &mut self.frames[fi];
-                    f.env = f.env.parent().cloned().expect("parent env");
+                    let parent = f.env.parent().cloned().expect("parent env");
+                    crate::cycles::leave_scope(std::mem::replace(&mut f.env, parent));
                 }
                 Op::PushWith => {
                     let v = self.stack.pop().expect("with value");
@@ -935,6 +936,7 @@ impl Vm {
                     if f.counted {
                         self.call_depth -= 1;
                     }
+                    crate::cycles::leave_scope(f.env);
                     match f.kind {
                         FrameKind::Call => self.stack.push(v),
                         FrameKind::Thunk(t) => t.set(v),
