@@ -826,7 +826,7 @@ fn report(ev: &Evaluator, e: &EvalError, show_trace: bool) {
     if let Some(p) = e.pos {
         if let Some(f) = ev.vm.files.get(p.file as usize) {
             let id = files.add(f.name.clone(), f.text().to_string());
-            let src_len = ev.vm.files[p.file as usize].len();
+            let src_len = f.len();
             let start = (p.span.start as usize).min(src_len);
             let end = (p.span.end as usize).clamp(start, src_len);
             diag = diag.with_labels(vec![Label::primary(id, start..end)]);

@@ -80,15 +80,17 @@ impl GcState {
 }
 
 /// Let go of a scope the interpreter leaves (a call returning, a `let`
-/// ending). If the only other references to it are closures and pending
-/// thunks that its own slots hold alone, which is what a `let` of local
-/// functions leaves behind, the scope is garbage that counting alone would
-/// never free: its slots are cleared, which frees them and then it.
+/// ending). If the only other references to it come from closures and
+/// thunks (and the sets and lists holding them) that its own slots hold
+/// alone, which is what a `let` of local functions leaves behind, the scope
+/// is garbage that counting alone would never free: its slots are cleared,
+/// which frees them and then it.
 ///
-/// This is trial deletion (as in `collect`) on the scope and the objects in
-/// its slots only: each of those has one reference, from the slot, so
-/// nothing outside can reach them; if the scope's count is its own handle
-/// plus their references to it, nothing outside can reach it either.
+/// This is trial deletion (as in `collect`) on the scope and the objects
+/// below its slots only (`refs_alone`): each of those has one reference,
+/// from its parent, so nothing outside can reach them; if the scope's count
+/// is its own handle plus their references to it, nothing outside can reach
+/// it either.
 #[inline]
 pub fn leave_scope(e: Env) {
     if e.count() > 1 {

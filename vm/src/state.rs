@@ -134,10 +134,9 @@ impl Positions {
         if let Some(&i) = self.index.get(&(file, span)) {
             return PosIdx(i);
         }
-        let i = self.list.len() as u32;
-        self.list.push((file, span));
-        self.index.insert((file, span), i);
-        PosIdx(i)
+        let i = self.push(file, span);
+        self.index.insert((file, span), i.0);
+        i
     }
     /// A new index for a position, without looking for an equal one: for the
     /// positions code carries, which linking makes once per chunk (the lookup
@@ -261,4 +260,30 @@ pub struct Stats {
     pub attrsets: u64,
     pub lists: u64,
     pub ops: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_starts_give_the_positions_the_text_gives() {
+        for text in [
+            "",
+            "a",
+            "\n",
+            "ab\ncd\n\nef",
+            "x = 1;\r\n  y = \"é\";\n",
+            "\n\nz",
+        ] {
+            let f = SourceFile::new("t".into(), Rc::from(text), false);
+            for off in 0..=text.len() as u32 + 2 {
+                assert_eq!(
+                    f.line_col(off),
+                    nixvm_compiler::ast::line_col(text, off),
+                    "{text:?} at {off}"
+                );
+            }
+        }
+    }
 }

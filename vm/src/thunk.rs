@@ -254,7 +254,7 @@ impl Thunk {
         }
     }
 
-    /// How many handles there are (for the census).
+    /// How many handles there are.
     pub(crate) fn strong_count(&self) -> u32 {
         self.block().count.get()
     }

@@ -155,7 +155,11 @@ impl Vm {
 
     /// `add_file` for a text decoded by `rawsrc::decode_source` (`raw` = it had invalid bytes).
     pub fn add_file_raw(&mut self, name: String, src: Rc<str>, raw: bool) -> u32 {
-        self.files.push(Rc::new(SourceFile::new(name, src, raw)));
+        self.push_file(SourceFile::new(name, src, raw))
+    }
+
+    fn push_file(&mut self, f: SourceFile) -> u32 {
+        self.files.push(Rc::new(f));
         (self.files.len() - 1) as u32
     }
 
@@ -245,12 +249,11 @@ impl Vm {
         base_dir: &str,
         reread: Option<std::path::PathBuf>,
     ) -> EvalResult<Value> {
-        let text = Rc::from(src);
-        let (name_s, file) = (name.to_string(), self.files.len() as u32);
-        self.files.push(Rc::new(match reread {
+        let (name_s, text) = (name.to_string(), Rc::from(src));
+        let file = self.push_file(match reread {
             Some(p) => SourceFile::from_disk(name_s, text, raw, p),
             None => SourceFile::new(name_s, text, raw),
-        }));
+        });
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
                 Box::new(EvalError {

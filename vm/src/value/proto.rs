@@ -73,6 +73,11 @@ fn get_varint(b: &[u8], at: &mut usize) -> u32 {
     }
 }
 
+/// How many offsets the packed spans of `ops` ops record.
+fn span_marks(ops: usize) -> usize {
+    ops.saturating_sub(1) / SPAN_STEP
+}
+
 /// The packed spans: the offsets of every `SPAN_STEP`th entry after the
 /// first, then the entries. An entry is the start's distance from the
 /// previous start (zigzag: it can go back) and the length; an entry at a
@@ -99,8 +104,7 @@ impl Body {
     fn layout(ops: usize, consts: usize, span_bytes: usize) -> (usize, usize, Layout) {
         let code = consts * std::mem::size_of::<PConst>();
         let spans = code + ops * std::mem::size_of::<Op>();
-        let marks = ops.saturating_sub(1) / SPAN_STEP;
-        let size = spans + 4 * (1 + marks) + span_bytes;
+        let size = spans + 4 * (1 + span_marks(ops)) + span_bytes;
         (
             code,
             spans,
@@ -110,8 +114,7 @@ impl Body {
 
     /// The packed spans' length in bytes, stored first in their area.
     fn span_bytes(&self) -> usize {
-        let at = self.consts as usize * std::mem::size_of::<PConst>()
-            + self.ops as usize * std::mem::size_of::<Op>();
+        let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize, 0);
         // SAFETY: the length is written at the start of the span area.
         unsafe { (self.ptr.as_ptr().add(at) as *const u32).read() as usize }
     }
@@ -161,7 +164,7 @@ impl Body {
             return None;
         }
         let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize, 0);
-        let nmarks = (self.ops as usize - 1) / SPAN_STEP;
+        let nmarks = span_marks(self.ops as usize);
         // SAFETY: the span area holds its length, the marks, then the bytes.
         let (marks, bytes) = unsafe {
             let sp = self.ptr.as_ptr().add(at) as *const u32;

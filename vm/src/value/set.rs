@@ -126,11 +126,12 @@ impl Default for Attrs {
 }
 
 impl Attrs {
-    /// A new set with room for `cap` attributes in this layer.
-    fn alloc(cap: usize, base: Option<Attrs>, total: u32, layers: u32) -> Attrs {
+    /// A new set with room for `cap` attributes in this layer, over the set
+    /// `below` with `total` distinct names over all layers, if any.
+    fn alloc(cap: usize, below: Option<(Attrs, u32)>) -> Attrs {
         let cap32 = u32::try_from(cap).expect("attribute count fits in u32");
-        let l = layout(cap, base.is_some());
-        debug_assert_eq!(base.is_some(), layers > 1);
+        let l = layout(cap, below.is_some());
+        let layers = below.as_ref().map_or(1, |(b, _)| b.header().layers + 1);
         // SAFETY: a non-zero size; the header (and `Below`) are written
         // before use.
         unsafe {
@@ -138,7 +139,7 @@ impl Attrs {
             if p.is_null() {
                 handle_alloc_error(l);
             }
-            if let Some(base) = base {
+            if let Some((base, total)) = below {
                 (p as *mut Below).write(Below { base, total });
                 p = p.add(std::mem::size_of::<Below>());
             }
@@ -203,7 +204,7 @@ impl Attrs {
     /// Build from attributes already sorted by symbol with no duplicates.
     fn flat(entries: Vec<Attr>) -> Attrs {
         let n = entries.len();
-        let a = Attrs::alloc(n, None, n as u32, 1);
+        let a = Attrs::alloc(n, None);
         let mut entries = std::mem::ManuallyDrop::new(entries);
         // SAFETY: `n` attributes move from the vector into room for `n`; the
         // vector's buffer is then freed without dropping them.
@@ -218,10 +219,10 @@ impl Attrs {
     }
 
     pub fn new() -> Attrs {
-        Attrs::alloc(0, None, 0, 1)
+        Attrs::alloc(0, None)
     }
     pub fn with_capacity(n: usize) -> Attrs {
-        Attrs::alloc(n, None, 0, 1)
+        Attrs::alloc(n, None)
     }
     /// Build from entries already sorted by symbol with no duplicates.
     pub fn from_sorted(entries: Vec<(Symbol, Value)>) -> Attrs {
@@ -263,7 +264,7 @@ impl Attrs {
             } else {
                 len + more
             };
-            let new = Attrs::alloc(cap, None, len as u32, 1);
+            let new = Attrs::alloc(cap, None);
             // SAFETY: room for `len` attributes; moved out of a unique flat
             // set (whose slots are then forgotten), cloned out of any other.
             unsafe {
@@ -442,7 +443,7 @@ impl Attrs {
             let be = b.entries();
             let shadowed = be.iter().filter(|e| a.contains(e.name)).count();
             let total = a.len() + be.len() - shadowed;
-            let out = Attrs::alloc(be.len(), Some(a.clone()), total as u32, layers + 1);
+            let out = Attrs::alloc(be.len(), Some((a.clone(), total as u32)));
             // SAFETY: room for `be.len()` attributes.
             unsafe {
                 for (i, e) in be.iter().enumerate() {
