@@ -257,8 +257,8 @@ impl Walk {
                     self.c.add(Kind::Thunk, t.block_size());
                     match t.parts() {
                         Parts::Code(p, e) => {
-                            self.todo.push(Item::P(p.clone()));
-                            self.todo.push(Item::E(e.clone()));
+                            self.todo.push(Item::P(Rc::clone(&p)));
+                            self.todo.push(Item::E(Env::clone(&e)));
                         }
                         Parts::App(f, xs) => {
                             self.c.thunk_apps += 1;

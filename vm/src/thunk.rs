@@ -1,19 +1,20 @@
 //! Thunks: suspended computations, shared and updated in place. A thunk is
-//! one heap block: a 4-byte reference count, a 4-byte tag and 16 bytes
-//! holding the state's data (none while it is being forced). A lazy builtin
-//! application (`map f xs` makes one per element) keeps its function and
-//! argument inline in those 16 bytes (a second argument in one more value
-//! after them), instead of behind a second allocation: on NixOS a million of
-//! them held 45 MiB of boxes. NixOS
-//! evaluation keeps millions of thunks alive; as `Rc<UnsafeCell<enum>>` each
-//! took 48 bytes.
+//! one heap block of 16 bytes: a 4-byte head (the reference count, and above
+//! it the state and how many values follow the block), then 12 bytes of the
+//! state's data. Code waiting to run keeps its two 48-bit addresses (the
+//! chunk and the env) packed into those 12 bytes; a value, or a failure's
+//! boxed error, sits in the last 8. A lazy builtin application (`map f xs`
+//! makes one per element) keeps its function and arguments inline, in one or
+//! two more values after the block, instead of behind a second allocation.
+//! NixOS minimal keeps 3.5 million thunks alive at its peak: as
+//! `Rc<UnsafeCell<enum>>` each took 48 bytes, with a separate 4-byte tag 24.
 
 use crate::env::Env;
 use crate::error::EvalError;
 use crate::heap::{Heap, Kind};
-use crate::value::{Proto, Value};
+use crate::value::{Proto, Value, COUNT_MASK};
 use std::cell::{Cell, UnsafeCell};
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -24,7 +25,7 @@ enum State {
     /// started owns the work, and ends in `Done` or `Failed`.
     Running,
     /// A lazy application made by a builtin: `f x` (`map f xs`) or `f x y`
-    /// (`mapAttrs`), stored in the block's data and its extra values.
+    /// (`mapAttrs`), stored from the block's last word on.
     App(Value, Value, Option<Value>),
     Done(Value),
     /// Forcing failed with this error. CppNix 2.34 memoizes failures: forcing
@@ -37,31 +38,35 @@ const RUNNING: u32 = 1;
 const APP: u32 = 2;
 const DONE: u32 = 3;
 const FAILED: u32 = 4;
-/// The tag's low byte is the state; the bits above count the block's extra
-/// values after `data` (0 for most thunks, 1 for an application of two
-/// arguments).
-const STATE_MASK: u32 = 0xff;
-const EXTRA_SHIFT: u32 = 8;
+/// The head: the count in its low 27 bits (`COUNT_MASK`, shared with every
+/// counted kind), then the number of values after the block (0, or 1 and 2
+/// for an application of one and two arguments), then the state.
+const EXTRA_SHIFT: u32 = 27;
+const STATE_SHIFT: u32 = 29;
+const _: () = assert!(COUNT_MASK == (1 << EXTRA_SHIFT) - 1);
+/// The low 48 bits: an address.
+const ADDR: u64 = (1 << 48) - 1;
 
 #[repr(C)]
 struct Block {
-    count: Cell<u32>,
-    tag: Cell<u32>,
-    /// The data of the state `tag` names: `(Rc<Proto>, Env)`, `Value`, an
-    /// application's function and first argument, or `Box<EvalError>`.
-    data: UnsafeCell<MaybeUninit<[u64; 2]>>,
+    head: Cell<u32>,
+    /// Pending: the low 32 bits of the chunk's address.
+    lo: Cell<u32>,
+    /// Pending: the env's address, the chunk's upper 16 bits above it.
+    /// Done: the value. Failed: the boxed error. App: the function, its
+    /// arguments in the values after the block.
+    word: UnsafeCell<MaybeUninit<u64>>,
 }
 
 const _: () = {
     // `Value`'s clone and drop read the count here (`repr.rs`, `COUNTED_FIRST`).
-    assert!(std::mem::offset_of!(Block, count) == 0);
-    assert!(std::mem::size_of::<Block>() == 24);
-    assert!(std::mem::size_of::<(Rc<Proto>, Env)>() == 16);
+    assert!(std::mem::offset_of!(Block, head) == 0);
+    assert!(std::mem::size_of::<Block>() == 16);
     assert!(std::mem::size_of::<Value>() == 8);
-    assert!(std::mem::size_of::<Box<EvalError>>() <= 16);
+    assert!(std::mem::size_of::<Box<EvalError>>() == 8);
 };
 
-/// The bytes of a block with `extra` values after `data` (plain arithmetic:
+/// The bytes of a block with `extra` values after it (plain arithmetic:
 /// it is inlined into every drop of a value).
 #[inline]
 fn block_bytes(extra: u32) -> usize {
@@ -80,9 +85,10 @@ pub enum Begin {
     Failed(Box<EvalError>),
 }
 
-/// A borrowed view of a thunk's state (see [`Thunk::parts`]).
+/// A borrowed view of a thunk's state (see [`Thunk::parts`]). The code and
+/// env are views that own no count, valid while the thunk is unchanged.
 pub(crate) enum Parts<'a> {
-    Code(&'a Rc<Proto>, &'a Env),
+    Code(ManuallyDrop<Rc<Proto>>, ManuallyDrop<Env>),
     /// An application's function and arguments.
     App(&'a Value, &'a [Value]),
     Value(&'a Value),
@@ -99,15 +105,15 @@ impl Thunk {
         // An application's block has room for exactly its arguments (checked
         // before anything is moved: `put` trusts it).
         if let State::App(_, _, y) = &st {
-            assert_eq!(extra, y.is_some() as u32, "application fits its block");
+            assert_eq!(extra, 1 + y.is_some() as u32, "application fits its block");
         }
         // SAFETY: the block has the layout's size; the state is written before use.
         unsafe {
             let p = heap.alloc(block_bytes(extra), Kind::Thunk) as *mut Block;
             p.write(Block {
-                count: Cell::new(1),
-                tag: Cell::new(DONE | (extra << EXTRA_SHIFT)),
-                data: UnsafeCell::new(MaybeUninit::uninit()),
+                head: Cell::new(1 | (extra << EXTRA_SHIFT) | (DONE << STATE_SHIFT)),
+                lo: Cell::new(0),
+                word: UnsafeCell::new(MaybeUninit::uninit()),
             });
             let t = Thunk(NonNull::new_unchecked(p));
             t.put(st);
@@ -118,11 +124,11 @@ impl Thunk {
         Thunk::with_extra(heap, 0, State::Pending(p, env))
     }
     pub fn app(heap: &Heap, f: Value, x: Value) -> Thunk {
-        Thunk::with_extra(heap, 0, State::App(f, x, None))
+        Thunk::with_extra(heap, 1, State::App(f, x, None))
     }
     /// `f x y`, as one thunk.
     pub fn app2(heap: &Heap, f: Value, x: Value, y: Value) -> Thunk {
-        Thunk::with_extra(heap, 1, State::App(f, x, Some(y)))
+        Thunk::with_extra(heap, 2, State::App(f, x, Some(y)))
     }
     pub fn evaluated(heap: &Heap, v: Value) -> Thunk {
         Thunk::with_extra(heap, 0, State::Done(v))
@@ -132,8 +138,8 @@ impl Thunk {
     ///
     /// # Safety
     /// `p` is a live thunk block, and stays live while the view is used.
-    pub(crate) unsafe fn view_block(p: *mut u8) -> std::mem::ManuallyDrop<Thunk> {
-        std::mem::ManuallyDrop::new(Thunk(NonNull::new_unchecked(p as *mut Block)))
+    pub(crate) unsafe fn view_block(p: *mut u8) -> ManuallyDrop<Thunk> {
+        ManuallyDrop::new(Thunk(NonNull::new_unchecked(p as *mut Block)))
     }
 
     /// A new handle to the thunk whose block is at `p`.
@@ -152,22 +158,42 @@ impl Thunk {
 
     #[inline]
     fn state(&self) -> u32 {
-        self.block().tag.get() & STATE_MASK
+        self.block().head.get() >> STATE_SHIFT
     }
 
     #[inline]
     fn extra(&self) -> u32 {
-        self.block().tag.get() >> EXTRA_SHIFT
+        (self.block().head.get() >> EXTRA_SHIFT) & 3
     }
 
-    /// An application's values: its function, then its arguments (the
-    /// second, if any, in the block's extra value after `data`).
+    /// The block's last word, where a value or an application's function is.
+    #[inline]
+    fn word_ptr(&self) -> *mut u64 {
+        self.block().word.get() as *mut u64
+    }
+
+    /// An application's values: its function, then its arguments (in the
+    /// block's extra values after `word`).
     #[inline]
     fn app_ptr(&self) -> *mut Value {
-        // From the block's raw pointer, not a `&Block`: the second argument
-        // lies past the end of `Block`, in the same allocation.
+        // From the block's raw pointer, not a `&Block`: the arguments lie
+        // past the end of `Block`, in the same allocation.
         // SAFETY: a field projection of a live block.
-        unsafe { std::ptr::addr_of_mut!((*self.0.as_ptr()).data) as *mut Value }
+        unsafe { std::ptr::addr_of_mut!((*self.0.as_ptr()).word) as *mut Value }
+    }
+
+    /// The code and env of a pending thunk, as raw addresses.
+    ///
+    /// # Safety
+    /// The state is `PENDING`.
+    #[inline]
+    unsafe fn code_addrs(&self) -> (*const Proto, *mut u8) {
+        let w = *self.word_ptr();
+        let lo = self.block().lo.get() as u64;
+        (
+            (lo | (w >> 48) << 32) as *const Proto,
+            (w & ADDR) as *mut u8,
+        )
     }
 
     /// Move the state out. The data is logically uninitialised until `put`.
@@ -176,23 +202,25 @@ impl Thunk {
     /// Must be followed by `put` before anything else reads the thunk.
     #[inline]
     unsafe fn take(&self) -> State {
-        let b = self.block();
-        let d = b.data.get() as *const u8;
+        let w = self.word_ptr();
         match self.state() {
             PENDING => {
-                let (p, e) = std::ptr::read(d as *const (Rc<Proto>, Env));
-                State::Pending(p, e)
+                let (p, e) = self.code_addrs();
+                State::Pending(
+                    Rc::from_raw(p),
+                    ManuallyDrop::into_inner(Env::view_block(e)),
+                )
             }
             RUNNING => State::Running,
             APP => {
                 let a = self.app_ptr();
                 let f = std::ptr::read(a);
                 let x = std::ptr::read(a.add(1));
-                let y = (self.extra() > 0).then(|| std::ptr::read(a.add(2)));
+                let y = (self.extra() > 1).then(|| std::ptr::read(a.add(2)));
                 State::App(f, x, y)
             }
-            FAILED => State::Failed(std::ptr::read(d as *const Box<EvalError>)),
-            _ => State::Done(std::ptr::read(d as *const Value)),
+            FAILED => State::Failed(std::ptr::read(w as *const Box<EvalError>)),
+            _ => State::Done(std::ptr::read(w as *const Value)),
         }
     }
 
@@ -200,17 +228,22 @@ impl Thunk {
     #[inline]
     unsafe fn put(&self, st: State) {
         let b = self.block();
-        let d = b.data.get() as *mut u8;
+        let w = self.word_ptr();
         let state = match st {
             State::Pending(p, e) => {
-                std::ptr::write(d as *mut (Rc<Proto>, Env), (p, e));
+                let p = Rc::into_raw(p) as u64;
+                let e = ManuallyDrop::new(e).as_ptr() as u64;
+                // Checked when made: a `Value` has the same 48-bit limit.
+                assert!((p | e) & !ADDR == 0, "heap address beyond 48 bits");
+                b.lo.set(p as u32);
+                w.write(e | (p >> 32) << 48);
                 PENDING
             }
             State::Running => RUNNING,
             State::App(f, x, y) => {
                 // Only `with_extra` puts an application, into a block sized
                 // for it; `begin` takes it out for good.
-                debug_assert_eq!(self.extra(), y.is_some() as u32);
+                debug_assert_eq!(self.extra(), 1 + y.is_some() as u32);
                 let a = self.app_ptr();
                 std::ptr::write(a, f);
                 std::ptr::write(a.add(1), x);
@@ -220,15 +253,16 @@ impl Thunk {
                 APP
             }
             State::Done(v) => {
-                std::ptr::write(d as *mut Value, v);
+                std::ptr::write(w as *mut Value, v);
                 DONE
             }
             State::Failed(e) => {
-                std::ptr::write(d as *mut Box<EvalError>, e);
+                std::ptr::write(w as *mut Box<EvalError>, e);
                 FAILED
             }
         };
-        b.tag.set(state | (b.tag.get() & !STATE_MASK));
+        let keep = (1 << STATE_SHIFT) - 1;
+        b.head.set((b.head.get() & keep) | (state << STATE_SHIFT));
     }
 
     /// Swap in a new state; the old one is returned to be dropped by the
@@ -247,8 +281,8 @@ impl Thunk {
     #[inline]
     pub fn done(&self) -> Option<Value> {
         if self.state() == DONE {
-            // SAFETY: the tag says the data is a `Value`; it is only read.
-            Some(unsafe { (*(self.block().data.get() as *const Value)).clone() })
+            // SAFETY: the state says the word is a `Value`; it is only read.
+            Some(unsafe { (*(self.word_ptr() as *const Value)).clone() })
         } else {
             None
         }
@@ -256,12 +290,12 @@ impl Thunk {
 
     /// How many handles there are.
     pub(crate) fn strong_count(&self) -> u32 {
-        self.block().count.get()
+        self.block().head.get() & COUNT_MASK
     }
 
     /// Whether this handle is the only one.
     pub(crate) fn is_unique(&self) -> bool {
-        self.block().count.get() == 1
+        self.strong_count() == 1
     }
 
     pub fn is_running(&self) -> bool {
@@ -279,14 +313,14 @@ impl Thunk {
             DONE => Begin::Done(self.done().expect("done")),
             RUNNING => Begin::Blackhole,
             FAILED => {
-                // SAFETY: the tag says the data is the boxed error; it is only read.
-                let e = unsafe { &*(self.block().data.get() as *const Box<EvalError>) };
+                // SAFETY: the state says the word is the boxed error; it is only read.
+                let e = unsafe { &*(self.word_ptr() as *const Box<EvalError>) };
                 Begin::Failed(e.clone())
             }
             _ => match self.replace(State::Running) {
                 State::Pending(p, e) => Begin::Code(p, e),
                 State::App(f, x, y) => Begin::App(f, x, y),
-                _ => unreachable!("tag checked above"),
+                _ => unreachable!("state checked above"),
             },
         }
     }
@@ -302,20 +336,20 @@ impl Thunk {
     /// What the thunk holds now, for walks over the heap (`census`): its
     /// code and env, its application's values, or its value.
     pub(crate) fn parts(&self) -> Parts<'_> {
-        let d = self.block().data.get() as *const u8;
-        // SAFETY: the tag says what the data is; it is only borrowed, for as
-        // long as `self` (nothing changes a thunk during a walk).
+        // SAFETY: the state says what the data is; it is only borrowed, for
+        // as long as `self` (nothing changes a thunk during a walk), and the
+        // code and env views own no count.
         unsafe {
             match self.state() {
                 PENDING => {
-                    let pe = &*(d as *const (Rc<Proto>, Env));
-                    Parts::Code(&pe.0, &pe.1)
+                    let (p, e) = self.code_addrs();
+                    Parts::Code(ManuallyDrop::new(Rc::from_raw(p)), Env::view_block(e))
                 }
                 APP => Parts::App(
                     &*self.app_ptr(),
-                    std::slice::from_raw_parts(self.app_ptr().add(1), 1 + self.extra() as usize),
+                    std::slice::from_raw_parts(self.app_ptr().add(1), self.extra() as usize),
                 ),
-                DONE => Parts::Value(&*(d as *const Value)),
+                DONE => Parts::Value(&*(self.word_ptr() as *const Value)),
                 _ => Parts::Nothing,
             }
         }
@@ -338,12 +372,7 @@ impl Thunk {
 impl Clone for Thunk {
     #[inline]
     fn clone(&self) -> Thunk {
-        let c = &self.block().count;
-        let n = c
-            .get()
-            .checked_add(1)
-            .unwrap_or_else(|| std::process::abort());
-        c.set(n);
+        crate::value::count_up(&self.block().head);
         Thunk(self.0)
     }
 }
@@ -351,10 +380,7 @@ impl Clone for Thunk {
 impl Drop for Thunk {
     #[inline]
     fn drop(&mut self) {
-        let c = &self.block().count;
-        let n = c.get() - 1;
-        c.set(n);
-        if n == 0 {
+        if crate::value::count_down(&self.block().head) {
             // SAFETY: the last handle: move the state out, free the block, then
             // drop the state (which may free more).
             unsafe {
@@ -387,6 +413,8 @@ mod tests {
         }
         let t2 = Thunk::app2(&heap, Value::Int(1), Value::str("x"), Value::Int(3));
         assert_eq!(t2.block_size(), 32);
+        assert_eq!(t.block_size(), 24);
+        assert_eq!(Thunk::evaluated(&heap, Value::Null).block_size(), 16);
         match t2.parts() {
             Parts::App(f, [x, y]) => {
                 assert_eq!((int(f), x.as_str(), int(y)), (Some(1), Some("x"), Some(3)))
@@ -426,5 +454,49 @@ mod tests {
         assert!(Thunk::evaluated(&heap, Value::Null)
             .done()
             .is_some_and(|v| v.view().is_null()));
+    }
+
+    #[test]
+    fn pending_code_and_env_survive_the_packing() {
+        let heap = Heap::new();
+        let p = crate::value::test_proto();
+        let env = Env::with_values(&heap, None, vec![Value::Int(5)]);
+        let t = Thunk::pending(&heap, p.clone(), env.clone());
+        assert_eq!((t.block_size(), t.strong_count()), (16, 1));
+        assert_eq!((Rc::strong_count(&p), env.count()), (2, 2));
+        match t.parts() {
+            Parts::Code(q, e) => assert!(Rc::ptr_eq(&q, &p) && Env::ptr_eq(&e, &env)),
+            _ => panic!("expected the code"),
+        }
+        let u = t.clone();
+        assert_eq!(u.strong_count(), 2);
+        match t.begin() {
+            Begin::Code(q, e) => {
+                assert!(Rc::ptr_eq(&q, &p) && Env::ptr_eq(&e, &env));
+                assert_eq!(e.get(0).as_int(), Some(5));
+            }
+            _ => panic!("expected the code"),
+        }
+        assert!(u.is_running());
+        // Dropping an unforced thunk gives back its code and env.
+        drop(Thunk::pending(&heap, p.clone(), env.clone()));
+        assert_eq!((Rc::strong_count(&p), env.count()), (1, 1));
+    }
+
+    #[test]
+    fn a_saturated_count_stays() {
+        let heap = Heap::new();
+        let t = Thunk::evaluated(&heap, Value::Int(1));
+        let c = &t.block().head;
+        c.set((c.get() & !COUNT_MASK) | (COUNT_MASK - 1));
+        let extra = t.clone();
+        assert_eq!(t.strong_count(), COUNT_MASK);
+        let more: Vec<Thunk> = (0..3).map(|_| t.clone()).collect();
+        drop((extra, more));
+        assert_eq!(t.strong_count(), COUNT_MASK);
+        assert_eq!(t.done().and_then(|v| v.as_int()), Some(1));
+        // The block now lives for good: reset the count so the test's heap
+        // can free it.
+        c.set((c.get() & !COUNT_MASK) | 1);
     }
 }

@@ -9,6 +9,33 @@ use std::num::NonZeroU64;
 
 use super::repr::PAYLOAD;
 
+/// The count's bits in the first `u32` of a counted block (thunks keep
+/// their state above them). A count that reaches the mask saturates: its
+/// object then lives until the process ends, instead of the count wrapping
+/// (134 million references to one object take a gigabyte of pointers).
+pub(crate) const COUNT_MASK: u32 = (1 << 27) - 1;
+
+/// One more reference, in the count of the block whose first `u32` is `c`.
+#[inline]
+pub(crate) fn count_up(c: &Cell<u32>) {
+    let v = c.get();
+    if v & COUNT_MASK != COUNT_MASK {
+        c.set(v + 1);
+    }
+}
+
+/// One reference fewer; true if it was the last (the caller then drops the
+/// block's contents and frees it).
+#[inline]
+pub(crate) fn count_down(c: &Cell<u32>) -> bool {
+    let v = c.get();
+    let n = v & COUNT_MASK;
+    if n != COUNT_MASK {
+        c.set(v - 1);
+    }
+    n == 1
+}
+
 #[repr(transparent)]
 pub(super) struct Counted {
     bits: NonZeroU64,
@@ -57,17 +84,12 @@ impl Counted {
         unsafe { &*(self.base() as *const Cell<u32>) }
     }
     pub(super) fn strong_count(&self) -> usize {
-        self.count().get() as usize
+        (self.count().get() & COUNT_MASK) as usize
     }
     /// A new handle: one more count.
     #[inline]
     pub(super) fn retain(&self) -> Counted {
-        let c = self.count();
-        c.set(
-            c.get()
-                .checked_add(1)
-                .unwrap_or_else(|| std::process::abort()),
-        );
+        count_up(self.count());
         Counted {
             bits: self.bits,
             _not_send: PhantomData,
@@ -77,9 +99,6 @@ impl Counted {
     /// then drops the block's contents and frees it).
     #[inline]
     pub(super) fn release(&self) -> bool {
-        let c = self.count();
-        let n = c.get() - 1;
-        c.set(n);
-        n == 0
+        count_down(self.count())
     }
 }

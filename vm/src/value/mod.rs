@@ -17,6 +17,7 @@ use crate::vm::Vm;
 pub type Context = BTreeSet<Rc<str>>;
 
 mod counted;
+pub(crate) use counted::{count_down, count_up, COUNT_MASK};
 mod list;
 mod string;
 pub use list::List;

@@ -432,12 +432,7 @@ impl Clone for Value {
         let tag = self.tag();
         if tag <= COUNTED_FIRST {
             // SAFETY: the tag says the block starts with its count.
-            let c = unsafe { self.first_count() };
-            c.set(
-                c.get()
-                    .checked_add(1)
-                    .unwrap_or_else(|| std::process::abort()),
-            );
+            super::counted::count_up(unsafe { self.first_count() });
         } else if tag < INT {
             self.clone_rc();
         }
@@ -455,9 +450,12 @@ impl Drop for Value {
         if tag <= COUNTED_FIRST {
             // SAFETY: the tag says the block starts with its count.
             let c = unsafe { self.first_count() };
-            let n = c.get();
+            let v = c.get();
+            let n = v & super::counted::COUNT_MASK;
             if n > 1 {
-                c.set(n - 1);
+                if n != super::counted::COUNT_MASK {
+                    c.set(v - 1);
+                }
                 return;
             }
         } else if tag >= INT {
