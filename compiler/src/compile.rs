@@ -257,6 +257,9 @@ impl<'a> Compiler<'a> {
             Expr::Var(sym, span) => {
                 self.var(*sym, *span, 0)?;
             }
+            Expr::CurPos(_) if !crate::origin_is_file(self.origin) => {
+                self.emit(Op::Null);
+            }
             Expr::CurPos(span) => {
                 let (line, col) = self.line_col(span.start);
                 let file = self.constant(Const::Str(self.origin.to_string()));

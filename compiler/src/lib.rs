@@ -20,3 +20,10 @@ pub mod disasm;
 
 pub use chunk::{Chunk, Const, Op};
 pub use compile::compile_file;
+
+/// Whether a source's name is a file's path rather than a marker such as
+/// `«string»` (an `-E` expression) or `«stdin»`. CppNix 2.34 gives positions in
+/// such sources no value: `__curPos` and `unsafeGetAttrPos` are `null` there.
+pub fn origin_is_file(origin: &str) -> bool {
+    !(origin.starts_with('«') && origin.ends_with('»'))
+}

@@ -246,3 +246,38 @@ fn speculated_thunks_keep_laziness() {
         .expect_err("overflow");
     assert_eq!(e.msg, "integer overflow in adding 9223372036854775807 + 1");
 }
+
+/// CppNix 2.34 gives a position in an `-E` expression or on stdin no value.
+#[test]
+fn positions_in_strings_are_null() {
+    check(
+        r#"[ __curPos (builtins.unsafeGetAttrPos "a" { a = 1; }) ]"#,
+        "[ null null ]",
+    );
+}
+
+/// `intersectAttrs` keeps the right side's attributes with their positions, whichever side
+/// it walks (it walks the smaller: `callPackage` intersects a few names with all of pkgs).
+#[test]
+fn intersect_attrs_keeps_positions() {
+    let dir = std::env::temp_dir().join(format!("nixvm-ia-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ia.nix");
+    std::fs::write(
+        &file,
+        "let y = { a = 2;\n  b = 3; }; p = n: s: (builtins.unsafeGetAttrPos n s).line; in\n\
+         [ (p \"b\" (builtins.intersectAttrs { b = 1; } y))\n\
+           (p \"b\" (builtins.intersectAttrs { a = 1; b = 1; c = 1; } y))\n\
+           (builtins.intersectAttrs { a = 1; c = 1; z = 1; } ({ a = 2; b = 3; } // { c = 4; })) ]\n",
+    )
+    .unwrap();
+    let mut ev = Evaluator::builder().build();
+    let v = ev
+        .eval_file(&file)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    let v = ev
+        .force_deep(v)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    assert_eq!(ev.print(&v), "[ 2 2 { a = 2; c = 4; } ]");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

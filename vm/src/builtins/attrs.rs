@@ -105,12 +105,20 @@ fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn intersect_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let x = vm.force_attrs(&a[0])?;
     let y = vm.force_attrs(&a[1])?;
-    let kept: Vec<(Symbol, Value)> = y
-        .iter()
-        .filter(|(k, _)| x.contains(*k))
-        .map(|(k, v)| (k, v.clone()))
-        .collect();
-    Ok(Value::attrs(Attrs::from_sorted(kept)))
+    // Walk the smaller side and look names up in the other, as CppNix does:
+    // `callPackage` intersects a function's few arguments with all of `pkgs`.
+    // Either way the attributes kept are `y`'s, with their positions.
+    let kept: Vec<Attr> = if x.len() < y.len() {
+        x.attr_iter()
+            .filter_map(|a| y.get_attr(a.name).cloned())
+            .collect()
+    } else {
+        y.attr_iter()
+            .filter(|a| x.contains(a.name))
+            .cloned()
+            .collect()
+    };
+    Ok(Value::attrs(Attrs::from_sorted_attrs(kept)))
 }
 
 fn cat_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {

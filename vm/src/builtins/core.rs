@@ -434,7 +434,7 @@ fn unsafe_get_attr_pos(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         return Ok(Value::Null);
     }
     match vm.pos(set.position(sym)) {
-        Some(p) => {
+        Some(p) if nixvm_compiler::origin_is_file(&vm.files[p.file as usize].name) => {
             let (line, col) = vm.line_col(p);
             let fname = vm.files[p.file as usize].name.clone();
             Ok(Value::attrs(Attrs::from_unsorted(vec![
@@ -443,7 +443,7 @@ fn unsafe_get_attr_pos(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 (known::COLUMN, Value::Int(col as i64)),
             ])))
         }
-        None => Ok(Value::Null),
+        _ => Ok(Value::Null),
     }
 }
 

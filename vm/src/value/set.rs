@@ -336,6 +336,10 @@ impl Attrs {
     pub fn contains(&self, name: Symbol) -> bool {
         self.lookup(name).is_some()
     }
+    /// The attribute called `name` with its position.
+    pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
+        self.lookup(name)
+    }
     /// Insert; returns false (and changes nothing) if the name exists.
     pub fn insert_new(&mut self, name: Symbol, value: Value, pos: PosIdx) -> bool {
         if self.contains(name) {
