@@ -160,11 +160,43 @@ pub struct AttrsExpr {
     pub dynamic: Vec<DynAttrDef>,
     pub inherit_from: Vec<Expr>,
     pub span: Span,
+    /// Where each name is in `attrs`, once there are many: the parser looks
+    /// every new name up, and a linear search made a set of n names cost n²
+    /// (all-packages.nix has 15,000). Kept up to date by `push`.
+    pub index: NameIndex,
 }
+
+#[derive(Clone, Debug, Default)]
+pub struct NameIndex(Option<Box<rustc_hash::FxHashMap<Symbol, u32>>>);
+
+/// Sets with fewer names are searched linearly.
+const INDEX_FROM: usize = 16;
 
 impl AttrsExpr {
     pub fn find(&self, name: Symbol) -> Option<usize> {
-        self.attrs.iter().position(|a| a.name == name)
+        match &self.index.0 {
+            Some(map) if map.len() == self.attrs.len() => map.get(&name).map(|&i| i as usize),
+            _ => self.attrs.iter().position(|a| a.name == name),
+        }
+    }
+
+    /// Add a definition of a name not yet defined here; returns its index.
+    pub fn push(&mut self, def: AttrDef) -> usize {
+        let i = self.attrs.len();
+        let name = def.name;
+        self.attrs.push(def);
+        match &mut self.index.0 {
+            Some(map) if map.len() == i => {
+                map.insert(name, i as u32);
+            }
+            _ if i + 1 >= INDEX_FROM => {
+                let map = self.attrs.iter().enumerate();
+                let map = map.map(|(j, a)| (a.name, j as u32)).collect();
+                self.index.0 = Some(Box::new(map));
+            }
+            _ => {}
+        }
+        i
     }
 }
 

@@ -262,10 +262,55 @@ pub struct Lexer<'a> {
     pub pipe_operators: bool,
 }
 
-const PATH_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+";
+/// Byte classes for the path-like tokens, as a table: the lexer asks for every
+/// byte of every identifier (a scan of the 66 characters cost 3% of NixOS minimal).
+const PATH_CHAR: u8 = 1;
+const SCHEME_CHAR: u8 = 2;
+const URI_CHAR: u8 = 4;
 
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        if alnum || matches!(b, b'.' | b'_' | b'-' | b'+') {
+            t[c] |= PATH_CHAR;
+        }
+        if alnum || matches!(b, b'+' | b'-' | b'.') {
+            t[c] |= SCHEME_CHAR;
+        }
+        if alnum
+            || matches!(
+                b,
+                b'%' | b'/'
+                    | b'?'
+                    | b':'
+                    | b'@'
+                    | b'&'
+                    | b'='
+                    | b'+'
+                    | b'$'
+                    | b','
+                    | b'-'
+                    | b'_'
+                    | b'.'
+                    | b'!'
+                    | b'~'
+                    | b'*'
+                    | b'\''
+            )
+        {
+            t[c] |= URI_CHAR;
+        }
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_path_char(c: u8) -> bool {
-    PATH_CHARS.contains(&c)
+    CLASSES[c as usize] & PATH_CHAR != 0
 }
 
 /// Undo `\` escapes and fold CR/CRLF to LF, as CppNix does for `"..."`.
@@ -743,6 +788,11 @@ fn path_family(b: &[u8]) -> Option<(usize, PathKind)> {
         }
     };
     let pc = count_while(b, is_path_char);
+    // Every path-like token has a `/` or `:` after its leading path characters
+    // or starts with `~` or `<`; most tokens (identifiers) have none.
+    if !matches!(b.get(pc), Some(b'/' | b':')) && !matches!(b.first(), Some(b'~' | b'<')) {
+        return None;
+    }
     if b[pc..].starts_with(b"/${") {
         consider(pc + 3, PathKind::Interp);
     }
@@ -781,13 +831,9 @@ fn path_family(b: &[u8]) -> Option<(usize, PathKind)> {
         }
     }
     if b.first().is_some_and(|c| c.is_ascii_alphabetic()) {
-        let scheme = 1 + count_while(&b[1..], |c| {
-            c.is_ascii_alphanumeric() || b"+-.".contains(&c)
-        });
+        let scheme = 1 + count_while(&b[1..], |c| CLASSES[c as usize] & SCHEME_CHAR != 0);
         if b.get(scheme) == Some(&b':') {
-            let n = count_while(&b[scheme + 1..], |c| {
-                c.is_ascii_alphanumeric() || b"%/?:@&=+$,-_.!~*'".contains(&c)
-            });
+            let n = count_while(&b[scheme + 1..], |c| CLASSES[c as usize] & URI_CHAR != 0);
             if n > 0 {
                 consider(scheme + 1 + n, PathKind::Uri);
             }

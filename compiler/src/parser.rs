@@ -249,18 +249,15 @@ impl<'a> ParseState<'a> {
                             }
                             j
                         }
-                        None => {
-                            cur.attrs.push(AttrDef {
-                                name: *sym,
-                                kind: AttrKind::Plain,
-                                value: Expr::Attrs(Box::new(AttrsExpr {
-                                    span,
-                                    ..Default::default()
-                                })),
+                        None => cur.push(AttrDef {
+                            name: *sym,
+                            kind: AttrKind::Plain,
+                            value: Expr::Attrs(Box::new(AttrsExpr {
                                 span,
-                            });
-                            cur.attrs.len() - 1
-                        }
+                                ..Default::default()
+                            })),
+                            span,
+                        }),
                     };
                     cur = match &mut cur.attrs[idx].value {
                         Expr::Attrs(a) => a,
@@ -347,7 +344,7 @@ impl<'a> ParseState<'a> {
             if let Expr::Lambda(l) = &mut def.value {
                 l.name = Some(def.name);
             }
-            attrs.attrs.push(def);
+            attrs.push(def);
             Ok(())
         }
     }
@@ -373,7 +370,7 @@ impl<'a> ParseState<'a> {
                 AttrKind::InheritedFrom(k) => Expr::InheritFrom(k, span),
                 _ => Expr::Var(name, span),
             };
-            attrs.attrs.push(AttrDef {
+            attrs.push(AttrDef {
                 name,
                 kind,
                 value,
