@@ -939,10 +939,17 @@ impl Vm {
                     if f.counted {
                         self.call_depth -= 1;
                     }
-                    crate::cycles::leave_scope(f.env);
                     match f.kind {
-                        FrameKind::Call => self.stack.push(v),
-                        FrameKind::Thunk(t) => t.set(v),
+                        FrameKind::Call => {
+                            crate::cycles::leave_scope(f.env);
+                            self.stack.push(v)
+                        }
+                        // A thunk's frame runs in the scope that made the thunk,
+                        // which outlives it: nothing is left here.
+                        FrameKind::Thunk(t) => {
+                            drop(f.env);
+                            t.set(v)
+                        }
                     }
                     if self.frames.len() == stop {
                         return Ok(());
