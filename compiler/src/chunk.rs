@@ -7,6 +7,34 @@ use crate::ast::Span;
 use crate::symbol::Symbol;
 use std::rc::Rc;
 
+/// A 24-bit operand: an op with two operands keeps one of them in 24 bits so
+/// that every `Op` is 8 bytes (NixOS minimal links 1.8 M of them). The
+/// compiler refuses a chunk whose constants or ops outgrow it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct U24([u8; 3]);
+
+impl U24 {
+    pub const MAX: u32 = (1 << 24) - 1;
+
+    /// `n`, if it fits.
+    pub fn new(n: u32) -> Option<U24> {
+        let [a, b, c, d] = n.to_le_bytes();
+        (d == 0).then_some(U24([a, b, c]))
+    }
+
+    #[inline]
+    pub fn get(self) -> u32 {
+        let [a, b, c] = self.0;
+        u32::from_le_bytes([a, b, c, 0])
+    }
+}
+
+impl std::fmt::Display for U24 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One VM instruction. Jump targets are absolute instruction indices.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Op {
@@ -18,7 +46,7 @@ pub enum Op {
     /// Push env slot `idx` of the env `depth` levels up the chain.
     Local(u16, u16),
     /// Look `sym` up through the `with` scopes listed in constant `withs`.
-    Dyn(Symbol, u32),
+    Dyn(Symbol, U24),
     /// Push a thunk of chunk constant `c` closing over the current env.
     Thunk(u32),
     /// Push a closure of lambda chunk constant `c`.
@@ -39,12 +67,12 @@ pub enum Op {
     /// Replace the set on top of the stack with its attribute.
     Select(Symbol),
     /// As `Select`, but on a missing attribute or non-set pop and jump.
-    SelectOr(Symbol, u32),
+    SelectOr(Symbol, U24),
     /// `[set, name]` -> `[value]`.
     SelectDyn,
     SelectDynOr(u32),
     /// One step of `e ? a.b.c` that is not the last: on failure pop and jump.
-    HasAttrStep(Symbol, u32),
+    HasAttrStep(Symbol, U24),
     HasAttr(Symbol),
     HasAttrStepDyn(u32),
     HasAttrDyn,
@@ -80,13 +108,15 @@ pub enum Op {
     /// again, as CppNix does) and fail saying why they differ. The text
     /// constant is the condition; the second operand is the index of the op
     /// whose span is the `assert` keyword's.
-    AssertEq(u32, u32),
+    AssertEq(u32, U24),
     /// Destructure the argument according to formals constant `c`.
     BindFormals(u32),
     /// Apply `__overrides` of the rec set on top of the stack to it and to
     /// the current env, whose slot names are symbol-list constant `c`.
     RecOverrides(u32),
 }
+
+const _: () = assert!(std::mem::size_of::<Op>() == 8);
 
 #[derive(Clone, Debug)]
 pub struct FormalSpec {
@@ -155,5 +185,19 @@ impl Chunk {
             consts: Vec::new(),
             nslots: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::U24;
+
+    #[test]
+    fn u24_holds_24_bits_and_refuses_more() {
+        for n in [0, 1, 255, 256, 65_535, 65_536, U24::MAX] {
+            assert_eq!(U24::new(n).map(U24::get), Some(n));
+        }
+        assert_eq!(U24::new(U24::MAX + 1), None);
+        assert_eq!(U24::new(u32::MAX), None);
     }
 }

@@ -30,6 +30,8 @@ pub struct Compiler<'a> {
     src: &'a str,
     origin: &'a str,
     span: Span,
+    /// A 24-bit operand overflowed (a chunk of 16 M constants or ops).
+    too_large: bool,
 }
 
 /// Compile a parsed file. `globals` maps the names of the root env (the
@@ -48,9 +50,16 @@ pub fn compile_file(
         src,
         origin,
         span: Span::default(),
+        too_large: false,
     };
     c.expr(e)?;
     c.emit_force_return();
+    if c.too_large {
+        return Err(ParseErr::new(
+            "expression too large to compile (a body with over 16 million instructions or constants)",
+            Span::new(0, src.len()),
+        ));
+    }
     Ok(Rc::new(c.chunks.pop().expect("file chunk")))
 }
 
@@ -100,16 +109,25 @@ impl<'a> Compiler<'a> {
         self.chunk().code.len() as u32
     }
 
+    /// `n` as a 24-bit operand (remembering if it does not fit).
+    fn u24(&mut self, n: u32) -> U24 {
+        U24::new(n).unwrap_or_else(|| {
+            self.too_large = true;
+            U24::new(0).expect("0 fits")
+        })
+    }
+
     fn patch(&mut self, at: usize) {
         let target = self.here();
+        let t24 = self.u24(target);
         let op = &mut self.chunk().code[at];
         *op = match *op {
             Op::Jump(_) => Op::Jump(target),
             Op::JumpIfFalse(_) => Op::JumpIfFalse(target),
             Op::JumpIfTrue(_) => Op::JumpIfTrue(target),
-            Op::SelectOr(s, _) => Op::SelectOr(s, target),
+            Op::SelectOr(s, _) => Op::SelectOr(s, t24),
             Op::SelectDynOr(_) => Op::SelectDynOr(target),
-            Op::HasAttrStep(s, _) => Op::HasAttrStep(s, target),
+            Op::HasAttrStep(s, _) => Op::HasAttrStep(s, t24),
             Op::HasAttrStepDyn(_) => Op::HasAttrStepDyn(target),
             other => other,
         };
@@ -128,10 +146,9 @@ impl<'a> Compiler<'a> {
             Op::Jump(t)
             | Op::JumpIfFalse(t)
             | Op::JumpIfTrue(t)
-            | Op::SelectOr(_, t)
             | Op::SelectDynOr(t)
-            | Op::HasAttrStep(_, t)
             | Op::HasAttrStepDyn(t) => t == pos,
+            Op::SelectOr(_, t) | Op::HasAttrStep(_, t) => t.get() == pos,
             _ => false,
         })
     }
@@ -177,6 +194,7 @@ impl<'a> Compiler<'a> {
             }
             Some(Resolved::Dyn(withs)) => {
                 let c = self.constant(Const::Withs(withs));
+                let c = self.u24(c);
                 self.emit(Op::Dyn(sym, c));
             }
             None => return self.err(format!("undefined variable '{}'", sym), span),
@@ -304,7 +322,10 @@ impl<'a> Compiler<'a> {
                         let mut fails = Vec::new();
                         for a in path {
                             match a {
-                                AttrName::Static(s) => fails.push(self.emit(Op::SelectOr(*s, 0))),
+                                AttrName::Static(s) => {
+                                    let zero = self.u24(0);
+                                    fails.push(self.emit(Op::SelectOr(*s, zero)))
+                                }
                                 AttrName::Dynamic(n) => {
                                     self.expr(n)?;
                                     self.span = *span;
@@ -333,7 +354,8 @@ impl<'a> Compiler<'a> {
                             if last {
                                 self.emit(Op::HasAttr(*s));
                             } else {
-                                fails.push(self.emit(Op::HasAttrStep(*s, 0)));
+                                let zero = self.u24(0);
+                                fails.push(self.emit(Op::HasAttrStep(*s, zero)));
                             }
                         }
                         AttrName::Dynamic(d) => {
@@ -416,7 +438,8 @@ impl<'a> Compiler<'a> {
                     self.expr(l)?;
                     self.expr(r)?;
                     self.span = *eq;
-                    self.emit(Op::AssertEq(text, ok as u32));
+                    let at = self.u24(ok as u32);
+                    self.emit(Op::AssertEq(text, at));
                     self.patch(ok);
                 } else {
                     self.emit(Op::Assert(text));
@@ -609,6 +632,7 @@ impl<'a> Compiler<'a> {
                     self.chunks
                         .push(Chunk::new(ChunkKind::Thunk, self.file, d.span));
                     let c = self.constant(Const::Withs(withs));
+                    let c = self.u24(c);
                     self.emit(Op::Dyn(d.name, c));
                     self.emit_force_return();
                     let chunk = self.chunks.pop().expect("thunk chunk");

@@ -30,8 +30,11 @@ fn write_chunk(out: &mut String, chunk: &Chunk, indent: &str) {
             Op::Const(c) | Op::Assert(c) | Op::AssertEq(c, _) => {
                 let _ = write!(out, "  ; {}", show_const(&chunk.consts[*c as usize]));
             }
-            Op::MakeAttrs(c) | Op::Dyn(_, c) | Op::BindFormals(c) => {
+            Op::MakeAttrs(c) | Op::BindFormals(c) => {
                 let _ = write!(out, "  ; {}", show_const(&chunk.consts[*c as usize]));
+            }
+            Op::Dyn(_, c) => {
+                let _ = write!(out, "  ; {}", show_const(&chunk.consts[c.get() as usize]));
             }
             _ => {}
         }

@@ -688,7 +688,7 @@ impl Vm {
                     self.stack.push(v);
                 }
                 Op::Dyn(sym, c) => {
-                    let PConst::Withs(withs) = self.proto_const(fi, c) else {
+                    let PConst::Withs(withs) = self.proto_const(fi, c.get()) else {
                         unreachable!("withs constant")
                     };
                     let withs: Vec<u16> = withs.to_vec();
@@ -861,6 +861,7 @@ impl Vm {
                 }
                 // `a.b or d` and a non-final step of `a ? b.c`: descend or jump.
                 Op::SelectOr(sym, target) | Op::HasAttrStep(sym, target) => {
+                    let target = target.get();
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
@@ -1072,7 +1073,7 @@ impl Vm {
                             span,
                         })
                     };
-                    let (eq, assert_pos) = (place(here), place(at as usize));
+                    let (eq, assert_pos) = (place(here), place(at.get() as usize));
                     let t = match self.proto_const(fi, c) {
                         PConst::Text(t) => t.clone(),
                         _ => unreachable!("text constant"),

@@ -284,7 +284,7 @@ mod tests {
         assert!(matches!(&b.consts()[0], PConst::Value(v) if v.as_str() == Some("constant")));
         assert!(matches!(&b.consts()[1], PConst::Text(t) if &**t == "t"));
         // Three ops' spans packed: 0,1 / 2,1 / 2,5 (start deltas zigzagged).
-        assert_eq!(b.alloc_bytes(), 2 * 24 + 3 * 12 + 4 + 6);
+        assert_eq!(b.alloc_bytes(), 2 * 24 + 3 * 8 + 4 + 6);
         let empty = Body::new(&[], &[], Vec::new());
         assert!(empty.code().is_empty() && empty.consts().is_empty());
         drop(b);
