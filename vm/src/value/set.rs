@@ -440,20 +440,22 @@ impl Attrs {
     /// intermediate `//` alive), for lookups that search a few more layers.
     pub fn update(a: &Attrs, b: &Attrs) -> Attrs {
         let layers = a.header().layers;
-        let bh = b.header();
-        let small = bh.len as usize <= LAYER_RHS_MAX;
-        let big_left = a.len() >= LAYER_LHS_MIN && a.len() >= bh.len as usize;
-        if bh.layers == 1 && (small || big_left) && layers < MAX_LAYERS {
-            let be = b.entries();
-            let shadowed = be.iter().filter(|e| a.contains(e.name)).count();
-            let total = a.len() + be.len() - shadowed;
-            let out = Attrs::alloc(be.len(), Some((a.clone(), total as u32)));
-            // SAFETY: room for `be.len()` attributes.
+        let n = b.len();
+        let small = n <= LAYER_RHS_MAX;
+        let big_left = a.len() >= LAYER_LHS_MIN && a.len() >= n;
+        if (small || big_left) && layers < MAX_LAYERS {
+            // `b`'s attributes (all its layers' merged, when it is a layer
+            // itself: `drv // passthru` over a derivation's own `//` layers
+            // was half a million flat copies of a on all of nixpkgs).
+            let shadowed = b.attr_iter().filter(|e| a.contains(e.name)).count();
+            let total = a.len() + n - shadowed;
+            let out = Attrs::alloc(n, Some((a.clone(), total as u32)));
+            // SAFETY: room for `n` attributes; `attr_iter` yields exactly `n`.
             unsafe {
-                for (i, e) in be.iter().enumerate() {
+                for (i, e) in b.attr_iter().enumerate() {
                     out.slots().add(i).write(e.clone());
                 }
-                (*out.header_ptr()).len = be.len() as u32;
+                (*out.header_ptr()).len = n as u32;
             }
             return out;
         }
@@ -639,6 +641,32 @@ mod tests {
         // A right side larger than the left is copied into one layer.
         let c = Attrs::update(&set(0..70, 0), &set(0..100, 5));
         assert_eq!((c.layers(), c.len()), (1, 100));
+    }
+
+    #[test]
+    fn a_layered_right_side_is_a_layer_of_its_merged_attributes() {
+        let sym = |i: usize| Symbol::intern(&format!("layered-rhs-{i}"));
+        let set = |r: std::ops::Range<usize>, add: i64| {
+            Attrs::from_unsorted(r.map(|i| (sym(i), Value::Int(i as i64 + add))).collect())
+        };
+        // b = 10 names over a layer of 3 (one shadowing, two new): 12 names.
+        let b = Attrs::update(&set(0..10, 100), &set(9..12, 200));
+        assert_eq!((b.layers(), b.len()), (2, 12));
+        // a // b with a of 70 names: one layer of b's 12 over a, not a copy of 82.
+        let a = set(5..75, 0);
+        let u = Attrs::update(&a, &b);
+        assert_eq!((u.layers(), u.len()), (2, 75));
+        for i in 0..75 {
+            let want = match i {
+                0..=8 => i as i64 + 100,
+                9..=11 => i as i64 + 200,
+                _ => i as i64,
+            };
+            assert_eq!(int(u.get(sym(i))), Some(want), "{i}");
+        }
+        let names: Vec<Symbol> = u.iter().map(|(n, _)| n).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(names.len(), 75);
     }
 
     #[test]
