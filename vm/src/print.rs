@@ -176,7 +176,7 @@ fn short(out: &mut String, v: &Value, depth: usize, budget: &mut Budget) {
         },
         View::Lambda(c) => {
             out.push_str("«lambda");
-            if let Some(n) = c.proto.name {
+            if let Some(n) = c.proto.name() {
                 out.push(' ');
                 out.push_str(n.as_str());
             }

@@ -30,6 +30,8 @@ pub struct SourceFile {
     /// Offsets of the starts of the lines after the first.
     lines: Box<[u32]>,
     len: u32,
+    /// Where it is in the `Vm`'s file table (set when it is added there).
+    pub index: u32,
 }
 
 impl SourceFile {
@@ -45,6 +47,7 @@ impl SourceFile {
             text: std::cell::RefCell::new(Some(src)),
             reread: None,
             lines,
+            index: 0,
         }
     }
 

@@ -158,7 +158,8 @@ impl Vm {
         self.push_file(SourceFile::new(name, src, raw))
     }
 
-    fn push_file(&mut self, f: SourceFile) -> u32 {
+    fn push_file(&mut self, mut f: SourceFile) -> u32 {
+        f.index = self.files.len() as u32;
         self.files.push(Rc::new(f));
         (self.files.len() - 1) as u32
     }
@@ -193,18 +194,15 @@ impl Vm {
                 Const::Text(t) => PConst::Text(Rc::from(t.as_str())),
             })
             .collect();
-        let has_formals = matches!(chunk.code.first(), Some(Op::BindFormals(_)));
-        Rc::new(Proto {
-            kind: chunk.kind,
-            name: chunk.name,
-            file: chunk.file,
+        Rc::new(Proto::new(
+            chunk.kind,
+            chunk.name,
             source,
-            span: chunk.span,
-            body: Body::new(&chunk.code, &chunk.spans, consts),
-            nslots: chunk.nslots,
-            has_formals,
-            speculate: chunk.kind == ChunkKind::Thunk && crate::speculate::eligible(&chunk.code),
-        })
+            chunk.span,
+            Body::new(&chunk.code, &chunk.spans, consts),
+            chunk.nslots,
+            chunk.kind == ChunkKind::Thunk && crate::speculate::eligible(&chunk.code),
+        ))
     }
 
     pub fn parse_options_pub(&self) -> nixvm_compiler::ParseOptions {
@@ -523,7 +521,7 @@ impl Vm {
                 let env = Env::new(&self.heap, Some(cl.env.clone()), proto.nslots as usize);
                 self.stats.envs += 1;
                 let base = self.stack.len();
-                if proto.has_formals {
+                if proto.has_formals() {
                     self.stack.push(arg);
                 } else {
                     env.set(0, arg);
@@ -621,7 +619,7 @@ impl Vm {
                         f.ip.saturating_sub(1)
                             .min(f.proto.op_count().saturating_sub(1));
                     let pos = f.proto.span_at(at).map(|span| Pos {
-                        file: f.proto.file,
+                        file: f.proto.file(),
                         span,
                     });
                     if first && e.pos.is_none() {
@@ -740,7 +738,7 @@ impl Vm {
                     let PConst::Proto(p) = self.proto_const(fi, c) else {
                         unreachable!("proto constant")
                     };
-                    if p.speculate {
+                    if p.speculate() {
                         if let Some(v) = crate::speculate::run(p, &self.frames[fi].env) {
                             self.stats.thunks_elided += 1;
                             self.stack.push(v);
@@ -816,7 +814,7 @@ impl Vm {
                         other => return type_mismatch("a string", &Value::from(other)),
                     };
                     let sym = Symbol::intern(&name.to_str());
-                    let file = self.frames[fi].proto.file;
+                    let file = self.frames[fi].proto.file();
                     let span = (self.frames[fi].proto)
                         .span_at(self.frames[fi].ip - 1)
                         .expect("a span per op");
@@ -1069,7 +1067,7 @@ impl Vm {
                     let here = self.frames[fi].ip - 1;
                     let place = |i: usize| {
                         proto.span_at(i).map(|span| Pos {
-                            file: proto.file,
+                            file: proto.file(),
                             span,
                         })
                     };
@@ -1205,7 +1203,7 @@ impl Vm {
     }
 
     pub fn lambda_name(&self, p: &Proto) -> String {
-        match p.name {
+        match p.name() {
             Some(n) => n.to_string(),
             None => "anonymous lambda".into(),
         }
@@ -1342,7 +1340,7 @@ impl Drop for Vm {
 
 fn frame_description(f: &Frame) -> String {
     match (&f.kind, f.proto.kind) {
-        (FrameKind::Call, _) => match f.proto.name {
+        (FrameKind::Call, _) => match f.proto.name() {
             Some(n) => format!("while calling '{}'", n),
             None => "while calling anonymous lambda".into(),
         },

@@ -405,7 +405,7 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             let Some(f) = c.proto.formals() else {
                 return Ok(Value::attrs(Attrs::new()));
             };
-            let file = c.proto.file;
+            let file = c.proto.file();
             let mut entries: Vec<crate::value::Attr> = f
                 .formals
                 .iter()

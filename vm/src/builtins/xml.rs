@@ -227,7 +227,7 @@ impl XmlWriter {
             View::Lambda(c) => {
                 let mut xattrs = Vec::new();
                 if self.location {
-                    self.pos_attrs(vm, c.proto.file, c.proto.span, &mut xattrs);
+                    self.pos_attrs(vm, c.proto.file(), c.proto.span, &mut xattrs);
                 }
                 self.open_element("function", &xattrs);
                 let (arg, _) = lambda_arg_names(vm, &c.proto);
@@ -295,7 +295,7 @@ fn peek(v: &Value) -> Value {
 /// lambda's source text since compiled code keeps only slots. The second
 /// component is true if the lambda has a formals pattern.
 fn lambda_arg_names(vm: &Vm, p: &Proto) -> (Option<String>, bool) {
-    let Some(f) = vm.files.get(p.file as usize) else {
+    let Some(f) = vm.files.get(p.file() as usize) else {
         return (None, false);
     };
     let text = f.text();

@@ -213,21 +213,19 @@ impl Value {
 /// An empty lambda body, for tests that need a closure or a pending thunk.
 #[cfg(test)]
 pub(crate) fn test_proto() -> Rc<Proto> {
-    Rc::new(Proto {
-        kind: nixvm_compiler::chunk::ChunkKind::Lambda,
-        name: None,
-        file: 0,
-        source: Rc::new(crate::state::SourceFile::new(
+    Rc::new(Proto::new(
+        nixvm_compiler::chunk::ChunkKind::Lambda,
+        None,
+        Rc::new(crate::state::SourceFile::new(
             "test".into(),
             Rc::from(""),
             false,
         )),
-        span: Default::default(),
-        body: Body::new(&[], &[], Vec::new()),
-        nslots: 0,
-        has_formals: false,
-        speculate: false,
-    })
+        Default::default(),
+        Body::new(&[], &[], Vec::new()),
+        0,
+        false,
+    ))
 }
 
 #[cfg(test)]
