@@ -686,17 +686,22 @@ impl Vm {
                     self.stack.push(v);
                 }
                 Op::Dyn(sym, c) => {
-                    let PConst::Withs(withs) = self.proto_const(fi, c.get()) else {
+                    // The chunk's handle, not a copy of its list of `with` depths
+                    // (nixpkgs' `with lib;` makes this a hot path).
+                    let proto = self.frames[fi].proto.clone();
+                    let PConst::Withs(withs) = &proto.consts()[c.get() as usize] else {
                         unreachable!("withs constant")
                     };
-                    let withs: Vec<u16> = withs.to_vec();
                     let mut found = None;
                     let mut retry = false;
-                    for depth in withs {
-                        let mut env = self.frames[fi].env.clone();
-                        for _ in 0..depth {
-                            env = env.parent().cloned().expect("env depth");
-                        }
+                    for &depth in withs.iter() {
+                        let env = {
+                            let mut e = &self.frames[fi].env;
+                            for _ in 0..depth {
+                                e = e.parent().expect("env depth");
+                            }
+                            e.clone()
+                        };
                         let mut scope = env.get(0);
                         if let View::Thunk(t) = &scope.view() {
                             match self.demand(t)? {
