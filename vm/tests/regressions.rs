@@ -281,3 +281,49 @@ fn intersect_attrs_keeps_positions() {
     assert_eq!(ev.print(&v), "[ 2 2 { a = 2; c = 4; } ]");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `removeAttrs` keeps the attributes it does not remove with their positions (CppNix 2.34).
+#[test]
+fn remove_attrs_keeps_positions() {
+    let dir = std::env::temp_dir().join(format!("nixvm-ra-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ra.nix");
+    std::fs::write(
+        &file,
+        "let s = { a = 1;\n b = 2; c = 3; }; r = builtins.removeAttrs s [ \"c\" \"zz\" \"a\" ]; in\n\
+         [ (builtins.unsafeGetAttrPos \"b\" r).line (builtins.attrNames r) ]\n",
+    )
+    .unwrap();
+    let mut ev = Evaluator::builder().build();
+    let v = ev
+        .eval_file(&file)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    let v = ev
+        .force_deep(v)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    assert_eq!(ev.print(&v), "[ 2 [ \"b\" ] ]");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `listToAttrs` defines each name where its item's `value` is (CppNix 2.34).
+#[test]
+fn list_to_attrs_positions_are_the_values() {
+    let dir = std::env::temp_dir().join(format!("nixvm-lta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lta.nix");
+    std::fs::write(
+        &file,
+        "let l = builtins.listToAttrs [ { name = \"a\";\n  value = 1; } { name = \"a\"; value = 2; } ];\n\
+         x = builtins.unsafeGetAttrPos \"a\" l; in [ x.line x.column l.a ]\n",
+    )
+    .unwrap();
+    let mut ev = Evaluator::builder().build();
+    let v = ev
+        .eval_file(&file)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    let v = ev
+        .force_deep(v)
+        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
+    assert_eq!(ev.print(&v), "[ 2 3 1 ]");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -69,17 +69,20 @@ fn remove_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     if !drop.iter().any(|k| s.contains(*k)) {
         return Ok(Value::Attrs(s));
     }
-    let kept: Vec<(Symbol, Value)> = s
-        .iter()
-        .filter(|(k, _)| !drop.contains(k))
-        .map(|(k, v)| (k, v.clone()))
+    // Sorted for binary search (a long list over a big set was n * m), and the
+    // attributes kept whole, positions included, as CppNix keeps them.
+    drop.sort_unstable();
+    let kept: Vec<Attr> = s
+        .attr_iter()
+        .filter(|a| drop.binary_search(&a.name).is_err())
+        .cloned()
         .collect();
-    Ok(Value::attrs(Attrs::from_sorted(kept)))
+    Ok(Value::attrs(Attrs::from_sorted_attrs(kept)))
 }
 
 fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let l = vm.force_list(&a[0])?;
-    let mut entries: Vec<(Symbol, Value)> = Vec::with_capacity(l.len());
+    let mut entries: Vec<Attr> = Vec::with_capacity(l.len());
     for item in l.iter() {
         let item = vm.force_attrs(item)?;
         let Some(name) = item.get(known::NAME) else {
@@ -95,11 +98,16 @@ fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 "attribute 'value' missing",
             ));
         };
-        entries.push((Symbol::intern(&name), value.clone()));
+        // Defined where the item's `value` is, as in CppNix.
+        entries.push(Attr {
+            name: Symbol::intern(&name),
+            pos: item.position(known::VALUE),
+            value: value.clone(),
+        });
     }
     // The first occurrence of a name wins.
     entries.reverse();
-    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+    Ok(Value::attrs(Attrs::from_unsorted_attrs(entries)))
 }
 
 fn intersect_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {

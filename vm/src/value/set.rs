@@ -240,11 +240,16 @@ impl Attrs {
     }
     /// Build from arbitrary entries; a later duplicate wins.
     pub fn from_unsorted(entries: Vec<(Symbol, Value)>) -> Attrs {
-        let mut entries: Vec<Attr> = entries
-            .into_iter()
-            .rev()
-            .map(|(name, value)| Attr::new(name, value))
-            .collect();
+        Attrs::from_unsorted_attrs(
+            entries
+                .into_iter()
+                .map(|(name, value)| Attr::new(name, value))
+                .collect(),
+        )
+    }
+    /// `from_unsorted` for attributes with their positions.
+    pub fn from_unsorted_attrs(mut entries: Vec<Attr>) -> Attrs {
+        entries.reverse();
         entries.sort_by_key(|e| e.name);
         entries.dedup_by_key(|e| e.name);
         Attrs::flat(entries)
