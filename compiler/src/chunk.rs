@@ -15,6 +15,8 @@ pub struct U24([u8; 3]);
 
 impl U24 {
     pub const MAX: u32 = (1 << 24) - 1;
+    /// A jump target to be patched.
+    pub const ZERO: U24 = U24([0; 3]);
 
     /// `n`, if it fits.
     pub fn new(n: u32) -> Option<U24> {

@@ -113,7 +113,7 @@ impl<'a> Compiler<'a> {
     fn u24(&mut self, n: u32) -> U24 {
         U24::new(n).unwrap_or_else(|| {
             self.too_large = true;
-            U24::new(0).expect("0 fits")
+            U24::ZERO
         })
     }
 
@@ -323,8 +323,7 @@ impl<'a> Compiler<'a> {
                         for a in path {
                             match a {
                                 AttrName::Static(s) => {
-                                    let zero = self.u24(0);
-                                    fails.push(self.emit(Op::SelectOr(*s, zero)))
+                                    fails.push(self.emit(Op::SelectOr(*s, U24::ZERO)))
                                 }
                                 AttrName::Dynamic(n) => {
                                     self.expr(n)?;
@@ -354,8 +353,7 @@ impl<'a> Compiler<'a> {
                             if last {
                                 self.emit(Op::HasAttr(*s));
                             } else {
-                                let zero = self.u24(0);
-                                fails.push(self.emit(Op::HasAttrStep(*s, zero)));
+                                fails.push(self.emit(Op::HasAttrStep(*s, U24::ZERO)));
                             }
                         }
                         AttrName::Dynamic(d) => {

@@ -20,6 +20,25 @@ fn check(src: &str, expected: &str) {
     assert_eq!(eval(src), expected, "for {src}");
 }
 
+/// `check` for code in a file (`tag` names it): positions in `-E` code are `null`.
+#[track_caller]
+fn check_file(tag: &str, src: &str, expected: &str) {
+    let dir = std::env::temp_dir().join(format!("nixvm-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{tag}.nix"));
+    std::fs::write(&file, src).unwrap();
+    let mut ev = Evaluator::builder().build();
+    let v = ev
+        .eval_file(&file)
+        .unwrap_or_else(|e| panic!("{src}: {}", ev.render_error(&e)));
+    let v = ev
+        .force_deep(v)
+        .unwrap_or_else(|e| panic!("{src}: {}", ev.render_error(&e)));
+    let got = ev.print(&v);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(got, expected, "for {src}");
+}
+
 /// A body whose last op yields a value in normal form (here the `else` arm's lambda) must
 /// still force what the other arm jumps in with (pkgs/top-level/default.nix's `lib`).
 #[test]
@@ -260,70 +279,34 @@ fn positions_in_strings_are_null() {
 /// it walks (it walks the smaller: `callPackage` intersects a few names with all of pkgs).
 #[test]
 fn intersect_attrs_keeps_positions() {
-    let dir = std::env::temp_dir().join(format!("nixvm-ia-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ia.nix");
-    std::fs::write(
-        &file,
+    check_file(
+        "ia",
         "let y = { a = 2;\n  b = 3; }; p = n: s: (builtins.unsafeGetAttrPos n s).line; in\n\
          [ (p \"b\" (builtins.intersectAttrs { b = 1; } y))\n\
            (p \"b\" (builtins.intersectAttrs { a = 1; b = 1; c = 1; } y))\n\
            (builtins.intersectAttrs { a = 1; c = 1; z = 1; } ({ a = 2; b = 3; } // { c = 4; })) ]\n",
-    )
-    .unwrap();
-    let mut ev = Evaluator::builder().build();
-    let v = ev
-        .eval_file(&file)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    let v = ev
-        .force_deep(v)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    assert_eq!(ev.print(&v), "[ 2 2 { a = 2; c = 4; } ]");
-    std::fs::remove_dir_all(&dir).unwrap();
+        "[ 2 2 { a = 2; c = 4; } ]",
+    );
 }
 
 /// `removeAttrs` keeps the attributes it does not remove with their positions (CppNix 2.34).
 #[test]
 fn remove_attrs_keeps_positions() {
-    let dir = std::env::temp_dir().join(format!("nixvm-ra-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("ra.nix");
-    std::fs::write(
-        &file,
+    check_file(
+        "ra",
         "let s = { a = 1;\n b = 2; c = 3; }; r = builtins.removeAttrs s [ \"c\" \"zz\" \"a\" ]; in\n\
          [ (builtins.unsafeGetAttrPos \"b\" r).line (builtins.attrNames r) ]\n",
-    )
-    .unwrap();
-    let mut ev = Evaluator::builder().build();
-    let v = ev
-        .eval_file(&file)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    let v = ev
-        .force_deep(v)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    assert_eq!(ev.print(&v), "[ 2 [ \"b\" ] ]");
-    std::fs::remove_dir_all(&dir).unwrap();
+        "[ 2 [ \"b\" ] ]",
+    );
 }
 
 /// `listToAttrs` defines each name where its item's `value` is (CppNix 2.34).
 #[test]
 fn list_to_attrs_positions_are_the_values() {
-    let dir = std::env::temp_dir().join(format!("nixvm-lta-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("lta.nix");
-    std::fs::write(
-        &file,
+    check_file(
+        "lta",
         "let l = builtins.listToAttrs [ { name = \"a\";\n  value = 1; } { name = \"a\"; value = 2; } ];\n\
          x = builtins.unsafeGetAttrPos \"a\" l; in [ x.line x.column l.a ]\n",
-    )
-    .unwrap();
-    let mut ev = Evaluator::builder().build();
-    let v = ev
-        .eval_file(&file)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    let v = ev
-        .force_deep(v)
-        .unwrap_or_else(|e| panic!("{}", ev.render_error(&e)));
-    assert_eq!(ev.print(&v), "[ 2 3 1 ]");
-    std::fs::remove_dir_all(&dir).unwrap();
+        "[ 2 3 1 ]",
+    );
 }

@@ -103,6 +103,7 @@ fn layout(cap: usize, layered: bool) -> Layout {
 pub struct Attrs(Counted);
 
 /// Iterates a set's attributes in symbol order.
+#[derive(Clone)]
 pub enum AttrsIter<'a> {
     Flat(std::slice::Iter<'a, Attr>),
     Merged(std::vec::IntoIter<&'a Attr>),
@@ -452,12 +453,14 @@ impl Attrs {
             // `b`'s attributes (all its layers' merged, when it is a layer
             // itself: `drv // passthru` over a derivation's own `//` layers
             // was half a million flat copies of a on all of nixpkgs).
-            let shadowed = b.attr_iter().filter(|e| a.contains(e.name)).count();
+            // Merged once: a copy of the iterator counts, the original writes.
+            let be = b.attr_iter();
+            let shadowed = be.clone().filter(|e| a.contains(e.name)).count();
             let total = a.len() + n - shadowed;
             let out = Attrs::alloc(n, Some((a.clone(), total as u32)));
             // SAFETY: room for `n` attributes; `attr_iter` yields exactly `n`.
             unsafe {
-                for (i, e) in b.attr_iter().enumerate() {
+                for (i, e) in be.enumerate() {
                     out.slots().add(i).write(e.clone());
                 }
                 (*out.header_ptr()).len = n as u32;
