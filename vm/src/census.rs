@@ -331,9 +331,9 @@ impl Walk {
         self.c.code_ops += p.code().len() as u64;
         self.c.code_consts += p.consts().len() as u64;
         for c in p.consts().iter() {
-            match c {
-                PConst::Value(v) => self.value(v),
-                PConst::Proto(q) => self.todo.push(Item::P(q.clone())),
+            match c.view() {
+                CView::Value(v) => self.value(v),
+                CView::Proto(q) => self.todo.push(Item::P(q.clone())),
                 _ => {}
             }
         }

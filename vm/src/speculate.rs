@@ -10,7 +10,7 @@
 
 use crate::env::Env;
 use crate::value::{Owned, View};
-use crate::value::{PConst, Proto, Value};
+use crate::value::{Proto, Value};
 use nixvm_compiler::chunk::Op;
 
 /// Longest code worth trying; longer thunks rarely succeed and cost more to try.
@@ -57,9 +57,7 @@ pub fn run(proto: &Proto, env: &Env) -> Option<Value> {
     for (ip, op) in code.iter().enumerate() {
         match *op {
             Op::Const(c) => {
-                let PConst::Value(v) = &proto.consts()[c as usize] else {
-                    return None;
-                };
+                let v = proto.consts()[c as usize].value()?;
                 stack[sp] = v.clone();
                 sp += 1;
             }

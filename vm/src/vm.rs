@@ -182,16 +182,16 @@ impl Vm {
                 Const::Str(s) => PConst::Value(Value::str(s)),
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
-                Const::Syms(s) => PConst::Syms(s.clone().into_boxed_slice()),
+                Const::Syms(s) => PConst::Syms(s.clone()),
                 Const::AttrNames(s, sp) => PConst::AttrNames(
                     s.iter()
                         .zip(sp.iter())
                         .map(|(&name, &sp)| (name, self.positions.push(chunk.file, sp)))
                         .collect(),
                 ),
-                Const::Withs(w) => PConst::Withs(w.clone().into_boxed_slice()),
+                Const::Withs(w) => PConst::Withs(w.clone()),
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
-                Const::Text(t) => PConst::Text(Rc::from(t.as_str())),
+                Const::Text(t) => PConst::Text(t.clone()),
             })
             .collect();
         Rc::new(Proto::new(
@@ -644,7 +644,7 @@ impl Vm {
         }
     }
 
-    fn proto_const(&self, fi: usize, c: u32) -> &PConst {
+    fn proto_const(&self, fi: usize, c: u32) -> &Constant {
         &self.frames[fi].proto.consts()[c as usize]
     }
 
@@ -659,7 +659,7 @@ impl Vm {
             };
             match op {
                 Op::Const(c) => {
-                    let PConst::Value(v) = self.proto_const(fi, c) else {
+                    let Some(v) = self.proto_const(fi, c).value() else {
                         unreachable!("value constant")
                     };
                     let v = v.clone();
@@ -689,7 +689,7 @@ impl Vm {
                     // The chunk's handle, not a copy of its list of `with` depths
                     // (nixpkgs' `with lib;` makes this a hot path).
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::Withs(withs) = &proto.consts()[c.get() as usize] else {
+                    let CView::Withs(withs) = proto.consts()[c.get() as usize].view() else {
                         unreachable!("withs constant")
                     };
                     let mut found = None;
@@ -740,11 +740,11 @@ impl Vm {
                     }
                 }
                 Op::Thunk(c) => {
-                    let PConst::Proto(p) = self.proto_const(fi, c) else {
+                    let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
                     if p.speculate() {
-                        if let Some(v) = crate::speculate::run(p, &self.frames[fi].env) {
+                        if let Some(v) = crate::speculate::run(&p, &self.frames[fi].env) {
                             self.stats.thunks_elided += 1;
                             self.stack.push(v);
                             continue;
@@ -759,7 +759,7 @@ impl Vm {
                     crate::cycles::maybe_collect(self);
                 }
                 Op::Closure(c) => {
-                    let PConst::Proto(p) = self.proto_const(fi, c) else {
+                    let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
                     let cl = Closure {
@@ -790,7 +790,7 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::AttrNames(names) = &proto.consts()[c as usize] else {
+                    let CView::AttrNames(names) = proto.consts()[c as usize].view() else {
                         unreachable!("attribute names constant")
                     };
                     let n = names.len();
@@ -1054,7 +1054,7 @@ impl Vm {
                     match self.stack.pop().expect("condition").unpack() {
                         Owned::Bool(true) => {}
                         Owned::Bool(false) => {
-                            let PConst::Text(t) = self.proto_const(fi, c) else {
+                            let CView::Text(t) = self.proto_const(fi, c).view() else {
                                 unreachable!("text constant")
                             };
                             return Err(EvalError::new(
@@ -1077,8 +1077,8 @@ impl Vm {
                         })
                     };
                     let (eq, assert_pos) = (place(here), place(at.get() as usize));
-                    let t = match self.proto_const(fi, c) {
-                        PConst::Text(t) => t.clone(),
+                    let t = match self.proto_const(fi, c).view() {
+                        CView::Text(t) => t.to_owned(),
                         _ => unreachable!("text constant"),
                     };
                     if let Err(mut e) = crate::ops::explain_unequal(self, &a, &b, eq) {
@@ -1118,7 +1118,7 @@ impl Vm {
                         return type_mismatch("a set", &ov);
                     };
                     let proto = self.frames[fi].proto.clone();
-                    let PConst::Syms(slots) = &proto.consts()[c as usize] else {
+                    let CView::Syms(slots) = proto.consts()[c as usize].view() else {
                         unreachable!("syms constant")
                     };
                     let env = self.frames[fi].env.clone();
@@ -1141,7 +1141,7 @@ impl Vm {
     }
 
     fn bind_formals(&mut self, fi: usize, c: u32) -> EvalResult<()> {
-        let PConst::Formals(info) = self.proto_const(fi, c) else {
+        let CView::Formals(info) = self.proto_const(fi, c).view() else {
             unreachable!("formals constant")
         };
         let info = info.clone();
@@ -1161,16 +1161,16 @@ impl Vm {
                 }
                 None => match f.default {
                     Some(dc) => {
-                        let v = match &self.frames[fi].proto.consts()[dc as usize] {
-                            PConst::Proto(p) if p.kind == ChunkKind::Thunk => {
+                        let v = match self.frames[fi].proto.consts()[dc as usize].view() {
+                            CView::Proto(p) if p.kind == ChunkKind::Thunk => {
                                 self.stats.thunks_created += 1;
                                 Value::Thunk(Thunk::pending(&self.heap, p.clone(), env.clone()))
                             }
-                            PConst::Proto(p) => Value::Lambda(Rc::new(Closure {
+                            CView::Proto(p) => Value::Lambda(Rc::new(Closure {
                                 proto: p.clone(),
                                 env: env.clone(),
                             })),
-                            PConst::Value(v) => v.clone(),
+                            CView::Value(v) => v.clone(),
                             _ => unreachable!("default constant"),
                         };
                         env.set(i, v);

@@ -17,20 +17,7 @@ use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
 use nixvm_compiler::Symbol;
 
-use super::{PosIdx, Value};
-
-/// A constant of a linked chunk.
-pub enum PConst {
-    Value(Value),
-    Proto(Rc<Proto>),
-    Syms(Box<[Symbol]>),
-    /// The names of a set literal's attributes, sorted, each with where it is defined
-    /// (one slice of pairs, so the constant stays 24 bytes).
-    AttrNames(Box<[(Symbol, PosIdx)]>),
-    Withs(Box<[u16]>),
-    Formals(Rc<FormalsInfo>),
-    Text(Rc<str>),
-}
+use super::{Constant, PConst};
 
 /// A chunk's constants, ops and a span per op, in one allocation (in that
 /// order: the constants need the strictest alignment). The spans are a
@@ -45,7 +32,7 @@ pub struct Body {
 const _: () = {
     assert!(std::mem::size_of::<Body>() == 16);
     assert!(std::mem::align_of::<Op>() <= 8 && std::mem::align_of::<Span>() <= 4);
-    assert!(std::mem::size_of::<PConst>().is_multiple_of(std::mem::align_of::<Op>()));
+    assert!(std::mem::size_of::<Constant>().is_multiple_of(std::mem::align_of::<Op>()));
     assert!(std::mem::size_of::<Op>().is_multiple_of(std::mem::align_of::<Span>()));
 };
 
@@ -102,7 +89,7 @@ impl Body {
     /// Offsets of the ops and the spans, and the layout of the whole, given
     /// the packed spans' length in bytes.
     fn layout(ops: usize, consts: usize, span_bytes: usize) -> (usize, usize, Layout) {
-        let code = consts * std::mem::size_of::<PConst>();
+        let code = consts * std::mem::size_of::<Constant>();
         let spans = code + ops * std::mem::size_of::<Op>();
         let size = spans + 4 * (1 + span_marks(ops)) + span_bytes;
         (
@@ -124,6 +111,7 @@ impl Body {
         let (ops, nconsts) = (code.len(), consts.len());
         let (marks, packed) = pack_spans(spans);
         let (at_code, at_spans, l) = Body::layout(ops, nconsts, packed.len());
+        let consts: Vec<Constant> = consts.into_iter().map(Constant::new).collect();
         let mut consts = std::mem::ManuallyDrop::new(consts);
         // SAFETY: a non-zero size with room for each array at its offset;
         // the constants move in (the vector's buffer is freed without
@@ -133,7 +121,7 @@ impl Body {
             if p.is_null() {
                 handle_alloc_error(l);
             }
-            std::ptr::copy_nonoverlapping(consts.as_ptr(), p as *mut PConst, nconsts);
+            std::ptr::copy_nonoverlapping(consts.as_ptr(), p as *mut Constant, nconsts);
             consts.set_len(0);
             std::mem::ManuallyDrop::drop(&mut consts);
             std::ptr::copy_nonoverlapping(code.as_ptr(), p.add(at_code) as *mut Op, ops);
@@ -152,7 +140,7 @@ impl Body {
 
     #[inline]
     pub fn code(&self) -> &[Op] {
-        let at = self.consts as usize * std::mem::size_of::<PConst>();
+        let at = self.consts as usize * std::mem::size_of::<Constant>();
         // SAFETY: `ops` ops at their offset.
         unsafe {
             std::slice::from_raw_parts(self.ptr.as_ptr().add(at) as *const Op, self.ops as usize)
@@ -188,10 +176,10 @@ impl Body {
         })
     }
     #[inline]
-    pub fn consts(&self) -> &[PConst] {
+    pub fn consts(&self) -> &[Constant] {
         // SAFETY: `consts` constants at the start.
         unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr() as *const PConst, self.consts as usize)
+            std::slice::from_raw_parts(self.ptr.as_ptr() as *const Constant, self.consts as usize)
         }
     }
     /// The bytes of the allocation (for walks over the heap).
@@ -209,7 +197,7 @@ impl Drop for Body {
         // allocation goes.
         unsafe {
             std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr() as *mut PConst,
+                self.ptr.as_ptr() as *mut Constant,
                 self.consts as usize,
             ));
             dealloc(self.ptr.as_ptr(), l);
@@ -291,14 +279,12 @@ impl Proto {
         self.body.code().len()
     }
     #[inline]
-    pub fn consts(&self) -> &[PConst] {
+    pub fn consts(&self) -> &[Constant] {
         self.body.consts()
     }
     pub fn formals(&self) -> Option<&FormalsInfo> {
         if let Some(Op::BindFormals(c)) = self.code().first() {
-            if let PConst::Formals(f) = &self.consts()[*c as usize] {
-                return Some(f);
-            }
+            return self.consts()[*c as usize].formals();
         }
         None
     }
@@ -307,6 +293,7 @@ impl Proto {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::{CView, Value};
 
     #[test]
     fn a_body_keeps_its_three_arrays() {
@@ -320,17 +307,17 @@ mod tests {
         let b = Body::new(
             &code,
             &spans,
-            vec![PConst::Value(s.clone()), PConst::Text(Rc::from("t"))],
+            vec![PConst::Value(s.clone()), PConst::Text("t".into())],
         );
         assert_eq!(b.code(), &code);
         for (i, sp) in spans.iter().enumerate() {
             assert_eq!(b.span(i), Some(*sp));
         }
         assert_eq!(b.span(3), None);
-        assert!(matches!(&b.consts()[0], PConst::Value(v) if v.as_str() == Some("constant")));
-        assert!(matches!(&b.consts()[1], PConst::Text(t) if &**t == "t"));
+        assert!(matches!(b.consts()[0].view(), CView::Value(v) if v.as_str() == Some("constant")));
+        assert!(matches!(b.consts()[1].view(), CView::Text("t")));
         // Three ops' spans packed: 0,1 / 2,1 / 2,5 (start deltas zigzagged).
-        assert_eq!(b.alloc_bytes(), 2 * 24 + 3 * 8 + 4 + 6);
+        assert_eq!(b.alloc_bytes(), 2 * 8 + 3 * 8 + 4 + 6);
         let empty = Body::new(&[], &[], Vec::new());
         assert!(empty.code().is_empty() && empty.consts().is_empty());
         drop(b);

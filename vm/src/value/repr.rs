@@ -108,7 +108,7 @@ impl<'a, T> Ref<'a, T> {
     /// # Safety
     /// `p` came from `Rc::into_raw` and a value holding it lives for `'a`.
     #[inline]
-    unsafe fn new(p: *const T) -> Ref<'a, T> {
+    pub(super) unsafe fn new(p: *const T) -> Ref<'a, T> {
         Ref {
             rc: ManuallyDrop::new(Rc::from_raw(p)),
             _value: PhantomData,
@@ -186,6 +186,16 @@ impl<T> Deref for Ref<'_, T> {
 }
 
 impl Value {
+    /// The value's bits, its count handed over with them (`from_raw_bits`
+    /// takes it back).
+    pub(super) fn into_bits(self) -> u64 {
+        std::mem::ManuallyDrop::new(self).bits.get()
+    }
+    /// # Safety
+    /// `bits` came from `into_bits`, once.
+    pub(super) unsafe fn from_raw_bits(bits: u64) -> Value {
+        Value::from_bits(bits)
+    }
     #[inline]
     const fn from_bits(bits: u64) -> Value {
         match NonZeroU64::new(bits) {
