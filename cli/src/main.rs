@@ -362,6 +362,17 @@ fn build_evaluator_with(
             s.gc_growth = g;
         }
         s.gc_stress = std::env::var("NIXVM_GC_STRESS").is_ok_and(|v| v == "1" || v == "true");
+        // The same three as settings (`--option NAME VALUE`), which win over
+        // the environment as CppNix's options do.
+        if let Some(n) = option_value(a, "gc-initial-heap").and_then(parse_bytes) {
+            s.gc_initial_heap = n;
+        }
+        if let Some(g) = option_value(a, "gc-growth").and_then(|v| v.parse().ok()) {
+            s.gc_growth = g;
+        }
+        if let Some(v) = option_value(a, "gc-stress") {
+            s.gc_stress = truthy(v);
+        }
         s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
         s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
         s.lint_absolute_path = lint(&a.lint_abs);
@@ -420,7 +431,7 @@ fn instantiate(a: InstArgs) -> ExitCode {
     if a.stats {
         let s = &ev.vm.stats;
         eprintln!(
-            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{}}}}}",
+            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{},\"liveByKind\":{}{}}}}}",
             start.elapsed().as_secs_f64(),
             s.thunks_created,
             s.thunks_elided,
@@ -438,7 +449,14 @@ fn instantiate(a: InstArgs) -> ExitCode {
             ev.vm.gc.live_after,
             ev.vm.heap.live_bytes(),
             ev.vm.heap.heap_bytes(),
-            ev.vm.heap.allocated_bytes()
+            ev.vm.heap.allocated_bytes(),
+            // What is reachable now, per kind (a walk: CppNix's counters
+            // say what was allocated; ours what is still held).
+            nixvm::census::census(&ev.vm, &[]).json(),
+            match &ev.vm.census.peak {
+                Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
+                None => String::new(),
+            }
         );
     }
     if a.heap_census.is_some() {

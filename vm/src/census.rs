@@ -107,6 +107,22 @@ impl Census {
     pub fn total_objects(&self) -> u64 {
         self.objects.iter().sum()
     }
+    /// Objects and bytes per kind as a JSON object, for `--stats`
+    /// (`{"thunk":{"objects":N,"bytes":B},...}`, kinds with no objects left out).
+    pub fn json(&self) -> String {
+        let kinds: Vec<String> = (0..KINDS.len())
+            .filter(|&i| self.objects[i] > 0)
+            .map(|i| {
+                format!(
+                    "\"{}\":{{\"objects\":{},\"bytes\":{}}}",
+                    KINDS[i].name(),
+                    self.objects[i],
+                    self.bytes[i]
+                )
+            })
+            .collect();
+        format!("{{{}}}", kinds.join(","))
+    }
     /// A Markdown table, largest kind first.
     pub fn table(&self) -> String {
         let mut rows: Vec<usize> = (0..KINDS.len()).collect();
