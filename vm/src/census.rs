@@ -163,7 +163,7 @@ impl Census {
             self.code_ops,
             size_of::<nixvm_compiler::chunk::Op>(),
             self.code_consts,
-            size_of::<PConst>(),
+            size_of::<Constant>(),
             RC + size_of::<Proto>()
         ));
         out
