@@ -169,7 +169,7 @@ impl Vm {
     pub fn link(&mut self, chunk: &Chunk) -> Rc<Proto> {
         let source = self.files[chunk.file as usize].clone();
         let raw = source.raw;
-        let consts: Vec<PConst> = chunk
+        let consts: Vec<Constant> = chunk
             .consts
             .iter()
             .map(|c| match c {
@@ -193,6 +193,7 @@ impl Vm {
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
                 Const::Text(t) => PConst::Text(t.clone()),
             })
+            .map(Constant::new)
             .collect();
         Rc::new(Proto::new(
             chunk.kind,

@@ -16,11 +16,10 @@ use std::rc::Rc;
 use nixvm_compiler::chunk::FormalsInfo;
 use nixvm_compiler::Symbol;
 
-use super::repr::{Ref, PAYLOAD};
+use super::repr::{tagged, Ref, PAYLOAD, SHIFT};
 use super::{PosIdx, Proto, Value};
 
-/// A constant as linking makes it (`Body::new` packs each into a
-/// [`Constant`]).
+/// A constant as linking makes it, before `Constant::new` packs it.
 pub enum PConst {
     Value(Value),
     Proto(Rc<Proto>),
@@ -44,7 +43,6 @@ pub enum CView<'a> {
     Text(&'a str),
 }
 
-const SHIFT: u32 = 48;
 /// The first tag that is not a value's (values use 0 to 12).
 const OWN: u64 = 0x8000;
 const PROTO: u64 = OWN;
@@ -63,12 +61,6 @@ pub struct Constant {
 }
 
 const _: () = assert!(std::mem::size_of::<Constant>() == 8);
-
-fn tagged(tag: u64, p: *const u8) -> u64 {
-    let a = p as u64;
-    assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
-    tag << SHIFT | a
-}
 
 impl Constant {
     pub fn new(c: PConst) -> Constant {

@@ -17,7 +17,7 @@ use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{ChunkKind, FormalsInfo, Op};
 use nixvm_compiler::Symbol;
 
-use super::{Constant, PConst};
+use super::Constant;
 
 /// A chunk's constants, ops and a span per op, in one allocation (in that
 /// order: the constants need the strictest alignment). The spans are a
@@ -106,12 +106,11 @@ impl Body {
         unsafe { (self.ptr.as_ptr().add(at) as *const u32).read() as usize }
     }
 
-    pub fn new(code: &[Op], spans: &[Span], consts: Vec<PConst>) -> Body {
+    pub fn new(code: &[Op], spans: &[Span], consts: Vec<Constant>) -> Body {
         assert_eq!(code.len(), spans.len(), "a span per op");
         let (ops, nconsts) = (code.len(), consts.len());
         let (marks, packed) = pack_spans(spans);
         let (at_code, at_spans, l) = Body::layout(ops, nconsts, packed.len());
-        let consts: Vec<Constant> = consts.into_iter().map(Constant::new).collect();
         let mut consts = std::mem::ManuallyDrop::new(consts);
         // SAFETY: a non-zero size with room for each array at its offset;
         // the constants move in (the vector's buffer is freed without
@@ -293,7 +292,7 @@ impl Proto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{CView, Value};
+    use crate::value::{CView, PConst, Value};
 
     #[test]
     fn a_body_keeps_its_three_arrays() {
@@ -307,7 +306,10 @@ mod tests {
         let b = Body::new(
             &code,
             &spans,
-            vec![PConst::Value(s.clone()), PConst::Text("t".into())],
+            vec![
+                Constant::new(PConst::Value(s.clone())),
+                Constant::new(PConst::Text("t".into())),
+            ],
         );
         assert_eq!(b.code(), &code);
         for (i, sp) in spans.iter().enumerate() {

@@ -32,8 +32,17 @@ pub struct Value {
     _not_send: PhantomData<*const ()>,
 }
 
-const SHIFT: u32 = 48;
+pub(super) const SHIFT: u32 = 48;
 pub(super) const PAYLOAD: u64 = (1 << SHIFT) - 1;
+
+/// The bits of a pointer `p` under `tag` (user-space addresses fit in 48
+/// bits on x86-64 and AArch64; checked here, once for every kind).
+#[inline]
+pub(super) fn tagged(tag: u64, p: *const u8) -> u64 {
+    let a = p as u64;
+    assert!(a & !PAYLOAD == 0, "heap address beyond 48 bits");
+    tag << SHIFT | a
+}
 
 // Tags below `INT` carry a pointer. `THUNK` must be 0 (see the header).
 const THUNK: u64 = 0;
@@ -216,9 +225,7 @@ impl Value {
     }
     #[inline]
     fn boxed<T>(tag: u64, rc: Rc<T>) -> Value {
-        let p = Rc::into_raw(rc) as u64;
-        assert!(p >> SHIFT == 0, "heap address beyond 48 bits");
-        Value::from_bits(tag << SHIFT | p)
+        Value::from_bits(tagged(tag, Rc::into_raw(rc) as *const u8))
     }
 
     #[allow(non_upper_case_globals)]
@@ -281,9 +288,7 @@ impl Value {
     #[allow(non_snake_case)]
     #[inline]
     pub fn Thunk(t: Thunk) -> Value {
-        let p = ManuallyDrop::new(t).as_ptr() as u64;
-        assert!(p >> SHIFT == 0, "heap address beyond 48 bits");
-        Value::from_bits(p)
+        Value::from_bits(tagged(THUNK, ManuallyDrop::new(t).as_ptr() as *const u8))
     }
 
     /// Borrow the value as an enum to match on.
