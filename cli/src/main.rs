@@ -428,7 +428,10 @@ fn instantiate(a: InstArgs) -> ExitCode {
     if std::env::var("NIXVM_GC_AT_END").is_ok() {
         nixvm::cycles::collect(&mut ev.vm);
     }
-    if a.stats {
+    // What is reachable now, per kind (a walk, taken once for both reports:
+    // CppNix's counters say what was allocated; ours what is still held).
+    let at_end = (a.stats || a.heap_census.is_some()).then(|| nixvm::census::census(&ev.vm, &[]));
+    if let (true, Some(end)) = (a.stats, &at_end) {
         let s = &ev.vm.stats;
         eprintln!(
             "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{},\"liveByKind\":{}{}}}}}",
@@ -450,17 +453,14 @@ fn instantiate(a: InstArgs) -> ExitCode {
             ev.vm.heap.live_bytes(),
             ev.vm.heap.heap_bytes(),
             ev.vm.heap.allocated_bytes(),
-            // What is reachable now, per kind (a walk: CppNix's counters
-            // say what was allocated; ours what is still held).
-            nixvm::census::census(&ev.vm, &[]).json(),
+            end.json(),
             match &ev.vm.census.peak {
                 Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
                 None => String::new(),
             }
         );
     }
-    if a.heap_census.is_some() {
-        let c = nixvm::census::census(&ev.vm, &[]);
+    if let (Some(_), Some(c)) = (a.heap_census, &at_end) {
         if let Some(p) = &ev.vm.census.peak {
             eprintln!(
                 "largest of {} censuses during evaluation:\n{}",
