@@ -75,6 +75,9 @@ enum Cmd {
 
 #[derive(Args, Default)]
 struct InstArgs {
+    /// Errors rendered with source excerpts (`nixvm eval`) instead of CppNix's layout.
+    #[arg(skip)]
+    codespan: bool,
     /// Files (or expressions with -E); `-` reads stdin.
     files: Vec<String>,
     #[arg(long)]
@@ -200,6 +203,7 @@ fn run(cli: Cli) -> ExitCode {
         }
         Cmd::Eval(mut a) => {
             a.eval = true;
+            a.codespan = true;
             instantiate(a)
         }
         Cmd::Instantiate(a) => instantiate(a),
@@ -419,7 +423,7 @@ fn instantiate(a: InstArgs) -> ExitCode {
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            report(&ev, &e, a.show_trace && !a.no_show_trace);
+            report(&ev, &a, &e);
             ExitCode::from(1)
         }
     };
@@ -569,7 +573,7 @@ fn build(a: InstArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            report(&ev, &e, a.show_trace && !a.no_show_trace);
+            report(&ev, &a, &e);
             ExitCode::from(1)
         }
     }
@@ -834,7 +838,12 @@ fn select_attr_path(
     ev.vm.force(v)
 }
 
-fn report(ev: &Evaluator, e: &EvalError, show_trace: bool) {
+fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
+    let show_trace = a.show_trace && !a.no_show_trace;
+    if !a.codespan {
+        let _ = std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
+        return;
+    }
     let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);
     let config = term::Config::default();
     let mut files = SimpleFiles::new();

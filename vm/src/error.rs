@@ -23,7 +23,12 @@ pub enum ErrorKind {
     Other,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// How many frames an error keeps: CppNix keeps all, but prints only the first
+/// few without --show-trace and folds repeats; a bound keeps a deep recursion's
+/// error small.
+pub const MAX_TRACE: usize = 1024;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pos {
     pub file: u32,
     pub span: Span,
@@ -33,6 +38,19 @@ pub struct Pos {
 pub struct TraceEntry {
     pub msg: String,
     pub pos: Option<Pos>,
+    /// Printed even where the trace is truncated (CppNix's `TracePrint::Always`,
+    /// which `addErrorContext` uses).
+    pub always: bool,
+}
+
+impl TraceEntry {
+    pub fn new(msg: impl Into<String>, pos: Option<Pos>) -> TraceEntry {
+        TraceEntry {
+            msg: msg.into(),
+            pos,
+            always: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -40,19 +58,39 @@ pub struct EvalError {
     pub kind: ErrorKind,
     pub msg: String,
     pub pos: Option<Pos>,
+    /// Innermost frame first (the order they are added while unwinding).
     pub trace: Vec<TraceEntry>,
+    /// Names close to a misspelt one ("Did you mean ...?"), best first.
+    pub suggestions: Vec<String>,
+    /// The position is final: unwinding does not give the error the position of
+    /// the instruction that failed. Builtins' errors are settled when they leave
+    /// the builtin (CppNix gives them the builtin's own position, which is none;
+    /// the call site goes on the "while calling the builtin" frame instead).
+    pub settled: bool,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
 
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Box<EvalError> {
-        Box::new(EvalError {
+        Box::new(EvalError { suggestions: Vec::new(), settled: false,
             kind,
             msg: msg.into(),
             pos: None,
             trace: Vec::new(),
         })
+    }
+    /// Add a frame (innermost first), as CppNix's `addTrace` does; traces are
+    /// bounded so that deep recursion does not build huge errors.
+    pub fn add_trace(&mut self, msg: impl Into<String>, pos: Option<Pos>) {
+        if self.trace.len() < MAX_TRACE && self.kind != ErrorKind::StackOverflow {
+            self.trace.push(TraceEntry::new(msg, pos));
+        }
+    }
+    pub fn with_pos(mut self: Box<Self>, pos: Option<Pos>) -> Box<Self> {
+        self.pos = pos;
+        self.settled = true;
+        self
     }
     pub fn catchable(&self) -> bool {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)

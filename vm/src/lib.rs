@@ -15,6 +15,7 @@ pub mod force;
 pub mod heap;
 pub mod ops;
 pub mod print;
+pub mod report;
 pub mod speculate;
 pub mod state;
 pub mod store;
@@ -185,7 +186,7 @@ impl Evaluator {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
         let to_err = |msg: String, span, kind| {
-            Box::new(EvalError {
+            Box::new(EvalError { suggestions: Vec::new(), settled: false,
                 kind,
                 msg,
                 pos: Some(Pos { file, span }),
@@ -203,7 +204,7 @@ impl Evaluator {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
         let to_err = |msg: String, span| {
-            Box::new(EvalError {
+            Box::new(EvalError { suggestions: Vec::new(), settled: false,
                 kind: ErrorKind::Parse,
                 msg,
                 pos: Some(Pos { file, span }),

@@ -255,7 +255,7 @@ impl Vm {
         });
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
-                Box::new(EvalError {
+                Box::new(EvalError { suggestions: Vec::new(), settled: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -273,7 +273,7 @@ impl Vm {
                 } else {
                     ErrorKind::Parse
                 };
-                Box::new(EvalError {
+                Box::new(EvalError { suggestions: Vec::new(), settled: false,
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -374,7 +374,7 @@ impl Vm {
         let file = self.add_file_raw(name.clone(), Rc::from(src.as_str()), raw);
         let (ast, _) =
             nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
-                Box::new(EvalError {
+                Box::new(EvalError { suggestions: Vec::new(), settled: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -382,7 +382,7 @@ impl Vm {
                 })
             })?;
         let chunk = nixvm_compiler::compile_file(&ast, &names, file, &src, &name).map_err(|e| {
-            Box::new(EvalError {
+            Box::new(EvalError { suggestions: Vec::new(), settled: false,
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -592,7 +592,7 @@ impl Vm {
         };
         r.map_err(|mut e| {
             if e.trace.len() < 64 && e.kind != ErrorKind::StackOverflow {
-                e.trace.push(TraceEntry {
+                e.trace.push(TraceEntry { always: false,
                     msg: format!("while calling the '{}' builtin", p.name),
                     pos: None,
                 });
@@ -626,7 +626,7 @@ impl Vm {
                     if first && e.pos.is_none() {
                         e.pos = pos;
                     } else if e.trace.len() < 32 && e.kind != ErrorKind::StackOverflow {
-                        e.trace.push(TraceEntry {
+                        e.trace.push(TraceEntry { always: false,
                             msg: frame_description(&f),
                             pos,
                         });
@@ -1084,7 +1084,7 @@ impl Vm {
                     };
                     if let Err(mut e) = crate::ops::explain_unequal(self, &a, &b, eq) {
                         if e.kind == ErrorKind::Assert {
-                            e.trace.push(TraceEntry {
+                            e.trace.push(TraceEntry { always: false,
                                 msg: format!(
                                     "while evaluating the condition of the assertion '{}'",
                                     t
@@ -1298,7 +1298,7 @@ impl Vm {
                 for (name, x) in a.iter() {
                     let x = self.force(x.clone()).map_err(|mut e| {
                         if e.trace.len() < 32 {
-                            e.trace.push(TraceEntry {
+                            e.trace.push(TraceEntry { always: false,
                                 msg: format!("while evaluating the attribute '{}'", name),
                                 pos: self.pos(a.position(name)),
                             });

@@ -210,7 +210,7 @@ fn add_error_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         Ok(v) => Ok(v),
         Err(mut e) => {
             if let Ok(View::String(s)) = vm.force(a[0].clone()).as_ref().map(Value::view) {
-                e.trace.push(TraceEntry {
+                e.trace.push(TraceEntry { always: false,
                     msg: s.to_str().into_owned(),
                     pos: None,
                 });

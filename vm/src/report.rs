@@ -1,0 +1,256 @@
+//! CppNix's error layout, byte for byte: what `nix-instantiate` and `nix-build`
+//! print on stderr for an evaluation error.
+//!
+//! The layout: `error:` and, when there is a trace, the frames outermost first
+//! (each `… message` with its `at FILE:LINE:COL:` and three lines of source
+//! around a caret), then the error's own message and position, then "Did you
+//! mean …?". Every line after the first is indented to align under the text
+//! after `error: `. Without `--show-trace` only the first few frames are shown
+//! (a frame with a position counts twice), except frames marked `always`;
+//! consecutive repeats of frames already shown are folded into "(N duplicate
+//! frames omitted)" when there are more than five of them.
+//!
+//! This module only renders; which frames an error carries is decided where
+//! it is raised and unwound (vm.rs, the builtins).
+
+use crate::error::{EvalError, Pos, TraceEntry};
+use crate::vm::Vm;
+use std::collections::HashSet;
+use std::fmt::Write;
+
+/// CppNix shows this many frames (a positioned frame counting twice) before
+/// truncating a trace that was not asked for with --show-trace.
+const SHOWN_WITHOUT_SHOW_TRACE: usize = 3;
+/// Runs of repeated frames up to this long are printed; longer ones folded.
+const FOLD_AFTER: usize = 5;
+
+/// The whole error as CppNix prints it, with a final newline.
+pub fn render(vm: &Vm, e: &EvalError, show_trace: bool) -> String {
+    render_level(vm, "error", e, show_trace)
+}
+
+/// An error-shaped message at another level (`warning`, `evaluation warning`).
+pub fn render_level(vm: &Vm, level: &str, e: &EvalError, show_trace: bool) -> String {
+    let prefix = format!("{level}: ");
+    let mut body = String::new();
+    if !e.trace.is_empty() {
+        render_trace(vm, &mut body, e.trace.iter().rev(), show_trace);
+        body.push('\n');
+        body.push_str(&prefix);
+    }
+    body.push_str(&e.msg);
+    body.push('\n');
+    pos_maybe(vm, &mut body, "", e.pos);
+    if let Some(s) = did_you_mean(&e.suggestions) {
+        let _ = writeln!(body, "{s}");
+    }
+    let mut out = indent(&prefix, &" ".repeat(prefix.len()), chomp(&body));
+    out.push('\n');
+    out
+}
+
+fn render_trace<'a>(
+    vm: &Vm,
+    out: &mut String,
+    frames: impl Iterator<Item = &'a TraceEntry>,
+    show_trace: bool,
+) {
+    let mut seen: HashSet<(&str, Option<Pos>)> = HashSet::new();
+    let mut skipped: Vec<&TraceEntry> = Vec::new();
+    let mut count = 0usize;
+    let mut truncate = false;
+    for t in frames {
+        if t.msg.is_empty() {
+            continue;
+        }
+        if !show_trace && count > SHOWN_WITHOUT_SHOW_TRACE {
+            truncate = true;
+        }
+        if truncate && !t.always {
+            continue;
+        }
+        if seen.contains(&(t.msg.as_str(), t.pos)) {
+            skipped.push(t);
+            continue;
+        }
+        seen.insert((t.msg.as_str(), t.pos));
+        flush_skipped(vm, out, &mut count, &mut skipped, &mut seen);
+        count += 1;
+        frame(vm, out, &mut count, t);
+    }
+    flush_skipped(vm, out, &mut count, &mut skipped, &mut seen);
+    if truncate {
+        out.push_str(
+            "\n(stack trace truncated; use '--show-trace' to show the full, detailed trace)\n",
+        );
+    }
+}
+
+/// Print a run of repeated frames, or fold it when it is long. Folding forgets
+/// the frames seen so far, so that alternating runs (A…, B…, A…) each show once.
+fn flush_skipped<'a>(
+    vm: &Vm,
+    out: &mut String,
+    count: &mut usize,
+    skipped: &mut Vec<&'a TraceEntry>,
+    seen: &mut HashSet<(&'a str, Option<Pos>)>,
+) {
+    if skipped.is_empty() {
+        return;
+    }
+    if skipped.len() <= FOLD_AFTER {
+        for t in skipped.iter() {
+            frame(vm, out, count, t);
+        }
+    } else {
+        let _ = writeln!(out, "\n({} duplicate frames omitted)", skipped.len());
+        seen.clear();
+    }
+    skipped.clear();
+}
+
+fn frame(vm: &Vm, out: &mut String, count: &mut usize, t: &TraceEntry) {
+    let _ = writeln!(out, "\n… {}", t.msg);
+    if pos_maybe(vm, out, "  ", t.pos) {
+        *count += 1;
+    }
+}
+
+/// `at FILE:LINE:COL:` and the source lines around it; false if there is no position.
+fn pos_maybe(vm: &Vm, out: &mut String, indent: &str, pos: Option<Pos>) -> bool {
+    let Some(p) = pos else {
+        return false;
+    };
+    let Some(f) = vm.files.get(p.file as usize) else {
+        return false;
+    };
+    let text = f.text();
+    let (line, col) = line_col(&text, p.span.start as usize);
+    let _ = write!(out, "{indent}at {}:{line}:{col}:", f.name);
+    if !text.is_empty() || f.name.starts_with('«') {
+        code_lines(out, &text, line, col);
+        out.push('\n');
+    }
+    true
+}
+
+/// 1-based line and byte column, lines ending at `\n`, `\r\n` or a lone `\r`
+/// (as CppNix's lexer counts them).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let b = text.as_bytes();
+    let offset = offset.min(b.len());
+    let (mut line, mut start, mut i) = (1, 0, 0);
+    while i < offset {
+        match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') && i + 1 < offset => {
+                i += 2;
+                line += 1;
+                start = i;
+                continue;
+            }
+            b'\r' | b'\n' => {
+                line += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (line, offset - start + 1)
+}
+
+/// The lines of a text, split as CppNix's `LinesIterator` splits them.
+fn lines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.push(&rest[..end]);
+        if end == rest.len() {
+            break;
+        }
+        rest = &rest[end..];
+        rest = rest.strip_prefix('\r').unwrap_or(rest);
+        rest = rest.strip_prefix('\n').unwrap_or(rest);
+        if rest.is_empty() {
+            // A final line break ends the last line; it starts no new one
+            // for the iterator, but CppNix still shows an empty next line.
+            out.push("");
+            break;
+        }
+    }
+    out
+}
+
+fn code_lines(out: &mut String, text: &str, line: usize, col: usize) {
+    let all = lines(text);
+    let get = |n: usize| n.checked_sub(1).and_then(|i| all.get(i));
+    if line > 1 {
+        if let Some(l) = get(line - 1) {
+            let _ = write!(out, "\n {:>5}| {}", line - 1, l);
+        }
+    }
+    if let Some(l) = get(line) {
+        let _ = write!(out, "\n {:>5}| {}", line, l);
+        if col > 0 {
+            let _ = write!(out, "\n      |{}^", " ".repeat(col));
+        }
+    }
+    if let Some(l) = get(line + 1) {
+        let _ = write!(out, "\n {:>5}| {}", line + 1, l);
+    }
+}
+
+/// "Did you mean one of a, b or c?" for up to five names.
+pub fn did_you_mean(names: &[String]) -> Option<String> {
+    let names = &names[..names.len().min(5)];
+    match names {
+        [] => None,
+        [one] => Some(format!("Did you mean {one}?")),
+        [init @ .., last] => Some(format!("Did you mean one of {} or {last}?", init.join(", "))),
+    }
+}
+
+fn chomp(s: &str) -> &str {
+    s.trim_end_matches([' ', '\n', '\r', '\t'])
+}
+
+/// Every line prefixed (the first with `first`, the others with `rest`), and
+/// trailing white space dropped from each.
+fn indent(first: &str, rest: &str, s: &str) -> String {
+    let mut out = String::new();
+    for (i, l) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let l = format!("{}{}", if i == 0 { first } else { rest }, l);
+        out.push_str(chomp(&l));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_as_cppnix() {
+        assert_eq!(lines("a\nb"), vec!["a", "b"]);
+        assert_eq!(lines("a\r\nb\rc"), vec!["a", "b", "c"]);
+        assert_eq!(lines("a\n"), vec!["a", ""]);
+        assert_eq!(line_col("a\r\nbc", 4), (2, 2));
+        assert_eq!(line_col("a\rbc", 2), (2, 1));
+    }
+
+    #[test]
+    fn suggestions_read_as_cppnix() {
+        let s = |v: &[&str]| did_you_mean(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s(&[]), None);
+        assert_eq!(s(&["x"]).unwrap(), "Did you mean x?");
+        assert_eq!(s(&["x", "z"]).unwrap(), "Did you mean one of x or z?");
+        assert_eq!(
+            s(&["a", "b", "c", "d", "e", "f"]).unwrap(),
+            "Did you mean one of a, b, c, d or e?"
+        );
+    }
+}
