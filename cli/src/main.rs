@@ -377,6 +377,7 @@ fn build_evaluator_with(
         if let Some(v) = option_value(a, "gc-stress") {
             s.gc_stress = truthy(v);
         }
+        s.show_trace = show_trace_of(a);
         s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
         s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
         s.lint_absolute_path = lint(&a.lint_abs);
@@ -838,8 +839,13 @@ fn select_attr_path(
     ev.vm.force(v)
 }
 
+fn show_trace_of(a: &InstArgs) -> bool {
+    let opt = option_value(a, "show-trace").map(truthy).unwrap_or(false);
+    (a.show_trace || opt) && !a.no_show_trace
+}
+
 fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
-    let show_trace = a.show_trace && !a.no_show_trace;
+    let show_trace = show_trace_of(a);
     if !a.codespan {
         let _ = std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
         return;

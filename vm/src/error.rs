@@ -67,13 +67,16 @@ pub struct EvalError {
     /// the builtin (CppNix gives them the builtin's own position, which is none;
     /// the call site goes on the "while calling the builtin" frame instead).
     pub settled: bool,
+    /// The innermost frame is a builtin's "while calling" frame that takes the
+    /// position of the call instruction that called it, if an instruction did.
+    pub site_pending: bool,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
 
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Box<EvalError> {
-        Box::new(EvalError { suggestions: Vec::new(), settled: false,
+        Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
             kind,
             msg: msg.into(),
             pos: None,

@@ -196,6 +196,9 @@ impl Extensions {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub max_call_depth: usize,
+    /// `--show-trace`: errors also record the lambda calls they unwound
+    /// through ("while calling 'f'", "from call site"), as CppNix's do.
+    pub show_trace: bool,
     pub pure_eval: bool,
     pub restrict_eval: bool,
     /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
@@ -225,6 +228,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_call_depth: 10000,
+            show_trace: false,
             pure_eval: false,
             restrict_eval: false,
             search_path: Vec::new(),

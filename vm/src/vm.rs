@@ -31,6 +31,9 @@ pub struct Frame {
     pub kind: FrameKind,
     /// A lambda call, counted against `max-call-depth`.
     pub counted: bool,
+    /// Called by native code (a builtin, `Vm::call`), not by a call
+    /// instruction: its error trace names no call site.
+    pub native_caller: bool,
 }
 
 pub struct Vm {
@@ -255,7 +258,7 @@ impl Vm {
         });
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
-                Box::new(EvalError { suggestions: Vec::new(), settled: false,
+                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -273,7 +276,7 @@ impl Vm {
                 } else {
                     ErrorKind::Parse
                 };
-                Box::new(EvalError { suggestions: Vec::new(), settled: false,
+                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -374,7 +377,7 @@ impl Vm {
         let file = self.add_file_raw(name.clone(), Rc::from(src.as_str()), raw);
         let (ast, _) =
             nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
-                Box::new(EvalError { suggestions: Vec::new(), settled: false,
+                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -382,7 +385,7 @@ impl Vm {
                 })
             })?;
         let chunk = nixvm_compiler::compile_file(&ast, &names, file, &src, &name).map_err(|e| {
-            Box::new(EvalError { suggestions: Vec::new(), settled: false,
+            Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -415,6 +418,7 @@ impl Vm {
                     base,
                     kind: FrameKind::Thunk(t.clone()),
                     counted: false,
+                    native_caller: false,
                 });
                 Ok(None)
             }
@@ -492,6 +496,9 @@ impl Vm {
         match self.apply(f, arg, FrameKind::Call)? {
             Some(v) => self.force(v),
             None => {
+                if let Some(f) = self.frames.last_mut() {
+                    f.native_caller = true;
+                }
                 self.run_nested(stop)?;
                 Ok(self.stack.pop().expect("call result"))
             }
@@ -534,6 +541,7 @@ impl Vm {
                     base,
                     kind,
                     counted: true,
+                    native_caller: false,
                 });
                 Ok(None)
             }
@@ -591,14 +599,66 @@ impl Vm {
             }
         };
         r.map_err(|mut e| {
-            if e.trace.len() < 64 && e.kind != ErrorKind::StackOverflow {
-                e.trace.push(TraceEntry { always: false,
-                    msg: format!("while calling the '{}' builtin", p.name),
-                    pos: None,
-                });
+            // CppNix gives a builtin's errors the builtin's position, which is
+            // none; the call site goes on this frame (see `call_site`).
+            e.settled = true;
+            e.site_pending = false;
+            // addErrorContext's own frame would only repeat what it adds.
+            if &*p.name != "addErrorContext" && e.trace.len() < crate::error::MAX_TRACE {
+                e.trace.push(TraceEntry::new(
+                    format!("while calling the '{}' builtin", p.name),
+                    None,
+                ));
+                e.site_pending = true;
             }
             e
         })
+    }
+
+    /// A builtin called by the call instruction of frame `fi` failed: its
+    /// frame is at the position of that call.
+    #[cold]
+    fn call_site(&self, fi: usize, mut e: Box<EvalError>) -> Box<EvalError> {
+        if e.site_pending {
+            e.site_pending = false;
+            let f = &self.frames[fi];
+            let at = f.ip.saturating_sub(1);
+            if let Some(t) = e.trace.last_mut() {
+                t.pos = f.proto.span_at(at).map(|span| Pos {
+                    file: f.proto.file(),
+                    span,
+                });
+            }
+        }
+        e
+    }
+
+    /// "while calling 'f'" at the lambda, and "from call site" at the call
+    /// instruction of the frame below when an instruction called it.
+    #[cold]
+    fn lambda_frames(&self, f: &Frame, e: &mut EvalError) {
+        let at_lambda = Some(Pos {
+            file: f.proto.file(),
+            span: f.proto.span,
+        });
+        let name = match f.proto.name() {
+            Some(n) => format!("'{n}'"),
+            None => "anonymous lambda".into(),
+        };
+        e.add_trace(format!("while calling {name}"), at_lambda);
+        if f.native_caller {
+            return;
+        }
+        if let Some(c) = self.frames.last() {
+            let at = c.ip.saturating_sub(1);
+            let site = c.proto.span_at(at).map(|span| Pos {
+                file: c.proto.file(),
+                span,
+            });
+            if site.is_some() {
+                e.add_trace("from call site", site);
+            }
+        }
     }
 
     // ---- the loop ------------------------------------------------------
@@ -623,15 +683,19 @@ impl Vm {
                         file: f.proto.file(),
                         span,
                     });
-                    if first && e.pos.is_none() {
+                    if first {
+                        e.site_pending = false;
+                    }
+                    if first && e.pos.is_none() && !e.settled {
                         e.pos = pos;
-                    } else if e.trace.len() < 32 && e.kind != ErrorKind::StackOverflow {
-                        e.trace.push(TraceEntry { always: false,
-                            msg: frame_description(&f),
-                            pos,
-                        });
                     }
                     first = false;
+                    // CppNix records lambda calls only with --show-trace, at the
+                    // lambda and at its call site; forcing a thunk adds nothing
+                    // (the expression that needed the value adds its context).
+                    if self.settings.show_trace && matches!(f.kind, FrameKind::Call) {
+                        self.lambda_frames(&f, &mut e);
+                    }
                     if f.counted {
                         self.call_depth = self.call_depth.saturating_sub(1);
                     }
@@ -928,7 +992,8 @@ impl Vm {
                     force_slot!(self, fi, len - 2);
                     let arg = self.stack.pop().expect("arg");
                     let f = self.stack.pop().expect("function");
-                    if let Some(v) = self.apply(f, arg, FrameKind::Call)? {
+                    let r = self.apply(f, arg, FrameKind::Call);
+                    if let Some(v) = r.map_err(|e| self.call_site(fi, e))? {
                         let v = self.force(v)?;
                         self.stack.push(v);
                     }
@@ -1344,16 +1409,6 @@ impl Drop for Vm {
     }
 }
 
-fn frame_description(f: &Frame) -> String {
-    match (&f.kind, f.proto.kind) {
-        (FrameKind::Call, _) => match f.proto.name() {
-            Some(n) => format!("while calling '{}'", n),
-            None => "while calling anonymous lambda".into(),
-        },
-        (FrameKind::Thunk(_), ChunkKind::File) => "while evaluating the file".into(),
-        _ => "while evaluating".into(),
-    }
-}
 
 pub fn io_msg(e: &std::io::Error) -> String {
     match e.kind() {

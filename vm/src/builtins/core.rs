@@ -210,7 +210,9 @@ fn add_error_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         Ok(v) => Ok(v),
         Err(mut e) => {
             if let Ok(View::String(s)) = vm.force(a[0].clone()).as_ref().map(Value::view) {
-                e.trace.push(TraceEntry { always: false,
+                // Shown even in a truncated trace, as CppNix shows it.
+                e.trace.push(TraceEntry {
+                    always: true,
                     msg: s.to_str().into_owned(),
                     pos: None,
                 });
