@@ -847,7 +847,8 @@ fn show_trace_of(a: &InstArgs) -> bool {
 fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
     let show_trace = show_trace_of(a);
     if !a.codespan {
-        let _ = std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
+        let _ =
+            std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
         return;
     }
     let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);

@@ -76,7 +76,10 @@ pub type EvalResult<T> = Result<T, Box<EvalError>>;
 
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Box<EvalError> {
-        Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+        Box::new(EvalError {
+            suggestions: Vec::new(),
+            settled: false,
+            site_pending: false,
             kind,
             msg: msg.into(),
             pos: None,
@@ -114,4 +117,42 @@ pub fn type_err<T>(msg: impl Into<String>) -> EvalResult<T> {
 
 pub fn err<T>(msg: impl Into<String>) -> EvalResult<T> {
     Err(EvalError::new(ErrorKind::Other, msg))
+}
+
+/// CppNix's `errorCtx`: a frame naming what was being evaluated, added to any
+/// error raised while evaluating it (forcing a builtin's argument, an operand).
+pub trait ErrCtx<T> {
+    /// Add `msg` (without a position) to the error, if there is one.
+    fn ctx(self, msg: &str) -> EvalResult<T>;
+    /// Add a message computed only if there is an error.
+    fn ctx_with(self, msg: impl FnOnce() -> String) -> EvalResult<T>;
+    /// Add a computed message at `pos`, if there is an error.
+    fn ctx_at(self, pos: Option<Pos>, msg: impl FnOnce() -> String) -> EvalResult<T>;
+}
+
+impl<T> ErrCtx<T> for EvalResult<T> {
+    #[inline]
+    fn ctx(self, msg: &str) -> EvalResult<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(mut e) => {
+                e.add_trace(msg, None);
+                Err(e)
+            }
+        }
+    }
+    #[inline]
+    fn ctx_with(self, msg: impl FnOnce() -> String) -> EvalResult<T> {
+        self.ctx_at(None, msg)
+    }
+    #[inline]
+    fn ctx_at(self, pos: Option<Pos>, msg: impl FnOnce() -> String) -> EvalResult<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(mut e) => {
+                e.add_trace(msg(), pos);
+                Err(e)
+            }
+        }
+    }
 }

@@ -186,7 +186,10 @@ impl Evaluator {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
         let to_err = |msg: String, span, kind| {
-            Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+            Box::new(EvalError {
+                suggestions: Vec::new(),
+                settled: false,
+                site_pending: false,
                 kind,
                 msg,
                 pos: Some(Pos { file, span }),
@@ -204,7 +207,10 @@ impl Evaluator {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
         let to_err = |msg: String, span| {
-            Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+            Box::new(EvalError {
+                suggestions: Vec::new(),
+                settled: false,
+                site_pending: false,
                 kind: ErrorKind::Parse,
                 msg,
                 pos: Some(Pos { file, span }),

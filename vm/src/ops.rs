@@ -340,7 +340,8 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
             }
             for (n, (p, q)) in x.iter().zip(y.iter()).enumerate() {
                 explain_nested(vm, p, q, eq).map_err(|mut e| {
-                    e.trace.push(TraceEntry { always: false,
+                    e.trace.push(TraceEntry {
+                        always: false,
                         msg: format!("while comparing list element {}", n),
                         pos: eq,
                     });
@@ -354,7 +355,8 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
                 if let (Some(p), Some(q)) = (x.get(known::OUT_PATH), y.get(known::OUT_PATH)) {
                     let (p, q) = (p.clone(), q.clone());
                     return explain_at(vm, &p, &q, eq, true).map_err(|mut e| {
-                        e.trace.push(TraceEntry { always: false,
+                        e.trace.push(TraceEntry {
+                            always: false,
                             msg: "while comparing a derivation by its 'outPath' attribute".into(),
                             pos: eq,
                         });
@@ -396,18 +398,21 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
                 explain_nested(vm, &v1, &v2, eq).map_err(|mut e| {
                     let at = |set: &Attrs| vm.pos(set.position(k1));
                     if let Some(pos) = at(y) {
-                        e.trace.push(TraceEntry { always: false,
+                        e.trace.push(TraceEntry {
+                            always: false,
                             msg: "where right hand side is".into(),
                             pos: Some(pos),
                         });
                     }
                     if let Some(pos) = at(x) {
-                        e.trace.push(TraceEntry { always: false,
+                        e.trace.push(TraceEntry {
+                            always: false,
                             msg: "where left hand side is".into(),
                             pos: Some(pos),
                         });
                     }
-                    e.trace.push(TraceEntry { always: false,
+                    e.trace.push(TraceEntry {
+                        always: false,
                         msg: format!("while comparing attribute '{}'", k1),
                         pos: eq,
                     });

@@ -207,7 +207,10 @@ pub fn did_you_mean(names: &[String]) -> Option<String> {
     match names {
         [] => None,
         [one] => Some(format!("Did you mean {one}?")),
-        [init @ .., last] => Some(format!("Did you mean one of {} or {last}?", init.join(", "))),
+        [init @ .., last] => Some(format!(
+            "Did you mean one of {} or {last}?",
+            init.join(", ")
+        )),
     }
 }
 

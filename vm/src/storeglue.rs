@@ -78,7 +78,8 @@ pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
     }
     realise_store_path(vm, path, &printed).map_err(|mut e| {
         if e.trace.len() < 64 {
-            e.trace.push(TraceEntry { always: false,
+            e.trace.push(TraceEntry {
+                always: false,
                 msg: format!("while realising the context of path '{path}'"),
                 pos: None,
             });

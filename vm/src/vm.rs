@@ -258,7 +258,10 @@ impl Vm {
         });
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
-                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+                Box::new(EvalError {
+                    suggestions: Vec::new(),
+                    settled: false,
+                    site_pending: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -276,7 +279,10 @@ impl Vm {
                 } else {
                     ErrorKind::Parse
                 };
-                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+                Box::new(EvalError {
+                    suggestions: Vec::new(),
+                    settled: false,
+                    site_pending: false,
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -377,7 +383,10 @@ impl Vm {
         let file = self.add_file_raw(name.clone(), Rc::from(src.as_str()), raw);
         let (ast, _) =
             nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
-                Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+                Box::new(EvalError {
+                    suggestions: Vec::new(),
+                    settled: false,
+                    site_pending: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -385,7 +394,10 @@ impl Vm {
                 })
             })?;
         let chunk = nixvm_compiler::compile_file(&ast, &names, file, &src, &name).map_err(|e| {
-            Box::new(EvalError { suggestions: Vec::new(), settled: false, site_pending: false,
+            Box::new(EvalError {
+                suggestions: Vec::new(),
+                settled: false,
+                site_pending: false,
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -1149,7 +1161,8 @@ impl Vm {
                     };
                     if let Err(mut e) = crate::ops::explain_unequal(self, &a, &b, eq) {
                         if e.kind == ErrorKind::Assert {
-                            e.trace.push(TraceEntry { always: false,
+                            e.trace.push(TraceEntry {
+                                always: false,
                                 msg: format!(
                                     "while evaluating the condition of the assertion '{}'",
                                     t
@@ -1363,7 +1376,8 @@ impl Vm {
                 for (name, x) in a.iter() {
                     let x = self.force(x.clone()).map_err(|mut e| {
                         if e.trace.len() < 32 {
-                            e.trace.push(TraceEntry { always: false,
+                            e.trace.push(TraceEntry {
+                                always: false,
                                 msg: format!("while evaluating the attribute '{}'", name),
                                 pos: self.pos(a.position(name)),
                             });
@@ -1408,7 +1422,6 @@ impl Drop for Vm {
         crate::cycles::collect(self);
     }
 }
-
 
 pub fn io_msg(e: &std::io::Error) -> String {
     match e.kind() {

@@ -26,7 +26,8 @@ pub fn register(r: &mut Registry) {
 
 fn arg_ctx<T>(r: EvalResult<T>, msg: &str) -> EvalResult<T> {
     r.map_err(|mut e| {
-        e.trace.push(TraceEntry { always: false,
+        e.trace.push(TraceEntry {
+            always: false,
             msg: msg.to_string(),
             pos: None,
         });

@@ -70,7 +70,11 @@ fn store_err(e: impl std::fmt::Display) -> Box<EvalError> {
 
 fn with_trace(mut e: Box<EvalError>, msg: String) -> Box<EvalError> {
     if e.trace.len() < 64 {
-        e.trace.push(TraceEntry { always: false, msg, pos: None });
+        e.trace.push(TraceEntry {
+            always: false,
+            msg,
+            pos: None,
+        });
     }
     e
 }
@@ -244,7 +248,8 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
         );
         r.map_err(|mut e| {
             if e.trace.len() < 64 {
-                e.trace.push(TraceEntry { always: false,
+                e.trace.push(TraceEntry {
+                    always: false,
                     msg: format!("while evaluating attribute '{key}' of derivation '{name}'"),
                     pos: vm.pos(attrs.position(sym)),
                 });

@@ -46,7 +46,11 @@ fn has_feature(vm: &Vm, f: &str) -> bool {
 
 fn trace(mut e: Box<EvalError>, msg: String) -> Box<EvalError> {
     if e.trace.len() < 64 {
-        e.trace.push(TraceEntry { always: false, msg, pos: None });
+        e.trace.push(TraceEntry {
+            always: false,
+            msg,
+            pos: None,
+        });
     }
     e
 }

@@ -68,7 +68,8 @@ fn with_trace<T>(
 ) -> EvalResult<T> {
     r.map_err(|mut e| {
         if e.trace.len() < 64 {
-            e.trace.push(TraceEntry { always: false,
+            e.trace.push(TraceEntry {
+                always: false,
                 msg: msg(),
                 pos: pos.map(|(file, span)| Pos { file, span }),
             });

@@ -152,11 +152,19 @@ fn gen_list(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn any_all(vm: &mut Vm, a: &mut [Value], any: bool) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[1])?;
+    let name = if any { "any" } else { "all" };
+    let f = vm
+        .force_function(&a[0])
+        .ctx_with(|| format!("while evaluating the first argument passed to builtins.{name}"))?;
+    let l = vm
+        .force_list(&a[1])
+        .ctx_with(|| format!("while evaluating the second argument passed to builtins.{name}"))?;
     for x in l.iter() {
         let r = vm.call(f.clone(), x.clone())?;
-        if vm.force_bool(&r)? == any {
+        let b = vm.force_bool(&r).ctx_with(|| {
+            format!("while evaluating the return value of the function passed to builtins.{name}")
+        })?;
+        if b == any {
             return Ok(Value::Bool(any));
         }
     }

@@ -307,7 +307,8 @@ fn crate_split(re: &regex::bytes::Regex, input: &[u8]) -> Vec<SplitMatch> {
 /// Attach a "while evaluating ..." line to an error from an argument.
 fn arg_ctx<T>(r: EvalResult<T>, msg: impl FnOnce() -> String) -> EvalResult<T> {
     r.map_err(|mut e| {
-        e.trace.push(TraceEntry { always: false,
+        e.trace.push(TraceEntry {
+            always: false,
             msg: msg(),
             pos: None,
         });
