@@ -281,7 +281,8 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
     }
     let a = vm.force(a.clone())?;
     let b = vm.force(b.clone())?;
-    let fail = |msg: String| Err(EvalError::new(ErrorKind::Assert, msg));
+    // CppNix raises these without a position: the frames carry them.
+    let fail = |msg: String| Err(EvalError::new(ErrorKind::Assert, msg).with_pos(None));
     let show = crate::print::show_short;
     let number = |v: &Value| matches!(&v.view(), View::Int(_) | View::Float(_));
     if number(&a) && number(&b) {

@@ -1373,31 +1373,37 @@ impl Vm {
                 if !seen.insert(a.as_ptr() as usize) {
                     return Ok(());
                 }
+                // CppNix's forceValueDeep: an error anywhere below an attribute
+                // or a list element names it.
                 for (name, x) in a.iter() {
-                    let x = self.force(x.clone()).map_err(|mut e| {
-                        if e.trace.len() < 32 {
-                            e.trace.push(TraceEntry {
-                                always: false,
-                                msg: format!("while evaluating the attribute '{}'", name),
-                                pos: self.pos(a.position(name)),
-                            });
-                        }
-                        e
-                    })?;
-                    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                        self.force_deep_inner(&x, seen)
-                    })?;
+                    let r = self.force(x.clone()).and_then(|x| {
+                        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                            self.force_deep_inner(&x, seen)
+                        })
+                    });
+                    if let Err(mut e) = r {
+                        e.add_trace(
+                            format!("while evaluating the attribute '{}'", name),
+                            self.pos(a.position(name)),
+                        );
+                        return Err(e);
+                    }
                 }
             }
             View::List(l) => {
                 if !seen.insert(l.as_ptr() as usize) {
                     return Ok(());
                 }
-                for x in l.iter() {
-                    let x = self.force(x.clone())?;
-                    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                        self.force_deep_inner(&x, seen)
-                    })?;
+                for (i, x) in l.iter().enumerate() {
+                    let r = self.force(x.clone()).and_then(|x| {
+                        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                            self.force_deep_inner(&x, seen)
+                        })
+                    });
+                    if let Err(mut e) = r {
+                        e.add_trace(format!("while evaluating list element at index {i}"), None);
+                        return Err(e);
+                    }
                 }
             }
             _ => {}
