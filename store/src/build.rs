@@ -137,7 +137,9 @@ impl<'a> Builder<'a> {
 
     fn note(&self, msg: &str) {
         let _g = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        eprintln!("{msg}");
+        // Not eprintln!: a closed stderr (`2>&1 | head -1`) must not panic a build thread.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 
     /// How builds are isolated with these settings on this machine, or why they cannot run.

@@ -773,7 +773,11 @@ pub fn scan_path(
 impl Drop for LocalStore {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
-            eprintln!("error: could not register store paths: {e}");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: could not register store paths: {e}"
+            );
         }
     }
 }

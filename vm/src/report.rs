@@ -201,6 +201,15 @@ fn code_lines(out: &mut String, text: &str, line: usize, col: usize) {
     }
 }
 
+/// A line on stderr. A closed or full stderr is not an evaluation error, and
+/// must not end the process with a panic as `eprintln!` would.
+pub fn stderr_line(line: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
+}
+
 /// "Did you mean one of a, b or c?" for up to five names.
 pub fn did_you_mean(names: &[String]) -> Option<String> {
     let names = &names[..names.len().min(5)];

@@ -300,7 +300,7 @@ impl Vm {
     }
 
     pub fn warn(&mut self, msg: String) -> EvalResult<()> {
-        eprintln!("warning: {}", msg);
+        crate::report::stderr_line(&format!("warning: {}", msg));
         if self.settings.abort_on_warn {
             return Err(EvalError::new(
                 ErrorKind::Other,

@@ -170,7 +170,7 @@ fn trace_message(vm: &mut Vm, v: &Value) -> EvalResult<String> {
 
 fn trace(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let msg = trace_message(vm, &a[0])?;
-    eprintln!("trace: {}", msg);
+    crate::report::stderr_line(&format!("trace: {}", msg));
     vm.force(a[1].clone())
 }
 

@@ -527,7 +527,7 @@ fn download_tarball(vm: &mut Vm, url: &str) -> EvalResult<(PathBuf, i64)> {
         }
     }
     let data = download(url)?;
-    eprintln!("unpacking '{url}' into the Git cache...");
+    crate::report::stderr_line(&format!("unpacking '{url}' into the Git cache..."));
     let staging = fetch_staging_path(vm)?;
     let last_modified = match unpack_archive(&data, &staging) {
         Ok(t) => t,
@@ -1492,7 +1492,7 @@ fn git_from_commit(
             match git_text(&["--git-dir", git_dir, "symbolic-ref", "-q", "HEAD"]) {
                 Ok(r) if !r.is_empty() => r,
                 _ => {
-                    eprintln!("warning: could not read HEAD ref from repo at '{location}', using 'master'");
+                    crate::report::stderr_line(&format!("warning: could not read HEAD ref from repo at '{location}', using 'master'"));
                     "master".to_string()
                 }
             }

@@ -1,0 +1,108 @@
+//! `nixvm build` (nix-build): instantiate, realise, link `./result`.
+
+use crate::args::InstArgs;
+use crate::config::*;
+use crate::diag::report;
+use crate::instantiate::instantiate_inner;
+use nixvm::EvalError;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `nixvm build`: instantiate like nix-instantiate, realise the derivations, print their
+/// output paths and link `./result` (and `result-<output>`, `result-2`, ...) to them. In a
+/// chroot store the links point where the files physically are.
+pub fn build(a: InstArgs) -> ExitCode {
+    let backend = match make_store(&a, true) {
+        Ok(Some(b)) => b,
+        Ok(None) => return ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut ev = build_evaluator_with(&a, Some(backend.clone()));
+    let mut drvs = Vec::new();
+    let result = instantiate_inner(&a, &mut ev, Some(&mut drvs))
+        .and_then(|()| realise_and_link(&a, &backend, &drvs));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&ev, &a, &e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn realise_and_link(
+    a: &InstArgs,
+    backend: &nixvm::LocalBackend,
+    drvs: &[String],
+) -> Result<(), Box<EvalError>> {
+    use nixvm_store::build::{Builder, DerivedPath};
+    let store_err = |e: nixvm_store::Error| EvalError::new(nixvm::ErrorKind::Other, e.to_string());
+    let store = backend
+        .store()
+        .map_err(store_err)?
+        .ok_or_else(|| EvalError::new(nixvm::ErrorKind::Other, "the store could not be opened"))?;
+    let targets: Vec<DerivedPath> = drvs
+        .iter()
+        .map(|l| match l.split_once('!') {
+            Some((d, o)) => DerivedPath {
+                drv_path: d.to_string(),
+                outputs: o.split(',').map(str::to_string).collect(),
+            },
+            None => DerivedPath {
+                drv_path: l.clone(),
+                outputs: Default::default(),
+            },
+        })
+        .collect();
+    let builder = Builder::new(store, backend.build_settings().clone());
+    let report = builder.realise(&targets).map_err(store_err)?;
+    let mut out = std::io::stdout().lock();
+    let base = a.out_link.clone().unwrap_or_else(|| "result".to_string());
+    for (i, t) in targets.iter().enumerate() {
+        let Some(outs) = report.outputs.get(&t.drv_path) else {
+            continue;
+        };
+        for (name, path) in outs {
+            let _ = writeln!(out, "{path}");
+            if a.no_out_link {
+                continue;
+            }
+            let mut link = base.clone();
+            if i > 0 {
+                link.push_str(&format!("-{}", i + 1));
+            }
+            if name != "out" {
+                link.push_str(&format!("-{name}"));
+            }
+            let target = store.to_real_path(path);
+            let link = Path::new(&link);
+            if let Ok(m) = std::fs::symlink_metadata(link) {
+                if !m.file_type().is_symlink() {
+                    return Err(EvalError::new(
+                        nixvm::ErrorKind::Io,
+                        format!(
+                            "cannot create symlink '{}': a file that is not a symlink is in the way",
+                            link.display()
+                        ),
+                    ));
+                }
+                let _ = std::fs::remove_file(link);
+            }
+            std::os::unix::fs::symlink(&target, link).map_err(|e| {
+                EvalError::new(
+                    nixvm::ErrorKind::Io,
+                    format!(
+                        "creating symlink '{}': {}",
+                        link.display(),
+                        nixvm::vm::io_msg(&e)
+                    ),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}

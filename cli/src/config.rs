@@ -1,0 +1,228 @@
+//! From flags, settings and the environment to a store and an `Evaluator`.
+
+use crate::args::InstArgs;
+use nixvm::Evaluator;
+use nixvm_compiler::parser::LintLevel;
+use std::path::PathBuf;
+
+pub fn lint(level: &Option<String>) -> LintLevel {
+    match level.as_deref() {
+        Some("warn") => LintLevel::Warn,
+        Some("fatal") => LintLevel::Fatal,
+        _ => LintLevel::Ignore,
+    }
+}
+
+pub fn features_of(a: &InstArgs) -> Vec<String> {
+    let mut f: Vec<String> = a
+        .features
+        .iter()
+        .flat_map(|x| x.split_whitespace().map(str::to_string))
+        .collect();
+    for pair in a.option.chunks(2) {
+        if pair.len() == 2
+            && (pair[0] == "extra-experimental-features" || pair[0] == "experimental-features")
+        {
+            f.extend(pair[1].split_whitespace().map(str::to_string));
+        }
+    }
+    f
+}
+
+pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
+    a.option
+        .chunks(2)
+        .filter(|p| p.len() == 2 && p[0] == name)
+        .map(|p| p[1].as_str())
+        .next_back()
+}
+
+pub fn truthy(s: &str) -> bool {
+    matches!(s, "true" | "1" | "yes")
+}
+
+/// Where the store is: `--store`, `$NIXVM_STORE`, or the per-user default.
+pub fn store_config(a: &InstArgs) -> Result<nixvm_store::StoreConfig, String> {
+    let root = a
+        .store
+        .clone()
+        .or_else(|| std::env::var("NIXVM_STORE").ok().filter(|s| !s.is_empty()));
+    match root {
+        Some(r) => {
+            let r = r.strip_prefix("local?root=").unwrap_or(&r).to_string();
+            let p = PathBuf::from(&r);
+            let p = if p.is_absolute() {
+                p
+            } else {
+                std::env::current_dir().unwrap_or_default().join(p)
+            };
+            let p = std::fs::canonicalize(&p).unwrap_or(p);
+            Ok(nixvm_store::StoreConfig::at_root(p))
+        }
+        None => nixvm_store::StoreConfig::default_for_user().map_err(|e| e.to_string()),
+    }
+}
+
+pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings, String> {
+    let mut s = nixvm_store::build::BuildSettings::default();
+    let jobs = a.jobs.as_deref().or_else(|| option_value(a, "max-jobs"));
+    if let Some(j) = jobs {
+        s.jobs = if j == "auto" {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            j.parse()
+                .map_err(|_| format!("invalid value '{j}' for --max-jobs"))?
+        };
+    }
+    if let Some(c) = a.cores {
+        s.cores = c;
+    } else if let Some(c) = option_value(a, "cores") {
+        s.cores = c
+            .parse()
+            .map_err(|_| format!("invalid value '{c}' for the option 'cores'"))?;
+    }
+    s.sandbox = match option_value(a, "sandbox") {
+        Some(v) if truthy(v) => nixvm_store::build::SandboxMode::On,
+        Some("relaxed") => nixvm_store::build::SandboxMode::Auto,
+        Some(_) => nixvm_store::build::SandboxMode::Off,
+        None => nixvm_store::build::SandboxMode::Auto,
+    };
+    if a.sandbox {
+        s.sandbox = nixvm_store::build::SandboxMode::On;
+    }
+    if a.no_sandbox {
+        s.sandbox = nixvm_store::build::SandboxMode::Off;
+    }
+    s.keep_failed = a.keep_failed;
+    s.print_build_logs = !a.quiet;
+    Ok(s)
+}
+
+/// The evaluator's store. Writable for instantiation, builds and `--read-write-mode`;
+/// read-only for `--eval` (as CppNix), where it is opened only if it already exists.
+pub fn make_store(
+    a: &InstArgs,
+    writable: bool,
+) -> Result<Option<std::rc::Rc<nixvm::LocalBackend>>, String> {
+    let config = match store_config(a) {
+        Ok(c) => c,
+        Err(_) if !writable => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let settings = build_settings(a)?;
+    Ok(Some(std::rc::Rc::new(nixvm::LocalBackend::new(
+        config, writable, settings,
+    ))))
+}
+
+pub fn build_evaluator_with(
+    a: &InstArgs,
+    store: Option<std::rc::Rc<nixvm::LocalBackend>>,
+) -> Evaluator {
+    let features = features_of(a);
+    let mut b = Evaluator::builder();
+    for i in &a.include {
+        b = b.search_path(i);
+    }
+    if let Ok(np) = std::env::var("NIX_PATH") {
+        b = b.nix_path(&np);
+    }
+    if let Ok(sd) = std::env::var("NIX_STORE_DIR") {
+        b = b.store_dir(&sd);
+    }
+    let abort_env = std::env::var("NIX_ABORT_ON_WARN")
+        .map(|v| v == "1" || v == "true")
+        .unwrap_or(false);
+    b = b.pure(a.pure_eval).settings(|s| {
+        if let Some(d) = a.max_call_depth {
+            s.max_call_depth = d;
+        }
+        for pair in a.option.chunks(2) {
+            if pair.len() == 2 && pair[0] == "max-call-depth" {
+                if let Ok(d) = pair[1].parse() {
+                    s.max_call_depth = d;
+                }
+            }
+        }
+        // The cycle collector's policy (see ARCHITECTURE.md, "Memory manager").
+        if let Some(n) = std::env::var("NIXVM_GC_INITIAL_HEAP")
+            .ok()
+            .and_then(|v| parse_bytes(&v))
+        {
+            s.gc_initial_heap = n;
+        }
+        if let Some(g) = std::env::var("NIXVM_GC_GROWTH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            s.gc_growth = g;
+        }
+        s.gc_stress = std::env::var("NIXVM_GC_STRESS").is_ok_and(|v| v == "1" || v == "true");
+        // The same three as settings (`--option NAME VALUE`), which win over
+        // the environment as CppNix's options do.
+        if let Some(n) = option_value(a, "gc-initial-heap").and_then(parse_bytes) {
+            s.gc_initial_heap = n;
+        }
+        if let Some(g) = option_value(a, "gc-growth").and_then(|v| v.parse().ok()) {
+            s.gc_growth = g;
+        }
+        if let Some(v) = option_value(a, "gc-stress") {
+            s.gc_stress = truthy(v);
+        }
+        s.show_trace = crate::diag::show_trace_of(a);
+        s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
+        s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
+        s.lint_absolute_path = lint(&a.lint_abs);
+        s.lint_short_path = lint(&a.lint_short);
+        s.lint_url = lint(&a.lint_url);
+        s.abort_on_warn = a.abort_on_warn || abort_env;
+        s.experimental_features = features.clone();
+        if let Some(v) = option_value(a, "allow-import-from-derivation") {
+            s.allow_ifd = truthy(v);
+        }
+        if a.no_ifd {
+            s.allow_ifd = false;
+        }
+        if a.allow_ifd {
+            s.allow_ifd = true;
+        }
+    });
+    if let Some(st) = store {
+        b = b.store_dir(st.config().store_dir.as_str()).store(st);
+    }
+    let mut ev = b.build();
+    if let Some(n) = a.heap_census.filter(|&n| n > 0) {
+        ev.vm.census = nixvm::census::Schedule::every(n);
+    }
+    ev
+}
+
+/// `123`, `64K`, `64M` or `1G` as bytes.
+pub fn parse_bytes(v: &str) -> Option<usize> {
+    let v = v.trim();
+    let (num, mult) = match v.char_indices().last()? {
+        (i, 'K' | 'k') => (&v[..i], 1 << 10),
+        (i, 'M' | 'm') => (&v[..i], 1 << 20),
+        (i, 'G' | 'g') => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<usize>().ok()?.checked_mul(mult)
+}
+
+pub fn max_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+/// A `KiB` figure of /proc/self/status (0 if unreadable).
+pub fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,55 @@
+//! Errors on stderr: CppNix's layout for the nix-* commands, codespan's with
+//! source excerpts for `nixvm eval`.
+
+use crate::args::InstArgs;
+use crate::config::{option_value, truthy};
+use codespan_reporting::diagnostic::{Diagnostic, Label};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, termcolor};
+use nixvm::{EvalError, Evaluator};
+use std::io::Write;
+
+pub fn show_trace_of(a: &InstArgs) -> bool {
+    let opt = option_value(a, "show-trace").map(truthy).unwrap_or(false);
+    (a.show_trace || opt) && !a.no_show_trace
+}
+
+pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
+    let show_trace = show_trace_of(a);
+    if !a.codespan {
+        let _ =
+            std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
+        return;
+    }
+    let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);
+    let config = term::Config::default();
+    let mut files = SimpleFiles::new();
+    // Only the file the error points into is shown (its text read again if
+    // it was not kept).
+    let mut diag = Diagnostic::error().with_message(e.msg.clone());
+    if let Some(p) = e.pos {
+        if let Some(f) = ev.vm.files.get(p.file as usize) {
+            let id = files.add(f.name.clone(), f.text().to_string());
+            let src_len = f.len();
+            let start = (p.span.start as usize).min(src_len);
+            let end = (p.span.end as usize).clamp(start, src_len);
+            diag = diag.with_labels(vec![Label::primary(id, start..end)]);
+        }
+    }
+    let mut notes = Vec::new();
+    let limit = if show_trace {
+        e.trace.len()
+    } else {
+        e.trace.len().min(4)
+    };
+    for t in e.trace.iter().take(limit) {
+        match t.pos {
+            Some(p) => notes.push(format!("… {}\n  at {}", t.msg, ev.vm.show_pos(p))),
+            None => notes.push(format!("… {}", t.msg)),
+        }
+    }
+    diag = diag.with_notes(notes);
+    if term::emit(&mut writer.lock(), &config, &files, &diag).is_err() {
+        eprintln!("error: {}", e.msg);
+    }
+}

@@ -1,0 +1,320 @@
+//! `nixvm instantiate` (nix-instantiate) and `nixvm eval`: evaluate the inputs,
+//! select attribute paths, then print values or instantiate derivations.
+
+use crate::args::InstArgs;
+use crate::config::*;
+use crate::diag::report;
+use nixvm::value::{Attrs, Value, View};
+use nixvm::{EvalError, Evaluator};
+use nixvm_compiler::Symbol;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn instantiate(a: InstArgs) -> ExitCode {
+    let writable = !a.parse && !a.dump_bytecode && (!a.eval || a.read_write);
+    let store = if a.parse || a.dump_bytecode {
+        None
+    } else {
+        match make_store(&a, writable) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let mut ev = build_evaluator_with(&a, store);
+    let start = std::time::Instant::now();
+    let result = instantiate_inner(&a, &mut ev, None).and_then(|()| ev.flush_store());
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&ev, &a, &e);
+            ExitCode::from(1)
+        }
+    };
+    // A measurement knob: how much of what the heap holds at the end is
+    // garbage (cycles), reported by --stats (see ARCHITECTURE.md, "Memory manager").
+    if std::env::var("NIXVM_GC_AT_END").is_ok() {
+        nixvm::cycles::collect(&mut ev.vm);
+    }
+    // What is reachable now, per kind (a walk, taken once for both reports:
+    // CppNix's counters say what was allocated; ours what is still held).
+    let at_end = (a.stats || a.heap_census.is_some()).then(|| nixvm::census::census(&ev.vm, &[]));
+    if let (true, Some(end)) = (a.stats, &at_end) {
+        let s = &ev.vm.stats;
+        eprintln!(
+            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{},\"liveByKind\":{}{}}}}}",
+            start.elapsed().as_secs_f64(),
+            s.thunks_created,
+            s.thunks_elided,
+            s.thunks_forced,
+            s.calls,
+            s.primop_calls,
+            s.envs,
+            s.attrsets,
+            s.lists,
+            max_rss_kib(),
+            ev.vm.gc.collections,
+            ev.vm.gc.time.as_secs_f64(),
+            ev.vm.gc.freed_bytes,
+            ev.vm.gc.released_bytes,
+            ev.vm.gc.live_after,
+            ev.vm.heap.live_bytes(),
+            ev.vm.heap.heap_bytes(),
+            ev.vm.heap.allocated_bytes(),
+            end.json(),
+            match &ev.vm.census.peak {
+                Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
+                None => String::new(),
+            }
+        );
+    }
+    if let (Some(_), Some(c)) = (a.heap_census, &at_end) {
+        if let Some(p) = &ev.vm.census.peak {
+            eprintln!(
+                "largest of {} censuses during evaluation:\n{}",
+                ev.vm.census.samples,
+                p.table()
+            );
+        }
+        eprintln!("at the end:");
+        eprint!("{}", c.table());
+        eprintln!(
+            "reachable {:.1} MiB; resident now {:.1} MiB, at most {:.1} MiB",
+            c.total_bytes() as f64 / 1048576.0,
+            proc_status_kib("VmRSS:") as f64 / 1024.0,
+            max_rss_kib() as f64 / 1024.0
+        );
+    }
+    // The process ends right after this: freeing millions of values one by one
+    // would only cost time (0.2 s of a 0.47 s run for a 1e6-element foldl').
+    // The store's pending registrations are written first, as its drop would.
+    if let Err(e) = ev.flush_store() {
+        eprintln!("error: {e}");
+    }
+    std::mem::forget(ev);
+    code
+}
+
+pub fn read_source(file: &str) -> Result<(String, String, PathBuf), Box<EvalError>> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e)))?;
+        let (src, _) = nixvm_compiler::rawsrc::decode_source(buf);
+        return Ok((src, "«stdin»".into(), cwd));
+    }
+    let p = cwd.join(file);
+    let p = if p.is_dir() { p.join("default.nix") } else { p };
+    let bytes = std::fs::read(&p).map_err(|e| {
+        EvalError::new(
+            nixvm::ErrorKind::Io,
+            format!("opening file '{}': {}", p.display(), nixvm::vm::io_msg(&e)),
+        )
+    })?;
+    // Lossless: invalid bytes become reserved code points (nixvm_compiler::rawsrc).
+    let (src, _) = nixvm_compiler::rawsrc::decode_source(bytes);
+    let dir = p.parent().map(Path::to_path_buf).unwrap_or(cwd);
+    Ok((src, p.to_string_lossy().into_owned(), dir))
+}
+
+/// The text, display name and base directory of one input: an `-E`
+/// expression or a file (`-` for stdin).
+pub fn source_of(a: &InstArgs, input: &str) -> Result<(String, String, PathBuf), Box<EvalError>> {
+    if a.expr {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Ok((input.to_string(), "«string»".to_string(), cwd))
+    } else {
+        read_source(input)
+    }
+}
+
+pub fn instantiate_inner(
+    a: &InstArgs,
+    ev: &mut Evaluator,
+    mut collect: Option<&mut Vec<String>>,
+) -> Result<(), Box<EvalError>> {
+    let mut out = std::io::stdout().lock();
+    let inputs: Vec<String> = if a.files.is_empty() {
+        if a.expr {
+            return Err(EvalError::new(
+                nixvm::ErrorKind::Other,
+                "no expression given",
+            ));
+        }
+        vec!["./default.nix".into()]
+    } else {
+        a.files.clone()
+    };
+    for input in &inputs {
+        if a.parse {
+            let (src, name, dir) = source_of(a, input)?;
+            let text = ev.parse_to_string(&src, &name, &dir)?;
+            let _ = writeln!(out, "{}", text);
+            continue;
+        }
+        if a.dump_bytecode {
+            let (src, name, dir) = source_of(a, input)?;
+            let _ = write!(out, "{}", ev.disassemble(&src, &name, &dir)?);
+            continue;
+        }
+        let root = if a.expr {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            ev.eval_str(input, &cwd)?
+        } else if input == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
+                EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e))
+            })?;
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            ev.eval_bytes(buf, "«stdin»", &cwd)?
+        } else {
+            ev.eval_file(Path::new(input))?
+        };
+        let auto_args = auto_args(a, ev)?;
+        let paths = if a.attr.is_empty() {
+            vec![String::new()]
+        } else {
+            a.attr.clone()
+        };
+        for attr in paths {
+            let v = select_attr_path(ev, root.clone(), &attr, &auto_args)?;
+            if a.eval && collect.is_none() {
+                let v = if auto_args.is_empty() {
+                    v
+                } else {
+                    auto_call(ev, v, &auto_args)?
+                };
+                if a.raw {
+                    let s = ev.coerce_to_string(&v)?;
+                    let _ = out.write_all(&s);
+                } else if a.json {
+                    let s = ev.to_json(v, a.strict)?;
+                    let _ = writeln!(out, "{}", s);
+                } else if a.xml {
+                    let s = ev.to_xml(v, a.strict, !a.no_location)?;
+                    let _ = write!(out, "{}", s);
+                } else {
+                    let v = if a.strict { ev.force_deep(v)? } else { v };
+                    let _ = writeln!(out, "{}", ev.print(&v));
+                }
+            } else {
+                for line in ev.instantiate(v, &auto_args)? {
+                    match collect.as_deref_mut() {
+                        Some(c) => c.push(line),
+                        None => {
+                            let _ = writeln!(out, "{}", line);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn auto_args(a: &InstArgs, ev: &mut Evaluator) -> Result<Vec<(Symbol, Value)>, Box<EvalError>> {
+    let mut out = Vec::new();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    for pair in a.arg.chunks(2) {
+        let v = ev.lazy_str(&pair[1], &cwd)?;
+        out.push((Symbol::intern(&pair[0]), v));
+    }
+    for pair in a.argstr.chunks(2) {
+        out.push((Symbol::intern(&pair[0]), Value::str(&pair[1])));
+    }
+    Ok(out)
+}
+
+pub fn auto_call(
+    ev: &mut Evaluator,
+    v: Value,
+    args: &[(Symbol, Value)],
+) -> Result<Value, Box<EvalError>> {
+    let v = ev.vm.force(v)?;
+    let View::Lambda(cl) = &v.view() else {
+        return Ok(v);
+    };
+    let Some(formals) = cl.proto.formals() else {
+        return Ok(v);
+    };
+    let mut entries = Vec::new();
+    if formals.ellipsis {
+        entries.extend(args.iter().cloned());
+    } else {
+        for f in &formals.formals {
+            if let Some((_, x)) = args.iter().find(|(k, _)| *k == f.name) {
+                entries.push((f.name, x.clone()));
+            } else if f.default.is_none() {
+                return Err(EvalError::new(
+                    nixvm::ErrorKind::Other,
+                    format!(
+                        "cannot evaluate a function that has an argument without a value ('{}')\nNix attempted to evaluate a function as a top level expression; in this case it must have its arguments supplied either by default values, or passed explicitly with '--arg' or '--argstr'. See https://nix.dev/manual/nix/stable/language/syntax.html#functions.",
+                        f.name
+                    ),
+                ));
+            }
+        }
+    }
+    let arg = Value::attrs(Attrs::from_unsorted(entries));
+    ev.vm.call(v, arg)
+}
+
+pub fn select_attr_path(
+    ev: &mut Evaluator,
+    mut v: Value,
+    path: &str,
+    args: &[(Symbol, Value)],
+) -> Result<Value, Box<EvalError>> {
+    if path.is_empty() {
+        return ev.vm.force(v);
+    }
+    for comp in path.split('.') {
+        v = auto_call(ev, v, args)?;
+        v = ev.vm.force(v)?;
+        if let Ok(i) = comp.parse::<usize>() {
+            if let View::List(l) = &v.view() {
+                let Some(x) = l.get(i) else {
+                    return Err(EvalError::new(
+                        nixvm::ErrorKind::Other,
+                        format!(
+                            "list index {} in selection path '{}' is out of range",
+                            i, path
+                        ),
+                    ));
+                };
+                v = x.clone();
+                continue;
+            }
+        }
+        match &v.view() {
+            View::Attrs(s) => match s.get(Symbol::intern(comp)) {
+                Some(x) => v = x.clone(),
+                None => {
+                    return Err(EvalError::new(
+                        nixvm::ErrorKind::MissingAttr,
+                        format!(
+                            "attribute '{}' in selection path '{}' not found",
+                            comp, path
+                        ),
+                    ))
+                }
+            },
+            other => {
+                return Err(EvalError::new(
+                    nixvm::ErrorKind::Type,
+                    format!(
+                    "the expression selected by the selection path '{}' should be a set but is {}",
+                    path,
+                    other.type_of()
+                ),
+                ))
+            }
+        }
+    }
+    ev.vm.force(v)
+}
