@@ -70,6 +70,9 @@ pub struct EvalError {
     /// The innermost frame is a builtin's "while calling" frame that takes the
     /// position of the call instruction that called it, if an instruction did.
     pub site_pending: bool,
+    /// Raised while binding a lambda's formals: the lambda's frame adds no
+    /// "while calling" entry (its body never ran).
+    pub in_formals: bool,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
@@ -80,6 +83,7 @@ impl EvalError {
             suggestions: Vec::new(),
             settled: false,
             site_pending: false,
+            in_formals: false,
             kind,
             msg: msg.into(),
             pos: None,

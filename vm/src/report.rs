@@ -210,6 +210,36 @@ pub fn stderr_line(line: &str) {
     let _ = err.write_all(b"\n");
 }
 
+/// The names CppNix would suggest for a misspelt `query`: at most five, at an
+/// edit distance of at most two, nearest first (ties by name).
+pub fn best_matches<'a>(candidates: impl IntoIterator<Item = &'a str>, query: &str) -> Vec<String> {
+    let mut all: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .map(|c| (levenshtein(query.as_bytes(), c.as_bytes()), c))
+        .filter(|&(d, _)| d <= 2)
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.into_iter()
+        .take(5)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+fn levenshtein(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(x != y);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 /// "Did you mean one of a, b or c?" for up to five names.
 pub fn did_you_mean(names: &[String]) -> Option<String> {
     let names = &names[..names.len().min(5)];
@@ -252,6 +282,18 @@ mod tests {
         assert_eq!(lines("a\n"), vec!["a", ""]);
         assert_eq!(line_col("a\r\nbc", 4), (2, 2));
         assert_eq!(line_col("a\rbc", 2), (2, 1));
+    }
+
+    #[test]
+    fn best_matches_rank_as_cppnix() {
+        let names = [
+            "hello", "halo", "helm", "help", "shell", "jello", "world", "hell",
+        ];
+        assert_eq!(
+            best_matches(names, "helo"),
+            vec!["halo", "hell", "hello", "helm", "help"]
+        );
+        assert!(best_matches(["abcdef"], "xyz").is_empty());
     }
 
     #[test]

@@ -262,6 +262,7 @@ impl Vm {
                     suggestions: Vec::new(),
                     settled: false,
                     site_pending: false,
+                    in_formals: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -283,6 +284,7 @@ impl Vm {
                     suggestions: Vec::new(),
                     settled: false,
                     site_pending: false,
+                    in_formals: false,
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -387,6 +389,7 @@ impl Vm {
                     suggestions: Vec::new(),
                     settled: false,
                     site_pending: false,
+                    in_formals: false,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -398,6 +401,7 @@ impl Vm {
                 suggestions: Vec::new(),
                 settled: false,
                 site_pending: false,
+                in_formals: false,
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -705,7 +709,9 @@ impl Vm {
                     // CppNix records lambda calls only with --show-trace, at the
                     // lambda and at its call site; forcing a thunk adds nothing
                     // (the expression that needed the value adds its context).
-                    if self.settings.show_trace && matches!(f.kind, FrameKind::Call) {
+                    let in_formals = std::mem::take(&mut e.in_formals);
+                    if self.settings.show_trace && matches!(f.kind, FrameKind::Call) && !in_formals
+                    {
                         self.lambda_frames(&f, &mut e);
                     }
                     if f.counted {
@@ -934,7 +940,7 @@ impl Vm {
                     match &top.view() {
                         View::Attrs(a) => match a.get(sym) {
                             Some(v) => self.stack.push(v.clone()),
-                            None => return Err(self.missing_attr(sym)),
+                            None => return Err(self.missing_attr(&a, sym)),
                         },
                         other => return type_mismatch("a set", &other.to_value()),
                     }
@@ -967,7 +973,7 @@ impl Vm {
                         (Some(v), _) => self.stack.push(v),
                         (None, Op::SelectDynOr(target)) => self.frames[fi].ip = target as usize,
                         (None, _) => match &set.view() {
-                            View::Attrs(_) => return Err(self.missing_attr(sym)),
+                            View::Attrs(a) => return Err(self.missing_attr(a, sym)),
                             other => return type_mismatch("a set", &other.to_value()),
                         },
                     }
@@ -1255,13 +1261,14 @@ impl Vm {
                         env.set(i, v);
                     }
                     None => {
-                        return Err(EvalError::new(
+                        let e = EvalError::new(
                             ErrorKind::Type,
                             format!(
                                 "function '{}' called without required argument '{}'",
                                 fname, f.name
                             ),
-                        ))
+                        );
+                        return Err(self.formals_error(fi, e));
                     }
                 },
             }
@@ -1269,13 +1276,20 @@ impl Vm {
         if !info.ellipsis && used < a.len() {
             for (k, _) in a.sorted_by_name() {
                 if !info.formals.iter().any(|f| f.name == k) {
-                    return Err(EvalError::new(
+                    let mut e = EvalError::new(
                         ErrorKind::Type,
                         format!(
                             "function '{}' called with unexpected argument '{}'",
                             fname, k
                         ),
-                    ));
+                    );
+                    let names: Vec<String> =
+                        info.formals.iter().map(|f| f.name.to_string()).collect();
+                    e.suggestions = crate::report::best_matches(
+                        names.iter().map(String::as_str),
+                        &k.to_string(),
+                    );
+                    return Err(self.formals_error(fi, e));
                 }
             }
         }
@@ -1293,11 +1307,38 @@ impl Vm {
         }
     }
 
-    fn missing_attr(&self, sym: Symbol) -> Box<EvalError> {
-        EvalError::new(
+    /// An argument that does not fit the formals: at the lambda, and "from
+    /// call site" when a call instruction called it (as CppNix, with or
+    /// without --show-trace, and no "while calling" frame: the body never ran).
+    #[cold]
+    fn formals_error(&self, fi: usize, e: Box<EvalError>) -> Box<EvalError> {
+        let f = &self.frames[fi];
+        let mut e = e.with_pos(Some(Pos {
+            file: f.proto.file(),
+            span: f.proto.span,
+        }));
+        e.in_formals = true;
+        if !f.native_caller && fi > 0 {
+            let c = &self.frames[fi - 1];
+            let site = c.proto.span_at(c.ip.saturating_sub(1)).map(|span| Pos {
+                file: c.proto.file(),
+                span,
+            });
+            e.add_trace("from call site", site);
+        }
+        e
+    }
+
+    #[cold]
+    fn missing_attr(&self, set: &Attrs, sym: Symbol) -> Box<EvalError> {
+        let mut e = EvalError::new(
             ErrorKind::MissingAttr,
             format!("attribute '{}' missing", sym),
-        )
+        );
+        let names: Vec<String> = set.iter().map(|(k, _)| k.to_string()).collect();
+        e.suggestions =
+            crate::report::best_matches(names.iter().map(String::as_str), &sym.to_string());
+        e
     }
 
     fn attr_name(&mut self, v: &Value) -> EvalResult<Symbol> {
