@@ -10,7 +10,8 @@ pub struct InstArgs {
     pub codespan: bool,
     /// Files (or expressions with -E); `-` reads stdin.
     pub files: Vec<String>,
-    #[arg(long)]
+    /// Evaluate and print the value instead of instantiating.
+    #[arg(long, visible_alias = "eval-only")]
     pub eval: bool,
     #[arg(long)]
     pub parse: bool,
@@ -35,30 +36,61 @@ pub struct InstArgs {
     pub arg: Vec<String>,
     #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"])]
     pub argstr: Vec<String>,
-    #[arg(long = "show-trace")]
-    pub show_trace: bool,
-    #[arg(long = "no-show-trace")]
-    pub no_show_trace: bool,
-    #[arg(long = "max-call-depth")]
-    pub max_call_depth: Option<usize>,
     #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
     pub option: Vec<String>,
-    #[arg(long = "extra-experimental-features")]
-    pub features: Vec<String>,
+    /// Accepted for CppNix's command lines: nix-instantiate evaluates impurely already.
     #[arg(long = "impure")]
     pub impure: bool,
-    #[arg(long = "pure-eval")]
-    pub pure_eval: bool,
     #[arg(long = "read-write-mode")]
     pub read_write: bool,
-    #[arg(long = "lint-absolute-path-literals")]
-    pub lint_abs: Option<String>,
-    #[arg(long = "lint-short-path-literals")]
-    pub lint_short: Option<String>,
-    #[arg(long = "lint-url-literals")]
-    pub lint_url: Option<String>,
-    #[arg(long = "abort-on-warn")]
-    pub abort_on_warn: bool,
+    /// `--arg-from-file NAME PATH`: the argument NAME is the contents of PATH, as a string.
+    #[arg(long = "arg-from-file", num_args = 2, value_names = ["NAME", "PATH"])]
+    pub arg_from_file: Vec<String>,
+    /// `--arg-from-stdin NAME`: the argument NAME is standard input, as a string.
+    #[arg(long = "arg-from-stdin", value_name = "NAME")]
+    pub arg_from_stdin: Vec<String>,
+    /// Print the paths the arguments name in the search path (`nixpkgs`, `nixpkgs/lib`).
+    #[arg(long = "find-file")]
+    pub find_file: bool,
+    /// Register the result as a garbage-collector root at PATH.
+    #[arg(long = "add-root", value_name = "PATH")]
+    pub add_root: Option<String>,
+    /// Accepted for CppNix's command lines (roots are always indirect).
+    #[arg(long = "indirect")]
+    pub indirect: bool,
+    /// build: show what would be built, build nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// build: rebuild and compare with the existing outputs (refused: not yet supported).
+    #[arg(long = "check")]
+    pub check: bool,
+    /// build: copy builders' output to stderr (the default here).
+    #[arg(short = 'L', long = "print-build-logs")]
+    pub print_build_logs: bool,
+    /// More output (repeatable).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output (repeatable).
+    #[arg(long = "quiet", action = clap::ArgAction::Count)]
+    pub quiet_level: u8,
+    /// CppNix's log formats: accepted; nixvm writes plain lines.
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// CppNix's debugger (refused: nixvm has none).
+    #[arg(long = "debugger")]
+    pub debugger: bool,
+    /// The store to evaluate against (accepted; the same as --store here).
+    #[arg(long = "eval-store", value_name = "URL")]
+    pub eval_store: Option<String>,
+    /// build: keep going when a build fails (`--keep-going`).
+    #[arg(short = 'k')]
+    pub keep_going_short: bool,
+    /// build: keep the build directory of a failed build (`--keep-failed`).
+    #[arg(short = 'K')]
+    pub keep_failed_short: bool,
+    /// build: derivations built at the same time (`--max-jobs`).
+    #[arg(short = 'j', value_name = "N")]
+    pub jobs: Option<String>,
     /// Print evaluation statistics as JSON to stderr.
     #[arg(long)]
     pub stats: bool,
@@ -74,32 +106,19 @@ pub struct InstArgs {
     /// Default: $NIXVM_STORE, else $XDG_DATA_HOME/nixvm/root or ~/.local/share/nixvm/root.
     #[arg(long = "store", value_name = "DIR")]
     pub store: Option<String>,
-    #[arg(long = "no-allow-import-from-derivation")]
-    pub no_ifd: bool,
-    #[arg(long = "allow-import-from-derivation")]
-    pub allow_ifd: bool,
-    /// build: derivations built at the same time.
-    #[arg(short = 'j', long = "max-jobs", value_name = "N")]
-    pub jobs: Option<String>,
-    /// build: NIX_BUILD_CORES for builders (0: all cores).
-    #[arg(long = "cores", value_name = "N")]
-    pub cores: Option<usize>,
     /// build: the name of the output symlink (default ./result).
     #[arg(short = 'o', long = "out-link", value_name = "PATH")]
     pub out_link: Option<String>,
     /// build: do not create an output symlink.
     #[arg(long = "no-out-link")]
     pub no_out_link: bool,
-    /// build: always sandbox builds (fail when namespaces are unavailable).
-    #[arg(long = "sandbox")]
-    pub sandbox: bool,
-    /// build: never sandbox builds.
-    #[arg(long = "no-sandbox")]
-    pub no_sandbox: bool,
-    /// build: keep the build directory of a failed build.
-    #[arg(short = 'K', long = "keep-failed")]
-    pub keep_failed: bool,
     /// build: do not copy builder output to stderr (it is still logged).
     #[arg(short = 'Q', long = "no-build-output")]
     pub quiet: bool,
+}
+
+/// Long flags of the commands themselves that share a name with a setting:
+/// they keep their meaning as flags.
+pub fn is_command_flag(name: &str) -> bool {
+    matches!(name, "store" | "eval-store")
 }

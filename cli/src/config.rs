@@ -5,8 +5,8 @@ use nixvm::Evaluator;
 use nixvm_compiler::parser::LintLevel;
 use std::path::PathBuf;
 
-pub fn lint(level: &Option<String>) -> LintLevel {
-    match level.as_deref() {
+pub fn lint(level: Option<&str>) -> LintLevel {
+    match level {
         Some("warn") => LintLevel::Warn,
         Some("fatal") => LintLevel::Fatal,
         _ => LintLevel::Ignore,
@@ -14,21 +14,11 @@ pub fn lint(level: &Option<String>) -> LintLevel {
 }
 
 pub fn features_of(a: &InstArgs) -> Vec<String> {
-    let mut f: Vec<String> = a
-        .features
-        .iter()
-        .flat_map(|x| x.split_whitespace().map(str::to_string))
-        .collect();
-    for pair in a.option.chunks(2) {
-        if pair.len() == 2
-            && (pair[0] == "extra-experimental-features" || pair[0] == "experimental-features")
-        {
-            f.extend(pair[1].split_whitespace().map(str::to_string));
-        }
-    }
-    f
+    option_list(a, "experimental-features")
 }
 
+/// A setting's value: the last `--option` (nix.conf lines come first, see
+/// `conf.rs`, so the command line wins).
 pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
     a.option
         .chunks(2)
@@ -37,8 +27,61 @@ pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
         .next_back()
 }
 
+/// A list setting: its last full value, with every `extra-NAME` after it appended.
+pub fn option_list(a: &InstArgs, name: &str) -> Vec<String> {
+    let extra = format!("extra-{name}");
+    let mut out = Vec::new();
+    for p in a.option.chunks(2).filter(|p| p.len() == 2) {
+        if p[0] == name {
+            out.clear();
+        }
+        if p[0] == name || p[0] == extra {
+            out.extend(p[1].split_whitespace().map(str::to_string));
+        }
+    }
+    out
+}
+
+/// A Boolean setting, if given (an invalid value is ignored, as CppNix
+/// ignores it after its warning).
+pub fn option_bool(a: &InstArgs, name: &str) -> Option<bool> {
+    a.option
+        .chunks(2)
+        .filter(|p| p.len() == 2 && p[0] == name)
+        .filter_map(|p| match p[1].as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+        .next_back()
+}
+
 pub fn truthy(s: &str) -> bool {
     matches!(s, "true" | "1" | "yes")
+}
+
+/// CppNix's warnings for the settings given: an unknown name, a Boolean
+/// that is neither "true" nor "false".
+pub fn check_options(a: &InstArgs) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for p in a.option.chunks(2).filter(|p| p.len() == 2) {
+        let (name, value) = (p[0].as_str(), p[1].as_str());
+        match crate::settings::kind(name) {
+            Some(crate::settings::Kind::Bool) if !matches!(value, "true" | "false") => {
+                warnings.push(format!(
+                    "Boolean setting '{name}' has invalid value '{value}'"
+                ));
+            }
+            None if !crate::settings::known(name) => {
+                let w = format!("unknown setting '{name}'");
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(warnings)
 }
 
 /// Where the store is: `--store`, `$NIXVM_STORE`, or the per-user default.
@@ -76,9 +119,7 @@ pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings,
                 .map_err(|_| format!("invalid value '{j}' for --max-jobs"))?
         };
     }
-    if let Some(c) = a.cores {
-        s.cores = c;
-    } else if let Some(c) = option_value(a, "cores") {
+    if let Some(c) = option_value(a, "cores") {
         s.cores = c
             .parse()
             .map_err(|_| format!("invalid value '{c}' for the option 'cores'"))?;
@@ -89,13 +130,7 @@ pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings,
         Some(_) => nixvm_store::build::SandboxMode::Off,
         None => nixvm_store::build::SandboxMode::Auto,
     };
-    if a.sandbox {
-        s.sandbox = nixvm_store::build::SandboxMode::On;
-    }
-    if a.no_sandbox {
-        s.sandbox = nixvm_store::build::SandboxMode::Off;
-    }
-    s.keep_failed = a.keep_failed;
+    s.keep_failed = a.keep_failed_short || option_bool(a, "keep-failed").unwrap_or(false);
     s.print_build_logs = !a.quiet;
     Ok(s)
 }
@@ -126,8 +161,16 @@ pub fn build_evaluator_with(
     for i in &a.include {
         b = b.search_path(i);
     }
-    if let Ok(np) = std::env::var("NIX_PATH") {
-        b = b.nix_path(&np);
+    // The `nix-path` setting, else $NIX_PATH (CppNix: the setting's default
+    // comes from the environment); `extra-nix-path` appends either way.
+    let nix_path_set = option_value(a, "nix-path").is_some();
+    if !nix_path_set {
+        if let Ok(np) = std::env::var("NIX_PATH") {
+            b = b.nix_path(&np);
+        }
+    }
+    for e in option_list(a, "nix-path") {
+        b = b.search_path(&e);
     }
     if let Ok(sd) = std::env::var("NIX_STORE_DIR") {
         b = b.store_dir(&sd);
@@ -135,60 +178,54 @@ pub fn build_evaluator_with(
     let abort_env = std::env::var("NIX_ABORT_ON_WARN")
         .map(|v| v == "1" || v == "true")
         .unwrap_or(false);
-    b = b.pure(a.pure_eval).settings(|s| {
-        if let Some(d) = a.max_call_depth {
-            s.max_call_depth = d;
-        }
-        for pair in a.option.chunks(2) {
-            if pair.len() == 2 && pair[0] == "max-call-depth" {
-                if let Ok(d) = pair[1].parse() {
-                    s.max_call_depth = d;
-                }
+    b = b
+        .pure(option_bool(a, "pure-eval").unwrap_or(false))
+        .settings(|s| {
+            if let Some(d) = option_value(a, "max-call-depth").and_then(|v| v.parse().ok()) {
+                s.max_call_depth = d;
             }
-        }
-        // The cycle collector's policy (see ARCHITECTURE.md, "Memory manager").
-        if let Some(n) = std::env::var("NIXVM_GC_INITIAL_HEAP")
-            .ok()
-            .and_then(|v| parse_bytes(&v))
-        {
-            s.gc_initial_heap = n;
-        }
-        if let Some(g) = std::env::var("NIXVM_GC_GROWTH")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            s.gc_growth = g;
-        }
-        s.gc_stress = std::env::var("NIXVM_GC_STRESS").is_ok_and(|v| v == "1" || v == "true");
-        // The same three as settings (`--option NAME VALUE`), which win over
-        // the environment as CppNix's options do.
-        if let Some(n) = option_value(a, "gc-initial-heap").and_then(parse_bytes) {
-            s.gc_initial_heap = n;
-        }
-        if let Some(g) = option_value(a, "gc-growth").and_then(|v| v.parse().ok()) {
-            s.gc_growth = g;
-        }
-        if let Some(v) = option_value(a, "gc-stress") {
-            s.gc_stress = truthy(v);
-        }
-        s.show_trace = crate::diag::show_trace_of(a);
-        s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
-        s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
-        s.lint_absolute_path = lint(&a.lint_abs);
-        s.lint_short_path = lint(&a.lint_short);
-        s.lint_url = lint(&a.lint_url);
-        s.abort_on_warn = a.abort_on_warn || abort_env;
-        s.experimental_features = features.clone();
-        if let Some(v) = option_value(a, "allow-import-from-derivation") {
-            s.allow_ifd = truthy(v);
-        }
-        if a.no_ifd {
-            s.allow_ifd = false;
-        }
-        if a.allow_ifd {
-            s.allow_ifd = true;
-        }
-    });
+            s.restrict_eval = option_bool(a, "restrict-eval").unwrap_or(false);
+            s.allowed_uris = option_list(a, "allowed-uris");
+            if let Some(sys) = option_value(a, "system") {
+                s.system = sys.to_string();
+            }
+            // The cycle collector's policy (see ARCHITECTURE.md, "Memory manager").
+            if let Some(n) = std::env::var("NIXVM_GC_INITIAL_HEAP")
+                .ok()
+                .and_then(|v| parse_bytes(&v))
+            {
+                s.gc_initial_heap = n;
+            }
+            if let Some(g) = std::env::var("NIXVM_GC_GROWTH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                s.gc_growth = g;
+            }
+            s.gc_stress = std::env::var("NIXVM_GC_STRESS").is_ok_and(|v| v == "1" || v == "true");
+            // The same three as settings (`--option NAME VALUE`), which win over
+            // the environment as CppNix's options do.
+            if let Some(n) = option_value(a, "gc-initial-heap").and_then(parse_bytes) {
+                s.gc_initial_heap = n;
+            }
+            if let Some(g) = option_value(a, "gc-growth").and_then(|v| v.parse().ok()) {
+                s.gc_growth = g;
+            }
+            if let Some(v) = option_value(a, "gc-stress") {
+                s.gc_stress = truthy(v);
+            }
+            s.show_trace = crate::diag::show_trace_of(a);
+            s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
+            s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");
+            s.lint_absolute_path = lint(option_value(a, "lint-absolute-path-literals"));
+            s.lint_short_path = lint(option_value(a, "lint-short-path-literals"));
+            s.lint_url = lint(option_value(a, "lint-url-literals"));
+            s.abort_on_warn = option_bool(a, "abort-on-warn").unwrap_or(abort_env);
+            s.experimental_features = features.clone();
+            if let Some(v) = option_bool(a, "allow-import-from-derivation") {
+                s.allow_ifd = v;
+            }
+        });
     if let Some(st) = store {
         b = b.store_dir(st.config().store_dir.as_str()).store(st);
     }

@@ -2,7 +2,7 @@
 //! source excerpts for `nixvm eval`.
 
 use crate::args::InstArgs;
-use crate::config::{option_value, truthy};
+use crate::config::option_bool;
 use codespan_reporting::diagnostic::{Diagnostic, Label};
 use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::{self, termcolor};
@@ -10,8 +10,7 @@ use nixvm::{EvalError, Evaluator};
 use std::io::Write;
 
 pub fn show_trace_of(a: &InstArgs) -> bool {
-    let opt = option_value(a, "show-trace").map(truthy).unwrap_or(false);
-    (a.show_trace || opt) && !a.no_show_trace
+    option_bool(a, "show-trace").unwrap_or(false)
 }
 
 pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
@@ -27,7 +26,10 @@ pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
     // Only the file the error points into is shown (its text read again if
     // it was not kept).
     let mut diag = Diagnostic::error().with_message(e.msg.clone());
-    if let Some(p) = e.pos {
+    // The label is the error's position, else (a builtin's error, which has
+    // none) the innermost frame's.
+    let at = e.pos.or_else(|| e.trace.iter().find_map(|t| t.pos));
+    if let Some(p) = at {
         if let Some(f) = ev.vm.files.get(p.file as usize) {
             let id = files.add(f.name.clone(), f.text().to_string());
             let src_len = f.len();
@@ -36,20 +38,19 @@ pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
             diag = diag.with_labels(vec![Label::primary(id, start..end)]);
         }
     }
+    // CppNix's frames in its order (outermost first), as many as it shows.
     let mut notes = Vec::new();
-    let limit = if show_trace {
-        e.trace.len()
-    } else {
-        e.trace.len().min(4)
-    };
-    for t in e.trace.iter().take(limit) {
+    for t in nixvm::report::shown_frames(e, show_trace) {
         match t.pos {
             Some(p) => notes.push(format!("… {}\n  at {}", t.msg, ev.vm.show_pos(p))),
             None => notes.push(format!("… {}", t.msg)),
         }
     }
+    if let Some(s) = nixvm::report::did_you_mean(&e.suggestions) {
+        notes.push(s);
+    }
     diag = diag.with_notes(notes);
     if term::emit(&mut writer.lock(), &config, &files, &diag).is_err() {
-        eprintln!("error: {}", e.msg);
+        nixvm::report::stderr_line(&format!("error: {}", e.msg));
     }
 }

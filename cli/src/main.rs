@@ -2,13 +2,18 @@
 //! `instantiate`. Everything here goes through the public `nixvm` API.
 
 mod args;
+mod argv;
 mod build;
+mod conf;
 mod config;
 mod diag;
 mod instantiate;
+mod settings;
 
 use args::InstArgs;
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 // Evaluation allocates millions of small, short-lived objects (thunks, envs, attribute
@@ -44,10 +49,13 @@ static MIMALLOC_OPTIONS: extern "C" fn() = {
     lazy_arena_commit
 };
 
+/// The CppNix version whose commands, flags and answers nixvm follows.
+pub const COMPATIBLE_NIX: &str = "2.34.8";
+
 #[derive(Parser)]
 #[command(
     name = "nixvm",
-    version,
+    disable_version_flag = true,
     about = "A fast evaluator for the Nix language"
 )]
 struct Cli {
@@ -60,19 +68,67 @@ enum Cmd {
     /// Print the syntax tree of a file (or `-` for stdin) as nix-instantiate --parse does.
     Parse {
         file: String,
-        #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
-        features: Vec<String>,
+        #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
+        option: Vec<String>,
     },
     /// Evaluate an expression (`-E`) or a file and print its value.
     Eval(InstArgs),
-    /// nix-instantiate-compatible evaluation and instantiation.
+    /// nix-instantiate: evaluate, instantiate derivations (also run as `nix-instantiate`).
     Instantiate(InstArgs),
-    /// Instantiate and build derivations (like nix-build), linking ./result to the output.
+    /// nix-build: instantiate and build, linking ./result (also run as `nix-build`).
     Build(InstArgs),
+    /// Make `nix-instantiate` and `nix-build` links to this binary in DIR: put DIR
+    /// first on PATH to run scripts written for CppNix with nixvm.
+    Links { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match argv::utf8_args(std::env::args_os()) {
+        Ok(a) => a,
+        Err(e) => {
+            nixvm::report::stderr_line(&format!("error: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let personality = argv::Personality::of(args.first().map(String::as_str).unwrap_or(""));
+    let mut args = argv::rewrite(args);
+    if let Some(sub) = personality.subcommand() {
+        args.insert(1, sub.to_string());
+    }
+    let sub = args.get(1).cloned();
+    let program = personality.program(sub.as_deref());
+    let before_dashes = args.iter().take_while(|a| *a != "--");
+    if before_dashes.skip(1).any(|a| a == "--version") {
+        let _ = match personality {
+            argv::Personality::Nixvm => writeln!(
+                std::io::stdout(),
+                "nixvm {} (like Nix {COMPATIBLE_NIX})",
+                env!("CARGO_PKG_VERSION")
+            ),
+            _ => writeln!(
+                std::io::stdout(),
+                "{program} (nixvm {}, like Nix) {COMPATIBLE_NIX}",
+                env!("CARGO_PKG_VERSION")
+            ),
+        };
+        return ExitCode::SUCCESS;
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(1);
+            }
+            let _ = std::io::stderr().write_all(argv::usage_error(&e, &program).as_bytes());
+            return ExitCode::from(1);
+        }
+    };
     // Evaluation recursion is on the heap, but builtins re-enter the VM;
     // run on a big stack so stacker rarely needs to switch.
     let child = std::thread::Builder::new()
@@ -81,29 +137,99 @@ fn main() -> ExitCode {
     match child.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!("error: internal error (evaluator thread panicked)");
+            nixvm::report::stderr_line("error: internal error (evaluator thread panicked)");
             ExitCode::from(1)
         }
     }
 }
 
+/// Settings from the configuration files and $NIX_CONFIG go before the command
+/// line's, which win; bad values end the run, unknown names are warned about.
+fn with_config(mut a: InstArgs) -> Result<InstArgs, ExitCode> {
+    let loaded = conf::load();
+    for e in &loaded.errors {
+        nixvm::report::stderr_line(&format!("error: {e}"));
+    }
+    if !loaded.errors.is_empty() {
+        return Err(ExitCode::from(1));
+    }
+    let mut all: Vec<String> = loaded.pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+    all.append(&mut a.option);
+    a.option = all;
+    match config::check_options(&a) {
+        Ok(warnings) => {
+            for w in warnings {
+                nixvm::report::stderr_line(&format!("warning: {w}"));
+            }
+        }
+        Err(e) => {
+            nixvm::report::stderr_line(&format!("error: {e}"));
+            return Err(ExitCode::from(1));
+        }
+    }
+    if a.debugger {
+        nixvm::report::stderr_line(
+            "error: '--debugger' is not supported: nixvm has no interactive debugger",
+        );
+        return Err(ExitCode::from(1));
+    }
+    Ok(a)
+}
+
 fn run(cli: Cli) -> ExitCode {
-    match cli.cmd {
-        Cmd::Parse { file, features } => {
+    let (cmd, a) = match cli.cmd {
+        Cmd::Links { dir } => return links(&dir),
+        Cmd::Parse { file, option } => {
             let args = InstArgs {
                 files: vec![file],
                 parse: true,
-                features,
+                codespan: true,
+                option,
                 ..Default::default()
             };
-            instantiate::instantiate(args)
+            ("instantiate", args)
         }
         Cmd::Eval(mut a) => {
             a.eval = true;
             a.codespan = true;
-            instantiate::instantiate(a)
+            ("instantiate", a)
         }
-        Cmd::Instantiate(a) => instantiate::instantiate(a),
-        Cmd::Build(a) => build::build(a),
+        Cmd::Instantiate(a) => ("instantiate", a),
+        Cmd::Build(a) => ("build", a),
+    };
+    let a = match with_config(a) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match cmd {
+        "build" => build::build(a),
+        _ => instantiate::instantiate(a),
     }
+}
+
+/// `nixvm links DIR`: the multi-call links.
+fn links(dir: &std::path::Path) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            nixvm::report::stderr_line(&format!("error: cannot find this program's path: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        nixvm::report::stderr_line(&format!("error: creating '{}': {e}", dir.display()));
+        return ExitCode::from(1);
+    }
+    for name in ["nix-instantiate", "nix-build"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_ok() {
+            let _ = std::fs::remove_file(&link);
+        }
+        if let Err(e) = std::os::unix::fs::symlink(&exe, &link) {
+            nixvm::report::stderr_line(&format!("error: creating '{}': {e}", link.display()));
+            return ExitCode::from(1);
+        }
+        let _ = writeln!(std::io::stdout(), "{}", link.display());
+    }
+    ExitCode::SUCCESS
 }

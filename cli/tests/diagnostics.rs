@@ -1,5 +1,6 @@
-//! Rendered diagnostics of the `nixvm` binary (codespan-reporting, no
-//! colour), one snapshot per kind of error, plus checks against what CppNix
+//! Rendered diagnostics of `nixvm eval` and `nixvm parse` (codespan-reporting,
+//! no colour; the nix-* commands print CppNix's layout, see `cppnix_layout.rs`),
+//! one snapshot per kind of error, plus checks against what CppNix
 //! 2.34 says for the same input (`nix-instantiate --eval -E EXPR`): the
 //! `error:` message must be CppNix's innermost message and the labelled
 //! position CppNix's `at` position. The layout (codespan's frame, `= …`
@@ -48,9 +49,9 @@ fn nixvm(args: &[&str], stdin: Option<&str>) -> Run {
     }
 }
 
-/// `nixvm instantiate --eval -E EXPR`, which must fail with exit status 1.
+/// `nixvm eval -E EXPR`, which must fail with exit status 1.
 fn eval_err(expr: &str) -> Run {
-    let r = nixvm(&["instantiate", "--eval", "-E", expr], None);
+    let r = nixvm(&["eval", "-E", expr], None);
     assert_eq!(r.code, Some(1), "exit status for {expr:?}\n{}", r.stderr);
     assert!(r.stdout.is_empty(), "stdout for {expr:?}: {}", r.stdout);
     r
@@ -256,8 +257,7 @@ fn calling_a_non_function() {
 fn show_trace_lists_the_frames() {
     let r = nixvm(
         &[
-            "instantiate",
-            "--eval",
+            "eval",
             "--strict",
             "--show-trace",
             "-E",
@@ -266,10 +266,8 @@ fn show_trace_lists_the_frames() {
         None,
     );
     assert_eq!(r.code, Some(1));
-    // differs from CppNix: its trace, innermost first, is "… while calling
-    // 'f'" (1:9), "… from call site" (1:26), "… while evaluating the
-    // attribute 'r'" (1:22); nixvm says "… while evaluating" at the call
-    // site and has no "while calling" frame.
+    // CppNix's trace, innermost first, is "… while calling 'f'" (1:9),
+    // "… from call site" (1:26), "… while evaluating the attribute 'r'" (1:22).
     r.message("attribute 'a' missing").at("«string»:1:12");
     insta::assert_snapshot!(r.stderr);
 }

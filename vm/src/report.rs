@@ -49,6 +49,23 @@ pub fn render_level(vm: &Vm, level: &str, e: &EvalError, show_trace: bool) -> St
     out
 }
 
+/// The frames CppNix prints, outermost first, without folding repeats: all of
+/// them with --show-trace, else the first few and those marked `always`.
+pub fn shown_frames(e: &EvalError, show_trace: bool) -> Vec<&TraceEntry> {
+    let mut out = Vec::new();
+    let mut count = 0;
+    for t in e.trace.iter().rev().filter(|t| !t.msg.is_empty()) {
+        if show_trace || count <= SHOWN_WITHOUT_SHOW_TRACE || t.always {
+            if !show_trace && count > SHOWN_WITHOUT_SHOW_TRACE && !t.always {
+                continue;
+            }
+            count += 1 + usize::from(t.pos.is_some());
+            out.push(t);
+        }
+    }
+    out
+}
+
 fn render_trace<'a>(
     vm: &Vm,
     out: &mut String,

@@ -201,6 +201,8 @@ pub struct Settings {
     pub show_trace: bool,
     pub pure_eval: bool,
     pub restrict_eval: bool,
+    /// URI prefixes fetchers may use under pure or restricted evaluation.
+    pub allowed_uris: Vec<String>,
     /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
     pub search_path: Vec<(String, String)>,
     pub store_dir: String,
@@ -231,6 +233,7 @@ impl Default for Settings {
             show_trace: false,
             pure_eval: false,
             restrict_eval: false,
+            allowed_uris: Vec::new(),
             search_path: Vec::new(),
             store_dir: "/nix/store".into(),
             system: default_system(),
