@@ -940,7 +940,7 @@ impl Vm {
                     match &top.view() {
                         View::Attrs(a) => match a.get(sym) {
                             Some(v) => self.stack.push(v.clone()),
-                            None => return Err(self.missing_attr(&a, sym)),
+                            None => return Err(self.missing_attr(a, sym)),
                         },
                         other => return type_mismatch("a set", &other.to_value()),
                     }
