@@ -24,12 +24,13 @@ pub fn build(a: InstArgs) -> ExitCode {
     let mut ev = build_evaluator_with(&a, Some(backend.clone()));
     let mut drvs = Vec::new();
     let result = instantiate_inner(&a, &mut ev, Some(&mut drvs))
+        .map_err(|e| (e, 1))
         .and_then(|()| realise_and_link(&a, &backend, &drvs));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((e, status)) => {
             report(&ev, &a, &e);
-            ExitCode::from(1)
+            ExitCode::from(status)
         }
     }
 }
@@ -38,13 +39,22 @@ pub fn realise_and_link(
     a: &InstArgs,
     backend: &nixvm::LocalBackend,
     drvs: &[String],
-) -> Result<(), Box<EvalError>> {
+) -> Result<(), (Box<EvalError>, u8)> {
     use nixvm_store::build::{Builder, DerivedPath};
-    let store_err = |e: nixvm_store::Error| EvalError::new(nixvm::ErrorKind::Other, e.to_string());
-    let store = backend
-        .store()
-        .map_err(store_err)?
-        .ok_or_else(|| EvalError::new(nixvm::ErrorKind::Other, "the store could not be opened"))?;
+    // A build failure ends nix-build with its own status (100 and up).
+    let store_err = |e: nixvm_store::Error| {
+        let status = e.exit_status();
+        (
+            EvalError::new(nixvm::ErrorKind::Other, e.to_string()),
+            status,
+        )
+    };
+    let store = backend.store().map_err(store_err)?.ok_or_else(|| {
+        (
+            EvalError::new(nixvm::ErrorKind::Other, "the store could not be opened"),
+            1,
+        )
+    })?;
     let targets: Vec<DerivedPath> = drvs
         .iter()
         .map(|l| match l.split_once('!') {
@@ -59,6 +69,21 @@ pub fn realise_and_link(
         })
         .collect();
     let builder = Builder::new(store, backend.build_settings().clone());
+    if a.check {
+        return Err((
+            EvalError::new(
+                nixvm::ErrorKind::Other,
+                "'--check' is not supported yet: nixvm cannot rebuild and compare outputs",
+            ),
+            1,
+        ));
+    }
+    if a.dry_run {
+        // nix-build --dry-run: say what would be built, build nothing.
+        let plan = builder.plan(&targets).map_err(store_err)?;
+        builder.announce(&plan.needed);
+        return Ok(());
+    }
     let report = builder.realise(&targets).map_err(store_err)?;
     let mut out = std::io::stdout().lock();
     let base = a.out_link.clone().unwrap_or_else(|| "result".to_string());
@@ -82,25 +107,26 @@ pub fn realise_and_link(
             let link = Path::new(&link);
             if let Ok(m) = std::fs::symlink_metadata(link) {
                 if !m.file_type().is_symlink() {
-                    return Err(EvalError::new(
-                        nixvm::ErrorKind::Io,
-                        format!(
-                            "cannot create symlink '{}': a file that is not a symlink is in the way",
-                            link.display()
+                    return Err((
+                        EvalError::new(
+                            nixvm::ErrorKind::Io,
+                            format!(
+                                "cannot create symlink '{}': a file that is not a symlink is in the way",
+                                link.display()
+                            ),
                         ),
+                        1,
                     ));
                 }
                 let _ = std::fs::remove_file(link);
             }
             std::os::unix::fs::symlink(&target, link).map_err(|e| {
-                EvalError::new(
-                    nixvm::ErrorKind::Io,
-                    format!(
-                        "creating symlink '{}': {}",
-                        link.display(),
-                        nixvm::vm::io_msg(&e)
-                    ),
-                )
+                let msg = format!(
+                    "creating symlink '{}': {}",
+                    link.display(),
+                    nixvm::vm::io_msg(&e)
+                );
+                (EvalError::new(nixvm::ErrorKind::Io, msg), 1)
             })?;
         }
     }

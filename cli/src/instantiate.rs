@@ -150,6 +150,13 @@ pub fn instantiate_inner(
     } else {
         a.files.clone()
     };
+    if a.find_file {
+        for input in &inputs {
+            let p = find_file(ev, input)?;
+            let _ = writeln!(out, "{p}");
+        }
+        return Ok(());
+    }
     for input in &inputs {
         if a.parse {
             let (src, name, dir) = source_of(a, input)?;
@@ -172,6 +179,10 @@ pub fn instantiate_inner(
             })?;
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
             ev.eval_bytes(buf, "«stdin»", &cwd)?
+        } else if let Some(name) = input.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+            // `nix-build '<nixpkgs>' -A hello`: a search-path entry.
+            let p = find_file(ev, name)?;
+            ev.eval_file(Path::new(&p))?
         } else {
             ev.eval_file(Path::new(input))?
         };
@@ -182,7 +193,7 @@ pub fn instantiate_inner(
             a.attr.clone()
         };
         for attr in paths {
-            let v = select_attr_path(ev, root.clone(), &attr, &auto_args)?;
+            let v = crate::attrpath::select(ev, root.clone(), &attr, &auto_args)?;
             if a.eval && collect.is_none() {
                 let v = if auto_args.is_empty() {
                     v
@@ -227,6 +238,28 @@ pub fn auto_args(a: &InstArgs, ev: &mut Evaluator) -> Result<Vec<(Symbol, Value)
     for pair in a.argstr.chunks(2) {
         out.push((Symbol::intern(&pair[0]), Value::str(&pair[1])));
     }
+    for pair in a.arg_from_file.chunks(2) {
+        let text = std::fs::read(&pair[1]).map_err(|e| {
+            EvalError::new(
+                nixvm::ErrorKind::Io,
+                format!("reading file '{}': {}", pair[1], nixvm::vm::io_msg(&e)),
+            )
+        })?;
+        out.push((
+            Symbol::intern(&pair[0]),
+            Value::str(&String::from_utf8_lossy(&text)),
+        ));
+    }
+    for name in &a.arg_from_stdin {
+        let mut text = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut text)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {e}")))?;
+        out.push((
+            Symbol::intern(name),
+            Value::str(&String::from_utf8_lossy(&text)),
+        ));
+    }
     Ok(out)
 }
 
@@ -264,57 +297,23 @@ pub fn auto_call(
     ev.vm.call(v, arg)
 }
 
-pub fn select_attr_path(
-    ev: &mut Evaluator,
-    mut v: Value,
-    path: &str,
-    args: &[(Symbol, Value)],
-) -> Result<Value, Box<EvalError>> {
-    if path.is_empty() {
-        return ev.vm.force(v);
-    }
-    for comp in path.split('.') {
-        v = auto_call(ev, v, args)?;
-        v = ev.vm.force(v)?;
-        if let Ok(i) = comp.parse::<usize>() {
-            if let View::List(l) = &v.view() {
-                let Some(x) = l.get(i) else {
-                    return Err(EvalError::new(
-                        nixvm::ErrorKind::Other,
-                        format!(
-                            "list index {} in selection path '{}' is out of range",
-                            i, path
-                        ),
-                    ));
-                };
-                v = x.clone();
-                continue;
-            }
-        }
-        match &v.view() {
-            View::Attrs(s) => match s.get(Symbol::intern(comp)) {
-                Some(x) => v = x.clone(),
-                None => {
-                    return Err(EvalError::new(
-                        nixvm::ErrorKind::MissingAttr,
-                        format!(
-                            "attribute '{}' in selection path '{}' not found",
-                            comp, path
-                        ),
-                    ))
-                }
-            },
-            other => {
-                return Err(EvalError::new(
-                    nixvm::ErrorKind::Type,
-                    format!(
-                    "the expression selected by the selection path '{}' should be a set but is {}",
-                    path,
-                    other.type_of()
-                ),
-                ))
-            }
+/// Where the search path puts `name` (`nixpkgs`, `nixpkgs/lib`), as `<name>`
+/// finds it; a lookup failure has no position, as CppNix's has none here.
+pub fn find_file(ev: &mut Evaluator, name: &str) -> Result<String, Box<EvalError>> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let v = ev
+        .eval_str(&format!("<{name}>"), &cwd)
+        .and_then(|v| ev.force(v))
+        .map_err(|mut e| {
+            e.trace.clear();
+            e.with_pos(None)
+        })?;
+    match v.view() {
+        View::Path(p) => Ok(p.to_string()),
+        // A search-path entry that is a store path or URL gives a string.
+        _ => {
+            let s = ev.coerce_to_string(&v)?;
+            Ok(String::from_utf8_lossy(&s).into_owned())
         }
     }
-    ev.vm.force(v)
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod argv;
+mod attrpath;
 mod build;
 mod conf;
 mod config;

@@ -126,6 +126,14 @@ enum Isolation {
     Sandbox,
 }
 
+/// What a set of targets needs: their derivations, those to build, and which
+/// of those each waits for.
+pub struct Plan {
+    pub drvs: BTreeMap<String, Derivation>,
+    pub needed: BTreeSet<String>,
+    pub deps: BTreeMap<String, BTreeSet<String>>,
+}
+
 impl<'a> Builder<'a> {
     pub fn new(store: &'a LocalStore, settings: BuildSettings) -> Builder<'a> {
         Builder {
@@ -190,7 +198,9 @@ impl<'a> Builder<'a> {
     }
 
     /// Make the outputs of `targets` valid, building what is missing.
-    pub fn realise(&self, targets: &[DerivedPath]) -> Result<BuildReport, Error> {
+    /// The derivations `targets` need built (theirs or their inputs' outputs are
+    /// missing): what `realise` would build, and what `nix-build --dry-run` lists.
+    pub fn plan(&self, targets: &[DerivedPath]) -> Result<Plan, Error> {
         // Batched `.drv` files must be registered before builds rely on them.
         self.store.flush()?;
         let mut drvs: BTreeMap<String, Derivation> = BTreeMap::new();
@@ -218,23 +228,36 @@ impl<'a> Builder<'a> {
         for ds in deps.values_mut() {
             ds.retain(|x| needed.contains(x));
         }
+        Ok(Plan { drvs, needed, deps })
+    }
+
+    /// "these N derivations will be built:" and the list, on stderr.
+    pub fn announce(&self, needed: &BTreeSet<String>) {
+        if needed.is_empty() {
+            return;
+        }
+        let n = needed.len();
+        let mut msg = format!(
+            "{} {} will be built:",
+            if n == 1 { "this" } else { "these" },
+            if n == 1 {
+                "derivation".to_string()
+            } else {
+                format!("{n} derivations")
+            }
+        );
+        for d in needed {
+            msg.push_str(&format!("\n  {d}"));
+        }
+        self.note(&msg);
+    }
+
+    pub fn realise(&self, targets: &[DerivedPath]) -> Result<BuildReport, Error> {
+        let Plan { drvs, needed, deps } = self.plan(targets)?;
         let mut report = BuildReport::default();
         if !needed.is_empty() {
             let isolation = self.isolation()?;
-            let n = needed.len();
-            let mut msg = format!(
-                "{} {} will be built:",
-                if n == 1 { "this" } else { "these" },
-                if n == 1 {
-                    "derivation".to_string()
-                } else {
-                    format!("{n} derivations")
-                }
-            );
-            for d in &needed {
-                msg.push_str(&format!("\n  {d}"));
-            }
-            self.note(&msg);
+            self.announce(&needed);
             report.built = self.schedule(&drvs, deps, &isolation)?;
         }
         for t in targets {
@@ -406,7 +429,10 @@ impl<'a> Builder<'a> {
             for p in outputs.values() {
                 let _ = self.store.delete_invalid(p);
             }
-            return Err(e);
+            return Err(match e {
+                Error::Msg(msg) => Error::BuildFailed { msg, exit: 100 },
+                e => e,
+            });
         }
 
         // Check and register the outputs.
@@ -418,9 +444,12 @@ impl<'a> Builder<'a> {
                 for q in outputs.values() {
                     let _ = self.store.delete_invalid(q);
                 }
-                return Err(Error::Msg(format!(
-                    "builder for '{drv_path}' failed to produce output path for output '{name}' at '{p}'"
-                )));
+                return Err(Error::BuildFailed {
+                    msg: format!(
+                        "builder for '{drv_path}' failed to produce output path for output '{name}' at '{p}'"
+                    ),
+                    exit: 100,
+                });
             }
             let mut ca = None;
             let mut candidates: BTreeSet<String> = closure.clone();
@@ -447,11 +476,14 @@ impl<'a> Builder<'a> {
                 };
                 if got != want.hash {
                     let _ = self.store.delete_invalid(p);
-                    return Err(Error::Msg(format!(
-                        "hash mismatch in fixed-output derivation '{drv_path}':\n  specified: {}\n     got:    {}",
-                        want.hash.to_sri(),
-                        got.to_sri()
-                    )));
+                    return Err(Error::BuildFailed {
+                        msg: format!(
+                            "hash mismatch in fixed-output derivation '{drv_path}':\n  specified: {}\n     got:    {}",
+                            want.hash.to_sri(),
+                            got.to_sri()
+                        ),
+                        exit: 102,
+                    });
                 }
                 ca = Some(format!(
                     "fixed:{}{}",

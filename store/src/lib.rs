@@ -74,6 +74,21 @@ pub enum Error {
     Db(String),
     /// Any other store or build failure, with its full message.
     Msg(String),
+    /// A builder failed or produced wrong outputs. `exit` is the status
+    /// nix-build ends with: 100, plus 2 for a fixed-output hash mismatch
+    /// (CppNix's codes).
+    BuildFailed { msg: String, exit: u8 },
+}
+
+impl Error {
+    /// The exit status a command ends with for this error: a build failure's
+    /// own (100 and up), 1 for everything else.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Error::BuildFailed { exit, .. } => *exit,
+            _ => 1,
+        }
+    }
 }
 
 /// Problems specific to serialising a file tree as a NAR.
@@ -126,7 +141,7 @@ impl fmt::Display for Error {
                 source,
             } => write!(f, "{action} '{path}': {}", io_error_text(source)),
             Error::Nar(e) => e.fmt(f),
-            Error::Db(m) | Error::Msg(m) => f.write_str(m),
+            Error::Db(m) | Error::Msg(m) | Error::BuildFailed { msg: m, .. } => f.write_str(m),
             Error::MissingExperimentalFeature { feature, reason } => {
                 write!(f, "experimental Nix feature '{feature}' is disabled")?;
                 if !reason.is_empty() {
@@ -151,7 +166,8 @@ impl std::error::Error for Error {
             Error::Nar(_)
             | Error::MissingExperimentalFeature { .. }
             | Error::Db(_)
-            | Error::Msg(_) => None,
+            | Error::Msg(_)
+            | Error::BuildFailed { .. } => None,
         }
     }
 }

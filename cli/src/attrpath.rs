@@ -1,0 +1,117 @@
+//! Attribute paths as CppNix's `-A` takes them: components split at dots,
+//! double quotes protecting dots (`a."b.c"`), a number selecting a list
+//! element, the function at each step called with the `--arg`s first.
+
+use crate::instantiate::auto_call;
+use nixvm::value::{Value, View};
+use nixvm::{ErrorKind, EvalError, Evaluator};
+use nixvm_compiler::Symbol;
+
+/// The components of a path; an unterminated quote is an error.
+pub fn parse(path: &str) -> Result<Vec<String>, Box<EvalError>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => out.push(std::mem::take(&mut cur)),
+            '"' => loop {
+                match chars.next() {
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::Parse,
+                            format!("missing closing quote in selection path '{path}'"),
+                        ))
+                    }
+                    Some('"') => break,
+                    Some(c) => cur.push(c),
+                }
+            },
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// The value at `path` under `v`, forced.
+pub fn select(
+    ev: &mut Evaluator,
+    mut v: Value,
+    path: &str,
+    args: &[(Symbol, Value)],
+) -> Result<Value, Box<EvalError>> {
+    let fail = |kind, msg: String| EvalError::new(kind, msg);
+    for comp in parse(path)? {
+        v = auto_call(ev, v, args)?;
+        v = ev.vm.force(v)?;
+        if let Ok(i) = comp.parse::<u32>() {
+            let View::List(l) = &v.view() else {
+                return Err(fail(
+                    ErrorKind::Type,
+                    format!(
+                        "the expression selected by the selection path '{path}' should be a list but is {}",
+                        v.view().type_of()
+                    ),
+                ));
+            };
+            let Some(x) = l.get(i as usize) else {
+                return Err(fail(
+                    ErrorKind::MissingAttr,
+                    format!("list index {i} in selection path '{path}' is out of range"),
+                ));
+            };
+            v = x.clone();
+            continue;
+        }
+        let View::Attrs(s) = &v.view() else {
+            return Err(fail(
+                ErrorKind::Type,
+                format!(
+                    "the expression selected by the selection path '{path}' should be a set but is {}",
+                    v.view().type_of()
+                ),
+            ));
+        };
+        if comp.is_empty() {
+            return Err(fail(
+                ErrorKind::Other,
+                format!("empty attribute name in selection path '{path}'"),
+            ));
+        }
+        match s.get(Symbol::intern(&comp)) {
+            Some(x) => v = x.clone(),
+            None => {
+                let names: Vec<String> = s.iter().map(|(k, _)| k.to_string()).collect();
+                let mut e = fail(
+                    ErrorKind::MissingAttr,
+                    format!("attribute '{comp}' in selection path '{path}' not found"),
+                );
+                e.suggestions =
+                    nixvm::report::best_matches(names.iter().map(String::as_str), &comp);
+                return Err(e);
+            }
+        }
+    }
+    ev.vm.force(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn components_as_cppnix_splits_them() {
+        assert_eq!(parse("a.b").unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            parse(r#"services.nginx.virtualHosts."example.com".root"#).unwrap(),
+            vec!["services", "nginx", "virtualHosts", "example.com", "root"]
+        );
+        assert_eq!(parse("a..b").unwrap(), vec!["a", "", "b"]);
+        assert_eq!(parse("").unwrap(), Vec::<String>::new());
+        assert_eq!(parse("x.0").unwrap(), vec!["x", "0"]);
+        assert!(parse(r#"a."b"#).is_err());
+    }
+}
