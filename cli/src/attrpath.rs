@@ -53,7 +53,7 @@ pub fn select(
                     ErrorKind::Type,
                     format!(
                         "the expression selected by the selection path '{path}' should be a list but is {}",
-                        v.view().type_of()
+                        v.show_type()
                     ),
                 ));
             };
@@ -71,7 +71,7 @@ pub fn select(
                 ErrorKind::Type,
                 format!(
                     "the expression selected by the selection path '{path}' should be a set but is {}",
-                    v.view().type_of()
+                    v.show_type()
                 ),
             ));
         };

@@ -1,0 +1,356 @@
+//! nixvm as a drop-in for CppNix's commands: the binary run through a
+//! `nix-instantiate` / `nix-build` link with CppNix-style command lines,
+//! settings flags and configuration files. Expected texts are CppNix 2.34.8's
+//! answers to the same command lines, recorded with
+//! `../shared/tools/reference-nix.sh run nix-instantiate ...`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A scratch directory with `nix-instantiate` and `nix-build` links made by
+/// `nixvm links`, and an empty configuration (no /etc/nix/nix.conf, no user file).
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("nixvm-dropin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+            .args(["links"])
+            .arg(dir.join("bin"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Env { dir }
+    }
+
+    fn cmd(&self, prog: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(self.dir.join("bin").join(prog));
+        c.args(args)
+            .current_dir(&self.dir)
+            .env_remove("NIX_PATH")
+            .env_remove("NIX_CONFIG")
+            .env_remove("NIX_ABORT_ON_WARN")
+            .env_remove("NIX_USER_CONF_FILES")
+            .env("NIX_CONF_DIR", self.dir.join("etc"))
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("XDG_CONFIG_DIRS", self.dir.join("xdg"))
+            .env("HOME", "/home/someone")
+            .env("NIXVM_STORE", self.dir.join("store"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, prog: &str, args: &[&str]) -> Out {
+        run(self.cmd(prog, args))
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(mut c: Command) -> Out {
+    let o = c.output().expect("running the link");
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn inst(e: &Env, args: &[&str]) -> Out {
+    e.run("nix-instantiate", args)
+}
+
+#[test]
+fn the_link_is_nix_instantiate() {
+    let e = Env::new("link");
+    let o = inst(&e, &["--eval", "-E", "1 + 1"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (Some(0), "2\n", "")
+    );
+    // --eval-only is nix-instantiate's old spelling of --eval.
+    let o = inst(&e, &["--eval-only", "--strict", "-E", "[ (1 + 1) ]"]);
+    assert_eq!(o.stdout, "[ 2 ]\n");
+    let o = inst(&e, &["--version"]);
+    assert!(
+        o.stdout.starts_with("nix-instantiate ") && o.stdout.ends_with(" 2.34.8\n"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn usage_errors_as_cppnix() {
+    let e = Env::new("usage");
+    let o = inst(&e, &["--frobnicate"]);
+    assert_eq!(o.code, Some(1));
+    assert_eq!(
+        o.stderr,
+        "error: unrecognised flag '--frobnicate'\nTry 'nix-instantiate --help' for more information.\n"
+    );
+    let o = inst(&e, &["--arg", "x"]);
+    assert_eq!(o.code, Some(1));
+    assert_eq!(
+        o.stderr,
+        "error: flag '--arg' requires 2 argument(s), but only 1 were given\nTry 'nix-instantiate --help' for more information.\n"
+    );
+    let o = e.run("nix-build", &["--frobnicate"]);
+    assert_eq!(o.code, Some(1));
+    assert!(o
+        .stderr
+        .ends_with("Try 'nix-build --help' for more information.\n"));
+}
+
+#[test]
+fn settings_warnings_as_cppnix() {
+    let e = Env::new("warn");
+    let o = inst(&e, &["--option", "foo", "bar", "--eval", "-E", "1"]);
+    assert_eq!((o.code, o.stdout.as_str()), (Some(0), "1\n"));
+    assert_eq!(o.stderr, "warning: unknown setting 'foo'\n");
+    let o = inst(&e, &["--option", "pure-eval", "maybe", "--eval", "-E", "1"]);
+    assert_eq!((o.code, o.stdout.as_str()), (Some(0), "1\n"));
+    assert_eq!(
+        o.stderr,
+        "warning: Boolean setting 'pure-eval' has invalid value 'maybe'\n"
+    );
+    // Every setting is known, including list settings' extra- forms.
+    let o = inst(
+        &e,
+        &[
+            "--option",
+            "substituters",
+            "",
+            "--extra-substituters",
+            "x",
+            "--eval",
+            "-E",
+            "1",
+        ],
+    );
+    assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""));
+}
+
+const HOME: &str = "builtins.getEnv \"HOME\"";
+
+#[test]
+fn setting_flags_and_their_negations() {
+    let e = Env::new("flags");
+    assert_eq!(
+        inst(&e, &["--eval", "-E", HOME]).stdout,
+        "\"/home/someone\"\n"
+    );
+    assert_eq!(
+        inst(&e, &["--eval", "--pure-eval", "-E", HOME]).stdout,
+        "\"\"\n"
+    );
+    // The last flag wins, as with CppNix.
+    let o = inst(&e, &["--eval", "--no-pure-eval", "--pure-eval", "-E", HOME]);
+    assert_eq!(o.stdout, "\"\"\n");
+    let o = inst(&e, &["--eval", "--pure-eval", "--no-pure-eval", "-E", HOME]);
+    assert_eq!(o.stdout, "\"/home/someone\"\n");
+}
+
+#[test]
+fn settings_from_files_and_environment() {
+    let e = Env::new("conf");
+    e.write("etc/nix.conf", "# system\ninclude more.conf\n");
+    e.write("etc/more.conf", "pure-eval = true\n");
+    assert_eq!(inst(&e, &["--eval", "-E", HOME]).stdout, "\"\"\n");
+    // The user's file comes after the system's; NIX_CONFIG after both; the
+    // command line last.
+    e.write("config/nix/nix.conf", "pure-eval = false\n");
+    assert_eq!(
+        inst(&e, &["--eval", "-E", HOME]).stdout,
+        "\"/home/someone\"\n"
+    );
+    let mut c = e.cmd("nix-instantiate", &["--eval", "-E", HOME]);
+    c.env("NIX_CONFIG", "pure-eval = true");
+    assert_eq!(run(c).stdout, "\"\"\n");
+    let mut c = e.cmd(
+        "nix-instantiate",
+        &["--eval", "--option", "pure-eval", "false", "-E", HOME],
+    );
+    c.env("NIX_CONFIG", "pure-eval = true");
+    assert_eq!(run(c).stdout, "\"/home/someone\"\n");
+    // NIX_USER_CONF_FILES replaces the XDG locations.
+    let f = e.write("other.conf", "pure-eval = true\n");
+    let mut c = e.cmd("nix-instantiate", &["--eval", "-E", HOME]);
+    c.env("NIX_USER_CONF_FILES", &f);
+    assert_eq!(run(c).stdout, "\"\"\n");
+}
+
+#[test]
+fn search_path_file_arguments() {
+    let e = Env::new("sp");
+    e.write(
+        "pkgs/default.nix",
+        "{ hello = \"hi\"; lib = import ./lib; }\n",
+    );
+    e.write("pkgs/lib/default.nix", "{ version = \"1.0\"; }\n");
+    let pkgs = format!("nixpkgs={}", e.dir.join("pkgs").display());
+    let o = inst(&e, &["--eval", "-I", &pkgs, "<nixpkgs>", "-A", "hello"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (Some(0), "\"hi\"\n"),
+        "{}",
+        o.stderr
+    );
+    let o = inst(
+        &e,
+        &["--eval", "-I", &pkgs, "<nixpkgs/lib>", "-A", "version"],
+    );
+    assert_eq!(o.stdout, "\"1.0\"\n", "{}", o.stderr);
+    let o = inst(&e, &["--find-file", "-I", &pkgs, "nixpkgs/lib"]);
+    assert_eq!(o.stdout, format!("{}\n", e.dir.join("pkgs/lib").display()));
+    let o = inst(&e, &["--eval", "<nope>"]);
+    assert_eq!(o.code, Some(1));
+    assert_eq!(
+        o.stderr,
+        "error: file 'nope' was not found in the Nix search path (add it using $NIX_PATH or -I)\n"
+    );
+}
+
+#[test]
+fn attribute_paths_as_cppnix() {
+    let e = Env::new("attrs");
+    let expr = "{ a.\"b.c\" = [ 1 2 ]; l = [ 1 ]; n = 1; s = { hello = 1; halo = 2; }; }";
+    let sel = |path: &str| inst(&e, &["--eval", "-E", expr, "-A", path]);
+    assert_eq!(sel("a.\"b.c\".1").stdout, "2\n");
+    let cases = [
+        ("l.x", "error: the expression selected by the selection path 'l.x' should be a set but is a list\n"),
+        ("l.3", "error: list index 3 in selection path 'l.3' is out of range\n"),
+        ("a.\"b", "error: missing closing quote in selection path 'a.\"b'\n"),
+        ("n.b", "error: the expression selected by the selection path 'n.b' should be a set but is an integer\n"),
+        (
+            "s.helo",
+            "error: attribute 'helo' in selection path 's.helo' not found\n       Did you mean one of halo or hello?\n",
+        ),
+    ];
+    for (path, want) in cases {
+        let o = sel(path);
+        assert_eq!((o.code, o.stderr.as_str()), (Some(1), want), "-A {path}");
+    }
+}
+
+#[test]
+fn args_from_files_and_stdin() {
+    let e = Env::new("args");
+    let f = e.write("arg.txt", "from a file");
+    let o = inst(
+        &e,
+        &[
+            "--eval",
+            "-E",
+            "{ x }: x",
+            "--arg-from-file",
+            "x",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.stdout, "\"from a file\"\n", "{}", o.stderr);
+    let mut c = e.cmd(
+        "nix-instantiate",
+        &["--eval", "-E", "{ x }: x", "--arg-from-stdin", "x"],
+    );
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin")
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "\"from stdin\"\n");
+}
+
+#[test]
+fn closed_streams_end_cleanly() {
+    let e = Env::new("pipes");
+    // Many trace lines into a closed stderr, a long value into a closed stdout:
+    // the run ends (no hang) with no panic (101) and no signal.
+    let expr = "builtins.foldl' (a: x: builtins.trace x a) 0 (builtins.genList (x: x) 20000)";
+    let mut c = e.cmd("nix-instantiate", &["--eval", "-E", expr]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut c = e.cmd(
+        "nix-instantiate",
+        &["--eval", "--strict", "-E", "builtins.genList (x: x) 200000"],
+    );
+    c.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 1),
+        "{status:?}"
+    );
+}
+
+fn sh() -> Option<&'static Path> {
+    Path::new("/bin/sh").exists().then(|| Path::new("/bin/sh"))
+}
+
+#[test]
+fn nix_build_statuses() {
+    let Some(_) = sh() else { return };
+    let e = Env::new("build");
+    let f = e.write(
+        "fail.nix",
+        "derivation { name = \"fail\"; system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"exit 3\" ]; }\n",
+    );
+    let f = f.to_str().unwrap();
+    let o = e.run("nix-build", &[f, "--dry-run", "--no-sandbox"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .starts_with("this derivation will be built:\n  /nix/store/"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stdout, "");
+    let o = e.run("nix-build", &[f, "--no-out-link", "--no-sandbox"]);
+    assert_eq!(o.code, Some(100), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("builder failed with exit code 3"),
+        "{}",
+        o.stderr
+    );
+    // A closed stderr while building neither hangs nor panics.
+    let mut c = e.cmd("nix-build", &[f, "--no-out-link", "--no-sandbox"]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(100));
+}
