@@ -4,86 +4,11 @@
 //! answers to the same command lines, recorded with
 //! `../shared/tools/reference-nix.sh run nix-instantiate ...`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// A scratch directory with `nix-instantiate` and `nix-build` links made by
-/// `nixvm links`, and an empty configuration (no /etc/nix/nix.conf, no user file).
-struct Env {
-    dir: PathBuf,
-}
-
-impl Env {
-    fn new(name: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!("nixvm-dropin-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("etc")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-            .args(["links"])
-            .arg(dir.join("bin"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Env { dir }
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(self.dir.join("bin").join(prog));
-        c.args(args)
-            .current_dir(&self.dir)
-            .env_remove("NIX_PATH")
-            .env_remove("NIX_CONFIG")
-            .env_remove("NIX_ABORT_ON_WARN")
-            .env_remove("NIX_USER_CONF_FILES")
-            .env("NIX_CONF_DIR", self.dir.join("etc"))
-            .env("XDG_CONFIG_HOME", self.dir.join("config"))
-            .env("XDG_CONFIG_DIRS", self.dir.join("xdg"))
-            .env("HOME", "/home/someone")
-            .env("NIXVM_STORE", self.dir.join("store"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, prog: &str, args: &[&str]) -> Out {
-        run(self.cmd(prog, args))
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(mut c: Command) -> Out {
-    let o = c.output().expect("running the link");
-    Out {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-fn inst(e: &Env, args: &[&str]) -> Out {
-    e.run("nix-instantiate", args)
-}
+use common::{inst, run, Env};
+use std::path::Path;
+use std::process::Stdio;
 
 #[test]
 fn the_link_is_nix_instantiate() {

@@ -26,6 +26,7 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     if name.ends_with(".drv") {
         return err("file names are not allowed to end in '.drv'");
     }
+    check_access(vm, path)?;
     let real = physical_path(vm, path);
     let real = real.as_path();
     if std::fs::symlink_metadata(real).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
@@ -58,12 +59,72 @@ pub fn copy_path_to_store(vm: &mut Vm, path: &str) -> EvalResult<String> {
     Ok(printed)
 }
 
+/// Pure and restricted evaluation: reading a file outside the store (and, in
+/// restricted mode, outside the search path's directories) is refused, with
+/// CppNix's words. This is a safety boundary: every read of a path goes
+/// through here (`realise_for_read`, `import`, copying a path to the store).
+pub fn check_access(vm: &Vm, path: &str) -> EvalResult<()> {
+    let s = &vm.settings;
+    if !s.pure_eval && !s.restrict_eval {
+        return Ok(());
+    }
+    let under = |dir: &str| {
+        let dir = dir.trim_end_matches('/');
+        path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/')) || dir.is_empty()
+    };
+    if path.starts_with("«nix-internal»") || under(&s.store_dir) {
+        return Ok(());
+    }
+    if !s.pure_eval {
+        for (_, entry) in &s.search_path {
+            if entry.starts_with('/') && under(entry) {
+                return Ok(());
+            }
+        }
+    }
+    let mode = if s.pure_eval {
+        "pure evaluation mode (use '--impure' to override)"
+    } else {
+        "restricted mode"
+    };
+    // No position of its own, as CppNix raises it.
+    Err(EvalError::new(
+        ErrorKind::Restricted,
+        format!("access to absolute path '{path}' is forbidden in {mode}"),
+    )
+    .with_pos(None))
+}
+
+/// A URI that a fetcher is about to download: in restricted mode it must be
+/// one of `allowed-uris` or under one (CppNix's prefix rule). Pure evaluation
+/// asks for hashes instead (the fetchers check that).
+pub fn check_uri(vm: &Vm, uri: &str) -> EvalResult<()> {
+    let s = &vm.settings;
+    if !s.restrict_eval {
+        return Ok(());
+    }
+    let allowed = s.allowed_uris.iter().any(|prefix| {
+        uri == prefix
+            || uri.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                prefix.ends_with('/') || rest.starts_with('/') || rest.starts_with('?')
+            })
+    });
+    if allowed || uri.starts_with("file://") && check_access(vm, &uri[7..]).is_ok() {
+        return Ok(());
+    }
+    Err(EvalError::new(
+        ErrorKind::Restricted,
+        format!("access to URI '{uri}' is forbidden in restricted mode"),
+    ))
+}
+
 /// A path that evaluation is about to read, turned into the file to read. Paths outside the
 /// store are returned as they are. A store path is looked up in the evaluator's store (and
 /// mapped to where its files physically are); an output that is not valid yet is built
 /// through the store when the derivation producing it is known (import-from-derivation),
 /// unless `allow-import-from-derivation` is off.
 pub fn realise_for_read(vm: &mut Vm, path: &str) -> EvalResult<String> {
+    check_access(vm, path)?;
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
     if !store.is_in_store(path) {
         return Ok(path.to_string());

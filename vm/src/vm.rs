@@ -345,6 +345,7 @@ impl Vm {
     /// The bytes of a Nix file to import (fetched store paths are read where their bytes
     /// are) and the directory its relative paths resolve against.
     fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String, PathBuf)> {
+        crate::storeglue::check_access(self, &path.to_string_lossy())?;
         let physical = crate::storeglue::physical_path(self, &path.to_string_lossy());
         let bytes = std::fs::read(&physical).map_err(|e| {
             EvalError::new(

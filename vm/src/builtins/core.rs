@@ -102,16 +102,27 @@ pub fn register(r: &mut Registry, vm: &Vm) {
     r.prim("functionArgs", 1, function_args);
     r.prim("unsafeGetAttrPos", 2, unsafe_get_attr_pos);
     r.prim("findFile", 2, find_file);
-    r.value("nixPath", nix_path(vm));
+    // Pure evaluation has no search path, no clock and no host system.
+    let pure = vm.settings.pure_eval;
+    r.value(
+        "nixPath",
+        if pure {
+            Value::list(Vec::new())
+        } else {
+            nix_path(vm)
+        },
+    );
     r.value("storeDir", Value::str(&vm.settings.store_dir));
-    r.value("currentSystem", Value::str(&vm.settings.system));
     r.value("nixVersion", Value::str("2.34.0"));
     r.value("langVersion", Value::Int(6));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    r.value("currentTime", Value::Int(now as i64));
+    if !pure {
+        r.value("currentSystem", Value::str(&vm.settings.system));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        r.value("currentTime", Value::Int(now as i64));
+    }
 }
 
 fn abort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
@@ -254,7 +265,7 @@ fn to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let name = vm.force_str_no_ctx(&a[0])?;
-    if vm.settings.pure_eval {
+    if vm.settings.pure_eval || vm.settings.restrict_eval {
         return Ok(Value::str(""));
     }
     Ok(Value::string(std::env::var(&name).unwrap_or_default()))
@@ -276,7 +287,11 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         View::String(s) => s.as_bytes().ends_with(b"/") || s.as_bytes().ends_with(b"/."),
         _ => false,
     };
-    let p = real_path(vm, &v)?;
+    // A path that pure or restricted evaluation may not read does not exist.
+    let p = match real_path(vm, &v) {
+        Err(e) if e.kind == ErrorKind::Restricted => return Ok(Value::Bool(false)),
+        r => r?,
+    };
     // As CppNix: the last component is not followed (a dangling symlink exists) unless
     // a trailing `/` or `/.` asks for a directory, which resolves symlinks fully.
     let md = if must_be_dir {
@@ -467,6 +482,14 @@ pub fn nix_path(vm: &Vm) -> Value {
 fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let list = vm.force_list(&a[0])?;
     let lookup = vm.force_str_no_ctx(&a[1])?;
+    if vm.settings.pure_eval {
+        return Err(EvalError::new(
+            ErrorKind::Restricted,
+            format!(
+                "cannot look up '<{lookup}>' in pure evaluation mode (use '--impure' to override)"
+            ),
+        ));
+    }
     for item in list.iter() {
         let item = vm.force_attrs(item)?;
         let prefix = match item.get(known::PREFIX) {

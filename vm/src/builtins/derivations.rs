@@ -811,6 +811,7 @@ fn add_path_inner(
             return Ok(Value::str_ctx(p.clone(), one_ctx(p.clone())));
         }
     }
+    crate::storeglue::check_access(vm, src)?;
     let real = std::fs::canonicalize(crate::storeglue::physical_path(vm, src))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| src.to_string());

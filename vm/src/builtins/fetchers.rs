@@ -632,6 +632,7 @@ fn fetch_url_like(
             "in pure evaluation mode, '{who}' requires a 'sha256' argument"
         ));
     }
+    crate::storeglue::check_uri(vm, &url)?;
     let method = if unpack {
         ContentAddressMethod::Recursive
     } else {
@@ -1278,6 +1279,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         }
         "tarball" => {
             let url = get_str(input, "url").unwrap_or_default();
+            crate::storeglue::check_uri(vm, &url)?;
             let (staging, last_modified) = download_tarball(vm, &url)?;
             if last_modified != 0 && get_int(input, "lastModified").is_none() {
                 input.insert("lastModified".into(), Attr::Int(last_modified as u64));
@@ -1286,6 +1288,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         }
         "file" => {
             let url = get_str(input, "url").unwrap_or_default();
+            crate::storeglue::check_uri(vm, &url)?;
             let data = download(&url)?;
             let staging = fetch_staging_path(vm)?;
             write_file(&staging, &data, false)?;
