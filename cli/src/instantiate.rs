@@ -41,35 +41,21 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
     }
     // What is reachable now, per kind (a walk, taken once for both reports:
     // CppNix's counters say what was allocated; ours what is still held).
-    let at_end = (a.stats || a.heap_census.is_some()).then(|| nixvm::census::census(&ev.vm, &[]));
-    if let (true, Some(end)) = (a.stats, &at_end) {
-        let s = &ev.vm.stats;
-        eprintln!(
-            "{{\"cpuTime\":{:.3},\"thunksCreated\":{},\"thunksElided\":{},\"thunksForced\":{},\"calls\":{},\"primOpCalls\":{},\"envs\":{},\"sets\":{},\"lists\":{},\"maxRssKiB\":{},\"gc\":{{\"collections\":{},\"time\":{:.3},\"freedBytes\":{},\"releasedBytes\":{},\"liveBytesAfterLast\":{},\"liveBytes\":{},\"heapBytes\":{},\"totalBytes\":{},\"liveByKind\":{}{}}}}}",
-            start.elapsed().as_secs_f64(),
-            s.thunks_created,
-            s.thunks_elided,
-            s.thunks_forced,
-            s.calls,
-            s.primop_calls,
-            s.envs,
-            s.attrsets,
-            s.lists,
-            max_rss_kib(),
-            ev.vm.gc.collections,
-            ev.vm.gc.time.as_secs_f64(),
-            ev.vm.gc.freed_bytes,
-            ev.vm.gc.released_bytes,
-            ev.vm.gc.live_after,
-            ev.vm.heap.live_bytes(),
-            ev.vm.heap.heap_bytes(),
-            ev.vm.heap.allocated_bytes(),
-            end.json(),
-            match &ev.vm.census.peak {
-                Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
-                None => String::new(),
+    // CppNix's NIX_SHOW_STATS (and NIX_SHOW_STATS_PATH), as --stats does.
+    let show_stats = a.stats
+        || std::env::var("NIX_SHOW_STATS").is_ok_and(|v| !v.is_empty() && v != "0");
+    let at_end =
+        (show_stats || a.heap_census.is_some()).then(|| nixvm::census::census(&ev.vm, &[]));
+    if let (true, Some(end)) = (show_stats, &at_end) {
+        let json = stats_json(&ev, start.elapsed().as_secs_f64(), &end.json());
+        match std::env::var("NIX_SHOW_STATS_PATH") {
+            Ok(path) if !path.is_empty() => {
+                if let Err(e) = std::fs::write(&path, format!("{json}\n")) {
+                    nixvm::report::stderr_line(&format!("error: writing '{path}': {e}"));
+                }
             }
-        );
+            _ => nixvm::report::stderr_line(&json),
+        }
     }
     if let (Some(_), Some(c)) = (a.heap_census, &at_end) {
         if let Some(p) = &ev.vm.census.peak {
@@ -316,4 +302,50 @@ pub fn find_file(ev: &mut Evaluator, name: &str) -> Result<String, Box<EvalError
             Ok(String::from_utf8_lossy(&s).into_owned())
         }
     }
+}
+
+/// The statistics as CppNix's NIX_SHOW_STATS prints them: its field names for
+/// the figures that mean the same here, nixvm's own under "nixvm".
+fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
+    let s = &ev.vm.stats;
+    let gc = &ev.vm.gc;
+    let heap = &ev.vm.heap;
+    let peak = match &ev.vm.census.peak {
+        Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
+        None => String::new(),
+    };
+    format!(
+        concat!(
+            "{{\"cpuTime\":{cpu:.3},\"time\":{{\"cpu\":{cpu:.3}}},",
+            "\"envs\":{{\"number\":{envs}}},\"sets\":{{\"number\":{sets}}},",
+            "\"nrThunks\":{thunks},\"nrAvoided\":{elided},\"nrFunctionCalls\":{calls},",
+            "\"nrPrimOpCalls\":{prim},\"gc\":{{\"heapSize\":{heap},\"totalBytes\":{total}}},",
+            "\"nixvm\":{{\"thunksCreated\":{thunks},\"thunksElided\":{elided},",
+            "\"thunksForced\":{forced},\"calls\":{calls},\"primOpCalls\":{prim},",
+            "\"envs\":{envs},\"sets\":{sets},\"lists\":{lists},\"maxRssKiB\":{rss},",
+            "\"gc\":{{\"collections\":{coll},\"time\":{gctime:.3},\"freedBytes\":{freed},",
+            "\"releasedBytes\":{released},\"liveBytesAfterLast\":{after},\"liveBytes\":{live},",
+            "\"heapBytes\":{heap},\"totalBytes\":{total},\"liveByKind\":{kinds}{peak}}}}}}}"
+        ),
+        cpu = cpu,
+        envs = s.envs,
+        sets = s.attrsets,
+        thunks = s.thunks_created,
+        elided = s.thunks_elided,
+        forced = s.thunks_forced,
+        calls = s.calls,
+        prim = s.primop_calls,
+        lists = s.lists,
+        rss = max_rss_kib(),
+        coll = gc.collections,
+        gctime = gc.time.as_secs_f64(),
+        freed = gc.freed_bytes,
+        released = gc.released_bytes,
+        after = gc.live_after,
+        live = heap.live_bytes(),
+        heap = heap.heap_bytes(),
+        total = heap.allocated_bytes(),
+        kinds = live_by_kind,
+        peak = peak,
+    )
 }
