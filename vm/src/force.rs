@@ -38,6 +38,26 @@ pub fn show_context_elem(e: &str) -> String {
     }
 }
 
+/// `ErrCtx::ctx` that adds nothing for an empty text (CppNix's callers
+/// pass "" where an enclosing frame says it all).
+trait CtxNonEmpty<T> {
+    fn ctx_nonempty(self, msg: &str) -> EvalResult<T>;
+    fn ctx_nonempty_at(self, msg: &str, pos: Option<Pos>) -> EvalResult<T>;
+}
+
+impl<T> CtxNonEmpty<T> for EvalResult<T> {
+    fn ctx_nonempty(self, msg: &str) -> EvalResult<T> {
+        self.ctx_nonempty_at(msg, None)
+    }
+    fn ctx_nonempty_at(self, msg: &str, pos: Option<Pos>) -> EvalResult<T> {
+        if msg.is_empty() {
+            self
+        } else {
+            self.ctx_at(pos, || msg.to_string())
+        }
+    }
+}
+
 /// CppNix's `Value::determinePos`: where a function value was written
 /// (sets carry no position here), else none.
 pub fn determine_pos(v: &Value) -> Option<Pos> {
@@ -109,6 +129,10 @@ impl Vm {
     /// A string that must not carry context, as text (CppNix's
     /// `forceStringNoCtx`).
     pub fn force_str_no_ctx(&mut self, v: &Value) -> EvalResult<String> {
+        Ok(self.force_string_no_ctx(v)?.to_str().into_owned())
+    }
+    /// `force_str_no_ctx` keeping the string value (its bytes).
+    pub fn force_string_no_ctx(&mut self, v: &Value) -> EvalResult<NixStr> {
         let s = self.force_string(v)?;
         if let Some(first) = s.context().and_then(|c| c.iter().next()) {
             return err(format!(
@@ -117,22 +141,54 @@ impl Vm {
                 show_context_elem(first)
             ));
         }
-        Ok(s.to_str().into_owned())
+        Ok(s)
     }
     /// A list; `msg` is added to a type error only (an error from
     /// evaluating `v` itself passes unchanged), as CppNix's `forceList`.
     pub fn force_list_ctx(&mut self, v: &Value, msg: &str) -> EvalResult<List> {
+        self.force_list_at(v, None, msg)
+    }
+    /// `force_list_ctx` with the frame at `pos`.
+    pub fn force_list_at(&mut self, v: &Value, pos: Option<Pos>, msg: &str) -> EvalResult<List> {
         match self.force(v.clone())?.unpack() {
             Owned::List(l) => Ok(l),
-            other => type_mismatch("a list", &Value::from(other)).ctx(msg),
+            other => type_mismatch("a list", &Value::from(other)).ctx_nonempty_at(msg, pos),
         }
     }
     /// A set; `msg` is added to a type error only, as CppNix's `forceAttrs`.
     pub fn force_attrs_ctx(&mut self, v: &Value, msg: &str) -> EvalResult<Attrs> {
+        self.force_attrs_at(v, None, msg)
+    }
+    /// `force_attrs_ctx` with the frame at `pos`.
+    pub fn force_attrs_at(&mut self, v: &Value, pos: Option<Pos>, msg: &str) -> EvalResult<Attrs> {
         match self.force(v.clone())?.unpack() {
             Owned::Attrs(a) => Ok(a),
-            other => type_mismatch("a set", &Value::from(other)).ctx(msg),
+            other => type_mismatch("a set", &Value::from(other)).ctx_nonempty_at(msg, pos),
         }
+    }
+    /// A Boolean as CppNix's `forceBool` at `pos`: the type error is
+    /// reported there, and every error gets the frame `msg` there.
+    pub fn force_bool_at(&mut self, v: &Value, pos: Option<Pos>, msg: &str) -> EvalResult<bool> {
+        let r = match self.force(v.clone()) {
+            Ok(x) => match x.unpack() {
+                Owned::Bool(b) => Ok(b),
+                other => type_mismatch("a Boolean", &Value::from(other)).map_err(|e| e.with_pos(pos)),
+            },
+            Err(e) => Err(e),
+        };
+        r.ctx_nonempty_at(msg, pos)
+    }
+    /// `force_str_no_ctx` as CppNix's `forceStringNoCtx` at `pos` (see
+    /// `force_bool_at`).
+    pub fn force_str_no_ctx_at(&mut self, v: &Value, pos: Option<Pos>, msg: &str) -> EvalResult<String> {
+        let r = match self.force(v.clone()) {
+            Ok(x) if !matches!(x.view(), View::String(_)) => {
+                type_mismatch("a string", &x).map_err(|e| e.with_pos(pos))
+            }
+            Ok(x) => self.force_str_no_ctx(&x),
+            Err(e) => Err(e),
+        };
+        r.ctx_nonempty_at(msg, pos)
     }
     /// The attribute `name` of `set`, or "attribute 'name' missing" with
     /// the frame `msg` (CppNix's `getAttr`).
@@ -165,7 +221,7 @@ impl Vm {
             }
             return Ok(s.as_bytes().to_vec());
         }
-        self.peel(v, &mut |vm, v| vm.coerce_peeled(v, ctx, more, copy, msg))
+        self.peel(v, &mut |vm, v| vm.coerce_peeled(v, ctx, more, copy, msg, None))
     }
     fn coerce_peeled(
         &mut self,
@@ -174,6 +230,7 @@ impl Vm {
         more: bool,
         copy: bool,
         msg: &str,
+        pos: Option<Pos>,
     ) -> EvalResult<Vec<u8>> {
         match &v.view() {
             View::String(s) => {
@@ -198,7 +255,7 @@ impl Vm {
                 for (i, x) in l.iter().enumerate() {
                     let s = self
                         .coerce_ctx(x, ctx, more, copy, "while evaluating one element of the list")
-                        .ctx(msg)?;
+                        .ctx_nonempty_at(msg, pos)?;
                     out.extend_from_slice(&s);
                     if i + 1 < n {
                         let x = self.force(x.clone())?;
@@ -209,7 +266,7 @@ impl Vm {
                 }
                 Ok(out)
             }
-            _ => cannot_coerce(v).ctx(msg),
+            _ => cannot_coerce(v).ctx_nonempty_at(msg, pos),
         }
     }
     /// CppNix's `peelToStringOutPath`: a set with `__toString` or `outPath`
@@ -268,15 +325,26 @@ impl Vm {
     /// CppNix's `coerceToPath` with its `errorCtx`: an absolute path (a
     /// string's context goes to `ctx`).
     pub fn coerce_path_ctx(&mut self, v: &Value, ctx: &mut Context, msg: &str) -> EvalResult<String> {
+        self.coerce_path_at(v, ctx, None, msg)
+    }
+    /// `coerce_path_ctx` with the frame at `pos`.
+    pub fn coerce_path_at(
+        &mut self,
+        v: &Value,
+        ctx: &mut Context,
+        pos: Option<Pos>,
+        msg: &str,
+    ) -> EvalResult<String> {
         let v = self.force(v.clone())?;
         self.peel(v, &mut |vm, v| {
             if let View::Path(p) = &v.view() {
                 return Ok(p.to_string());
             }
-            let s = vm.coerce_peeled(v, ctx, false, false, msg)?;
+            let s = vm.coerce_peeled(v, ctx, false, false, msg, pos)?;
             let s = String::from_utf8_lossy(&s).into_owned();
             if !s.starts_with('/') {
-                return err(format!("string '{}' doesn't represent an absolute path", s)).ctx(msg);
+                return err(format!("string '{}' doesn't represent an absolute path", s))
+                    .ctx_nonempty_at(msg, pos);
             }
             Ok(nixvm_compiler::parser::canon_path(&s))
         })
@@ -306,7 +374,7 @@ impl Vm {
         if msg.is_empty() {
             r
         } else {
-            r.ctx(msg)
+            r.ctx_nonempty(msg)
         }
     }
     fn compare_lists(&mut self, x: &List, y: &List) -> EvalResult<std::cmp::Ordering> {

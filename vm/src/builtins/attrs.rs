@@ -120,10 +120,11 @@ fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         )?;
         let name = vm.get_attr_ctx(&item, known::NAME, PAIR)?;
         let pos = vm.pos(item.position(known::NAME));
-        let name = name_at(vm, &name, pos).ctx_at(pos, || {
-            "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs"
-                .into()
-        })?;
+        let name = vm.force_str_no_ctx_at(
+            &name,
+            pos,
+            "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs",
+        )?;
         named.push((Symbol::intern(&name), item));
     }
     // Stable: the first pair of a name stays first.
@@ -144,16 +145,6 @@ fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         });
     }
     Ok(Value::attrs(Attrs::from_sorted_attrs(entries)))
-}
-
-/// A string without context where a type error is reported at `pos` (as
-/// CppNix's `forceStringNoCtx` at an attribute's position).
-fn name_at(vm: &mut Vm, v: &Value, pos: Option<crate::error::Pos>) -> EvalResult<String> {
-    let v = vm.force(v.clone())?;
-    if !matches!(v.view(), View::String(_)) {
-        return type_mismatch("a string", &v).map_err(|e| e.with_pos(pos));
-    }
-    vm.force_str_no_ctx(&v)
 }
 
 fn intersect_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
