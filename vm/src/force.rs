@@ -172,7 +172,9 @@ impl Vm {
         let r = match self.force(v.clone()) {
             Ok(x) => match x.unpack() {
                 Owned::Bool(b) => Ok(b),
-                other => type_mismatch("a Boolean", &Value::from(other)).map_err(|e| e.with_pos(pos)),
+                other => {
+                    type_mismatch("a Boolean", &Value::from(other)).map_err(|e| e.with_pos(pos))
+                }
             },
             Err(e) => Err(e),
         };
@@ -180,7 +182,12 @@ impl Vm {
     }
     /// `force_str_no_ctx` as CppNix's `forceStringNoCtx` at `pos` (see
     /// `force_bool_at`).
-    pub fn force_str_no_ctx_at(&mut self, v: &Value, pos: Option<Pos>, msg: &str) -> EvalResult<String> {
+    pub fn force_str_no_ctx_at(
+        &mut self,
+        v: &Value,
+        pos: Option<Pos>,
+        msg: &str,
+    ) -> EvalResult<String> {
         let r = match self.force(v.clone()) {
             Ok(x) if !matches!(x.view(), View::String(_)) => {
                 type_mismatch("a string", &x).map_err(|e| e.with_pos(pos))
@@ -214,6 +221,18 @@ impl Vm {
         copy: bool,
         msg: &str,
     ) -> EvalResult<Vec<u8>> {
+        self.coerce_at(v, ctx, more, copy, None, msg)
+    }
+    /// `coerce_ctx` with the frame at `pos`.
+    pub fn coerce_at(
+        &mut self,
+        v: &Value,
+        ctx: &mut Context,
+        more: bool,
+        copy: bool,
+        pos: Option<Pos>,
+        msg: &str,
+    ) -> EvalResult<Vec<u8>> {
         let v = self.force(v.clone())?;
         if let View::String(s) = &v.view() {
             if let Some(c) = s.context() {
@@ -221,7 +240,9 @@ impl Vm {
             }
             return Ok(s.as_bytes().to_vec());
         }
-        self.peel(v, &mut |vm, v| vm.coerce_peeled(v, ctx, more, copy, msg, None))
+        self.peel(v, &mut |vm, v| {
+            vm.coerce_peeled(v, ctx, more, copy, msg, pos)
+        })
     }
     fn coerce_peeled(
         &mut self,
@@ -254,7 +275,13 @@ impl Vm {
                 let n = l.len();
                 for (i, x) in l.iter().enumerate() {
                     let s = self
-                        .coerce_ctx(x, ctx, more, copy, "while evaluating one element of the list")
+                        .coerce_ctx(
+                            x,
+                            ctx,
+                            more,
+                            copy,
+                            "while evaluating one element of the list",
+                        )
                         .ctx_nonempty_at(msg, pos)?;
                     out.extend_from_slice(&s);
                     if i + 1 < n {
@@ -286,9 +313,9 @@ impl Vm {
             let r = self
                 .call_at(f, v.clone(), pos)
                 .ctx_at(pos, || "while calling the `__toString` attribute".into())?;
-            return self
-                .peel(r, then)
-                .ctx_at(pos, || "while using the result of the `__toString` attribute".into());
+            return self.peel(r, then).ctx_at(pos, || {
+                "while using the result of the `__toString` attribute".into()
+            });
         }
         if let Some(o) = a.get(known::OUT_PATH) {
             let o = o.clone();
@@ -324,7 +351,12 @@ impl Vm {
     }
     /// CppNix's `coerceToPath` with its `errorCtx`: an absolute path (a
     /// string's context goes to `ctx`).
-    pub fn coerce_path_ctx(&mut self, v: &Value, ctx: &mut Context, msg: &str) -> EvalResult<String> {
+    pub fn coerce_path_ctx(
+        &mut self,
+        v: &Value,
+        ctx: &mut Context,
+        msg: &str,
+    ) -> EvalResult<String> {
         self.coerce_path_at(v, ctx, None, msg)
     }
     /// `coerce_path_ctx` with the frame at `pos`.
@@ -366,7 +398,12 @@ impl Vm {
         Ok(self.compare_ctx(a, b, msg)? == std::cmp::Ordering::Less)
     }
     /// `less_than_ctx` as an ordering (for ordered sets of keys).
-    pub fn compare_ctx(&mut self, a: &Value, b: &Value, msg: &str) -> EvalResult<std::cmp::Ordering> {
+    pub fn compare_ctx(
+        &mut self,
+        a: &Value,
+        b: &Value,
+        msg: &str,
+    ) -> EvalResult<std::cmp::Ordering> {
         let r = match (&a.view(), &b.view()) {
             (View::List(x), View::List(y)) => self.compare_lists(x, y),
             _ => crate::ops::compare(self, a, b),

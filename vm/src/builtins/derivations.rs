@@ -467,8 +467,13 @@ fn attr_into_drv(
         "args" => {
             let l = vm.force_list(v)?;
             for x in l.iter() {
-                let s =
-                    vm.coerce_ctx(x, ctx, true, true, "while evaluating an element of the argument list")?;
+                let s = vm.coerce_ctx(
+                    x,
+                    ctx,
+                    true,
+                    true,
+                    "while evaluating an element of the argument list",
+                )?;
                 drv.args.push(String::from_utf8_lossy(&s).into_owned());
             }
             return Ok(());

@@ -38,7 +38,10 @@ pub fn register(r: &mut Registry) {
 
 fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     // CppNix forces the list, then (only if it is non-empty) the function.
-    let l = vm.force_list_ctx(&a[1], "while evaluating the second argument passed to builtins.map")?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.map",
+    )?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
@@ -434,10 +437,8 @@ fn generic_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                             err.add_trace(format!("with element {}", show(&o)), None);
                             err.add_trace(format!("while comparing element {}", show(&e)), None);
                         }
-                        None => err.add_trace(
-                            format!("while checking key of element {}", show(&e)),
-                            None,
-                        ),
+                        None => err
+                            .add_trace(format!("while checking key of element {}", show(&e)), None),
                     }
                     return Err(err);
                 }
@@ -467,7 +468,12 @@ fn generic_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             }
             Ok(())
         })();
-        next.ctx_with(|| format!("while calling operator on genericClosure element {}", show(&e)))?;
+        next.ctx_with(|| {
+            format!(
+                "while calling operator on genericClosure element {}",
+                show(&e)
+            )
+        })?;
     }
     Ok(Value::list(out))
 }

@@ -56,9 +56,9 @@ fn string_length(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn substring(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let start = vm
-        .force_int(&a[0])
-        .ctx("while evaluating the first argument (the start offset) passed to builtins.substring")?;
+    let start = vm.force_int(&a[0]).ctx(
+        "while evaluating the first argument (the start offset) passed to builtins.substring",
+    )?;
     if start < 0 {
         return err("negative start position in 'substring'");
     }
