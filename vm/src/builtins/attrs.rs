@@ -22,7 +22,10 @@ pub fn register(r: &mut Registry) {
 }
 
 fn attr_names(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_attrs(&a[0])?;
+    let s = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the argument passed to builtins.attrNames",
+    )?;
     Ok(Value::list(
         s.sorted_by_name()
             .into_iter()
@@ -32,7 +35,10 @@ fn attr_names(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn attr_values(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_attrs(&a[0])?;
+    let s = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the argument passed to builtins.attrValues",
+    )?;
     Ok(Value::list(
         s.sorted_by_name()
             .into_iter()
@@ -42,29 +48,47 @@ fn attr_values(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn get_attr(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = vm.force_str_no_ctx(&a[0])?;
-    let s = vm.force_attrs(&a[1])?;
-    match s.get(Symbol::intern(&name)) {
-        Some(v) => vm.force(v.clone()),
-        None => Err(EvalError::new(
-            ErrorKind::MissingAttr,
-            format!("attribute '{}' missing", name),
-        )),
-    }
+    let name = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.getAttr")?;
+    let s = vm.force_attrs_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.getAttr",
+    )?;
+    let v = vm.get_attr_ctx(
+        &s,
+        Symbol::intern(&name),
+        "in the attribute set under consideration",
+    )?;
+    vm.force(v)
 }
 
 fn has_attr(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = vm.force_str_no_ctx(&a[0])?;
-    let s = vm.force_attrs(&a[1])?;
+    let name = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.hasAttr")?;
+    let s = vm.force_attrs_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.hasAttr",
+    )?;
     Ok(Value::Bool(s.contains(Symbol::intern(&name))))
 }
 
 fn remove_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_attrs(&a[0])?;
-    let names = vm.force_list(&a[1])?;
+    let s = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.removeAttrs",
+    )?;
+    let names = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.removeAttrs",
+    )?;
     let mut drop = Vec::with_capacity(names.len());
     for n in names.iter() {
-        drop.push(Symbol::intern(&vm.force_str_no_ctx(n)?));
+        let n = vm.force_str_no_ctx(n).ctx(
+            "while evaluating the values of the second argument passed to builtins.removeAttrs",
+        )?;
+        drop.push(Symbol::intern(&n));
     }
     if !drop.iter().any(|k| s.contains(*k)) {
         return Ok(Value::Attrs(s));
@@ -81,38 +105,57 @@ fn remove_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn list_to_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[0])?;
-    let mut entries: Vec<Attr> = Vec::with_capacity(l.len());
+    const PAIR: &str = "in a {name=...; value=...;} pair";
+    let l = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the argument passed to builtins.listToAttrs",
+    )?;
+    // Every name first, then (as CppNix, in the order of the names) the
+    // value of each name's first pair.
+    let mut named: Vec<(Symbol, Attrs)> = Vec::with_capacity(l.len());
     for item in l.iter() {
-        let item = vm.force_attrs(item)?;
-        let Some(name) = item.get(known::NAME) else {
-            return Err(EvalError::new(
-                ErrorKind::MissingAttr,
-                "attribute 'name' missing",
-            ));
-        };
-        let name = vm.force_str_no_ctx(&name.clone())?;
-        let Some(value) = item.get(known::VALUE) else {
-            return Err(EvalError::new(
-                ErrorKind::MissingAttr,
-                "attribute 'value' missing",
-            ));
-        };
+        let item = vm.force_attrs_ctx(
+            item,
+            "while evaluating an element of the list passed to builtins.listToAttrs",
+        )?;
+        let name = vm.get_attr_ctx(&item, known::NAME, PAIR)?;
+        let pos = vm.pos(item.position(known::NAME));
+        let name = vm.force_str_no_ctx_at(
+            &name,
+            pos,
+            "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs",
+        )?;
+        named.push((Symbol::intern(&name), item));
+    }
+    // Stable: the first pair of a name stays first.
+    named.sort_by_key(|x| x.0);
+    let mut entries: Vec<Attr> = Vec::with_capacity(named.len());
+    let mut prev = None;
+    for (name, item) in named {
+        if prev == Some(name) {
+            continue;
+        }
+        prev = Some(name);
+        let value = vm.get_attr_ctx(&item, known::VALUE, PAIR)?;
         // Defined where the item's `value` is, as in CppNix.
         entries.push(Attr {
-            name: Symbol::intern(&name),
+            name,
             pos: item.position(known::VALUE),
-            value: value.clone(),
+            value,
         });
     }
-    // The first occurrence of a name wins.
-    entries.reverse();
-    Ok(Value::attrs(Attrs::from_unsorted_attrs(entries)))
+    Ok(Value::attrs(Attrs::from_sorted_attrs(entries)))
 }
 
 fn intersect_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let x = vm.force_attrs(&a[0])?;
-    let y = vm.force_attrs(&a[1])?;
+    let x = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.intersectAttrs",
+    )?;
+    let y = vm.force_attrs_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.intersectAttrs",
+    )?;
     // Walk the smaller side and look names up in the other, as CppNix does:
     // `callPackage` intersects a function's few arguments with all of `pkgs`.
     // Either way the attributes kept are `y`'s, with their positions.
@@ -130,11 +173,20 @@ fn intersect_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn cat_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = Symbol::intern(&vm.force_str_no_ctx(&a[0])?);
-    let l = vm.force_list(&a[1])?;
+    let name = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.catAttrs")?;
+    let name = Symbol::intern(&name);
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.catAttrs",
+    )?;
     let mut out = Vec::new();
     for item in l.iter() {
-        let s = vm.force_attrs(item)?;
+        let s = vm.force_attrs_ctx(
+            item,
+            "while evaluating an element in the list passed as second argument to builtins.catAttrs",
+        )?;
         if let Some(v) = s.get(name) {
             out.push(v.clone());
         }
@@ -144,7 +196,10 @@ fn cat_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = a[0].clone();
-    let s = vm.force_attrs(&a[1])?;
+    let s = vm.force_attrs_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.mapAttrs",
+    )?;
     let entries: Vec<Attr> = s
         .attr_iter()
         .map(|a| {
@@ -160,12 +215,20 @@ fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn zip_attrs_with(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[1])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.zipAttrsWith")?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.zipAttrsWith",
+    )?;
     let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
     let mut order = Vec::new();
     for item in l.iter() {
-        let s = vm.force_attrs(item)?;
+        let s = vm.force_attrs_ctx(
+            item,
+            "while evaluating a value of the list passed as second argument to builtins.zipAttrsWith",
+        )?;
         for (k, v) in s.iter() {
             groups
                 .entry(k)

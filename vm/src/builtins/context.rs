@@ -9,6 +9,7 @@ use super::Registry;
 use crate::error::*;
 use crate::value::*;
 use crate::vm::Vm;
+use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -118,33 +119,39 @@ fn append_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         vm.force_string(&a[0]),
         "while evaluating the first argument passed to builtins.appendContext",
     )?;
-    let attrs = arg_ctx(
-        vm.force_attrs(&a[1]),
+    let attrs = vm.force_attrs_ctx(
+        &a[1],
         "while evaluating the second argument passed to builtins.appendContext",
     )?;
     let mut ctx = s.context().cloned().unwrap_or_default();
     let store = nixvm_store::path::StoreDir::new(&vm.settings.store_dir);
-    for (name, v) in attrs.sorted_by_name() {
-        let name = name.as_str().to_string();
+    for (sym, v) in attrs.sorted_by_name() {
+        let name = sym.as_str().to_string();
+        let ipos = vm.pos(attrs.position(sym));
         let path = match store.parse(&name) {
             Ok(p) => store.print(&p),
-            Err(_) => return err(format!("context key '{}' is not a store path", name)),
+            Err(_) => {
+                return err(format!("context key '{}' is not a store path", name))
+                    .map_err(|e| e.with_pos(ipos))
+            }
         };
-        let info = arg_ctx(
-            vm.force_attrs(v),
-            "while evaluating the value of a string context",
-        )?;
-        if let Some(p) = info.get(Symbol::intern("path")) {
-            if arg_ctx(
-                vm.force_bool(p),
+        let info = vm.force_attrs_at(v, ipos, "while evaluating the value of a string context")?;
+        let (path_sym, all_sym) = (Symbol::intern("path"), Symbol::intern("allOutputs"));
+        if let Some(p) = info.get(path_sym) {
+            let apos = vm.pos(info.position(path_sym));
+            if vm.force_bool_at(
+                p,
+                apos,
                 "while evaluating the `path` attribute of a string context",
             )? {
                 ctx.insert(Rc::from(path.as_str()));
             }
         }
-        if let Some(p) = info.get(Symbol::intern("allOutputs")) {
-            if arg_ctx(
-                vm.force_bool(p),
+        if let Some(p) = info.get(all_sym) {
+            let apos = vm.pos(info.position(all_sym));
+            if vm.force_bool_at(
+                p,
+                apos,
                 "while evaluating the `allOutputs` attribute of a string context",
             )? {
                 if !is_derivation(&name) {
@@ -156,9 +163,11 @@ fn append_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 ctx.insert(Rc::from(format!("={}", path)));
             }
         }
-        if let Some(p) = info.get(Symbol::intern("outputs")) {
-            let outs = arg_ctx(
-                vm.force_list(p),
+        if let Some(p) = info.get(known::OUTPUTS) {
+            let apos = vm.pos(info.position(known::OUTPUTS));
+            let outs = vm.force_list_at(
+                p,
+                apos,
                 "while evaluating the `outputs` attribute of a string context",
             )?;
             if !outs.is_empty() && !is_derivation(&name) {
@@ -168,8 +177,9 @@ fn append_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 ));
             }
             for o in outs.iter() {
-                let o = arg_ctx(
-                    vm.force_str_no_ctx(o),
+                let o = vm.force_str_no_ctx_at(
+                    o,
+                    apos,
                     "while evaluating an output name within a string context",
                 )?;
                 ctx.insert(Rc::from(format!("!{}!{}", o, path)));
@@ -181,8 +191,11 @@ fn append_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn add_drv_output_dependencies(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let s = arg_ctx(
-        vm.coerce_string(&a[0], &mut ctx),
+    let s = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        false,
+        true,
         "while evaluating the argument passed to builtins.addDrvOutputDependencies",
     )?;
     if ctx.len() != 1 {
@@ -215,8 +228,11 @@ fn add_drv_output_dependencies(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value
 
 fn unsafe_discard_output_dependency(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let s = arg_ctx(
-        vm.coerce_string(&a[0], &mut ctx),
+    let s = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        false,
+        true,
         "while evaluating the argument passed to builtins.unsafeDiscardOutputDependency",
     )?;
     let out: Context = ctx

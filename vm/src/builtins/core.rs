@@ -77,19 +77,22 @@ pub fn register(r: &mut Registry, vm: &Vm) {
     r.prim("div", 2, |vm, a| arith(vm, a, '/'));
     r.prim("lessThan", 2, |vm, a| {
         let (x, y) = (vm.force(a[0].clone())?, vm.force(a[1].clone())?);
-        Ok(Value::Bool(crate::ops::less_than(vm, &x, &y)?))
+        Ok(Value::Bool(vm.less_than_ctx(&x, &y, "")?))
     });
     r.prim("bitAnd", 2, |vm, a| {
-        Ok(Value::Int(vm.force_int(&a[0])? & vm.force_int(&a[1])?))
+        let (x, y) = bit_args(vm, a, "bitAnd")?;
+        Ok(Value::Int(x & y))
     });
     r.prim("bitOr", 2, |vm, a| {
-        Ok(Value::Int(vm.force_int(&a[0])? | vm.force_int(&a[1])?))
+        let (x, y) = bit_args(vm, a, "bitOr")?;
+        Ok(Value::Int(x | y))
     });
     r.prim("bitXor", 2, |vm, a| {
-        Ok(Value::Int(vm.force_int(&a[0])? ^ vm.force_int(&a[1])?))
+        let (x, y) = bit_args(vm, a, "bitXor")?;
+        Ok(Value::Int(x ^ y))
     });
-    r.prim("ceil", 1, |vm, a| round(vm, a, f64::ceil));
-    r.prim("floor", 1, |vm, a| round(vm, a, f64::floor));
+    r.prim("ceil", 1, |vm, a| round(vm, a, f64::ceil, "ceil"));
+    r.prim("floor", 1, |vm, a| round(vm, a, f64::floor, "floor"));
     r.prim("toString", 1, to_string);
     r.prim("getEnv", 1, get_env);
     r.prim("pathExists", 1, path_exists);
@@ -125,9 +128,25 @@ pub fn register(r: &mut Registry, vm: &Vm) {
     }
 }
 
+fn bit_args(vm: &mut Vm, a: &[Value], name: &str) -> EvalResult<(i64, i64)> {
+    let x = vm
+        .force_int(&a[0])
+        .ctx_with(|| format!("while evaluating the first argument passed to builtins.{name}"))?;
+    let y = vm
+        .force_int(&a[1])
+        .ctx_with(|| format!("while evaluating the second argument passed to builtins.{name}"))?;
+    Ok((x, y))
+}
+
 fn abort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let msg = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, false, false)?;
+    let msg = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        false,
+        false,
+        "while evaluating the error message passed to builtins.abort",
+    )?;
     Err(EvalError::new(
         ErrorKind::Abort,
         format!(
@@ -139,7 +158,14 @@ fn abort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn throw(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let msg = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, false, false)?;
+    // CppNix's text says "builtin.throw".
+    let msg = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        false,
+        false,
+        "while evaluating the error message passed to builtin.throw",
+    )?;
     Err(EvalError::new(
         ErrorKind::Throw,
         String::from_utf8_lossy(&msg).into_owned(),
@@ -154,7 +180,10 @@ fn import(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn scoped_import(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let scope = vm.force_attrs(&a[0])?;
+    let scope = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.scopedImport",
+    )?;
     let p = vm.coerce_path(&a[1])?;
     let p = crate::storeglue::realise_for_read(vm, &p)?;
     let v = vm.scoped_import(&scope, std::path::Path::new(&p))?;
@@ -190,11 +219,11 @@ fn trace_verbose(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn warn(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let msg = vm.force(a[0].clone())?;
-    let View::String(s) = &msg.view() else {
-        return type_mismatch("a string", &msg);
-    };
-    let text = s.to_str().into_owned();
+    let text = vm
+        .force_string(&a[0])
+        .ctx("while evaluating the first argument; the message passed to builtins.warn")?
+        .to_str()
+        .into_owned();
     vm.warn(text)?;
     vm.force(a[1].clone())
 }
@@ -220,14 +249,20 @@ fn add_error_context(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     match vm.force(a[1].clone()) {
         Ok(v) => Ok(v),
         Err(mut e) => {
-            if let Ok(View::String(s)) = vm.force(a[0].clone()).as_ref().map(Value::view) {
-                // Shown even in a truncated trace, as CppNix shows it.
-                e.trace.push(TraceEntry {
-                    always: true,
-                    msg: s.to_str().into_owned(),
-                    pos: None,
-                });
-            }
+            let mut ctx = Context::new();
+            let msg = vm.coerce_ctx(
+                &a[0],
+                &mut ctx,
+                false,
+                false,
+                "while evaluating the error message passed to builtins.addErrorContext",
+            )?;
+            // Shown even in a truncated trace, as CppNix shows it.
+            e.trace.push(TraceEntry {
+                always: true,
+                msg: String::from_utf8_lossy(&msg).into_owned(),
+                pos: None,
+            });
             Err(e)
         }
     }
@@ -237,14 +272,58 @@ fn type_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     Ok(Value::str(vm.force(a[0].clone())?.type_of()))
 }
 
+/// `add`, `sub`, `mul`, `div`: both operands are forced, then checked as
+/// floats if either is one (the divisor first, as a float), with CppNix's
+/// frames naming the operand.
 fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
     let x = vm.force(a[0].clone())?;
     let y = vm.force(a[1].clone())?;
+    let float = matches!(x.view(), View::Float(_)) || matches!(y.view(), View::Float(_));
+    let (first, second) = match op {
+        '+' => (
+            "while evaluating the first argument of the addition",
+            "while evaluating the second argument of the addition",
+        ),
+        '-' => (
+            "while evaluating the first argument of the subtraction",
+            "while evaluating the second argument of the subtraction",
+        ),
+        // CppNix's float text lacks "argument".
+        '*' if float => (
+            "while evaluating the first of the multiplication",
+            "while evaluating the second argument of the multiplication",
+        ),
+        '*' => (
+            "while evaluating the first argument of the multiplication",
+            "while evaluating the second argument of the multiplication",
+        ),
+        _ => (
+            "while evaluating the first operand of the division",
+            "while evaluating the second operand of the division",
+        ),
+    };
+    if op == '/' && vm.force_float(&y).ctx(second)? == 0.0 {
+        return err("division by zero");
+    }
+    if float {
+        vm.force_float(&x).ctx(first)?;
+        vm.force_float(&y).ctx(second)?;
+    } else {
+        vm.force_int(&x).ctx(first)?;
+        vm.force_int(&y).ctx(second)?;
+    }
     crate::ops::arith(vm, op, x, y)
 }
 
-fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64) -> EvalResult<Value> {
-    match vm.force(a[0].clone())?.unpack() {
+fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64, name: &str) -> EvalResult<Value> {
+    let pos = crate::force::determine_pos(&a[0]);
+    let ctx = |r: EvalResult<Value>| {
+        r.ctx_at(pos, || {
+            format!("while evaluating the first argument passed to builtins.{name}")
+        })
+    };
+    let v = ctx(vm.force(a[0].clone()))?;
+    match v.unpack() {
         Owned::Int(n) => Ok(Value::Int(n)),
         Owned::Float(x) => {
             let r = f(x);
@@ -253,18 +332,26 @@ fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64) -> EvalResult<Value> {
             }
             Ok(Value::Int(r as i64))
         }
-        other => type_mismatch("a float", &Value::from(other)),
+        other => ctx(type_mismatch("a float", &Value::from(other))),
     }
 }
 
 fn to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let s = crate::ops::coerce_to_string(vm, &a[0], &mut ctx, true, false)?;
+    let s = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        true,
+        false,
+        "while evaluating the first argument passed to builtins.toString",
+    )?;
     Ok(Value::bytes(s, Some(Box::new(ctx))))
 }
 
 fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = vm.force_str_no_ctx(&a[0])?;
+    let name = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.getEnv")?;
     if vm.settings.pure_eval || vm.settings.restrict_eval {
         return Ok(Value::str(""));
     }
@@ -383,7 +470,13 @@ fn base_name_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         return Ok(Value::str(base_name(p)));
     }
     let mut ctx = Context::new();
-    let s = crate::ops::coerce_to_string(vm, &v, &mut ctx, false, false)?;
+    let s = vm.coerce_ctx(
+        &v,
+        &mut ctx,
+        false,
+        false,
+        "while evaluating the first argument passed to builtins.baseNameOf",
+    )?;
     let s = String::from_utf8_lossy(&s).into_owned();
     Ok(Value::str_ctx(
         base_name(&s).to_string(),
@@ -401,7 +494,13 @@ fn dir_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         return Ok(Value::path(&d));
     }
     let mut ctx = Context::new();
-    let s = crate::ops::coerce_to_string(vm, &v, &mut ctx, false, false)?;
+    let s = vm.coerce_ctx(
+        &v,
+        &mut ctx,
+        false,
+        false,
+        "while evaluating the first argument passed to 'builtins.dirOf'",
+    )?;
     let s = String::from_utf8_lossy(&s).into_owned();
     let d = match s.rfind('/') {
         None => ".".to_string(),
@@ -412,8 +511,13 @@ fn dir_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn to_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let p = vm.coerce_path(&a[0])?;
-    Ok(Value::string(p))
+    let mut ctx = Context::new();
+    let p = vm.coerce_path_ctx(
+        &a[0],
+        &mut ctx,
+        "while evaluating the first argument passed to builtins.toPath",
+    )?;
+    Ok(Value::str_ctx(p, (!ctx.is_empty()).then(|| Box::new(ctx))))
 }
 
 fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
@@ -444,8 +548,13 @@ fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn unsafe_get_attr_pos(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = vm.force_str_no_ctx(&a[0])?;
-    let set = vm.force_attrs(&a[1])?;
+    let name = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.unsafeGetAttrPos")?;
+    let set = vm.force_attrs_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.unsafeGetAttrPos",
+    )?;
     let sym = Symbol::intern(&name);
     if !set.contains(sym) {
         return Ok(Value::Null);
@@ -480,8 +589,37 @@ pub fn nix_path(vm: &Vm) -> Value {
 }
 
 fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let list = vm.force_list(&a[0])?;
-    let lookup = vm.force_str_no_ctx(&a[1])?;
+    let list = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.findFile",
+    )?;
+    // CppNix reads the whole search path before the name it looks up.
+    let mut elems = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let item = vm.force_attrs_ctx(
+            item,
+            "while evaluating an element of the list passed to builtins.findFile",
+        )?;
+        let prefix = match item.get(known::PREFIX) {
+            Some(p) => vm.force_str_no_ctx(p).ctx(
+                "while evaluating the `prefix` attribute of an element of the list passed to builtins.findFile",
+            )?,
+            None => String::new(),
+        };
+        let pathv = vm.get_attr_ctx(&item, known::PATH, "in an element of the __nixPath")?;
+        let mut ctx = Context::new();
+        let base = vm.coerce_ctx(
+            &pathv,
+            &mut ctx,
+            false,
+            false,
+            "while evaluating the `path` attribute of an element of the list passed to builtins.findFile",
+        )?;
+        elems.push((prefix, String::from_utf8_lossy(&base).into_owned()));
+    }
+    let lookup = vm
+        .force_str_no_ctx(&a[1])
+        .ctx("while evaluating the second argument passed to builtins.findFile")?;
     if vm.settings.pure_eval {
         return Err(EvalError::new(
             ErrorKind::Restricted,
@@ -490,16 +628,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             ),
         ));
     }
-    for item in list.iter() {
-        let item = vm.force_attrs(item)?;
-        let prefix = match item.get(known::PREFIX) {
-            Some(p) => vm.force_str_no_ctx(p)?,
-            None => String::new(),
-        };
-        let Some(pathv) = item.get(known::PATH) else {
-            return err("attribute 'path' missing");
-        };
-        let pathv = pathv.clone();
+    for (prefix, base) in elems {
         let rest = if prefix.is_empty() {
             Some(lookup.clone())
         } else if lookup == prefix {
@@ -510,9 +639,6 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 .map(str::to_string)
         };
         let Some(rest) = rest else { continue };
-        let mut ctx = Context::new();
-        let base = crate::ops::coerce_to_string(vm, &pathv, &mut ctx, false, false)?;
-        let base = String::from_utf8_lossy(&base).into_owned();
         let candidate = if rest.is_empty() {
             base.clone()
         } else {

@@ -87,18 +87,7 @@ fn one_ctx(s: String) -> Option<Box<Context>> {
 
 /// CppNix's `forceStringNoCtx`: a string that must not carry context.
 fn str_no_ctx(vm: &mut Vm, v: &Value) -> EvalResult<String> {
-    let s = vm.force_string(v)?;
-    if let Some(c) = s.context() {
-        if let Some(first) = c.iter().next() {
-            let shown = decode_ctx(first).path().to_string();
-            return err(format!(
-                "the string '{}' is not allowed to refer to a store path (such as '{}')",
-                s.to_str(),
-                shown
-            ));
-        }
-    }
-    Ok(s.to_str().into_owned())
+    vm.force_str_no_ctx(v)
 }
 
 /// A decoded string context element.
@@ -106,15 +95,6 @@ enum CtxElem<'a> {
     Opaque(&'a str),
     DrvDeep(&'a str),
     Built { output: &'a str, drv: &'a str },
-}
-
-impl CtxElem<'_> {
-    fn path(&self) -> &str {
-        match self {
-            CtxElem::Opaque(p) | CtxElem::DrvDeep(p) => p,
-            CtxElem::Built { drv, .. } => drv,
-        }
-    }
 }
 
 fn decode_ctx(s: &str) -> CtxElem<'_> {
@@ -147,15 +127,21 @@ fn experimental(feature: &str, reason: &str) -> Box<EvalError> {
 // ---- derivationStrict ---------------------------------------------------
 
 fn derivation_strict(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let attrs = vm.force_attrs(&a[0])?;
-    let Some(name_v) = attrs.get(known::NAME).cloned() else {
-        return Err(EvalError::new(
-            ErrorKind::MissingAttr,
-            "attribute 'name' missing",
-        ));
-    };
+    let attrs = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the argument passed to builtins.derivationStrict",
+    )?;
+    let name_v = vm.get_attr_ctx(
+        &attrs,
+        known::NAME,
+        "in the attrset passed as argument to builtins.derivationStrict",
+    )?;
+    let name_pos = vm.pos(attrs.position(known::NAME));
     let name = str_no_ctx(vm, &name_v)
-        .map_err(|e| with_trace(e, "while evaluating the derivation attribute 'name'".into()))?;
+        .ctx("while evaluating the `name` attribute passed to builtins.derivationStrict")
+        .ctx_at(name_pos, || {
+            "while evaluating the derivation attribute 'name'".into()
+        })?;
     derivation_strict_inner(vm, &name, &attrs).map_err(|e| {
         let pos = vm
             .pos(attrs.position(known::NAME))
@@ -213,11 +199,15 @@ fn derivation_strict_inner(vm: &mut Vm, name: &str, attrs: &Attrs) -> EvalResult
         ));
     }
     let structured = match attrs.get(Symbol::intern("__structuredAttrs")) {
-        Some(v) => vm.force_bool(v)?,
+        Some(v) => vm.force_bool(v).ctx(
+            "while evaluating the `__structuredAttrs` attribute passed to builtins.derivationStrict",
+        )?,
         None => false,
     };
     let ignore_nulls = match attrs.get(Symbol::intern("__ignoreNulls")) {
-        Some(v) => vm.force_bool(v)?,
+        Some(v) => vm.force_bool(v).ctx(
+            "while evaluating the `__ignoreNulls` attribute passed to builtins.derivationStrict",
+        )?,
         None => false,
     };
 
@@ -477,7 +467,13 @@ fn attr_into_drv(
         "args" => {
             let l = vm.force_list(v)?;
             for x in l.iter() {
-                let s = crate::ops::coerce_to_string(vm, x, ctx, true, true)?;
+                let s = vm.coerce_ctx(
+                    x,
+                    ctx,
+                    true,
+                    true,
+                    "while evaluating an element of the argument list",
+                )?;
                 drv.args.push(String::from_utf8_lossy(&s).into_owned());
             }
             return Ok(());
@@ -535,7 +531,7 @@ fn attr_into_drv(
         }
         return Ok(());
     }
-    let s = crate::ops::coerce_to_string(vm, v, ctx, true, true)?;
+    let s = vm.coerce_ctx(v, ctx, true, true, "")?;
     let s = String::from_utf8_lossy(&s).into_owned();
     if key == "__json" {
         vm.warn(
@@ -646,13 +642,17 @@ fn derivation(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 // ---- placeholder, toFile, storePath -------------------------------------
 
 fn placeholder(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let o = str_no_ctx(vm, &a[0])?;
+    let o = str_no_ctx(vm, &a[0])
+        .ctx("while evaluating the first argument passed to builtins.placeholder")?;
     Ok(Value::string(nixvm_store::derivation::hash_placeholder(&o)))
 }
 
 fn to_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let name = str_no_ctx(vm, &a[0])?;
-    let contents = vm.force_string(&a[1])?;
+    let name = str_no_ctx(vm, &a[0])
+        .ctx("while evaluating the first argument passed to builtins.toFile")?;
+    let contents = vm
+        .force_string(&a[1])
+        .ctx("while evaluating the second argument passed to builtins.toFile")?;
     let mut refs = BTreeSet::new();
     if let Some(c) = contents.context() {
         for e in c.iter() {
@@ -686,7 +686,12 @@ fn store_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     if vm.settings.pure_eval {
         return err("'builtins.storePath' is not allowed in pure evaluation mode");
     }
-    let mut p = vm.coerce_path(&a[0])?;
+    let mut ctx = Context::new();
+    let mut p = vm.coerce_path_ctx(
+        &a[0],
+        &mut ctx,
+        "while evaluating the first argument passed to 'builtins.storePath'",
+    )?;
     let store = store_dir(vm);
     if !store.is_store_path(&p) {
         if let Ok(real) = std::fs::canonicalize(&p) {
@@ -704,26 +709,44 @@ fn store_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 // ---- builtins.path, filterSource ----------------------------------------
 
 fn path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let attrs = vm.force_attrs(&a[0])?;
+    let attrs = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the argument passed to 'builtins.path'",
+    )?;
     let mut src: Option<String> = None;
     let mut name = String::new();
     let mut filter: Option<Value> = None;
     let mut method = ContentAddressMethod::Recursive;
     let mut expected: Option<Hash> = None;
     for (sym, v) in attrs.sorted_by_name() {
+        // The frames point at the attribute, as CppNix's.
+        let pos = vm.pos(attrs.position(sym));
+        let at = |msg: &'static str| move || msg.to_string();
         match sym.as_str() {
-            "path" => src = Some(vm.coerce_path(v)?),
-            "name" => name = str_no_ctx(vm, v)?,
-            "filter" => filter = Some(vm.force_function(v)?),
+            "path" => {
+                let mut ctx = Context::new();
+                let msg = "while evaluating the 'path' attribute passed to 'builtins.path'";
+                src = Some(vm.coerce_path_at(v, &mut ctx, pos, msg)?)
+            }
+            "name" => {
+                let msg = "while evaluating the `name` attribute passed to builtins.path";
+                name = str_no_ctx(vm, v).ctx_at(pos, at(msg))?
+            }
+            "filter" => {
+                let msg = "while evaluating the `filter` parameter passed to builtins.path";
+                filter = Some(vm.force_function(v).ctx_at(pos, at(msg))?)
+            }
             "recursive" => {
-                method = if vm.force_bool(v)? {
+                let msg = "while evaluating the `recursive` attribute passed to builtins.path";
+                method = if vm.force_bool(v).ctx_at(pos, at(msg))? {
                     ContentAddressMethod::Recursive
                 } else {
                     ContentAddressMethod::Flat
                 }
             }
             "sha256" => {
-                let s = str_no_ctx(vm, v)?;
+                let msg = "while evaluating the `sha256` attribute passed to builtins.path";
+                let s = str_no_ctx(vm, v).ctx_at(pos, at(msg))?;
                 let h = Hash::parse_allow_empty(&s, Some(HashAlgo::Sha256))
                     .map_err(|e| store_err(nixvm_store::Error::from(e)))?;
                 if s.is_empty() {
@@ -744,8 +767,15 @@ fn path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn filter_source(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let src = vm.coerce_path(&a[1])?;
-    let f = vm.force_function(&a[0])?;
+    let mut ctx = Context::new();
+    let src = vm.coerce_path_ctx(
+        &a[1],
+        &mut ctx,
+        "while evaluating the second argument (the path to filter) passed to 'builtins.filterSource'",
+    )?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.filterSource")?;
     let name = crate::storeglue::base_name(&src).to_string();
     add_path(
         vm,

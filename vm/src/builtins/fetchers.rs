@@ -19,6 +19,7 @@ use crate::storeglue::{add_fetched_path, fetch_staging_path, FetchedPath};
 use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
+use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
 use nixvm_store::hash::{empty_hash_warning, Hash, HashAlgo, HashFormat};
 use nixvm_store::path::{ContentAddress, ContentAddressMethod, StoreDir};
@@ -66,24 +67,17 @@ fn store_err(e: impl std::fmt::Display) -> Box<EvalError> {
     EvalError::new(ErrorKind::Other, e.to_string())
 }
 
-/// A string that must not carry context (CppNix's `forceStringNoCtx`).
-fn str_no_ctx(vm: &mut Vm, v: &Value, what: &str) -> EvalResult<String> {
-    let s = vm.force_string(v).map_err(|e| trace(e, what.to_string()))?;
-    if let Some(c) = s.context() {
-        if let Some(first) = c.iter().next() {
-            let shown = first
-                .trim_start_matches('=')
-                .rsplit('!')
-                .next()
-                .unwrap_or(first);
-            return err(format!(
-                "the string '{}' is not allowed to refer to a store path (such as '{}')",
-                s.to_str(),
-                shown
-            ));
-        }
-    }
-    Ok(s.to_str().into_owned())
+/// A string that must not carry context (CppNix's `forceStringNoCtx`), the
+/// attribute `sym` of `set` (its position for the frame) or, without a set,
+/// an argument.
+fn str_no_ctx(
+    vm: &mut Vm,
+    v: &Value,
+    at: Option<(&Attrs, Symbol)>,
+    what: &str,
+) -> EvalResult<String> {
+    let pos = at.and_then(|(set, sym)| vm.pos(set.position(sym)));
+    vm.force_str_no_ctx_at(v, pos, what)
 }
 
 fn path_value(p: &str) -> Value {
@@ -569,6 +563,7 @@ fn fetch_url_like(
                     url = Some(str_no_ctx(
                         vm,
                         val,
+                        Some((attrs, sym)),
                         "while evaluating the url we should fetch",
                     )?)
                 }
@@ -576,6 +571,7 @@ fn fetch_url_like(
                     let s = str_no_ctx(
                         vm,
                         val,
+                        Some((attrs, sym)),
                         "while evaluating the sha256 of the content we should fetch",
                     )?;
                     let h = Hash::parse_allow_empty(&s, Some(HashAlgo::Sha256))
@@ -590,6 +586,7 @@ fn fetch_url_like(
                     name = str_no_ctx(
                         vm,
                         val,
+                        Some((attrs, sym)),
                         "while evaluating the name of the content we should fetch",
                     )?;
                 }
@@ -603,6 +600,7 @@ fn fetch_url_like(
         url = Some(str_no_ctx(
             vm,
             &v,
+            None,
             "while evaluating the url we should fetch",
         )?);
     }
@@ -880,13 +878,14 @@ fn collect_input(vm: &mut Vm, arg: &Value, p: &TreeParams) -> EvalResult<FAttrs>
     let mut attrs = FAttrs::new();
     if let View::Attrs(set) = &v.view() {
         let mut ty: Option<String> = p.is_fetch_git.then(|| "git".to_string());
-        if let Some(t) = set.get(Symbol::intern("type")) {
+        if let Some(t) = set.get(known::TYPE) {
             if ty.is_some() {
                 return err("unexpected argument 'type'");
             }
             ty = Some(str_no_ctx(
                 vm,
                 t,
+                Some((set, known::TYPE)),
                 &format!("while evaluating the `type` argument passed to '{fetcher}'"),
             )?);
         }
@@ -947,12 +946,8 @@ fn collect_input(vm: &mut Vm, arg: &Value, p: &TreeParams) -> EvalResult<FAttrs>
         }
     } else {
         let mut ctx = Context::new();
-        let url = crate::ops::coerce_to_string(vm, &v, &mut ctx, false, false).map_err(|e| {
-            trace(
-                e,
-                format!("while evaluating the first argument passed to '{fetcher}'"),
-            )
-        })?;
+        let msg = format!("while evaluating the first argument passed to '{fetcher}'");
+        let url = vm.coerce_ctx(&v, &mut ctx, false, false, &msg)?;
         let url = String::from_utf8_lossy(&url).into_owned();
         if p.is_fetch_git {
             attrs.insert("type".into(), Attr::Str("git".into()));
@@ -1777,15 +1772,39 @@ fn hg_missing() -> Box<EvalError> {
 
 fn fetch_mercurial(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let v = vm.force(a[0].clone())?;
-    let url_v = match &v.view() {
-        View::Attrs(set) => match set.get(Symbol::intern("url")) {
-            Some(u) => u.clone(),
-            None => return err("'url' argument required"),
-        },
-        other => other.to_value(),
-    };
     let mut ctx = Context::new();
-    let url = crate::ops::coerce_to_string(vm, &url_v, &mut ctx, false, false)?;
+    let url = match &v.view() {
+        View::Attrs(set) => {
+            let mut url = Vec::new();
+            for (sym, val) in set.sorted_by_name() {
+                let pos = vm.pos(set.position(sym));
+                let what = |a: &str| {
+                    format!(
+                        "while evaluating the `{a}` attribute passed to builtins.fetchMercurial"
+                    )
+                };
+                match sym.as_str() {
+                    "url" => url = vm.coerce_at(val, &mut ctx, false, false, pos, &what("url"))?,
+                    n @ ("rev" | "name") => drop(vm.force_str_no_ctx_at(val, pos, &what(n))?),
+                    n => {
+                        return err(format!("unsupported argument '{n}' to 'fetchMercurial'"))
+                            .map_err(|e| e.with_pos(pos))
+                    }
+                }
+            }
+            if url.is_empty() {
+                return err("'url' argument required");
+            }
+            url
+        }
+        _ => vm.coerce_ctx(
+            &v,
+            &mut ctx,
+            false,
+            false,
+            "while evaluating the first argument passed to builtins.fetchMercurial",
+        )?,
+    };
     let mut url = String::from_utf8_lossy(&url).into_owned();
     if !url.contains("://") {
         url = format!("file://{url}");
@@ -1797,29 +1816,36 @@ fn fetch_mercurial(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn fetch_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let set = vm.force_attrs(&a[0]).map_err(|e| {
-        trace(
-            e,
-            "while evaluating the argument passed to builtins.fetchClosure".into(),
-        )
-    })?;
+    let set = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the argument passed to builtins.fetchClosure",
+    )?;
     let mut from_store: Option<String> = None;
     let mut has_from_path = false;
     for (sym, val) in set.sorted_by_name() {
+        let pos = vm.pos(set.position(sym));
+        let hint = format!(
+            "while evaluating the attribute '{}' passed to builtins.fetchClosure",
+            sym.as_str()
+        );
         match sym.as_str() {
             "fromPath" | "toPath" => {
                 has_from_path |= sym.as_str() == "fromPath";
-                vm.coerce_path(val)?;
+                let val = vm.force(val.clone())?;
+                let empty = matches!(&val.view(), View::String(s) if s.as_bytes().is_empty());
+                if sym.as_str() == "fromPath" || !empty {
+                    let mut ctx = Context::new();
+                    let p = vm.coerce_at(&val, &mut ctx, false, false, pos, &hint)?;
+                    let p = String::from_utf8_lossy(&p).into_owned();
+                    if !StoreDir::new(&vm.settings.store_dir).is_store_path(&p) {
+                        return err(format!("path '{p}' is not in the Nix store"))
+                            .ctx_at(pos, || hint.clone());
+                    }
+                }
             }
-            "fromStore" => {
-                from_store = Some(str_no_ctx(
-                    vm,
-                    val,
-                    "while evaluating the 'fromStore' attribute passed to builtins.fetchClosure",
-                )?)
-            }
+            "fromStore" => from_store = Some(vm.force_str_no_ctx_at(val, pos, &hint)?),
             "inputAddressed" => {
-                vm.force_bool(val)?;
+                vm.force_bool_at(val, pos, &hint)?;
             }
             other => {
                 return err(format!(

@@ -359,8 +359,8 @@ fn parse_flake_ref(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn flake_ref_to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let input = arg_ctx(
-        vm.force_attrs(&a[0]),
+    let input = vm.force_attrs_ctx(
+        &a[0],
         "while evaluating the argument passed to builtins.flakeRefToString",
     )?;
     let mut attrs = FAttrs::new();

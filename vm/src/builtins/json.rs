@@ -148,7 +148,7 @@ impl JsonWriter {
             }
             View::Attrs(_) => {
                 let mut came_through_to_string = false;
-                let peeled = peel(vm, v.clone(), &mut came_through_to_string)?;
+                let peeled = peel(vm, v.clone(), &mut came_through_to_string, None)?;
                 match &peeled.view() {
                     View::Attrs(a) => {
                         self.out.push(b'{');
@@ -207,7 +207,9 @@ impl JsonWriter {
 
 /// Follow `__toString` / `outPath` as CppNix's `peelToStringOutPath` does
 /// with the return-type check enabled.
-fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
+/// A failed return-type check is reported at `at`, the attribute that led
+/// to the value.
+fn peel(vm: &mut Vm, v: Value, came: &mut bool, at: Option<Pos>) -> EvalResult<Value> {
     let v = vm.force(v)?;
     let a = match &v.view() {
         View::Attrs(a) => a.clone(),
@@ -218,7 +220,8 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
                     "`__toString` should return a string, but got {}: {}",
                     v.show_type(),
                     crate::print::show_short(&v)
-                ));
+                ))
+                .map_err(|e| e.with_pos(at));
             }
             return Ok(v);
         }
@@ -235,7 +238,7 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
             fpos,
         )?;
         *came = true;
-        let r = peel(vm, r, came);
+        let r = peel(vm, r, came, fpos.map(|(file, span)| Pos { file, span }));
         return with_trace(
             r,
             || "while using the result of the `__toString` attribute".into(),
@@ -247,7 +250,14 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
         let opos = vm
             .pos(a.position(known::OUT_PATH))
             .map(|p| (p.file, p.span));
-        let r = peel(vm, o, came);
+        let at = opos.map(|(file, span)| Pos { file, span });
+        // "evaluating" while the attribute itself fails, "using" after.
+        let o = with_trace(
+            vm.force(o),
+            || "while evaluating the `outPath` attribute".into(),
+            opos,
+        )?;
+        let r = peel(vm, o, came, at);
         return with_trace(r, || "while using the `outPath` attribute".into(), opos);
     }
     if *came {
@@ -255,7 +265,8 @@ fn peel(vm: &mut Vm, v: Value, came: &mut bool) -> EvalResult<Value> {
             "`__toString` must return a string, but got {}: {}",
             v.show_type(),
             crate::print::show_short(&v)
-        ));
+        ))
+        .map_err(|e| e.with_pos(at));
     }
     Ok(v)
 }
@@ -371,29 +382,10 @@ pub fn json_float(f: f64) -> String {
 // ---- fromJSON ------------------------------------------------------------
 
 fn prim_from_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = force_string_no_ctx(vm, &a[0])?;
+    let s = vm
+        .force_string_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.fromJSON")?;
     parse_json(s.as_bytes())
-}
-
-/// A string argument that must not carry context (CppNix's `forceStringNoCtx`).
-pub(crate) fn force_string_no_ctx(vm: &mut Vm, v: &Value) -> EvalResult<NixStr> {
-    let s = vm.force_string(v)?;
-    if let Some(first) = s.context().and_then(|c| c.iter().next()) {
-        // As CppNix's NixStringContextElem::display shows context elements.
-        let path = if let Some(p) = first.strip_prefix('=') {
-            format!("{} (deep)", p)
-        } else if let Some((out, drv)) = first.strip_prefix('!').and_then(|r| r.split_once('!')) {
-            format!("{}^{}", drv, out)
-        } else {
-            first.to_string()
-        };
-        return err(format!(
-            "the string '{}' is not allowed to refer to a store path (such as '{}')",
-            s.to_str(),
-            path
-        ));
-    }
-    Ok(s)
 }
 
 pub fn parse_json(s: &[u8]) -> EvalResult<Value> {

@@ -3,7 +3,7 @@
 
 use super::Registry;
 use crate::error::*;
-use crate::value::Owned;
+use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
@@ -15,7 +15,11 @@ pub fn register(r: &mut Registry) {
     r.prim("filter", 2, filter);
     r.prim("foldl'", 3, foldl);
     r.prim("length", 1, |vm, a| {
-        Ok(Value::Int(vm.force_list(&a[0])?.len() as i64))
+        let l = vm.force_list_ctx(
+            &a[0],
+            "while evaluating the first argument passed to builtins.length",
+        )?;
+        Ok(Value::Int(l.len() as i64))
     });
     r.prim("head", 1, head);
     r.prim("tail", 1, tail);
@@ -34,11 +38,16 @@ pub fn register(r: &mut Registry) {
 
 fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     // CppNix forces the list, then (only if it is non-empty) the function.
-    let l = vm.force_list(&a[1])?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.map",
+    )?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
-    let f = vm.force_function(&a[0])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.map")?;
     Ok(Value::list(
         l.iter()
             .map(|x| Value::Thunk(Thunk::app(&vm.heap, f.clone(), x.clone())))
@@ -47,16 +56,27 @@ fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn filter(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[1])?;
-    let f = vm.force_function(&a[0])?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.filter",
+    )?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.filter")?;
     let mut out = Vec::new();
     let mut all = true;
     for x in l.iter() {
         let r = vm.call(f.clone(), x.clone())?;
-        match r.unpack() {
-            Owned::Bool(true) => out.push(x.clone()),
-            Owned::Bool(false) => all = false,
-            other => return super::type_mismatch("a Boolean", &Value::from(other)),
+        let keep = vm.force_bool(&r).ctx(
+            "while evaluating the return value of the filtering function passed to builtins.filter",
+        )?;
+        if keep {
+            out.push(x.clone());
+        } else {
+            all = false;
         }
     }
     if all {
@@ -67,8 +87,13 @@ fn filter(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn foldl(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     // CppNix checks the function before the list.
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[2])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.foldlStrict")?;
+    let l = vm.force_list_ctx(
+        &a[2],
+        "while evaluating the third argument passed to builtins.foldlStrict",
+    )?;
     if l.is_empty() {
         return vm.force(a[1].clone());
     }
@@ -80,7 +105,10 @@ fn foldl(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn head(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[0])?;
+    let l = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to 'builtins.head'",
+    )?;
     match l.first() {
         Some(v) => vm.force(v.clone()),
         None => err("'builtins.head' called on an empty list"),
@@ -88,7 +116,10 @@ fn head(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn tail(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[0])?;
+    let l = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to 'builtins.tail'",
+    )?;
     if l.is_empty() {
         return err("'builtins.tail' called on an empty list");
     }
@@ -96,8 +127,14 @@ fn tail(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn elem_at(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[0])?;
-    let n = vm.force_int(&a[1])?;
+    // CppNix checks the index before the list.
+    let n = vm
+        .force_int(&a[1])
+        .ctx("while evaluating the second argument passed to 'builtins.elemAt'")?;
+    let l = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to 'builtins.elemAt'",
+    )?;
     if n < 0 || n as usize >= l.len() {
         return err(format!(
             "'builtins.elemAt' called with index {} on a list of size {}",
@@ -109,7 +146,10 @@ fn elem_at(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn elem(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[1])?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.elem",
+    )?;
     for x in l.iter() {
         if vm.equal(&a[0], x)? {
             return Ok(Value::Bool(true));
@@ -119,31 +159,55 @@ fn elem(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn concat_lists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let l = vm.force_list(&a[0])?;
+    let l = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.concatLists",
+    )?;
     let mut out = Vec::new();
     for x in l.iter() {
-        out.extend(vm.force_list(x)?.iter().cloned());
+        let x = vm.force_list_ctx(
+            x,
+            "while evaluating a value of the list passed to builtins.concatLists",
+        )?;
+        out.extend(x.iter().cloned());
     }
     Ok(Value::list(out))
 }
 
 fn concat_map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[1])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.concatMap")?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.concatMap",
+    )?;
     let mut out = Vec::new();
     for x in l.iter() {
         let r = vm.call(f.clone(), x.clone())?;
-        out.extend(vm.force_list(&r)?.iter().cloned());
+        let View::List(items) = &r.view() else {
+            // The frame points at the function (CppNix's `determinePos`).
+            let pos = crate::force::determine_pos(&r).or_else(|| crate::force::determine_pos(&f));
+            return super::type_mismatch("a list", &r).ctx_at(pos, || {
+                "while evaluating the return value of the function passed to builtins.concatMap"
+                    .into()
+            });
+        };
+        out.extend(items.iter().cloned());
     }
     Ok(Value::list(out))
 }
 
 fn gen_list(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let n = vm.force_int(&a[1])?;
+    let n = vm
+        .force_int(&a[1])
+        .ctx("while evaluating the second argument passed to builtins.genList")?;
     if n < 0 {
         return err(format!("cannot create list of size {}", n));
     }
-    let f = vm.force_function(&a[0])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.genList")?;
     Ok(Value::list(
         (0..n)
             .map(|i| Value::Thunk(Thunk::app(&vm.heap, f.clone(), Value::Int(i))))
@@ -227,26 +291,54 @@ pub fn merge_sort(
 fn sort(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     // CppNix forces the list first and only needs the comparator when the
     // list is non-empty.
-    let l = vm.force_list(&a[1])?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.sort",
+    )?;
     if l.is_empty() {
         return Ok(Value::List(l));
     }
-    let f = vm.force_function(&a[0])?;
-    let items: Vec<Value> = l.iter().cloned().collect();
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.sort")?;
+    let mut items = Vec::with_capacity(l.len());
+    for x in l.iter() {
+        items.push(vm.force(x.clone())?);
+    }
+    // CppNix compares directly when the comparator is `lessThan` itself.
+    let less_than = matches!(&f.view(), View::PrimOp(p) if &*p.name == "lessThan");
     let sorted = merge_sort(vm, items, &mut |vm, x, y| {
+        if less_than {
+            return vm.less_than_ctx(
+                x,
+                y,
+                "while evaluating the ordering function passed to builtins.sort",
+            );
+        }
         let r = vm.call2(f.clone(), x.clone(), y.clone())?;
-        vm.force_bool(&r)
+        vm.force_bool(&r).ctx(
+            "while evaluating the return value of the sorting function passed to builtins.sort",
+        )
     })?;
     Ok(Value::list(sorted))
 }
 
 fn partition(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[1])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.partition")?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.partition",
+    )?;
     let (mut right, mut wrong) = (Vec::new(), Vec::new());
     for x in l.iter() {
+        let x = &vm.force(x.clone())?;
         let r = vm.call(f.clone(), x.clone())?;
-        if vm.force_bool(&r)? {
+        let yes = vm.force_bool(&r).ctx(
+            "while evaluating the return value of the partition function passed to builtins.partition",
+        )?;
+        if yes {
             right.push(x.clone());
         } else {
             wrong.push(x.clone());
@@ -259,12 +351,19 @@ fn partition(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn group_by(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = vm.force_function(&a[0])?;
-    let l = vm.force_list(&a[1])?;
+    let f = vm
+        .force_function(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.groupBy")?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.groupBy",
+    )?;
     let mut groups: rustc_hash::FxHashMap<Symbol, Vec<Value>> = Default::default();
     for x in l.iter() {
         let r = vm.call(f.clone(), x.clone())?;
-        let k = vm.force_str_no_ctx(&r)?;
+        let k = vm.force_str_no_ctx(&r).ctx(
+            "while evaluating the return value of the grouping function passed to builtins.groupBy",
+        )?;
         groups
             .entry(Symbol::intern(&k))
             .or_default()
@@ -279,41 +378,72 @@ fn group_by(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn generic_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let args = vm.force_attrs(&a[0])?;
-    let Some(start) = args.get(known::START_SET) else {
-        return Err(EvalError::new(
-            ErrorKind::MissingAttr,
-            "attribute 'startSet' missing",
-        ));
-    };
-    let start = vm.force_list(&start.clone())?;
-    let Some(op) = args.get(known::OPERATOR) else {
-        return Err(EvalError::new(
-            ErrorKind::MissingAttr,
-            "attribute 'operator' missing",
-        ));
-    };
-    let op = vm.force_function(&op.clone())?;
+    const IN_ARG: &str = "in the attrset passed as argument to builtins.genericClosure";
+    let args = vm.force_attrs_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.genericClosure",
+    )?;
+    let start = vm.get_attr_ctx(&args, known::START_SET, IN_ARG)?;
+    let start = vm.force_list_ctx(
+        &start,
+        "while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure",
+    )?;
+    if start.is_empty() {
+        return Ok(Value::List(start));
+    }
+    let op = vm.get_attr_ctx(&args, known::OPERATOR, IN_ARG)?;
+    let op = vm.force_function(&op).ctx(
+        "while evaluating the 'operator' attribute passed as argument to builtins.genericClosure",
+    )?;
+    let show = |v: &Value| crate::print::show_short(v);
     let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
-    let mut seen: Vec<Value> = Vec::new();
+    // The keys seen, kept sorted by Nix ordering, each with its element.
+    let mut seen: Vec<(Value, Value)> = Vec::new();
     let mut out = Vec::new();
     while let Some(e) = work.pop_front() {
-        let s = vm.force_attrs(&e)?;
+        let e = vm.force(e)?;
+        let in_elem = || format!("in genericClosure element {}", show(&e));
+        let View::Attrs(s) = &e.view() else {
+            return super::type_mismatch("a set", &e).ctx_with(in_elem);
+        };
         let Some(key) = s.get(known::KEY) else {
             return Err(EvalError::new(
                 ErrorKind::MissingAttr,
                 "attribute 'key' missing",
-            ));
+            ))
+            .ctx_with(in_elem);
         };
         let key = vm.force(key.clone())?;
-        // Binary search over keys kept sorted by Nix ordering.
         let (mut lo, mut hi) = (0, seen.len());
         let mut found = false;
         while lo < hi {
             let mid = (lo + hi) / 2;
             // The new key goes on the left, as in CppNix's `std::set`
             // insertion, so a type error names the operands in its order.
-            match crate::ops::compare(vm, &key, &seen[mid])? {
+            let ord = match vm.compare_ctx(&key, &seen[mid].0, "") {
+                Ok(o) => o,
+                Err(mut err) => {
+                    // Name the element whose key could not be compared, as
+                    // CppNix finds it: the first in order that fails.
+                    let mut other = None;
+                    for (k, elem) in seen.iter() {
+                        if vm.compare_ctx(&key, k, "").is_err() {
+                            other = Some(elem.clone());
+                            break;
+                        }
+                    }
+                    match other {
+                        Some(o) => {
+                            err.add_trace(format!("with element {}", show(&o)), None);
+                            err.add_trace(format!("while comparing element {}", show(&e)), None);
+                        }
+                        None => err
+                            .add_trace(format!("while checking key of element {}", show(&e)), None),
+                    }
+                    return Err(err);
+                }
+            };
+            match ord {
                 Ordering::Greater => lo = mid + 1,
                 Ordering::Less => hi = mid,
                 Ordering::Equal => {
@@ -325,11 +455,25 @@ fn generic_closure(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         if found {
             continue;
         }
-        seen.insert(lo, key);
+        seen.insert(lo, (key, e.clone()));
         out.push(e.clone());
-        let next = vm.call(op.clone(), e)?;
-        let next = vm.force_list(&next)?;
-        work.extend(next.iter().cloned());
+        let next = (|| {
+            let next = vm.call(op.clone(), e.clone())?;
+            let next = vm.force_list_ctx(
+                &next,
+                "while evaluating the return value of the `operator` passed to builtins.genericClosure",
+            )?;
+            for x in next.iter() {
+                work.push_back(vm.force(x.clone())?);
+            }
+            Ok(())
+        })();
+        next.ctx_with(|| {
+            format!(
+                "while calling operator on genericClosure element {}",
+                show(&e)
+            )
+        })?;
     }
     Ok(Value::list(out))
 }

@@ -351,7 +351,7 @@ fn group_values(s: &[u8], groups: &[Option<Range<usize>>]) -> Vec<Value> {
 }
 
 fn prim_match(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let re = arg_ctx(vm.force_string(&a[0]), || {
+    let re = arg_ctx(vm.force_string_no_ctx(&a[0]), || {
         "while evaluating the first argument passed to builtins.match".into()
     })?;
     let regex = compile(vm, re.as_bytes())?;
@@ -366,7 +366,7 @@ fn prim_match(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn prim_split(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let re = arg_ctx(vm.force_string(&a[0]), || {
+    let re = arg_ctx(vm.force_string_no_ctx(&a[0]), || {
         "while evaluating the first argument passed to builtins.split".into()
     })?;
     let regex = compile(vm, re.as_bytes())?;

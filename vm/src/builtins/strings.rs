@@ -17,11 +17,21 @@ pub fn register(r: &mut Registry) {
     r.prim("compareVersions", 2, compare_versions);
     r.prim("parseDrvName", 1, parse_drv_name);
     r.prim("unsafeDiscardStringContext", 1, |vm, a| {
-        let s = vm.force_string(&a[0])?;
-        Ok(Value::bytes(s.as_bytes().to_vec(), None))
+        let mut ctx = Context::new();
+        let s = vm.coerce_ctx(
+            &a[0],
+            &mut ctx,
+            false,
+            true,
+            "while evaluating the argument passed to builtins.unsafeDiscardStringContext",
+        )?;
+        Ok(Value::bytes(s, None))
     });
     r.prim("hasContext", 1, |vm, a| {
-        Ok(Value::Bool(vm.force_string(&a[0])?.has_context()))
+        let s = vm
+            .force_string(&a[0])
+            .ctx("while evaluating the argument passed to builtins.hasContext")?;
+        Ok(Value::Bool(s.has_context()))
     });
 }
 
@@ -35,18 +45,34 @@ fn ctx_box(ctx: Context) -> Option<Box<Context>> {
 
 fn string_length(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let s = vm.coerce_string(&a[0], &mut ctx)?;
+    let s = vm.coerce_ctx(
+        &a[0],
+        &mut ctx,
+        false,
+        true,
+        "while evaluating the argument passed to builtins.stringLength",
+    )?;
     Ok(Value::Int(s.len() as i64))
 }
 
 fn substring(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let start = vm.force_int(&a[0])?;
-    let len = vm.force_int(&a[1])?;
-    let mut ctx = Context::new();
-    let s = vm.coerce_string(&a[2], &mut ctx)?;
+    let start = vm.force_int(&a[0]).ctx(
+        "while evaluating the first argument (the start offset) passed to builtins.substring",
+    )?;
     if start < 0 {
         return err("negative start position in 'substring'");
     }
+    let len = vm.force_int(&a[1]).ctx(
+        "while evaluating the second argument (the substring length) passed to builtins.substring",
+    )?;
+    let mut ctx = Context::new();
+    let s = vm.coerce_ctx(
+        &a[2],
+        &mut ctx,
+        false,
+        true,
+        "while evaluating the third argument (the string) passed to builtins.substring",
+    )?;
     let start = (start as usize).min(s.len());
     let end = if len < 0 {
         s.len()
@@ -58,8 +84,13 @@ fn substring(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 
 fn concat_strings_sep(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
-    let sep = vm.force_string_ctx(&a[0], &mut ctx)?;
-    let l = vm.force_list(&a[1])?;
+    let sep = vm.force_string_ctx(&a[0], &mut ctx).ctx(
+        "while evaluating the first argument (the separator string) passed to builtins.concatStringsSep",
+    )?;
+    let l = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument (the list of strings to concat) passed to builtins.concatStringsSep",
+    )?;
     let mut out = Vec::new();
     for (i, x) in l.iter().enumerate() {
         if i > 0 {
@@ -73,15 +104,27 @@ fn concat_strings_sep(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                     ctx.extend(c.iter().cloned());
                 }
             }
-            other => out.extend_from_slice(&vm.coerce_string(&Value::from(other), &mut ctx)?),
+            other => out.extend_from_slice(&vm.coerce_ctx(
+                &Value::from(other),
+                &mut ctx,
+                false,
+                true,
+                "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep",
+            )?),
         }
     }
     Ok(Value::bytes(out, ctx_box(ctx)))
 }
 
 fn replace_strings(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let from = vm.force_list(&a[0])?;
-    let to = vm.force_list(&a[1])?;
+    let from = vm.force_list_ctx(
+        &a[0],
+        "while evaluating the first argument passed to builtins.replaceStrings",
+    )?;
+    let to = vm.force_list_ctx(
+        &a[1],
+        "while evaluating the second argument passed to builtins.replaceStrings",
+    )?;
     if from.len() != to.len() {
         return err(
             "'from' and 'to' arguments passed to builtins.replaceStrings have different lengths",
@@ -90,11 +133,15 @@ fn replace_strings(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut from_s = Vec::with_capacity(from.len());
     for f in from.iter() {
         let mut c = Context::new();
-        from_s.push(vm.force_string_ctx(f, &mut c)?);
+        from_s.push(vm.force_string_ctx(f, &mut c).ctx(
+            "while evaluating one of the strings to replace passed to builtins.replaceStrings",
+        )?);
     }
     let mut to_cache: Vec<Option<(Vec<u8>, Context)>> = vec![None; to.len()];
     let mut ctx = Context::new();
-    let s = vm.force_string_ctx(&a[2], &mut ctx)?;
+    let s = vm
+        .force_string_ctx(&a[2], &mut ctx)
+        .ctx("while evaluating the third argument passed to builtins.replaceStrings")?;
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     loop {
@@ -103,7 +150,9 @@ fn replace_strings(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             if s[i..].starts_with(pat) {
                 if to_cache[k].is_none() {
                     let mut c = Context::new();
-                    let t = vm.force_string_ctx(&to[k], &mut c)?;
+                    let t = vm.force_string_ctx(&to[k], &mut c).ctx(
+                        "while evaluating one of the replacement strings passed to builtins.replaceStrings",
+                    )?;
                     to_cache[k] = Some((t, c));
                 }
                 let (t, c) = to_cache[k].as_ref().expect("filled");
@@ -205,7 +254,9 @@ pub fn compare_version_strings(a: &str, b: &str) -> Ordering {
 }
 
 fn split_version(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_str_no_ctx(&a[0])?;
+    let s = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.splitVersion")?;
     Ok(Value::list(
         version_components(&s)
             .into_iter()
@@ -215,8 +266,12 @@ fn split_version(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn compare_versions(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let x = vm.force_str_no_ctx(&a[0])?;
-    let y = vm.force_str_no_ctx(&a[1])?;
+    let x = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.compareVersions")?;
+    let y = vm
+        .force_str_no_ctx(&a[1])
+        .ctx("while evaluating the second argument passed to builtins.compareVersions")?;
     Ok(Value::Int(match compare_version_strings(&x, &y) {
         Ordering::Less => -1,
         Ordering::Equal => 0,
@@ -225,7 +280,9 @@ fn compare_versions(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn parse_drv_name(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = vm.force_str_no_ctx(&a[0])?;
+    let s = vm
+        .force_str_no_ctx(&a[0])
+        .ctx("while evaluating the first argument passed to builtins.parseDrvName")?;
     let b = s.as_bytes();
     let mut split = None;
     for i in 0..b.len() {

@@ -13,7 +13,9 @@ pub fn register(r: &mut super::Registry) {
 }
 
 fn prim_from_toml(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let s = super::json::force_string_no_ctx(vm, &a[0])?;
+    let s = vm
+        .force_string_no_ctx(&a[0])
+        .ctx("while evaluating the argument passed to builtins.fromTOML")?;
     let s = s.to_str();
     let timestamps = vm.settings.parse_toml_timestamps;
     let table: toml::Table = match toml::from_str(&s) {
