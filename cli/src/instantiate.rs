@@ -42,8 +42,8 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
     // What is reachable now, per kind (a walk, taken once for both reports:
     // CppNix's counters say what was allocated; ours what is still held).
     // CppNix's NIX_SHOW_STATS (and NIX_SHOW_STATS_PATH), as --stats does.
-    let show_stats = a.stats
-        || std::env::var("NIX_SHOW_STATS").is_ok_and(|v| !v.is_empty() && v != "0");
+    let show_stats =
+        a.stats || std::env::var("NIX_SHOW_STATS").is_ok_and(|v| !v.is_empty() && v != "0");
     let at_end =
         (show_stats || a.heap_census.is_some()).then(|| nixvm::census::census(&ev.vm, &[]));
     if let (true, Some(end)) = (show_stats, &at_end) {
