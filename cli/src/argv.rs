@@ -167,14 +167,11 @@ pub fn usage_error(e: &clap::Error, program: &str) -> String {
             };
             format!("flag '{flag}' requires {want} argument(s), but only {got} were given")
         }
-        _ => {
-            let text = e.kind().as_str().map(str::to_string).unwrap_or_else(|| {
-                let s = e.to_string();
-                let first = s.lines().next().unwrap_or("").to_string();
-                first.trim_start_matches("error: ").to_string()
-            });
-            text
-        }
+        _ => e.kind().as_str().map(str::to_string).unwrap_or_else(|| {
+            let s = e.to_string();
+            let first = s.lines().next().unwrap_or("");
+            first.trim_start_matches("error: ").to_string()
+        }),
     };
     format!("error: {msg}\nTry '{program} --help' for more information.\n")
 }

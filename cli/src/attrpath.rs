@@ -84,13 +84,12 @@ pub fn select(
         match s.get(Symbol::intern(&comp)) {
             Some(x) => v = x.clone(),
             None => {
-                let names: Vec<String> = s.iter().map(|(k, _)| k.to_string()).collect();
                 let mut e = fail(
                     ErrorKind::MissingAttr,
                     format!("attribute '{comp}' in selection path '{path}' not found"),
                 );
                 e.suggestions =
-                    nixvm::report::best_matches(names.iter().map(String::as_str), &comp);
+                    nixvm::report::best_matches(s.iter().map(|(k, _)| k.to_string()), &comp);
                 return Err(e);
             }
         }

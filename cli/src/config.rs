@@ -20,23 +20,29 @@ pub fn features_of(a: &InstArgs) -> Vec<String> {
 /// A setting's value: the last `--option` (nix.conf lines come first, see
 /// `conf.rs`, so the command line wins).
 pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
-    a.option
-        .chunks(2)
-        .filter(|p| p.len() == 2 && p[0] == name)
-        .map(|p| p[1].as_str())
+    options(a)
+        .filter(|&(n, _)| n == name)
+        .map(|(_, v)| v)
         .next_back()
+}
+
+/// Every `--option NAME VALUE` pair, in order.
+fn options(a: &InstArgs) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+    a.option
+        .chunks_exact(2)
+        .map(|p| (p[0].as_str(), p[1].as_str()))
 }
 
 /// A list setting: its last full value, with every `extra-NAME` after it appended.
 pub fn option_list(a: &InstArgs, name: &str) -> Vec<String> {
     let extra = format!("extra-{name}");
     let mut out = Vec::new();
-    for p in a.option.chunks(2).filter(|p| p.len() == 2) {
-        if p[0] == name {
+    for (n, v) in options(a) {
+        if n == name {
             out.clear();
         }
-        if p[0] == name || p[0] == extra {
-            out.extend(p[1].split_whitespace().map(str::to_string));
+        if n == name || n == extra {
+            out.extend(v.split_whitespace().map(str::to_string));
         }
     }
     out
@@ -45,10 +51,9 @@ pub fn option_list(a: &InstArgs, name: &str) -> Vec<String> {
 /// A Boolean setting, if given (an invalid value is ignored, as CppNix
 /// ignores it after its warning).
 pub fn option_bool(a: &InstArgs, name: &str) -> Option<bool> {
-    a.option
-        .chunks(2)
-        .filter(|p| p.len() == 2 && p[0] == name)
-        .filter_map(|p| match p[1].as_str() {
+    options(a)
+        .filter(|&(n, _)| n == name)
+        .filter_map(|(_, v)| match v {
             "true" => Some(true),
             "false" => Some(false),
             _ => None,
@@ -64,8 +69,7 @@ pub fn truthy(s: &str) -> bool {
 /// that is neither "true" nor "false".
 pub fn check_options(a: &InstArgs) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
-    for p in a.option.chunks(2).filter(|p| p.len() == 2) {
-        let (name, value) = (p[0].as_str(), p[1].as_str());
+    for (name, value) in options(a) {
         match crate::settings::kind(name) {
             Some(crate::settings::Kind::Bool) if !matches!(value, "true" | "false") => {
                 warnings.push(format!(

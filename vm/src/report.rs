@@ -55,13 +55,11 @@ pub fn shown_frames(e: &EvalError, show_trace: bool) -> Vec<&TraceEntry> {
     let mut out = Vec::new();
     let mut count = 0;
     for t in e.trace.iter().rev().filter(|t| !t.msg.is_empty()) {
-        if show_trace || count <= SHOWN_WITHOUT_SHOW_TRACE || t.always {
-            if !show_trace && count > SHOWN_WITHOUT_SHOW_TRACE && !t.always {
-                continue;
-            }
-            count += 1 + usize::from(t.pos.is_some());
-            out.push(t);
+        if !show_trace && count > SHOWN_WITHOUT_SHOW_TRACE && !t.always {
+            continue;
         }
+        count += 1 + usize::from(t.pos.is_some());
+        out.push(t);
     }
     out
 }
@@ -229,18 +227,21 @@ pub fn stderr_line(line: &str) {
 
 /// The names CppNix would suggest for a misspelt `query`: at most five, at an
 /// edit distance of at most two, nearest first (ties by name).
-pub fn best_matches<'a>(candidates: impl IntoIterator<Item = &'a str>, query: &str) -> Vec<String> {
-    let mut all: Vec<(usize, &str)> = candidates
+pub fn best_matches<S: AsRef<str>>(
+    candidates: impl IntoIterator<Item = S>,
+    query: &str,
+) -> Vec<String> {
+    let mut all: Vec<(usize, String)> = candidates
         .into_iter()
-        .map(|c| (levenshtein(query.as_bytes(), c.as_bytes()), c))
-        .filter(|&(d, _)| d <= 2)
+        .map(|c| {
+            let c = c.as_ref();
+            (levenshtein(query.as_bytes(), c.as_bytes()), c.to_string())
+        })
+        .filter(|(d, _)| *d <= 2)
         .collect();
     all.sort_unstable();
     all.dedup();
-    all.into_iter()
-        .take(5)
-        .map(|(_, c)| c.to_string())
-        .collect()
+    all.into_iter().take(5).map(|(_, c)| c).collect()
 }
 
 fn levenshtein(a: &[u8], b: &[u8]) -> usize {

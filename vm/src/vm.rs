@@ -36,6 +36,28 @@ pub struct Frame {
     pub native_caller: bool,
 }
 
+impl Frame {
+    /// The position of the instruction this frame executed last (the call
+    /// it is waiting in, or the one that failed).
+    pub fn current_pos(&self) -> Option<Pos> {
+        let at = self
+            .ip
+            .saturating_sub(1)
+            .min(self.proto.op_count().saturating_sub(1));
+        self.proto.span_at(at).map(|span| Pos {
+            file: self.proto.file(),
+            span,
+        })
+    }
+    /// Where the frame's function (or file) begins.
+    pub fn lambda_pos(&self) -> Pos {
+        Pos {
+            file: self.proto.file(),
+            span: self.proto.span,
+        }
+    }
+}
+
 pub struct Vm {
     pub stack: Vec<Value>,
     pub frames: Vec<Frame>,
@@ -638,13 +660,8 @@ impl Vm {
     fn call_site(&self, fi: usize, mut e: Box<EvalError>) -> Box<EvalError> {
         if e.site_pending {
             e.site_pending = false;
-            let f = &self.frames[fi];
-            let at = f.ip.saturating_sub(1);
             if let Some(t) = e.trace.last_mut() {
-                t.pos = f.proto.span_at(at).map(|span| Pos {
-                    file: f.proto.file(),
-                    span,
-                });
+                t.pos = self.frames[fi].current_pos();
             }
         }
         e
@@ -654,10 +671,7 @@ impl Vm {
     /// instruction of the frame below when an instruction called it.
     #[cold]
     fn lambda_frames(&self, f: &Frame, e: &mut EvalError) {
-        let at_lambda = Some(Pos {
-            file: f.proto.file(),
-            span: f.proto.span,
-        });
+        let at_lambda = Some(f.lambda_pos());
         let name = match f.proto.name() {
             Some(n) => format!("'{n}'"),
             None => "anonymous lambda".into(),
@@ -667,11 +681,7 @@ impl Vm {
             return;
         }
         if let Some(c) = self.frames.last() {
-            let at = c.ip.saturating_sub(1);
-            let site = c.proto.span_at(at).map(|span| Pos {
-                file: c.proto.file(),
-                span,
-            });
+            let site = c.current_pos();
             if site.is_some() {
                 e.add_trace("from call site", site);
             }
@@ -693,13 +703,7 @@ impl Vm {
                 let mut first = true;
                 while self.frames.len() > stop {
                     let f = self.frames.pop().expect("frame");
-                    let at =
-                        f.ip.saturating_sub(1)
-                            .min(f.proto.op_count().saturating_sub(1));
-                    let pos = f.proto.span_at(at).map(|span| Pos {
-                        file: f.proto.file(),
-                        span,
-                    });
+                    let pos = f.current_pos();
                     if first {
                         e.site_pending = false;
                     }
@@ -1284,10 +1288,8 @@ impl Vm {
                             fname, k
                         ),
                     );
-                    let names: Vec<String> =
-                        info.formals.iter().map(|f| f.name.to_string()).collect();
                     e.suggestions = crate::report::best_matches(
-                        names.iter().map(String::as_str),
+                        info.formals.iter().map(|f| f.name.to_string()),
                         &k.to_string(),
                     );
                     return Err(self.formals_error(fi, e));
@@ -1314,18 +1316,10 @@ impl Vm {
     #[cold]
     fn formals_error(&self, fi: usize, e: Box<EvalError>) -> Box<EvalError> {
         let f = &self.frames[fi];
-        let mut e = e.with_pos(Some(Pos {
-            file: f.proto.file(),
-            span: f.proto.span,
-        }));
+        let mut e = e.with_pos(Some(f.lambda_pos()));
         e.in_formals = true;
         if !f.native_caller && fi > 0 {
-            let c = &self.frames[fi - 1];
-            let site = c.proto.span_at(c.ip.saturating_sub(1)).map(|span| Pos {
-                file: c.proto.file(),
-                span,
-            });
-            e.add_trace("from call site", site);
+            e.add_trace("from call site", self.frames[fi - 1].current_pos());
         }
         e
     }
@@ -1336,9 +1330,8 @@ impl Vm {
             ErrorKind::MissingAttr,
             format!("attribute '{}' missing", sym),
         );
-        let names: Vec<String> = set.iter().map(|(k, _)| k.to_string()).collect();
         e.suggestions =
-            crate::report::best_matches(names.iter().map(String::as_str), &sym.to_string());
+            crate::report::best_matches(set.iter().map(|(k, _)| k.to_string()), &sym.to_string());
         e
     }
 
@@ -1405,6 +1398,18 @@ impl Vm {
         r
     }
 
+    /// Force one attribute value or list element, then everything inside it.
+    fn force_deep_child(
+        &mut self,
+        x: &Value,
+        seen: &mut rustc_hash::FxHashSet<usize>,
+    ) -> EvalResult<()> {
+        let x = self.force(x.clone())?;
+        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+            self.force_deep_inner(&x, seen)
+        })
+    }
+
     fn force_deep_level(
         &mut self,
         v: &Value,
@@ -1418,12 +1423,7 @@ impl Vm {
                 // CppNix's forceValueDeep: an error anywhere below an attribute
                 // or a list element names it.
                 for (name, x) in a.iter() {
-                    let r = self.force(x.clone()).and_then(|x| {
-                        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                            self.force_deep_inner(&x, seen)
-                        })
-                    });
-                    if let Err(mut e) = r {
+                    if let Err(mut e) = self.force_deep_child(x, seen) {
                         e.add_trace(
                             format!("while evaluating the attribute '{}'", name),
                             self.pos(a.position(name)),
@@ -1437,12 +1437,7 @@ impl Vm {
                     return Ok(());
                 }
                 for (i, x) in l.iter().enumerate() {
-                    let r = self.force(x.clone()).and_then(|x| {
-                        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                            self.force_deep_inner(&x, seen)
-                        })
-                    });
-                    if let Err(mut e) = r {
+                    if let Err(mut e) = self.force_deep_child(x, seen) {
                         e.add_trace(format!("while evaluating list element at index {i}"), None);
                         return Err(e);
                     }
