@@ -217,7 +217,8 @@ fn instantiate_writes_drvs_and_eval_writes_nothing() {
 }
 
 #[test]
-fn failures_are_clear_and_exit_1() {
+// Exit statuses are CppNix's: 100 a build failed, 102 a fixed-output hash mismatched.
+fn failures_are_clear_and_exit_as_cppnix() {
     if !namespaces_ok() {
         return;
     }
@@ -237,7 +238,7 @@ fn failures_are_clear_and_exit_1() {
     .unwrap();
     let store = dir.join("store").to_string_lossy().into_owned();
     let r = run(&dir, &["build", "--store", &store, "-A", "fails"], &[]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(100));
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(e.contains("doomed"), "{e}");
     assert!(
@@ -245,7 +246,7 @@ fn failures_are_clear_and_exit_1() {
         "{e}"
     );
     let r = run(&dir, &["build", "--store", &store, "-A", "mismatch"], &[]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(102));
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(
         e.contains("hash mismatch in fixed-output derivation"),
@@ -256,7 +257,7 @@ fn failures_are_clear_and_exit_1() {
         "{e}"
     );
     let r = run(&dir, &["build", "--store", &store, "-A", "noOut"], &[]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(100));
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(
         e.contains("failed to produce output path for output 'out'"),
