@@ -251,8 +251,22 @@ impl<'a> Compiler<'a> {
         (line as i64, col as i64)
     }
 
+    /// Compile `e`. Nesting in the source is recursion here, so a deeply
+    /// nested expression moves onto a fresh stack segment instead of
+    /// overflowing the native stack.
     pub fn expr(&mut self, e: &Expr) -> Result<(), ParseErr> {
-        if let Some(s) = e.span() {
+        stacker::maybe_grow(crate::RED_ZONE, crate::STACK_SEGMENT, || self.expr_inner(e))
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> Result<(), ParseErr> {
+        // A `let`'s span is its body's, found by walking down a chain of
+        // `let`s: asking at every level would be quadratic in the chain.
+        // Setting up its bindings cannot fail, and the body sets the span.
+        let span = match e {
+            Expr::Let(..) => None,
+            _ => e.span(),
+        };
+        if let Some(s) = span {
             self.span = s;
         }
         match e {

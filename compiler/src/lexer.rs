@@ -261,6 +261,10 @@ pub struct Lexer<'a> {
     pos: usize,
     modes: Vec<Mode>,
     done: bool,
+    /// Where the run of path characters last scanned ends: every token
+    /// inside one run (`a.b.c…`, each identifier and dot a token) shares its
+    /// end, and rescanning it per token would be quadratic in its length.
+    path_run_end: usize,
     /// Whether `|>` and `<|` are enabled (experimental feature).
     pub pipe_operators: bool,
 }
@@ -303,6 +307,7 @@ impl<'a> Lexer<'a> {
             pos: 0,
             modes: vec![Mode::Normal],
             done: false,
+            path_run_end: 0,
             pipe_operators: false,
         }
     }
@@ -377,7 +382,11 @@ impl<'a> Lexer<'a> {
         let mut lx = Raw::lexer(rest);
         let raw = lx.next()?;
         let span = lx.span();
-        if let Some((len, kind)) = path_family(rest.as_bytes()) {
+        if self.pos >= self.path_run_end {
+            self.path_run_end = self.pos + count_while(rest.as_bytes(), is_path_char);
+        }
+        let run = self.path_run_end - self.pos;
+        if let Some((len, kind)) = path_family(rest.as_bytes(), run) {
             let logos_len = if raw.is_ok() { span.end } else { 0 };
             if len > logos_len {
                 return Some(Ok(self.path_token(kind, len)));

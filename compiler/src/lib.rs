@@ -21,6 +21,12 @@ pub mod disasm;
 pub use chunk::{Chunk, Const, Op};
 pub use compile::compile_file;
 
+/// Stack left when a recursive walk over source nesting (compiling, merging
+/// nested attribute definitions, printing) moves to a new segment, and the size of that
+/// segment: how deep the source nests must never decide whether we crash.
+pub const RED_ZONE: usize = 128 * 1024;
+pub const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
 /// Whether a source's name is a file's path rather than a marker such as
 /// `«string»` (an `-E` expression) or `«stdin»`. CppNix 2.34 gives positions in
 /// such sources no value: `__curPos` and `unsafeGetAttrPos` are `null` there.

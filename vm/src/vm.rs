@@ -191,7 +191,14 @@ impl Vm {
 
     // ---- linking -------------------------------------------------------
 
+    /// Turn a compiled chunk (and the chunks nested in its constants) into a
+    /// `Proto`. Chunks nest as deeply as the source, so a deep tree moves to
+    /// a fresh stack segment rather than overflow.
     pub fn link(&mut self, chunk: &Chunk) -> Rc<Proto> {
+        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.link_inner(chunk))
+    }
+
+    fn link_inner(&mut self, chunk: &Chunk) -> Rc<Proto> {
         let source = self.files[chunk.file as usize].clone();
         let raw = source.raw;
         let consts: Vec<Constant> = chunk

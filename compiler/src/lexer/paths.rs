@@ -82,15 +82,16 @@ pub(super) fn path_segments(b: &[u8]) -> usize {
     i
 }
 
-/// The longest path-like token at the start of `b`, as flex would match it.
-pub(super) fn path_family(b: &[u8]) -> Option<(usize, PathKind)> {
+/// The longest path-like token at the start of `b`, as flex would match it;
+/// `pc` is the number of path characters `b` starts with.
+pub(super) fn path_family(b: &[u8], pc: usize) -> Option<(usize, PathKind)> {
     let mut best: Option<(usize, PathKind)> = None;
     let mut consider = |len: usize, kind: PathKind| {
         if len > 0 && best.is_none_or(|(l, _)| len > l) {
             best = Some((len, kind));
         }
     };
-    let pc = count_while(b, is_path_char);
+    debug_assert_eq!(pc, count_while(b, is_path_char));
     // Every path-like token has a `/` or `:` after its leading path characters
     // or starts with `~` or `<`; most tokens (identifiers) have none.
     if !matches!(b.get(pc), Some(b'/' | b':')) && !matches!(b.first(), Some(b'~' | b'<')) {

@@ -396,7 +396,49 @@ pub fn parse_json(s: &[u8]) -> EvalResult<Value> {
     } else {
         s
     };
-    let j: serde_json::Value = match serde_json::from_slice(s) {
+    // serde_json parses (and drops) nested arrays and objects by recursion,
+    // and stops at 128 levels unless told not to; CppNix has no limit. So the
+    // work runs on a stack sized for the document's nesting.
+    let depth = json_nesting(s);
+    if depth <= 64 {
+        return parse_json_on_stack(s);
+    }
+    stacker::grow(1024 * 1024 + depth * 1024, || parse_json_on_stack(s))
+}
+
+/// How deeply brackets nest in `s`, outside strings (an upper bound when
+/// the document is malformed: only a stack size is chosen by it).
+fn json_nesting(s: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &c in s {
+        if in_str {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn parse_json_on_stack(s: &[u8]) -> EvalResult<Value> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_slice(s);
+    de.disable_recursion_limit();
+    let parsed = serde_json::Value::deserialize(&mut de).and_then(|j| de.end().map(|()| j));
+    let j: serde_json::Value = match parsed {
         Ok(j) => j,
         Err(e) => {
             let msg = e.to_string();

@@ -420,8 +420,20 @@ impl Value {
     }
 
     /// `drop` of the last count of a counted-first kind, or of any `Rc` kind.
+    /// Freeing a container frees what only it held, by recursion as deep as
+    /// the data nests: containers free on a stack that grows rather than
+    /// overflows (a 100,000-deep list must not kill the process when it goes).
     #[inline(never)]
     fn drop_slow(&mut self) {
+        match self.tag() {
+            THUNK | ATTRS | LIST | LAMBDA | PRIMOPAPP => {
+                stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.free_now())
+            }
+            _ => self.free_now(),
+        }
+    }
+
+    fn free_now(&mut self) {
         // SAFETY: the tag says what the payload is; this value owns one count.
         unsafe {
             match self.tag() {
