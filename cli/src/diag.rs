@@ -16,8 +16,16 @@ pub fn show_trace_of(a: &InstArgs) -> bool {
 pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
     let show_trace = show_trace_of(a);
     if !a.codespan {
-        let _ =
-            std::io::stderr().write_all(nixvm::report::render(&ev.vm, e, show_trace).as_bytes());
+        let mut text = nixvm::report::render(&ev.vm, e, show_trace);
+        if e.kind == nixvm::ErrorKind::Usage {
+            let argv0 = std::env::args().next().unwrap_or_default();
+            let program = match crate::argv::Personality::of(&argv0) {
+                crate::argv::Personality::NixBuild => "nix-build",
+                _ => "nix-instantiate",
+            };
+            text.push_str(&format!("Try '{program} --help' for more information.\n"));
+        }
+        let _ = std::io::stderr().write_all(text.as_bytes());
         return;
     }
     let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);

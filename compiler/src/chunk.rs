@@ -154,6 +154,125 @@ pub enum Const {
     Text(String),
 }
 
+/// What a frame of CppNix's (`errorCtx`) says about the code it wraps.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CtxMsg {
+    NotArg,
+    EqLeft,
+    EqRight,
+    NeqLeft,
+    NeqRight,
+    AndLeft,
+    AndRight,
+    OrLeft,
+    OrRight,
+    ImplLeft,
+    ImplRight,
+    UpdateLeft,
+    UpdateRight,
+    ConcatLeft,
+    ConcatRight,
+    AddOperand,
+    BranchCond,
+    AssertCond,
+    SelectingAttr,
+    HasAttrArg,
+    CallSub,
+    CallMul,
+    CallDiv,
+    CallLessThan,
+    AttrName,
+    /// A selection `e.a.b`: "while evaluating the attribute 'a.b'" (and "from
+    /// the definition of …"), the names read from the select ops in range.
+    Attribute,
+}
+
+impl CtxMsg {
+    pub const ALL: [CtxMsg; 26] = [
+        CtxMsg::NotArg,
+        CtxMsg::EqLeft,
+        CtxMsg::EqRight,
+        CtxMsg::NeqLeft,
+        CtxMsg::NeqRight,
+        CtxMsg::AndLeft,
+        CtxMsg::AndRight,
+        CtxMsg::OrLeft,
+        CtxMsg::OrRight,
+        CtxMsg::ImplLeft,
+        CtxMsg::ImplRight,
+        CtxMsg::UpdateLeft,
+        CtxMsg::UpdateRight,
+        CtxMsg::ConcatLeft,
+        CtxMsg::ConcatRight,
+        CtxMsg::AddOperand,
+        CtxMsg::BranchCond,
+        CtxMsg::AssertCond,
+        CtxMsg::SelectingAttr,
+        CtxMsg::HasAttrArg,
+        CtxMsg::CallSub,
+        CtxMsg::CallMul,
+        CtxMsg::CallDiv,
+        CtxMsg::CallLessThan,
+        CtxMsg::AttrName,
+        CtxMsg::Attribute,
+    ];
+    pub fn from_u8(b: u8) -> Option<CtxMsg> {
+        CtxMsg::ALL.get(b as usize).copied()
+    }
+    /// CppNix's words for it (`Attribute` is composed by the VM).
+    pub fn text(self) -> &'static str {
+        match self {
+            CtxMsg::NotArg => "in the argument of '!'",
+            CtxMsg::EqLeft => "in the left operand of '=='",
+            CtxMsg::EqRight => "in the right operand of '=='",
+            CtxMsg::NeqLeft => "in the left operand of '!='",
+            CtxMsg::NeqRight => "in the right operand of '!='",
+            CtxMsg::AndLeft => "in the left operand of '&&'",
+            CtxMsg::AndRight => "in the right operand of '&&'",
+            CtxMsg::OrLeft => "in the left operand of '||'",
+            CtxMsg::OrRight => "in the right operand of '||'",
+            CtxMsg::ImplLeft => "in the left operand of '->'",
+            CtxMsg::ImplRight => "in the right operand of '->'",
+            CtxMsg::UpdateLeft => "in the left operand of '//'",
+            CtxMsg::UpdateRight => "in the right operand of '//'",
+            CtxMsg::ConcatLeft => "in the left operand of '++'",
+            CtxMsg::ConcatRight => "in the right operand of '++'",
+            CtxMsg::AddOperand => "in an operand of '+'",
+            CtxMsg::BranchCond => "while evaluating a branch condition",
+            CtxMsg::AssertCond => "in the condition of the assert statement",
+            CtxMsg::SelectingAttr => "while selecting an attribute",
+            CtxMsg::HasAttrArg => "in the argument of '?'",
+            CtxMsg::CallSub => "while calling the 'sub' builtin",
+            CtxMsg::CallMul => "while calling the 'mul' builtin",
+            CtxMsg::CallDiv => "while calling the 'div' builtin",
+            CtxMsg::CallLessThan => "while calling the 'lessThan' builtin",
+            CtxMsg::AttrName => "while evaluating an attribute name",
+            CtxMsg::Attribute => "",
+        }
+    }
+}
+
+/// An error context: the frame `msg` goes on an error raised while ops
+/// `start..end` run (CppNix adds it where an expression's evaluation is
+/// wrapped in `errorCtx`). The interpreter forces an operand at the op that
+/// uses it, so an operand's context also covers that op, but only for
+/// errors of forcing that operand (`forced`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ErrCtx {
+    pub start: u32,
+    pub end: u32,
+    pub msg: CtxMsg,
+    /// Only errors of forcing operand `n` (counted from the top of the
+    /// stack) of the op at `start`.
+    pub forced: Option<u8>,
+    /// Not errors of forcing this operand of this op (a selection's base is
+    /// evaluated outside the selection's frames).
+    pub except_forced: Option<(u32, u8)>,
+    /// Where the frame is shown; `None`: no position.
+    pub at: Option<Span>,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ChunkKind {
     File,
@@ -173,6 +292,11 @@ pub struct Chunk {
     pub consts: Vec<Const>,
     /// Number of env slots a call creates (lambdas only).
     pub nslots: u16,
+    /// Error contexts, in the order they were recorded.
+    pub ctxs: Vec<ErrCtx>,
+    /// Where each operand of a `+` or an interpolation begins (CppNix reports
+    /// an operand's errors there): the op's index and one span per operand.
+    pub part_spans: Vec<(u32, Vec<Span>)>,
 }
 
 impl Chunk {
@@ -186,6 +310,8 @@ impl Chunk {
             spans: Vec::new(),
             consts: Vec::new(),
             nslots: 0,
+            ctxs: Vec::new(),
+            part_spans: Vec::new(),
         }
     }
 }

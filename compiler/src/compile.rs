@@ -133,6 +133,32 @@ impl<'a> Compiler<'a> {
         };
     }
 
+    /// Record that errors of ops `start..here` get the frame `msg` at `at`.
+    fn ctx(&mut self, start: u32, msg: CtxMsg, at: Option<Span>) {
+        let end = self.here();
+        self.chunk().ctxs.push(ErrCtx {
+            start,
+            end,
+            msg,
+            forced: None,
+            except_forced: None,
+            at,
+        });
+    }
+
+    /// Record that errors of forcing operand `slot` (from the top of the
+    /// stack) of op `op` get the frame `msg` at `at`.
+    fn ctx_forced(&mut self, op: u32, slot: u8, msg: CtxMsg, at: Option<Span>) {
+        self.chunk().ctxs.push(ErrCtx {
+            start: op,
+            end: op + 1,
+            msg,
+            forced: Some(slot),
+            except_forced: None,
+            at,
+        });
+    }
+
     fn constant(&mut self, c: Const) -> u32 {
         let consts = &mut self.chunk().consts;
         consts.push(c);
@@ -315,37 +341,58 @@ impl<'a> Compiler<'a> {
                 default,
                 span,
             } => {
+                // CppNix: the base is evaluated "while selecting an attribute";
+                // then every step and the forcing of the value are "while
+                // evaluating the attribute 'a.b'" (forced here, as CppNix
+                // forces it, so that its errors carry the frame).
+                let base = self.here();
                 self.expr(e)?;
+                self.ctx(base, CtxMsg::SelectingAttr, e.span());
                 self.span = *span;
+                let steps = self.here();
+                // The op that forces the base: the first step's.
+                let mut first_step = None;
                 match default {
                     None => {
                         for a in path {
                             match a {
                                 AttrName::Static(s) => {
-                                    self.emit(Op::Select(*s));
+                                    let at = self.emit(Op::Select(*s)) as u32;
+                                    first_step.get_or_insert((at, 0));
                                 }
                                 AttrName::Dynamic(n) => {
+                                    let ns = self.here();
                                     self.expr(n)?;
                                     self.span = *span;
-                                    self.emit(Op::SelectDyn);
+                                    let at = self.emit(Op::SelectDyn) as u32;
+                                    first_step.get_or_insert((at, 1));
+                                    self.attr_name_ctx(ns, at, n);
                                 }
                             }
                         }
+                        self.emit(Op::Force);
                     }
                     Some(d) => {
                         let mut fails = Vec::new();
                         for a in path {
                             match a {
                                 AttrName::Static(s) => {
-                                    fails.push(self.emit(Op::SelectOr(*s, U24::ZERO)))
+                                    let at = self.emit(Op::SelectOr(*s, U24::ZERO));
+                                    first_step.get_or_insert((at as u32, 0));
+                                    fails.push(at)
                                 }
                                 AttrName::Dynamic(n) => {
+                                    let ns = self.here();
                                     self.expr(n)?;
                                     self.span = *span;
-                                    fails.push(self.emit(Op::SelectDynOr(0)));
+                                    let at = self.emit(Op::SelectDynOr(0));
+                                    first_step.get_or_insert((at as u32, 1));
+                                    self.attr_name_ctx(ns, at as u32, n);
+                                    fails.push(at);
                                 }
                             }
                         }
+                        self.emit(Op::Force);
                         let j = self.emit(Op::Jump(0));
                         for f in fails {
                             self.patch(f);
@@ -354,9 +401,27 @@ impl<'a> Compiler<'a> {
                         self.patch(j);
                     }
                 }
+                if let Some((op, slot)) = first_step {
+                    self.ctx_forced(op, slot, CtxMsg::SelectingAttr, e.span());
+                    let end = self.here();
+                    self.chunk().ctxs.push(ErrCtx {
+                        start: steps,
+                        end,
+                        msg: CtxMsg::Attribute,
+                        forced: None,
+                        except_forced: Some((op, slot)),
+                        at: Some(*span),
+                    });
+                }
             }
             Expr::HasAttr { e, path, span } => {
+                let base = self.here();
                 self.expr(e)?;
+                self.ctx(base, CtxMsg::HasAttrArg, e.span());
+                let first = self.here();
+                if let Some(AttrName::Static(_)) = path.first() {
+                    self.ctx_forced(first, 0, CtxMsg::HasAttrArg, e.span());
+                }
                 self.span = *span;
                 let mut fails = Vec::new();
                 let n = path.len();
@@ -425,9 +490,11 @@ impl<'a> Compiler<'a> {
                 els,
                 span,
             } => {
+                let cs = self.here();
                 self.expr(cond)?;
                 self.span = cond.span().unwrap_or(*span);
                 let jf = self.emit(Op::JumpIfFalse(0));
+                self.ctx(cs, CtxMsg::BranchCond, cond.span());
                 self.expr(then)?;
                 let je = self.emit(Op::Jump(0));
                 self.patch(jf);
@@ -435,6 +502,7 @@ impl<'a> Compiler<'a> {
                 self.patch(je);
             }
             Expr::Assert { cond, body, span } => {
+                let cs = self.here();
                 self.expr(cond)?;
                 self.span = *span;
                 let text = self.constant(Const::Text(printer::show(cond)));
@@ -447,6 +515,7 @@ impl<'a> Compiler<'a> {
                 {
                     // CppNix evaluates the operands a second time to explain the failure.
                     let ok = self.emit(Op::JumpIfTrue(0));
+                    self.ctx(cs, CtxMsg::AssertCond, cond.span());
                     self.expr(l)?;
                     self.expr(r)?;
                     self.span = *eq;
@@ -455,21 +524,27 @@ impl<'a> Compiler<'a> {
                     self.patch(ok);
                 } else {
                     self.emit(Op::Assert(text));
+                    self.ctx(cs, CtxMsg::AssertCond, cond.span());
                 }
                 self.expr(body)?;
             }
             Expr::Not(e, span) => {
+                // CppNix's evalBool: a non-Boolean is reported at the operand.
+                let start = self.here();
                 self.expr(e)?;
-                self.span = *span;
+                self.span = e.span().unwrap_or(*span);
                 self.emit(Op::Not);
+                self.ctx(start, CtxMsg::NotArg, e.span());
             }
             Expr::Neg(e, span) => {
                 self.span = *span;
+                let start = self.here();
                 let c = self.constant(Const::Int(0));
                 self.emit(Op::Const(c));
                 self.expr(e)?;
                 self.span = *span;
                 self.emit(Op::Sub);
+                self.ctx(start, CtxMsg::CallSub, Some(*span));
             }
             Expr::BinOp { op, l, r, span } => self.binop(*op, l, r, *span)?,
             Expr::ConcatStrings {
@@ -477,15 +552,29 @@ impl<'a> Compiler<'a> {
                 parts,
                 span,
             } => {
+                let mut starts = Vec::with_capacity(parts.len());
                 for (_, p) in parts {
+                    let start = self.here();
                     self.expr(p)?;
+                    if !matches!(p, Expr::Str(_)) {
+                        self.ctx(start, CtxMsg::AddOperand, p.span());
+                    }
+                    starts.push(start);
                 }
                 self.span = *span;
-                if !force_string && parts.len() == 2 {
-                    self.emit(Op::Add);
+                let op = if !force_string && parts.len() == 2 {
+                    self.emit(Op::Add)
                 } else {
-                    self.emit(Op::ConcatStrings(parts.len() as u32, *force_string));
+                    self.emit(Op::ConcatStrings(parts.len() as u32, *force_string))
+                } as u32;
+                let n = parts.len();
+                for (i, (_, p)) in parts.iter().enumerate() {
+                    if !matches!(p, Expr::Str(_)) && n - 1 - i < 256 {
+                        self.ctx_forced(op, (n - 1 - i) as u8, CtxMsg::AddOperand, p.span());
+                    }
                 }
+                let spans = parts.iter().map(|(s, _)| *s).collect();
+                self.chunk().part_spans.push((op, spans));
             }
             Expr::InheritFrom(_, span) => {
                 return self.err("internal error: stray inherit-from".into(), *span)
@@ -502,36 +591,91 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// A dynamic attribute name's code (from `start`) and its use by op `op`
+    /// (on top of the stack there): "while evaluating an attribute name".
+    fn attr_name_ctx(&mut self, start: u32, op: u32, n: &Expr) {
+        let end = self.here() - 1;
+        self.chunk().ctxs.push(ErrCtx {
+            start,
+            end,
+            msg: CtxMsg::AttrName,
+            forced: None,
+            except_forced: None,
+            at: n.span(),
+        });
+        self.ctx_forced(op, 0, CtxMsg::AttrName, n.span());
+    }
+
     fn binop(&mut self, op: BinOp, l: &Expr, r: &Expr, span: Span) -> Result<(), ParseErr> {
-        match op {
-            BinOp::And | BinOp::Or | BinOp::Impl => {
-                self.expr(l)?;
-                self.span = span;
-                let j = match op {
-                    BinOp::Or => self.emit(Op::JumpIfTrue(0)),
-                    _ => self.emit(Op::JumpIfFalse(0)),
-                };
-                self.expr(r)?;
-                self.span = span;
-                self.emit(Op::AssertBool);
-                let end = self.emit(Op::Jump(0));
-                self.patch(j);
-                match op {
-                    BinOp::And => self.emit(Op::False),
-                    _ => self.emit(Op::True),
-                };
-                self.patch(end);
-                return Ok(());
-            }
-            _ => {}
+        if let BinOp::And | BinOp::Or | BinOp::Impl = op {
+            let (lm, rm) = match op {
+                BinOp::And => (CtxMsg::AndLeft, CtxMsg::AndRight),
+                BinOp::Or => (CtxMsg::OrLeft, CtxMsg::OrRight),
+                _ => (CtxMsg::ImplLeft, CtxMsg::ImplRight),
+            };
+            // CppNix's evalBool: a non-Boolean is reported at the operand.
+            let ls = self.here();
+            self.expr(l)?;
+            self.span = l.span().unwrap_or(span);
+            let j = match op {
+                BinOp::Or => self.emit(Op::JumpIfTrue(0)),
+                _ => self.emit(Op::JumpIfFalse(0)),
+            };
+            self.ctx(ls, lm, l.span());
+            let rs = self.here();
+            self.expr(r)?;
+            self.span = r.span().unwrap_or(span);
+            self.emit(Op::AssertBool);
+            self.ctx(rs, rm, r.span());
+            self.span = span;
+            let end = self.emit(Op::Jump(0));
+            self.patch(j);
+            match op {
+                BinOp::And => self.emit(Op::False),
+                _ => self.emit(Op::True),
+            };
+            self.patch(end);
+            return Ok(());
         }
         let (first, second) = match op {
             BinOp::Gt | BinOp::Le => (r, l),
             _ => (l, r),
         };
+        let fs = self.here();
         self.expr(first)?;
+        let ss = self.here();
         self.expr(second)?;
         self.span = span;
+        let sides = match op {
+            BinOp::Eq => Some((CtxMsg::EqLeft, CtxMsg::EqRight)),
+            BinOp::Neq => Some((CtxMsg::NeqLeft, CtxMsg::NeqRight)),
+            BinOp::Update => Some((CtxMsg::UpdateLeft, CtxMsg::UpdateRight)),
+            BinOp::Concat => Some((CtxMsg::ConcatLeft, CtxMsg::ConcatRight)),
+            _ => None,
+        };
+        if let Some((lm, rm)) = sides {
+            // The operands' code, and their forcing by the op.
+            let se = self.here();
+            self.chunk().ctxs.push(ErrCtx {
+                start: fs,
+                end: ss,
+                msg: lm,
+                forced: None,
+                except_forced: None,
+                at: l.span(),
+            });
+            self.chunk().ctxs.push(ErrCtx {
+                start: ss,
+                end: se,
+                msg: rm,
+                forced: None,
+                except_forced: None,
+                at: r.span(),
+            });
+            let at = self.here();
+            self.ctx_forced(at, 1, lm, l.span());
+            self.ctx_forced(at, 0, rm, r.span());
+        }
         match op {
             BinOp::Eq => self.emit(Op::Eq),
             BinOp::Neq => self.emit(Op::Neq),
@@ -543,7 +687,11 @@ impl<'a> Compiler<'a> {
             BinOp::Lt | BinOp::Gt => self.emit(Op::Lt),
             BinOp::Le | BinOp::Ge => {
                 self.emit(Op::Lt);
-                self.emit(Op::Not)
+                // `a <= b` is CppNix's `!(b < a)`: both frames at the operator.
+                self.ctx(fs, CtxMsg::CallLessThan, Some(span));
+                self.emit(Op::Not);
+                self.ctx(fs, CtxMsg::NotArg, Some(span));
+                return Ok(());
             }
             BinOp::PipeInto | BinOp::PipeFrom => {
                 // The parser turns pipes into calls; kept for completeness.
@@ -551,6 +699,18 @@ impl<'a> Compiler<'a> {
             }
             BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("handled above"),
         };
+        // `-`, `*`, `/` and `<` are calls of builtins in CppNix: everything
+        // their operands do happens inside the call.
+        let call = match op {
+            BinOp::Sub => Some(CtxMsg::CallSub),
+            BinOp::Mul => Some(CtxMsg::CallMul),
+            BinOp::Div => Some(CtxMsg::CallDiv),
+            BinOp::Lt | BinOp::Gt => Some(CtxMsg::CallLessThan),
+            _ => None,
+        };
+        if let Some(m) = call {
+            self.ctx(fs, m, Some(span));
+        }
         Ok(())
     }
 

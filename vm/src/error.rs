@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Parse,
     Io,
     Restricted,
+    /// CppNix's `UsageError`: the command adds "Try '… --help'" after it.
+    Usage,
     Other,
 }
 
@@ -73,6 +75,12 @@ pub struct EvalError {
     /// Raised while binding a lambda's formals: the lambda's frame adds no
     /// "while calling" entry (its body never ran).
     pub in_formals: bool,
+    /// Raised by forcing operand `n` (from the top of the stack) of the
+    /// failing op, whose error contexts for that operand then apply.
+    pub forced: Option<u8>,
+    /// For an infinite recursion: the thunk found under evaluation (its
+    /// address), whose frame marks where the cycle was entered.
+    pub blackhole: usize,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
@@ -84,6 +92,8 @@ impl EvalError {
             settled: false,
             site_pending: false,
             in_formals: false,
+            forced: None,
+            blackhole: 0,
             kind,
             msg: msg.into(),
             pos: None,

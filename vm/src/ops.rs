@@ -514,7 +514,15 @@ pub fn coerce_to_string(
 }
 
 /// `+` on non-numbers and string/path interpolation (ExprConcatStrings).
-pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> EvalResult<Value> {
+/// `site`: the frame whose op this is, for CppNix's positions of the
+/// operands' errors (each at the operand; a coercion's as "while evaluating
+/// a path segment" there).
+pub fn concat_strings(
+    vm: &mut Vm,
+    parts: Vec<Value>,
+    force_string: bool,
+    site: Option<usize>,
+) -> EvalResult<Value> {
     let mut first = !force_string;
     let mut first_type = "string";
     let mut n: i64 = 0;
@@ -525,9 +533,17 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
         Str(NixStr),
         Bytes(Vec<u8>),
     }
+    let part_pos = |vm: &Vm, i: usize| site.and_then(|fi| vm.part_pos(fi, i));
+    let at = |vm: &Vm, i: usize, msg: String| -> Box<EvalError> {
+        let mut e = EvalError::new(ErrorKind::Other, msg);
+        if site.is_some() {
+            e = e.with_pos(part_pos(vm, i));
+        }
+        e
+    };
     let mut pieces: Vec<Piece> = Vec::with_capacity(parts.len());
     let mut ctx = Context::new();
-    for p in parts.iter() {
+    for (i, p) in parts.iter().enumerate() {
         let p = vm.force(p.clone())?;
         if first {
             first_type = match &p.view() {
@@ -541,18 +557,30 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
             "int" => match &p.view() {
                 View::Int(x) => match n.checked_add(*x) {
                     Some(r) => n = r,
-                    None => return err(format!("integer overflow in adding {} + {}", n, x)),
+                    None => {
+                        return Err(at(
+                            vm,
+                            i,
+                            format!("integer overflow in adding {} + {}", n, x),
+                        ))
+                    }
                 },
                 View::Float(x) => {
                     first_type = "float";
                     nf = n as f64 + x;
                 }
-                other => return err(format!("cannot add {} to an integer", other.show_type())),
+                other => {
+                    let msg = format!("cannot add {} to an integer", other.show_type());
+                    return Err(at(vm, i, msg));
+                }
             },
             "float" => match &p.view() {
                 View::Int(x) => nf += *x as f64,
                 View::Float(x) => nf += x,
-                other => return err(format!("cannot add {} to a float", other.show_type())),
+                other => {
+                    let msg = format!("cannot add {} to a float", other.show_type());
+                    return Err(at(vm, i, msg));
+                }
             },
             _ => match &p.view() {
                 View::String(s) => {
@@ -560,6 +588,24 @@ pub fn concat_strings(vm: &mut Vm, parts: Vec<Value>, force_string: bool) -> Eva
                         ctx.extend(c.iter().cloned());
                     }
                     pieces.push(Piece::Str(s.clone()));
+                }
+                _ if site.is_some() => {
+                    let pos = part_pos(vm, i);
+                    let copy = first_type == "string";
+                    let s = vm
+                        .coerce_at(
+                            &p,
+                            &mut ctx,
+                            false,
+                            copy,
+                            pos,
+                            "while evaluating a path segment",
+                        )
+                        .map_err(|mut e| {
+                            e.settled = true;
+                            e
+                        })?;
+                    pieces.push(Piece::Bytes(s));
                 }
                 _ => {
                     let s = coerce_to_string(vm, &p, &mut ctx, false, first_type == "string")?;

@@ -26,11 +26,19 @@ const FOLD_AFTER: usize = 5;
 
 /// The whole error as CppNix prints it, with a final newline.
 pub fn render(vm: &Vm, e: &EvalError, show_trace: bool) -> String {
-    render_level(vm, "error", e, show_trace)
+    render_level(vm, "error", e, show_trace, false)
 }
 
 /// An error-shaped message at another level (`warning`, `evaluation warning`).
-pub fn render_level(vm: &Vm, level: &str, e: &EvalError, show_trace: bool) -> String {
+/// With `no_indent` the lines after the first are not indented (CppNix's
+/// `noIndent`, for a message that begins on a line of its own).
+pub fn render_level(
+    vm: &Vm,
+    level: &str,
+    e: &EvalError,
+    show_trace: bool,
+    no_indent: bool,
+) -> String {
     let prefix = format!("{level}: ");
     let mut body = String::new();
     if !e.trace.is_empty() {
@@ -44,8 +52,37 @@ pub fn render_level(vm: &Vm, level: &str, e: &EvalError, show_trace: bool) -> St
     if let Some(s) = did_you_mean(&e.suggestions) {
         let _ = writeln!(body, "{s}");
     }
-    let mut out = indent(&prefix, &" ".repeat(prefix.len()), chomp(&body));
+    let mut out = if no_indent {
+        format!("{}{}", prefix.trim_end_matches(' '), chomp(&body))
+    } else {
+        indent(&prefix, &" ".repeat(prefix.len()), chomp(&body))
+    };
     out.push('\n');
+    if out.contains('\x1b') {
+        out = filter_ansi(&out);
+    }
+    out
+}
+
+/// CppNix drops terminal escape sequences from what it prints on a stream
+/// that is not a terminal, after indenting: a message that ends in a colour
+/// reset (toml11's do) keeps its last, otherwise blank, line.
+fn filter_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            while let Some(&d) = chars.peek() {
+                chars.next();
+                if ('\x40'..='\x7e').contains(&d) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -218,6 +255,12 @@ fn code_lines(out: &mut String, text: &str, line: usize, col: usize) {
 
 /// A line on stderr. A closed or full stderr is not an evaluation error, and
 /// must not end the process with a panic as `eprintln!` would.
+/// Text that already ends in its newline, in one write.
+pub fn stderr_text(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 pub fn stderr_line(line: &str) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();

@@ -34,6 +34,10 @@ pub struct Frame {
     /// Called by native code (a builtin, `Vm::call`), not by a call
     /// instruction: its error trace names no call site.
     pub native_caller: bool,
+    /// Where the attribute this frame selected last was defined: a failing
+    /// selection's trace names that definition (CppNix's "from the
+    /// definition of …").
+    pub attr_pos: PosIdx,
 }
 
 impl Frame {
@@ -101,15 +105,24 @@ macro_rules! force_slot {
         let idx = $idx;
         if let View::Thunk(t) = &$self.stack[idx].view() {
             let t = t.clone();
-            match $self.demand(&t)? {
-                Some(v) => $self.stack[idx] = v,
-                None => {
+            match $self.demand(&t) {
+                Ok(Some(v)) => $self.stack[idx] = v,
+                Ok(None) => {
                     $self.frames[$fi].ip -= 1;
                     continue;
                 }
+                Err(e) => return Err(forced_error(e, $self.stack.len() - 1 - idx)),
             }
         }
     }};
+}
+
+/// An error of forcing the operand `from_top` places below the top of the
+/// stack: that operand's error contexts apply to it.
+#[cold]
+fn forced_error(mut e: Box<EvalError>, from_top: usize) -> Box<EvalError> {
+    e.forced = u8::try_from(from_top).ok();
+    e
 }
 
 impl Vm {
@@ -232,7 +245,12 @@ impl Vm {
             chunk.name,
             source,
             chunk.span,
-            Body::new(&chunk.code, &chunk.spans, consts),
+            Body::new(
+                &chunk.code,
+                &chunk.spans,
+                &crate::value::errctx::encode(&chunk.ctxs, &chunk.part_spans, &chunk.spans),
+                consts,
+            ),
             chunk.nslots,
             chunk.kind == ChunkKind::Thunk && crate::speculate::eligible(&chunk.code),
         ))
@@ -292,6 +310,8 @@ impl Vm {
                     settled: false,
                     site_pending: false,
                     in_formals: false,
+                    forced: None,
+                    blackhole: 0,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -299,8 +319,7 @@ impl Vm {
                 })
             })?;
         for w in warnings {
-            let pos = self.show_pos(Pos { file, span: w.span });
-            self.warn(format!("{} at {}", w.msg, pos))?;
+            self.warn_at(w.msg, Some(Pos { file, span: w.span }));
         }
         let chunk = nixvm_compiler::compile_file(&ast, &self.global_names, file, src, name)
             .map_err(|e| {
@@ -314,6 +333,8 @@ impl Vm {
                     settled: false,
                     site_pending: false,
                     in_formals: false,
+                    forced: None,
+                    blackhole: 0,
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -330,12 +351,33 @@ impl Vm {
         )))
     }
 
+    /// A plain warning, as CppNix's logger prints one (`warning: MSG`).
     pub fn warn(&mut self, msg: String) -> EvalResult<()> {
         crate::report::stderr_line(&format!("warning: {}", msg));
+        Ok(())
+    }
+
+    /// A warning with CppNix's error layout: its position and source excerpt
+    /// under the message (a parser lint).
+    pub fn warn_at(&mut self, msg: String, pos: Option<Pos>) {
+        let mut e = EvalError::new(ErrorKind::Other, msg);
+        e.pos = pos;
+        let text = crate::report::render_level(self, "warning", &e, false, false);
+        crate::report::stderr_text(&text);
+    }
+
+    /// `builtins.warn`: "evaluation warning:", not indented under the prefix
+    /// when the message starts on a new line; with abort-on-warn the
+    /// evaluation then stops (an error `tryEval` does not catch).
+    pub fn eval_warn(&mut self, msg: String) -> EvalResult<()> {
+        let no_indent = msg.starts_with('\n');
+        let e = EvalError::new(ErrorKind::Other, msg);
+        let text = crate::report::render_level(self, "evaluation warning", &e, false, no_indent);
+        crate::report::stderr_text(&text);
         if self.settings.abort_on_warn {
             return Err(EvalError::new(
-                ErrorKind::Other,
-                format!("{} (aborting because of --abort-on-warn)", msg),
+                ErrorKind::Abort,
+                "aborting to reveal stack trace of warning, as abort-on-warn is set",
             ));
         }
         Ok(())
@@ -420,6 +462,8 @@ impl Vm {
                     settled: false,
                     site_pending: false,
                     in_formals: false,
+                    forced: None,
+                    blackhole: 0,
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -432,6 +476,8 @@ impl Vm {
                 settled: false,
                 site_pending: false,
                 in_formals: false,
+                forced: None,
+                blackhole: 0,
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -465,6 +511,7 @@ impl Vm {
                     kind: FrameKind::Thunk(t.clone()),
                     counted: false,
                     native_caller: false,
+                    attr_pos: PosIdx::NONE,
                 });
                 Ok(None)
             }
@@ -477,10 +524,14 @@ impl Vm {
                 r
             }
             Begin::Failed(e) => Err(e),
-            Begin::Blackhole => Err(EvalError::new(
-                ErrorKind::InfiniteRecursion,
-                "infinite recursion encountered",
-            )),
+            Begin::Blackhole => {
+                let mut e = EvalError::new(
+                    ErrorKind::InfiniteRecursion,
+                    "infinite recursion encountered",
+                );
+                e.blackhole = t.as_ptr() as usize;
+                Err(e)
+            }
         }
     }
 
@@ -588,6 +639,7 @@ impl Vm {
                     kind,
                     counted: true,
                     native_caller: false,
+                    attr_pos: PosIdx::NONE,
                 });
                 Ok(None)
             }
@@ -706,16 +758,30 @@ impl Vm {
         match self.run_inner(stop) {
             Ok(()) => Ok(()),
             Err(mut e) => {
-                // Attach the position of the failing instruction, then unwind.
+                // Attach the position of the failing instruction, then unwind,
+                // adding each frame's error contexts and call frames.
                 let mut first = true;
+                // The thunk whose frame went just before: the frame below was
+                // forcing it in the op at its `ip` (re-executed once it is done).
+                let mut waited: Option<(Thunk, usize)> = None;
                 while self.frames.len() > stop {
                     let f = self.frames.pop().expect("frame");
+                    let (op_at, forced) = match waited.take() {
+                        Some((t, base)) => (f.ip, self.forced_slot(&t, base)),
+                        None => (
+                            f.ip.saturating_sub(1),
+                            if first { e.forced.take() } else { None },
+                        ),
+                    };
                     let pos = f.current_pos();
                     if first {
                         e.site_pending = false;
                     }
                     if first && e.pos.is_none() && !e.settled {
                         e.pos = pos;
+                    }
+                    if !f.proto.body.ctx_bytes().is_empty() {
+                        self.ctx_frames(&f, op_at, forced, first, &mut e);
                     }
                     first = false;
                     // CppNix records lambda calls only with --show-trace, at the
@@ -730,13 +796,137 @@ impl Vm {
                         self.call_depth = self.call_depth.saturating_sub(1);
                     }
                     if let FrameKind::Thunk(t) = &f.kind {
+                        if e.kind == ErrorKind::InfiniteRecursion
+                            && e.blackhole == t.as_ptr() as usize
+                            && e.trace.len() < MAX_TRACE
+                        {
+                            let mut entering =
+                                TraceEntry::new("entering the infinite recursion", None);
+                            entering.always = true;
+                            e.trace.push(entering);
+                        }
                         t.fail(&e);
+                        waited = Some((t.clone(), f.base));
                     }
                 }
                 self.stack.truncate(stack_len);
                 Err(e)
             }
         }
+    }
+
+    /// Which operand of the op waiting below a thunk's frame that thunk is
+    /// (counted from the top of that frame's stack), if it is one.
+    #[cold]
+    fn forced_slot(&self, t: &Thunk, base: usize) -> Option<u8> {
+        let below = &self.stack[..base.min(self.stack.len())];
+        below
+            .iter()
+            .rev()
+            .take(256)
+            .position(|v| v.as_thunk().is_some_and(|x| Thunk::ptr_eq(x, t)))
+            .map(|i| i as u8)
+    }
+
+    /// The frames of the error contexts (CppNix's `errorCtx`) that op `op` of
+    /// frame `f` is in, innermost first.
+    #[cold]
+    fn ctx_frames(&self, f: &Frame, op: usize, forced: Option<u8>, first: bool, e: &mut EvalError) {
+        use crate::value::errctx::{decode, Record};
+        use nixvm_compiler::chunk::CtxMsg;
+        let proto = &f.proto;
+        let file = proto.file();
+        let op = op as u32;
+        let mut hits: Vec<_> = decode(proto.body.ctx_bytes(), |i| proto.span_at(i as usize))
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Ctx(c) => Some(c),
+                Record::Parts(..) => None,
+            })
+            .filter(|c| match c.forced {
+                Some(k) => c.start == op && forced == Some(k),
+                None => {
+                    c.start <= op
+                        && op < c.end
+                        && !(forced.is_some() && c.except_forced == forced.map(|k| (op, k)))
+                }
+            })
+            .collect();
+        hits.sort_by_key(|c| (c.end - c.start, c.forced.is_none()));
+        let at = |s: Option<nixvm_compiler::ast::Span>| s.map(|span| Pos { file, span });
+        // CppNix reports an infinite recursion met while forcing an operand
+        // where that operand is.
+        if first && e.kind == ErrorKind::InfiniteRecursion && forced.is_some() {
+            if let Some(c) = hits.iter().find(|c| c.forced.is_some() && c.at.is_some()) {
+                e.pos = at(c.at);
+            }
+        }
+        for c in hits {
+            if c.msg != CtxMsg::Attribute {
+                e.add_trace(c.msg.text(), at(c.at));
+                continue;
+            }
+            // A selection: its path from the select ops in range (dynamic
+            // names as written), and the definition of the last attribute
+            // found before the failing op.
+            let code = proto.code();
+            let mut names = Vec::new();
+            let mut found = 0;
+            for i in c.start..c.end {
+                let name = match code[i as usize] {
+                    Op::Select(s) | Op::SelectOr(s, _) => s.to_string(),
+                    Op::SelectDyn | Op::SelectDynOr(_) => self.dynamic_name_text(proto, i),
+                    _ => continue,
+                };
+                if i < op {
+                    found += 1;
+                }
+                names.push(name);
+            }
+            if found > 0 && f.attr_pos != PosIdx::NONE {
+                let def = self.pos(f.attr_pos);
+                let internal = def.is_some_and(|p| {
+                    self.files[p.file as usize]
+                        .name
+                        .ends_with("derivation-internal.nix")
+                });
+                if !internal {
+                    e.add_trace(
+                        format!(
+                            "from the definition of '{}'",
+                            names[..found.min(names.len())].join(".")
+                        ),
+                        def,
+                    );
+                }
+            }
+            e.add_trace(
+                format!("while evaluating the attribute '{}'", names.join(".")),
+                at(c.at),
+            );
+        }
+    }
+
+    /// A dynamic attribute name of a selection as CppNix shows one it cannot
+    /// name: `"${e}"`, with `e` as written.
+    fn dynamic_name_text(&self, proto: &Proto, op: u32) -> String {
+        use crate::value::errctx::{decode, Record};
+        use nixvm_compiler::chunk::CtxMsg;
+        let span = decode(proto.body.ctx_bytes(), |i| proto.span_at(i as usize))
+            .into_iter()
+            .find_map(|r| match r {
+                Record::Ctx(c)
+                    if c.msg == CtxMsg::AttrName && c.forced == Some(0) && c.start == op =>
+                {
+                    c.at
+                }
+                _ => None,
+            });
+        let text = span.and_then(|s| {
+            let t = proto.source.text();
+            t.get(s.start as usize..s.end as usize).map(str::to_string)
+        });
+        format!("\"${{{}}}\"", text.unwrap_or_default())
     }
 
     fn proto_const(&self, fi: usize, c: u32) -> &Constant {
@@ -950,11 +1140,14 @@ impl Vm {
                     force_slot!(self, fi, len - 1);
                     let top = self.stack.pop().expect("set");
                     match &top.view() {
-                        View::Attrs(a) => match a.get(sym) {
-                            Some(v) => self.stack.push(v.clone()),
+                        View::Attrs(a) => match a.get_attr(sym) {
+                            Some(at) => {
+                                self.frames[fi].attr_pos = at.pos;
+                                self.stack.push(at.value.clone())
+                            }
                             None => return Err(self.missing_attr(a, sym)),
                         },
-                        other => return type_mismatch("a set", &other.to_value()),
+                        other => return Err(self.select_type_error(fi, &other.to_value())),
                     }
                 }
                 // `a.b or d` and a non-final step of `a ? b.c`: descend or jump.
@@ -965,7 +1158,9 @@ impl Vm {
                     let top = self.stack.pop().expect("set");
                     match &top.view() {
                         View::Attrs(a) if a.contains(sym) => {
-                            self.stack.push(a.get(sym).expect("checked").clone())
+                            let at = a.get_attr(sym).expect("checked");
+                            self.frames[fi].attr_pos = at.pos;
+                            self.stack.push(at.value.clone())
                         }
                         _ => self.frames[fi].ip = target as usize,
                     }
@@ -976,17 +1171,21 @@ impl Vm {
                     force_slot!(self, fi, len - 1);
                     let name = self.stack.pop().expect("name");
                     let set = self.stack.pop().expect("set");
-                    let sym = self.attr_name(&name)?;
+                    // CppNix reports a name that is not a string at the name.
+                    let sym = self.attr_name(&name).map_err(|e| forced_error(e, 0))?;
                     let found = match &set.view() {
-                        View::Attrs(a) => a.get(sym).cloned(),
+                        View::Attrs(a) => a.get_attr(sym).map(|at| (at.value.clone(), at.pos)),
                         _ => None,
                     };
                     match (found, op) {
-                        (Some(v), _) => self.stack.push(v),
+                        (Some((v, pos)), _) => {
+                            self.frames[fi].attr_pos = pos;
+                            self.stack.push(v)
+                        }
                         (None, Op::SelectDynOr(target)) => self.frames[fi].ip = target as usize,
                         (None, _) => match &set.view() {
                             View::Attrs(a) => return Err(self.missing_attr(a, sym)),
-                            other => return type_mismatch("a set", &other.to_value()),
+                            other => return Err(self.select_type_error(fi, &other.to_value())),
                         },
                     }
                 }
@@ -1099,26 +1298,44 @@ impl Vm {
                 | Op::Lt
                 | Op::Concat
                 | Op::Update => {
+                    // CppNix evaluates both operands of every binary op (to
+                    // weak head normal form) before it applies the op.
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 2);
-                    if !matches!(op, Op::Eq | Op::Neq) {
-                        force_slot!(self, fi, len - 1);
-                    }
+                    force_slot!(self, fi, len - 1);
                     let b = self.stack.pop().expect("rhs");
                     let a = self.stack.pop().expect("lhs");
                     let r = match op {
-                        Op::Add => self.add(a, b)?,
-                        Op::Sub => crate::ops::arith(self, '-', a, b)?,
-                        Op::Mul => crate::ops::arith(self, '*', a, b)?,
-                        Op::Div => crate::ops::arith(self, '/', a, b)?,
-                        Op::Eq => Value::Bool(self.equal(&a, &b)?),
-                        Op::Neq => Value::Bool(!self.equal(&a, &b)?),
-                        Op::Lt => Value::Bool(crate::ops::less_than(self, &a, &b)?),
-                        Op::Concat => crate::ops::concat_lists(self, a, b)?,
-                        Op::Update => crate::ops::update(self, a, b)?,
+                        Op::Add => self.add(fi, a, b),
+                        Op::Eq => self.equal(&a, &b).map(Value::Bool),
+                        Op::Neq => self.equal(&a, &b).map(|x| Value::Bool(!x)),
+                        Op::Lt => crate::ops::less_than(self, &a, &b).map(Value::Bool),
+                        Op::Sub | Op::Mul | Op::Div | Op::Concat | Op::Update => {
+                            let (x, y) = (a.clone(), b.clone());
+                            let r = match op {
+                                Op::Sub => crate::ops::arith(self, '-', x, y),
+                                Op::Mul => crate::ops::arith(self, '*', x, y),
+                                Op::Div => crate::ops::arith(self, '/', x, y),
+                                Op::Concat => crate::ops::concat_lists(self, x, y),
+                                _ => crate::ops::update(self, x, y),
+                            };
+                            match r {
+                                Ok(v) => Ok(v),
+                                Err(e) => return Err(self.op_error(fi, op, a, b, e)),
+                            }
+                        }
                         _ => unreachable!(),
                     };
-                    self.stack.push(r);
+                    match r {
+                        Ok(v) => self.stack.push(v),
+                        Err(mut e) => {
+                            if op == Op::Lt && e.pos.is_none() {
+                                // The `lessThan` builtin's error: no position.
+                                e.settled = true;
+                            }
+                            return Err(e);
+                        }
+                    }
                 }
                 Op::ConcatStrings(n, force_string) => {
                     let len = self.stack.len();
@@ -1141,7 +1358,7 @@ impl Vm {
                         continue;
                     }
                     let parts: Vec<Value> = self.stack.drain(base..).collect();
-                    let v = crate::ops::concat_strings(self, parts, force_string)?;
+                    let v = crate::ops::concat_strings(self, parts, force_string, Some(fi))?;
                     self.stack.push(v);
                 }
                 Op::Assert(c) => {
@@ -1331,6 +1548,68 @@ impl Vm {
         e
     }
 
+    /// Selecting from what is not a set: CppNix's `forceAttrs` error, with
+    /// the frame at the selection and no position of its own.
+    #[cold]
+    fn select_type_error(&self, fi: usize, v: &Value) -> Box<EvalError> {
+        let mut e = type_mismatch::<()>("a set", v).expect_err("a mismatch");
+        e.settled = true;
+        e.add_trace(
+            "while selecting an attribute",
+            self.frames[fi].current_pos(),
+        );
+        e
+    }
+
+    /// An error of a binary op's own (its operands were forced): where
+    /// CppNix reports it. `-`, `*`, `/` and `<` are builtins there: the error
+    /// is the builtin's, without a position (the call's frame comes from the
+    /// op's error context); `//` names the operand that is not a set, `++`
+    /// "one of the elements to concatenate".
+    #[cold]
+    fn op_error(
+        &mut self,
+        fi: usize,
+        op: Op,
+        a: Value,
+        b: Value,
+        e: Box<EvalError>,
+    ) -> Box<EvalError> {
+        let mut e = match op {
+            Op::Sub | Op::Mul | Op::Div => {
+                let c = match op {
+                    Op::Sub => '-',
+                    Op::Mul => '*',
+                    _ => '/',
+                };
+                crate::builtins::core::arith(self, &mut [a, b], c)
+                    .err()
+                    .unwrap_or(e)
+            }
+            Op::Update => {
+                let slot = if matches!(a.view(), View::Attrs(_)) {
+                    0
+                } else {
+                    1
+                };
+                forced_error(e, slot)
+            }
+            Op::Concat if e.kind == ErrorKind::Type => {
+                let mut e = e;
+                e.add_trace(
+                    "while evaluating one of the elements to concatenate",
+                    self.frames[fi].current_pos(),
+                );
+                e
+            }
+            _ => return e,
+        };
+        if e.pos.is_none() {
+            e.settled = true;
+        }
+        e
+    }
+
     #[cold]
     fn missing_attr(&self, set: &Attrs, sym: Symbol) -> Box<EvalError> {
         let mut e = EvalError::new(
@@ -1353,20 +1632,42 @@ impl Vm {
         crate::print::show_short(v)
     }
 
-    fn add(&mut self, a: Value, b: Value) -> EvalResult<Value> {
+    /// `+` by the op of frame `fi` (whose operand positions its errors use).
+    fn add(&mut self, fi: usize, a: Value, b: Value) -> EvalResult<Value> {
         match (&a.view(), &b.view()) {
             (View::Int(x), View::Int(y)) => match x.checked_add(*y) {
                 Some(r) => Ok(Value::Int(r)),
                 None => Err(EvalError::new(
                     ErrorKind::Other,
                     format!("integer overflow in adding {} + {}", x, y),
-                )),
+                )
+                .with_pos(self.part_pos(fi, 1))),
             },
             (View::Float(x), View::Float(y)) => Ok(Value::Float(x + y)),
             (View::Int(x), View::Float(y)) => Ok(Value::Float(*x as f64 + y)),
             (View::Float(x), View::Int(y)) => Ok(Value::Float(x + *y as f64)),
-            _ => crate::ops::concat_strings(self, vec![a, b], false),
+            _ => crate::ops::concat_strings(self, vec![a, b], false, Some(fi)),
         }
+    }
+
+    /// Where operand `i` of the `+` or interpolation that frame `fi` runs
+    /// begins (CppNix reports the operand's errors there).
+    #[cold]
+    pub fn part_pos(&self, fi: usize, i: usize) -> Option<Pos> {
+        use crate::value::errctx::{decode, Record};
+        let f = &self.frames[fi];
+        let op = f.ip.checked_sub(1)? as u32;
+        let proto = &f.proto;
+        decode(proto.body.ctx_bytes(), |k| proto.span_at(k as usize))
+            .into_iter()
+            .find_map(|r| match r {
+                Record::Parts(at, spans) if at == op => spans.get(i).copied(),
+                _ => None,
+            })
+            .map(|span| Pos {
+                file: proto.file(),
+                span,
+            })
     }
 
     /// Deep equality with CppNix's rules.

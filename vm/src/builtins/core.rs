@@ -224,7 +224,7 @@ fn warn(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         .ctx("while evaluating the first argument; the message passed to builtins.warn")?
         .to_str()
         .into_owned();
-    vm.warn(text)?;
+    vm.eval_warn(text)?;
     vm.force(a[1].clone())
 }
 
@@ -275,7 +275,7 @@ fn type_of(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 /// `add`, `sub`, `mul`, `div`: both operands are forced, then checked as
 /// floats if either is one (the divisor first, as a float), with CppNix's
 /// frames naming the operand.
-fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
+pub(crate) fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value> {
     let x = vm.force(a[0].clone())?;
     let y = vm.force(a[1].clone())?;
     let float = matches!(x.view(), View::Float(_)) || matches!(y.view(), View::Float(_));

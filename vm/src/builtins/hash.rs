@@ -26,10 +26,7 @@ fn arg_ctx<T>(r: EvalResult<T>, msg: &str) -> EvalResult<T> {
 
 fn hash_err<T>(e: HashError) -> EvalResult<T> {
     if e.is_usage_error() {
-        err(format!(
-            "{}\nTry 'nix-instantiate --help' for more information.",
-            e
-        ))
+        Err(EvalError::new(ErrorKind::Usage, e.to_string()))
     } else {
         err(e.to_string())
     }

@@ -50,8 +50,7 @@ fn toml_error(src: &str, e: &toml::de::Error) -> String {
                 .map_or(src.len(), |i| line_start + i);
             let width = line_no.to_string().len();
             format!(
-                "[error] toml::parse_dec_integer: too large integer: current max digits = 2^63\n {:w$}--> fromTOML\n {:w$} |\n {} | {}\n {:w$} | {}^-- must be < 2^63",
-                "",
+                "[error] toml::parse_dec_integer: too large integer: current max digits = 2^63\n --> fromTOML\n {:w$} |\n {} | {}\n {:w$} | {}^-- must be < 2^63\n\x1b[0m",
                 "",
                 line_no,
                 &src[line_start..line_end],

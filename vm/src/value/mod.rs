@@ -29,6 +29,7 @@ mod set;
 pub use set::{Attr, Attrs, AttrsIter};
 
 mod constant;
+pub mod errctx;
 mod proto;
 pub use constant::{CView, Constant, PConst};
 pub use proto::{Body, Proto};
@@ -224,7 +225,7 @@ pub(crate) fn test_proto() -> Rc<Proto> {
             false,
         )),
         Default::default(),
-        Body::new(&[], &[], Vec::new()),
+        Body::new(&[], &[], &[], Vec::new()),
         0,
         false,
     ))

@@ -87,11 +87,11 @@ fn pack_spans(spans: &[Span]) -> (Vec<u32>, Vec<u8>) {
 
 impl Body {
     /// Offsets of the ops and the spans, and the layout of the whole, given
-    /// the packed spans' length in bytes.
-    fn layout(ops: usize, consts: usize, span_bytes: usize) -> (usize, usize, Layout) {
+    /// the bytes after the marks (packed spans and error contexts).
+    fn layout(ops: usize, consts: usize, tail_bytes: usize) -> (usize, usize, Layout) {
         let code = consts * std::mem::size_of::<Constant>();
         let spans = code + ops * std::mem::size_of::<Op>();
-        let size = spans + 4 * (1 + span_marks(ops)) + span_bytes;
+        let size = spans + 4 * (2 + span_marks(ops)) + tail_bytes;
         (
             code,
             spans,
@@ -99,18 +99,46 @@ impl Body {
         )
     }
 
-    /// The packed spans' length in bytes, stored first in their area.
-    fn span_bytes(&self) -> usize {
+    /// The packed spans' and error contexts' lengths in bytes, stored first
+    /// in the span area.
+    fn tail_lens(&self) -> (usize, usize) {
         let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize, 0);
-        // SAFETY: the length is written at the start of the span area.
-        unsafe { (self.ptr.as_ptr().add(at) as *const u32).read() as usize }
+        // SAFETY: the lengths are written at the start of the span area.
+        unsafe {
+            let p = self.ptr.as_ptr().add(at) as *const u32;
+            (p.read() as usize, p.add(1).read() as usize)
+        }
     }
 
-    pub fn new(code: &[Op], spans: &[Span], consts: Vec<Constant>) -> Body {
+    fn span_bytes(&self) -> usize {
+        self.tail_lens().0
+    }
+
+    fn tail_bytes(&self) -> usize {
+        let (s, c) = self.tail_lens();
+        s + c
+    }
+
+    /// The packed error contexts (`errctx`), read when an error unwinds.
+    pub fn ctx_bytes(&self) -> &[u8] {
+        let (spans, ctxs) = self.tail_lens();
+        if ctxs == 0 {
+            return &[];
+        }
+        let (_, at, _) = Body::layout(self.ops as usize, self.consts as usize, 0);
+        let nmarks = span_marks(self.ops as usize);
+        // SAFETY: the context bytes follow the packed spans.
+        unsafe {
+            let p = (self.ptr.as_ptr().add(at) as *const u32).add(2 + nmarks) as *const u8;
+            std::slice::from_raw_parts(p.add(spans), ctxs)
+        }
+    }
+
+    pub fn new(code: &[Op], spans: &[Span], ctxs: &[u8], consts: Vec<Constant>) -> Body {
         assert_eq!(code.len(), spans.len(), "a span per op");
         let (ops, nconsts) = (code.len(), consts.len());
         let (marks, packed) = pack_spans(spans);
-        let (at_code, at_spans, l) = Body::layout(ops, nconsts, packed.len());
+        let (at_code, at_spans, l) = Body::layout(ops, nconsts, packed.len() + ctxs.len());
         let mut consts = std::mem::ManuallyDrop::new(consts);
         // SAFETY: a non-zero size with room for each array at its offset;
         // the constants move in (the vector's buffer is freed without
@@ -126,9 +154,11 @@ impl Body {
             std::ptr::copy_nonoverlapping(code.as_ptr(), p.add(at_code) as *mut Op, ops);
             let sp = p.add(at_spans) as *mut u32;
             sp.write(packed.len() as u32);
-            std::ptr::copy_nonoverlapping(marks.as_ptr(), sp.add(1), marks.len());
-            let bytes = sp.add(1 + marks.len()) as *mut u8;
+            sp.add(1).write(ctxs.len() as u32);
+            std::ptr::copy_nonoverlapping(marks.as_ptr(), sp.add(2), marks.len());
+            let bytes = sp.add(2 + marks.len()) as *mut u8;
             std::ptr::copy_nonoverlapping(packed.as_ptr(), bytes, packed.len());
+            std::ptr::copy_nonoverlapping(ctxs.as_ptr(), bytes.add(packed.len()), ctxs.len());
             Body {
                 ptr: NonNull::new_unchecked(p),
                 ops: u32::try_from(ops).expect("op count fits in u32"),
@@ -156,8 +186,8 @@ impl Body {
         let (marks, bytes) = unsafe {
             let sp = self.ptr.as_ptr().add(at) as *const u32;
             (
-                std::slice::from_raw_parts(sp.add(1), nmarks),
-                std::slice::from_raw_parts(sp.add(1 + nmarks) as *const u8, self.span_bytes()),
+                std::slice::from_raw_parts(sp.add(2), nmarks),
+                std::slice::from_raw_parts(sp.add(2 + nmarks) as *const u8, self.span_bytes()),
             )
         };
         let k = i / SPAN_STEP;
@@ -183,7 +213,7 @@ impl Body {
     }
     /// The bytes of the allocation (for walks over the heap).
     pub(crate) fn alloc_bytes(&self) -> usize {
-        Body::layout(self.ops as usize, self.consts as usize, self.span_bytes())
+        Body::layout(self.ops as usize, self.consts as usize, self.tail_bytes())
             .2
             .size()
     }
@@ -191,7 +221,7 @@ impl Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        let (_, _, l) = Body::layout(self.ops as usize, self.consts as usize, self.span_bytes());
+        let (_, _, l) = Body::layout(self.ops as usize, self.consts as usize, self.tail_bytes());
         // SAFETY: the constants are initialised and owned here; then the
         // allocation goes.
         unsafe {
@@ -306,6 +336,7 @@ mod tests {
         let b = Body::new(
             &code,
             &spans,
+            &[],
             vec![
                 Constant::new(PConst::Value(s.clone())),
                 Constant::new(PConst::Text("t".into())),
@@ -319,8 +350,8 @@ mod tests {
         assert!(matches!(b.consts()[0].view(), CView::Value(v) if v.as_str() == Some("constant")));
         assert!(matches!(b.consts()[1].view(), CView::Text("t")));
         // Three ops' spans packed: 0,1 / 2,1 / 2,5 (start deltas zigzagged).
-        assert_eq!(b.alloc_bytes(), 2 * 8 + 3 * 8 + 4 + 6);
-        let empty = Body::new(&[], &[], Vec::new());
+        assert_eq!(b.alloc_bytes(), 2 * 8 + 3 * 8 + 8 + 6);
+        let empty = Body::new(&[], &[], &[], Vec::new());
         assert!(empty.code().is_empty() && empty.consts().is_empty());
         drop(b);
         // The constants went with the body.
@@ -357,7 +388,8 @@ mod tests {
             })
             .collect();
         let code = vec![Op::Null; spans.len()];
-        let b = Body::new(&code, &spans, Vec::new());
+        let b = Body::new(&code, &spans, &[3, 1, 4], Vec::new());
+        assert_eq!(b.ctx_bytes(), &[3, 1, 4]);
         for (i, sp) in spans.iter().enumerate() {
             assert_eq!(b.span(i), Some(*sp), "op {i}");
         }
