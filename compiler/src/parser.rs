@@ -341,8 +341,12 @@ impl<'a> ParseState<'a> {
             target.inherit_from.extend(ae.inherit_from);
             Ok(())
         } else {
-            if let Expr::Lambda(l) = &mut def.value {
+            // CppNix names the lambda and, through its body, every lambda
+            // it returns (`f = a: b: …` names both).
+            let mut e = &mut def.value;
+            while let Expr::Lambda(l) = e {
                 l.name = Some(def.name);
+                e = &mut l.body;
             }
             attrs.push(def);
             Ok(())

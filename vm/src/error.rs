@@ -81,6 +81,11 @@ pub struct EvalError {
     /// For an infinite recursion: the thunk found under evaluation (its
     /// address), whose frame marks where the cycle was entered.
     pub blackhole: usize,
+    /// The thunks this error failed on its way out. CppNix memoises the
+    /// exception itself, so the frames added until something catches it
+    /// show when such a thunk is forced again: `tryEval` stores the error,
+    /// as it is when caught, back into them.
+    pub memo: Vec<crate::value::Value>,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
@@ -94,6 +99,7 @@ impl EvalError {
             in_formals: false,
             forced: None,
             blackhole: 0,
+            memo: Vec::new(),
             kind,
             msg: msg.into(),
             pos: None,
@@ -111,6 +117,23 @@ impl EvalError {
         self.pos = pos;
         self.settled = true;
         self
+    }
+    /// A copy to memoise in a failed thunk (without the thunks it failed,
+    /// which would hold themselves).
+    pub fn memo_copy(&self) -> EvalError {
+        EvalError {
+            kind: self.kind,
+            msg: self.msg.clone(),
+            pos: self.pos,
+            trace: self.trace.clone(),
+            suggestions: self.suggestions.clone(),
+            settled: self.settled,
+            site_pending: self.site_pending,
+            in_formals: self.in_formals,
+            forced: self.forced,
+            blackhole: self.blackhole,
+            memo: Vec::new(),
+        }
     }
     pub fn catchable(&self) -> bool {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)

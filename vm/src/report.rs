@@ -107,7 +107,10 @@ fn render_trace<'a>(
     frames: impl Iterator<Item = &'a TraceEntry>,
     show_trace: bool,
 ) {
-    let mut seen: HashSet<(&str, Option<Pos>)> = HashSet::new();
+    // Frames are the same when their text and their file, line and column
+    // are (CppNix compares positions, not spans).
+    let key = |t: &'a TraceEntry| (t.msg.as_str(), t.pos.map(|p| (p.file, p.span.start)));
+    let mut seen: HashSet<(&str, Option<(u32, u32)>)> = HashSet::new();
     let mut skipped: Vec<&TraceEntry> = Vec::new();
     let mut count = 0usize;
     let mut truncate = false;
@@ -121,16 +124,15 @@ fn render_trace<'a>(
         if truncate && !t.always {
             continue;
         }
-        if seen.contains(&(t.msg.as_str(), t.pos)) {
+        if !seen.insert(key(t)) {
             skipped.push(t);
             continue;
         }
-        seen.insert((t.msg.as_str(), t.pos));
-        flush_skipped(vm, out, &mut count, &mut skipped, &mut seen);
+        flush_skipped(vm, out, &mut count, &mut skipped);
         count += 1;
         frame(vm, out, &mut count, t);
     }
-    flush_skipped(vm, out, &mut count, &mut skipped, &mut seen);
+    flush_skipped(vm, out, &mut count, &mut skipped);
     if truncate {
         out.push_str(
             "\n(stack trace truncated; use '--show-trace' to show the full, detailed trace)\n",
@@ -138,15 +140,10 @@ fn render_trace<'a>(
     }
 }
 
-/// Print a run of repeated frames, or fold it when it is long. Folding forgets
-/// the frames seen so far, so that alternating runs (A…, B…, A…) each show once.
-fn flush_skipped<'a>(
-    vm: &Vm,
-    out: &mut String,
-    count: &mut usize,
-    skipped: &mut Vec<&'a TraceEntry>,
-    seen: &mut HashSet<(&'a str, Option<Pos>)>,
-) {
+/// Print a run of repeated frames, or fold it when it is long. CppNix means
+/// folding to forget the frames seen so far, but forgets a copy of them: a
+/// frame seen once stays seen for the rest of the trace.
+fn flush_skipped(vm: &Vm, out: &mut String, count: &mut usize, skipped: &mut Vec<&TraceEntry>) {
     if skipped.is_empty() {
         return;
     }
@@ -156,7 +153,6 @@ fn flush_skipped<'a>(
         }
     } else {
         let _ = writeln!(out, "\n({} duplicate frames omitted)", skipped.len());
-        seen.clear();
     }
     skipped.clear();
 }

@@ -329,7 +329,15 @@ impl Thunk {
     /// forces throw it again, as CppNix 2.34 does.
     pub fn fail(&self, e: &EvalError) {
         if self.is_running() {
-            drop(self.replace(State::Failed(Box::new(e.clone()))));
+            drop(self.replace(State::Failed(Box::new(e.memo_copy()))));
+        }
+    }
+
+    /// Replace the error a failed thunk holds (`tryEval` stores the error
+    /// as it was caught, see `EvalError::memo`).
+    pub fn refail(&self, e: &EvalError) {
+        if self.state() == FAILED {
+            drop(self.replace(State::Failed(Box::new(e.memo_copy()))));
         }
     }
 

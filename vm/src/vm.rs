@@ -312,6 +312,7 @@ impl Vm {
                     in_formals: false,
                     forced: None,
                     blackhole: 0,
+                    memo: Vec::new(),
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -335,6 +336,7 @@ impl Vm {
                     in_formals: false,
                     forced: None,
                     blackhole: 0,
+                    memo: Vec::new(),
                     kind,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -464,6 +466,7 @@ impl Vm {
                     in_formals: false,
                     forced: None,
                     blackhole: 0,
+                    memo: Vec::new(),
                     kind: ErrorKind::Parse,
                     msg: e.msg,
                     pos: Some(Pos { file, span: e.span }),
@@ -478,6 +481,7 @@ impl Vm {
                 in_formals: false,
                 forced: None,
                 blackhole: 0,
+                memo: Vec::new(),
                 kind: ErrorKind::UndefinedVar,
                 msg: e.msg,
                 pos: Some(Pos { file, span: e.span }),
@@ -517,11 +521,13 @@ impl Vm {
             }
             Begin::App(f, x, y) => {
                 self.stats.thunks_forced += 1;
-                let r = self.begin_app(t, f, x, y);
-                if let Err(e) = &r {
-                    t.fail(e);
-                }
-                r
+                self.begin_app(t, f, x, y).map_err(|mut e| {
+                    t.fail(&e);
+                    if e.memo.len() < MAX_TRACE {
+                        e.memo.push(Value::Thunk(t.clone()));
+                    }
+                    e
+                })
             }
             Begin::Failed(e) => Err(e),
             Begin::Blackhole => {
@@ -542,12 +548,37 @@ impl Vm {
         x: Value,
         y: Option<Value>,
     ) -> EvalResult<Option<Value>> {
+        // CppNix applies a builtin's lazy application at the position of the
+        // function it began with (a lambda's): an application of what is not
+        // a function is reported there.
+        let root = match &f.view() {
+            View::Lambda(c) => Some(Pos {
+                file: c.proto.file(),
+                span: c.proto.span,
+            }),
+            _ => None,
+        };
+        let two = y.is_some();
         let (f, x) = match y {
             None => (self.force(f)?, x),
             Some(y) => (self.call(f, x)?, y),
         };
         let f = self.force(f)?;
-        match self.apply(f, x, FrameKind::Thunk(t.clone()))? {
+        let frames = self.frames.len();
+        let r = self.apply(f, x, FrameKind::Thunk(t.clone())).map_err(|e| {
+            if e.pos.is_none() && e.kind == ErrorKind::Type && e.trace.is_empty() {
+                e.with_pos(root)
+            } else {
+                e
+            }
+        });
+        let r = r?;
+        if two && self.frames.len() > frames {
+            // The second application's frame names no call site (see the
+            // unwinder).
+            self.frames.last_mut().expect("pushed").native_caller = true;
+        }
+        match r {
             Some(v) => {
                 let v = self.force(v)?;
                 t.set(v.clone());
@@ -731,11 +762,10 @@ impl Vm {
     #[cold]
     fn lambda_frames(&self, f: &Frame, e: &mut EvalError) {
         let at_lambda = Some(f.lambda_pos());
-        let name = match f.proto.name() {
-            Some(n) => format!("'{n}'"),
-            None => "anonymous lambda".into(),
-        };
-        e.add_trace(format!("while calling {name}"), at_lambda);
+        e.add_trace(
+            format!("while calling {}", self.lambda_title(&f.proto)),
+            at_lambda,
+        );
         if f.native_caller {
             return;
         }
@@ -788,9 +818,24 @@ impl Vm {
                     // lambda and at its call site; forcing a thunk adds nothing
                     // (the expression that needed the value adds its context).
                     let in_formals = std::mem::take(&mut e.in_formals);
-                    if self.settings.show_trace && matches!(f.kind, FrameKind::Call) && !in_formals
-                    {
-                        self.lambda_frames(&f, &mut e);
+                    if self.settings.show_trace && !in_formals {
+                        match f.kind {
+                            FrameKind::Call => self.lambda_frames(&f, &mut e),
+                            // A builtin's lazy application of a lambda (`map`,
+                            // `genList`: CppNix calls it from the lambda's own
+                            // position; `mapAttrs`, `zipAttrsWith`: from none).
+                            FrameKind::Thunk(_) if f.proto.kind == ChunkKind::Lambda => {
+                                let at = Some(f.lambda_pos());
+                                e.add_trace(
+                                    format!("while calling {}", self.lambda_title(&f.proto)),
+                                    at,
+                                );
+                                if !f.native_caller {
+                                    e.add_trace("from call site", at);
+                                }
+                            }
+                            FrameKind::Thunk(_) => {}
+                        }
                     }
                     if f.counted {
                         self.call_depth = self.call_depth.saturating_sub(1);
@@ -806,6 +851,9 @@ impl Vm {
                             e.trace.push(entering);
                         }
                         t.fail(&e);
+                        if e.memo.len() < MAX_TRACE {
+                            e.memo.push(Value::Thunk(t.clone()));
+                        }
                         waited = Some((t.clone(), f.base));
                     }
                 }
@@ -856,9 +904,12 @@ impl Vm {
         let at = |s: Option<nixvm_compiler::ast::Span>| s.map(|span| Pos { file, span });
         // CppNix reports an infinite recursion met while forcing an operand
         // where that operand is.
-        if first && e.kind == ErrorKind::InfiniteRecursion && forced.is_some() {
+        // A name that is not a string, at the name.
+        if first && forced.is_some() {
             if let Some(c) = hits.iter().find(|c| c.forced.is_some() && c.at.is_some()) {
-                e.pos = at(c.at);
+                if e.kind == ErrorKind::InfiniteRecursion || c.msg == CtxMsg::AttrName {
+                    e.pos = at(c.at);
+                }
             }
         }
         for c in hits {
@@ -1429,7 +1480,10 @@ impl Vm {
                         }
                     }
                     let View::Attrs(ov) = ov.view() else {
-                        return type_mismatch("a set", &ov);
+                        let mut e = type_mismatch::<()>("a set", &ov).expect_err("a mismatch");
+                        e.settled = true;
+                        e.add_trace("while evaluating the `__overrides` attribute", None);
+                        return Err(e);
                     };
                     let proto = self.frames[fi].proto.clone();
                     let CView::Syms(slots) = proto.consts()[c as usize].view() else {
@@ -1527,6 +1581,14 @@ impl Vm {
         Ok(())
     }
 
+    /// How a trace names a lambda: `'f'`, or "anonymous lambda".
+    fn lambda_title(&self, p: &Proto) -> String {
+        match p.name() {
+            Some(n) => format!("'{n}'"),
+            None => "anonymous lambda".into(),
+        }
+    }
+
     pub fn lambda_name(&self, p: &Proto) -> String {
         match p.name() {
             Some(n) => n.to_string(),
@@ -1612,10 +1674,12 @@ impl Vm {
 
     #[cold]
     fn missing_attr(&self, set: &Attrs, sym: Symbol) -> Box<EvalError> {
+        // No position: the selection's frame shows where (CppNix).
         let mut e = EvalError::new(
             ErrorKind::MissingAttr,
             format!("attribute '{}' missing", sym),
         );
+        e.settled = true;
         e.suggestions =
             crate::report::best_matches(set.iter().map(|(k, _)| k.to_string()), &sym.to_string());
         e

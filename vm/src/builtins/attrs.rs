@@ -195,7 +195,13 @@ fn cat_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 }
 
 fn map_attrs(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let f = a[0].clone();
+    // CppNix does not force the function here: its applications have no
+    // call site (an evaluated function would give them the lambda's). A
+    // thunk that holds it says the same to the interpreter.
+    let f = match a[0].view() {
+        View::Thunk(_) => a[0].clone(),
+        _ => Value::Thunk(Thunk::evaluated(&vm.heap, a[0].clone())),
+    };
     let s = vm.force_attrs_ctx(
         &a[1],
         "while evaluating the second argument passed to builtins.mapAttrs",

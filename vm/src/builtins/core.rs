@@ -235,7 +235,14 @@ fn brk(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn try_eval(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let (ok, v) = match vm.force(a[0].clone()) {
         Ok(v) => (true, v),
-        Err(e) if e.catchable() => (false, Value::Bool(false)),
+        Err(e) if e.catchable() => {
+            for t in &e.memo {
+                if let View::Thunk(t) = t.view() {
+                    t.refail(&e);
+                }
+            }
+            (false, Value::Bool(false))
+        }
         Err(e) => return Err(e),
     };
     let entries = vec![
