@@ -28,7 +28,7 @@ pub enum ErrorKind {
 /// How many frames an error keeps: CppNix keeps all, but prints only the first
 /// few without --show-trace and folds repeats; a bound keeps a deep recursion's
 /// error small.
-pub const MAX_TRACE: usize = 1024;
+pub const MAX_TRACE: usize = 50_000;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pos {
@@ -109,7 +109,7 @@ impl EvalError {
     /// Add a frame (innermost first), as CppNix's `addTrace` does; traces are
     /// bounded so that deep recursion does not build huge errors.
     pub fn add_trace(&mut self, msg: impl Into<String>, pos: Option<Pos>) {
-        if self.trace.len() < MAX_TRACE && self.kind != ErrorKind::StackOverflow {
+        if self.trace.len() < MAX_TRACE {
             self.trace.push(TraceEntry::new(msg, pos));
         }
     }

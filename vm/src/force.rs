@@ -66,6 +66,11 @@ pub fn determine_pos(v: &Value) -> Option<Pos> {
             file: c.proto.file(),
             span: c.proto.span,
         }),
+        // An application is where its function is (a value read through).
+        View::Thunk(t) => t.app_function().and_then(|f| match f.view() {
+            View::Thunk(_) => None,
+            _ => determine_pos(&f),
+        }),
         _ => None,
     }
 }

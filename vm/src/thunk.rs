@@ -341,6 +341,15 @@ impl Thunk {
         }
     }
 
+    /// The function of a pending application (for CppNix's `determinePos`).
+    pub fn app_function(&self) -> Option<Value> {
+        match self.parts() {
+            Parts::App(f, _) => Some(f.clone()),
+            Parts::Value(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
     /// What the thunk holds now, for walks over the heap (`census`): its
     /// code and env, its application's values, or its value.
     pub(crate) fn parts(&self) -> Parts<'_> {

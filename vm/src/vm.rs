@@ -74,7 +74,7 @@ pub struct Vm {
     pub import_cache: FxHashMap<PathBuf, Value>,
     pub settings: Settings,
     pub stats: Stats,
-    call_depth: usize,
+    pub(crate) call_depth: usize,
     pub warnings: Vec<String>,
     /// What builtin families keep between calls (fetch caches, helpers).
     pub ext: Extensions,
@@ -566,7 +566,8 @@ impl Vm {
         let f = self.force(f)?;
         let frames = self.frames.len();
         let r = self.apply(f, x, FrameKind::Thunk(t.clone())).map_err(|e| {
-            if e.pos.is_none() && e.kind == ErrorKind::Type && e.trace.is_empty() {
+            let at_call = matches!(e.kind, ErrorKind::Type | ErrorKind::StackOverflow);
+            if e.pos.is_none() && at_call && e.trace.is_empty() {
                 e.with_pos(root)
             } else {
                 e
@@ -645,7 +646,7 @@ impl Vm {
         match f.unpack() {
             Owned::Lambda(cl) => {
                 crate::cycles::maybe_collect(self);
-                if self.call_depth >= self.settings.max_call_depth {
+                if self.call_depth > self.settings.max_call_depth {
                     return Err(EvalError::new(
                         ErrorKind::StackOverflow,
                         "stack overflow; max-call-depth exceeded",
@@ -720,6 +721,15 @@ impl Vm {
 
     fn call_prim(&mut self, p: &Rc<PrimOp>, args: &mut [Value]) -> EvalResult<Value> {
         self.stats.primop_calls += 1;
+        // A builtin's call counts against max-call-depth as a lambda's does
+        // (CppNix's callFunction), so what it recurses into runs one deeper.
+        if self.call_depth > self.settings.max_call_depth {
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+            ));
+        }
+        self.call_depth += 1;
         let r = match &p.imp {
             PrimImpl::Native(f) => f(self, args),
             PrimImpl::Dyn(f) => {
@@ -727,6 +737,7 @@ impl Vm {
                 f(self, args)
             }
         };
+        self.call_depth -= 1;
         r.map_err(|mut e| {
             // CppNix gives a builtin's errors the builtin's position, which is
             // none; the call site goes on this frame (see `call_site`).
@@ -1741,45 +1752,39 @@ impl Vm {
 
     /// Force a value and everything inside it.
     pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
-        let v = self.force(v)?;
         let mut seen = rustc_hash::FxHashSet::default();
         self.force_deep_inner(&v, &mut seen)?;
-        Ok(v)
+        self.force(v)
     }
 
-    /// Each nesting level counts against `max-call-depth`, as CppNix's
-    /// `forceValueDeep` does, so a very deep structure is a controlled
-    /// stack overflow there and here alike.
+    /// CppNix's `forceValueDeep`: every value visited counts against
+    /// `max-call-depth` (at its position) while what is inside it is
+    /// visited, so a very deep structure is a controlled stack overflow
+    /// there and here alike.
     fn force_deep_inner(
         &mut self,
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
-        if !matches!(&v.view(), View::Attrs(_) | View::List(_)) {
-            return Ok(());
-        }
-        if self.call_depth >= self.settings.max_call_depth {
+        if self.call_depth > self.settings.max_call_depth {
             return Err(EvalError::new(
                 ErrorKind::StackOverflow,
                 "stack overflow; max-call-depth exceeded",
-            ));
+            )
+            .with_pos(crate::force::determine_pos(v)));
         }
         self.call_depth += 1;
-        let r = self.force_deep_level(v, seen);
+        let r = match self.force(v.clone()) {
+            Ok(x) if matches!(&x.view(), View::Attrs(_) | View::List(_)) => {
+                stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                    self.force_deep_level(&x, seen)
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
         self.call_depth -= 1;
         r
-    }
-
-    /// Force one attribute value or list element, then everything inside it.
-    fn force_deep_child(
-        &mut self,
-        x: &Value,
-        seen: &mut rustc_hash::FxHashSet<usize>,
-    ) -> EvalResult<()> {
-        let x = self.force(x.clone())?;
-        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-            self.force_deep_inner(&x, seen)
-        })
     }
 
     fn force_deep_level(
@@ -1795,7 +1800,7 @@ impl Vm {
                 // CppNix's forceValueDeep: an error anywhere below an attribute
                 // or a list element names it.
                 for (name, x) in a.iter() {
-                    if let Err(mut e) = self.force_deep_child(x, seen) {
+                    if let Err(mut e) = self.force_deep_inner(x, seen) {
                         e.add_trace(
                             format!("while evaluating the attribute '{}'", name),
                             self.pos(a.position(name)),
@@ -1809,7 +1814,7 @@ impl Vm {
                     return Ok(());
                 }
                 for (i, x) in l.iter().enumerate() {
-                    if let Err(mut e) = self.force_deep_child(x, seen) {
+                    if let Err(mut e) = self.force_deep_inner(x, seen) {
                         e.add_trace(format!("while evaluating list element at index {i}"), None);
                         return Err(e);
                     }

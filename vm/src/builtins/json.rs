@@ -67,7 +67,7 @@ fn with_trace<T>(
     pos: Option<(u32, nixvm_compiler::ast::Span)>,
 ) -> EvalResult<T> {
     r.map_err(|mut e| {
-        if e.trace.len() < 64 {
+        if e.trace.len() < crate::error::MAX_TRACE {
             e.trace.push(TraceEntry {
                 always: false,
                 msg: msg(),
@@ -87,12 +87,13 @@ impl JsonWriter {
         copy_to_store: bool,
     ) -> EvalResult<()> {
         self.depth += 1;
-        if self.depth > vm.settings.max_call_depth {
+        if vm.call_depth + self.depth > vm.settings.max_call_depth {
             self.depth -= 1;
             return Err(EvalError::new(
                 ErrorKind::StackOverflow,
                 "stack overflow; max-call-depth exceeded",
-            ));
+            )
+            .with_pos(pos.map(|(file, span)| Pos { file, span })));
         }
         let r = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
             self.value_inner(vm, v, pos, copy_to_store)
