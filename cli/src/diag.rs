@@ -25,7 +25,13 @@ pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
             };
             text.push_str(&format!("Try '{program} --help' for more information.\n"));
         }
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        // Excerpts of a file that is not UTF-8 show its bytes as they are.
+        let bytes = if ev.vm.files.iter().any(|f| f.raw) {
+            nixvm_compiler::rawsrc::to_raw_bytes(&text).into_owned()
+        } else {
+            text.into_bytes()
+        };
+        let _ = std::io::stderr().write_all(&bytes);
         return;
     }
     let writer = termcolor::StandardStream::stderr(termcolor::ColorChoice::Never);

@@ -19,6 +19,9 @@ lalrpop_util::lalrpop_mod!(
 pub struct ParseErr {
     pub msg: String,
     pub span: Span,
+    /// A warning printed as CppNix's logger prints one, "at FILE:L:C: msg",
+    /// not in the error layout.
+    pub plain: bool,
 }
 
 impl ParseErr {
@@ -26,6 +29,7 @@ impl ParseErr {
         ParseErr {
             msg: msg.into(),
             span,
+            plain: false,
         }
     }
 }
@@ -404,6 +408,28 @@ impl<'a> ParseState<'a> {
         }
     }
 
+    /// The expression of a selection, warning (as CppNix) when it is a
+    /// "cursed or" in a place where `or` as an identifier will change its
+    /// meaning (an argument, a list element, a selection's default).
+    pub fn cursed_or(&mut self, (e, cursed): (Expr, bool)) -> Expr {
+        if let (true, Expr::Call { span, .. }) = (cursed, &e) {
+            let snippet = self
+                .src
+                .get(span.start as usize..span.end as usize)
+                .unwrap_or("");
+            self.warnings.push(ParseErr {
+                msg: format!(
+                    "This expression uses `or` as an identifier in a way that will change in a future Nix release.\n\
+                     Wrap this entire expression in parentheses to preserve its current meaning:\n    ({snippet})\n\
+                     Give feedback at https://github.com/NixOS/nix/pull/11121"
+                ),
+                span: *span,
+                plain: true,
+            });
+        }
+        e
+    }
+
     pub fn uri(&mut self, u: String, span: Span) -> PResult<Expr> {
         self.lint(
             self.opts.lint_url,
@@ -616,13 +642,30 @@ fn convert_error(e: ParseError<usize, Tok, LexErrorOrParse>, len: usize) -> Pars
         ParseError::InvalidToken { location } => {
             ParseErr::new("syntax error, invalid token", Span::new(location, location))
         }
-        ParseError::UnrecognizedEof { location, expected } => ParseErr::new(
-            format!(
-                "syntax error, unexpected end of file{}",
-                expected_list(&expected)
-            ),
-            Span::new(location.min(len), location.min(len)),
-        ),
+        ParseError::UnrecognizedEof {
+            location: _,
+            expected,
+        } => {
+            // CppNix's end of file is where the input ends (past trailing
+            // blanks and comments); inside a string literal its lexer has
+            // counted one more column, and its parser wants only the quote.
+            let in_string = expected.len() == 3
+                && ["\"str\"", "\"${\"", "\"\\\"\""]
+                    .iter()
+                    .all(|t| expected.iter().any(|e| e == t));
+            let (at, expected) = if in_string {
+                (len + 1, vec!["\"\\\"\"".to_string()])
+            } else {
+                (len, expected)
+            };
+            ParseErr::new(
+                format!(
+                    "syntax error, unexpected end of file{}",
+                    expected_list(&expected)
+                ),
+                Span::new(at, at),
+            )
+        }
         ParseError::UnrecognizedToken {
             token: (l, t, r),
             expected,

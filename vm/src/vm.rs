@@ -320,7 +320,13 @@ impl Vm {
                 })
             })?;
         for w in warnings {
-            self.warn_at(w.msg, Some(Pos { file, span: w.span }));
+            let pos = Pos { file, span: w.span };
+            if w.plain {
+                let at = self.show_pos(pos);
+                let _ = self.warn(format!("at {at}: {}", w.msg));
+            } else {
+                self.warn_at(w.msg, Some(pos));
+            }
         }
         let chunk = nixvm_compiler::compile_file(&ast, &self.global_names, file, src, name)
             .map_err(|e| {
