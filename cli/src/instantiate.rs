@@ -158,19 +158,8 @@ pub fn instantiate_inner(
         let root = if a.expr {
             let cwd = std::env::current_dir().unwrap_or_default();
             ev.eval_str(input, &cwd)?
-        } else if input == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
-                EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e))
-            })?;
-            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-            ev.eval_bytes(buf, "«stdin»", &cwd)?
-        } else if let Some(name) = input.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
-            // `nix-build '<nixpkgs>' -A hello`: a search-path entry.
-            let p = find_file(ev, name)?;
-            ev.eval_file(Path::new(&p))?
         } else {
-            ev.eval_file(Path::new(input))?
+            eval_input(ev, input)?
         };
         let auto_args = auto_args(a, ev)?;
         let paths = if a.attr.is_empty() {
@@ -212,6 +201,24 @@ pub fn instantiate_inner(
         }
     }
     Ok(())
+}
+
+/// The value of a file argument: a path, `-` (stdin) or a search-path entry
+/// (`<nixpkgs>`, as in `nix-build '<nixpkgs>' -A hello`).
+pub fn eval_input(ev: &mut Evaluator, input: &str) -> Result<Value, Box<EvalError>> {
+    if input == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Io, format!("reading stdin: {}", e)))?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        ev.eval_bytes(buf, "«stdin»", &cwd)
+    } else if let Some(name) = input.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+        let p = find_file(ev, name)?;
+        ev.eval_file(Path::new(&p))
+    } else {
+        ev.eval_file(Path::new(input))
+    }
 }
 
 pub fn auto_args(a: &InstArgs, ev: &mut Evaluator) -> Result<Vec<(Symbol, Value)>, Box<EvalError>> {

@@ -9,6 +9,7 @@ mod conf;
 mod config;
 mod diag;
 mod instantiate;
+mod nixeval;
 mod settings;
 
 use args::InstArgs;
@@ -72,8 +73,9 @@ enum Cmd {
         #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
         option: Vec<String>,
     },
-    /// Evaluate an expression (`-E`) or a file and print its value.
-    Eval(InstArgs),
+    /// `nix eval`: print the value of an attribute path in --file or --expr
+    /// (as `nix eval` prints it; --json, --raw, --apply).
+    Eval(nixeval::EvalArgs),
     /// nix-instantiate: evaluate, instantiate derivations (also run as `nix-instantiate`).
     Instantiate(InstArgs),
     /// nix-build: instantiate and build, linking ./result (also run as `nix-build`).
@@ -190,10 +192,11 @@ fn run(cli: Cli) -> ExitCode {
             };
             ("instantiate", args)
         }
-        Cmd::Eval(mut a) => {
-            a.eval = true;
-            a.codespan = true;
-            ("instantiate", a)
+        Cmd::Eval(e) => {
+            return match with_config(e.inst_args()) {
+                Ok(a) => nixeval::eval(e, a),
+                Err(code) => code,
+            };
         }
         Cmd::Instantiate(a) => ("instantiate", a),
         Cmd::Build(a) => ("build", a),

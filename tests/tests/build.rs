@@ -171,7 +171,8 @@ fn instantiate_writes_drvs_and_eval_writes_nothing() {
     let ev = run(
         &dir,
         &[
-            "eval",
+            "instantiate",
+            "--eval",
             "--store",
             &store_s,
             "-E",
@@ -203,7 +204,8 @@ fn instantiate_writes_drvs_and_eval_writes_nothing() {
     let rw = run(
         &dir,
         &[
-            "eval",
+            "instantiate",
+            "--eval",
             "--read-write-mode",
             "--store",
             &store3.to_string_lossy(),
@@ -314,7 +316,8 @@ fn a_killed_build_leaves_nothing_valid_and_is_redone() {
     let q = run(
         &dir,
         &[
-            "eval",
+            "instantiate",
+            "--eval",
             "--store",
             &store_s,
             "-E",
@@ -434,7 +437,14 @@ in derivation {{
     // Read-only evaluation fetches but writes no store.
     let ev = run(
         &dir,
-        &["eval", "--store", &store_s, "-E", "(import ./.).f"],
+        &[
+            "instantiate",
+            "--eval",
+            "--store",
+            &store_s,
+            "-E",
+            "(import ./.).f",
+        ],
         &[],
     );
     assert!(
@@ -490,7 +500,8 @@ in derivation {{
     let again = run(
         &dir,
         &[
-            "eval",
+            "instantiate",
+            "--eval",
             "--store",
             &store_s,
             "-E",

@@ -19,7 +19,13 @@ fn drv_paths_match_cppnix() {
         .current_dir(&fixtures)
         .env("NIXVM_STORE", &scratch)
         .env_remove("NIX_STORE_DIR")
-        .args(["eval", "--strict", "--json", "drvpaths.nix"])
+        .args([
+            "instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "drvpaths.nix",
+        ])
         .output()
         .expect("running nixvm");
     assert!(

@@ -24,7 +24,7 @@ pub mod thunk;
 pub mod value;
 pub mod vm;
 
-pub use error::{ErrorKind, EvalError, EvalResult, Pos};
+pub use error::{ErrCtx, ErrorKind, EvalError, EvalResult, Pos};
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
 pub use store::{LocalBackend, StoreBackend};
@@ -166,6 +166,11 @@ impl Evaluator {
     }
 
     /// Print as `nix-instantiate --eval` does.
+    /// The value as `nix eval` prints it (forcing as it goes).
+    pub fn print_forced(&mut self, v: &Value) -> EvalResult<String> {
+        crate::print::print_forced(&mut self.vm, v)
+    }
+
     pub fn print(&self, v: &Value) -> String {
         print::print_ambiguous(v)
     }

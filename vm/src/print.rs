@@ -3,8 +3,10 @@
 //! form used inside error messages (CppNix's `ValuePrinter` with its
 //! error-message limits).
 
+use crate::error::EvalResult;
 use crate::value::View;
 use crate::value::*;
+use crate::vm::Vm;
 use nixvm_compiler::printer::{format_float_g, identifier, literal_string};
 use rustc_hash::FxHashSet;
 
@@ -202,4 +204,98 @@ fn is_derivation_like(a: &Attrs) -> bool {
         Some(View::String(s)) => s.as_bytes() == b"derivation",
         _ => false,
     }
+}
+
+/// Print as `nix eval` does (CppNix's `ValuePrinter` with `force` and
+/// `derivationPaths`, no limits): values are forced as they are printed, a
+/// derivation is `«derivation DRV»`, functions name their position, and a set
+/// or list met again is `«repeated»` (all empty sets are one set in CppNix).
+/// An error below the top is printed in place, `«error: MSG»` (a stack
+/// overflow ends the printing, as CppNix's does).
+pub fn print_forced(vm: &mut Vm, v: &Value) -> EvalResult<String> {
+    let mut out = String::new();
+    let mut seen = FxHashSet::default();
+    forced(vm, &mut out, v, &mut seen, None)?;
+    Ok(out)
+}
+
+/// A value inside a set or list: its error, if it is not fatal, in place.
+fn nested(vm: &mut Vm, out: &mut String, v: &Value, seen: &mut FxHashSet<usize>) -> EvalResult<()> {
+    let mark = out.len();
+    match stacker::maybe_grow(64 * 1024, 1024 * 1024, || forced(vm, out, v, seen, None)) {
+        Err(e) if e.kind != crate::error::ErrorKind::StackOverflow => {
+            out.truncate(mark);
+            out.push_str(&format!("«error: {}»", e.msg));
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn forced(
+    vm: &mut Vm,
+    out: &mut String,
+    v: &Value,
+    seen: &mut FxHashSet<usize>,
+    holder: Option<usize>,
+) -> EvalResult<()> {
+    let holder = holder.or_else(|| v.as_thunk().map(|t| t.as_ptr() as usize));
+    let v = vm.force(v.clone())?;
+    match &v.view() {
+        View::Attrs(a) => {
+            // The shared empty set of CppNix has this key.
+            let key = if a.is_empty() { 1 } else { a.as_ptr() as usize };
+            if !seen.insert(key) {
+                out.push_str("«repeated»");
+                return Ok(());
+            }
+            if is_derivation(vm, a)? {
+                out.push_str("«derivation");
+                if let Some(p) = a.get(nixvm_compiler::symbol::known::DRV_PATH) {
+                    let p = vm.force_string(p).map_err(|mut e| {
+                        e.add_trace("while evaluating the drvPath of a derivation", None);
+                        e
+                    })?;
+                    out.push(' ');
+                    out.push_str(&p.to_str());
+                }
+                out.push('»');
+                return Ok(());
+            }
+            out.push('{');
+            for (k, x) in a.sorted_by_name() {
+                out.push(' ');
+                out.push_str(&identifier(k.as_str()));
+                out.push_str(" = ");
+                nested(vm, out, x, seen)?;
+                out.push(';');
+            }
+            out.push_str(" }");
+        }
+        View::List(l) => {
+            let key = holder.unwrap_or(l.as_ptr() as usize);
+            if !l.is_empty() && !seen.insert(key) {
+                out.push_str("«repeated»");
+                return Ok(());
+            }
+            out.push('[');
+            for x in l.iter() {
+                out.push(' ');
+                nested(vm, out, x, seen)?;
+            }
+            out.push_str(" ]");
+        }
+        View::Lambda(_) | View::PrimOp(_) | View::PrimOpApp(_) => out.push_str(&show_short(&v)),
+        _ => ambiguous(out, &v, seen, 0, None),
+    }
+    Ok(())
+}
+
+/// CppNix's `isDerivation`: a set whose `type` is "derivation" (forced).
+fn is_derivation(vm: &mut Vm, a: &Attrs) -> EvalResult<bool> {
+    let Some(t) = a.get(nixvm_compiler::symbol::known::TYPE) else {
+        return Ok(false);
+    };
+    let t = vm.force(t.clone())?;
+    Ok(matches!(&t.view(), View::String(s) if s.as_bytes() == b"derivation"))
 }
