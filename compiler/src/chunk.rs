@@ -295,8 +295,9 @@ pub struct Chunk {
     /// Error contexts, in the order they were recorded.
     pub ctxs: Vec<ErrCtx>,
     /// Where each operand of a `+` or an interpolation begins (CppNix reports
-    /// an operand's errors there): the op's index and one span per operand.
-    pub part_spans: Vec<(u32, Vec<Span>)>,
+    /// an operand's errors there): the op's index and the operand's span, in
+    /// the order of the operands (one flat list for the chunk).
+    pub part_spans: Vec<(u32, Span)>,
 }
 
 impl Chunk {

@@ -552,14 +552,12 @@ impl<'a> Compiler<'a> {
                 parts,
                 span,
             } => {
-                let mut starts = Vec::with_capacity(parts.len());
                 for (_, p) in parts {
                     let start = self.here();
                     self.expr(p)?;
                     if !matches!(p, Expr::Str(_)) {
                         self.ctx(start, CtxMsg::AddOperand, p.span());
                     }
-                    starts.push(start);
                 }
                 self.span = *span;
                 let op = if !force_string && parts.len() == 2 {
@@ -573,8 +571,8 @@ impl<'a> Compiler<'a> {
                         self.ctx_forced(op, (n - 1 - i) as u8, CtxMsg::AddOperand, p.span());
                     }
                 }
-                let spans = parts.iter().map(|(s, _)| *s).collect();
-                self.chunk().part_spans.push((op, spans));
+                let c = self.chunk();
+                c.part_spans.extend(parts.iter().map(|(s, _)| (op, *s)));
             }
             Expr::InheritFrom(_, span) => {
                 return self.err("internal error: stray inherit-from".into(), *span)

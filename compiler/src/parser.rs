@@ -69,6 +69,8 @@ pub struct ParseState<'a> {
     pub base_dir: String,
     pub opts: ParseOptions,
     pub warnings: Vec<ParseErr>,
+    /// The spans of `e or` calls not yet used (see `cursed_or`).
+    pub cursed: Vec<Span>,
 }
 
 pub enum StrParts {
@@ -411,8 +413,18 @@ impl<'a> ParseState<'a> {
     /// The expression of a selection, warning (as CppNix) when it is a
     /// "cursed or" in a place where `or` as an identifier will change its
     /// meaning (an argument, a list element, a selection's default).
-    pub fn cursed_or(&mut self, (e, cursed): (Expr, bool)) -> Expr {
-        if let (true, Expr::Call { span, .. }) = (cursed, &e) {
+    /// `warn`: the selection is where the meaning changes (else it is only
+    /// no longer cursed). Cursed ones are known by their spans (`cursed`),
+    /// which keeps the grammar's selections plain expressions.
+    pub fn cursed_or(&mut self, e: Expr, warn: bool) -> Expr {
+        let Expr::Call { span, .. } = &e else {
+            return e;
+        };
+        let Some(i) = self.cursed.iter().rposition(|s| s == span) else {
+            return e;
+        };
+        self.cursed.swap_remove(i);
+        if warn {
             let snippet = self
                 .src
                 .get(span.start as usize..span.end as usize)
@@ -601,6 +613,7 @@ pub fn parse(
         base_dir: base_dir.to_string(),
         opts,
         warnings: Vec::new(),
+        cursed: Vec::new(),
     };
     let result =
         grammar::ExprParser::new().parse(&mut st, lexer.map(|r| r.map_err(ParseErr::from)));

@@ -67,9 +67,13 @@ fn get_span(b: &[u8], at: &mut usize, base: u32) -> Span {
     }
 }
 
-/// Pack the records; `spans` are the chunk's op spans.
-pub fn encode(ctxs: &[ErrCtx], parts: &[(u32, Vec<Span>)], spans: &[Span]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Pack the records; `parts` lists each operand's span after its op's index
+/// (one op's operands together, in order); `spans` are the chunk's op spans.
+pub fn encode(ctxs: &[ErrCtx], parts: &[(u32, Span)], spans: &[Span]) -> Vec<u8> {
+    if ctxs.is_empty() && parts.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(ctxs.len() * 5 + parts.len() * 3);
     let mut prev = 0i64;
     let base_of = |op: u32| spans.get(op as usize).map_or(0, |s| s.start);
     for c in ctxs.iter().filter(|c| c.end > c.start) {
@@ -96,13 +100,14 @@ pub fn encode(ctxs: &[ErrCtx], parts: &[(u32, Vec<Span>)], spans: &[Span]) -> Ve
             put_span(&mut out, s, base_of(c.end.saturating_sub(1)));
         }
     }
-    for (op, ss) in parts {
-        put(&mut out, zig(*op as i64 - prev));
-        prev = *op as i64;
+    for ss in parts.chunk_by(|a, b| a.0 == b.0) {
+        let op = ss[0].0;
+        put(&mut out, zig(op as i64 - prev));
+        prev = op as i64;
         put(&mut out, 0);
         put(&mut out, ss.len() as u32);
-        for s in ss {
-            put_span(&mut out, *s, base_of(*op));
+        for (_, s) in ss {
+            put_span(&mut out, *s, base_of(op));
         }
     }
     out
@@ -198,6 +203,12 @@ mod tests {
             }
         }
         assert_eq!(cs, ctxs);
-        assert_eq!(ps, parts);
+        assert_eq!(
+            ps,
+            vec![
+                (12, vec![Span::new(5, 6), Span::new(500, 900)]),
+                (2, vec![Span::new(7, 7)])
+            ]
+        );
     }
 }
