@@ -190,8 +190,9 @@ mod tests {
             },
         ];
         let parts = vec![
-            (12, vec![Span::new(5, 6), Span::new(500, 900)]),
-            (2, vec![]),
+            (12, Span::new(5, 6)),
+            (12, Span::new(500, 900)),
+            (2, Span::new(7, 7)),
         ];
         let b = encode(&ctxs, &parts, &spans);
         let back = decode(&b, |i| spans.get(i as usize).copied());
