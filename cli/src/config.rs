@@ -165,8 +165,9 @@ pub fn build_evaluator_with(
     for i in &a.include {
         b = b.search_path(i);
     }
-    // The `nix-path` setting, else $NIX_PATH (CppNix: the setting's default
-    // comes from the environment); `extra-nix-path` appends either way.
+    // The `nix-path` setting, else $NIX_PATH (a configuration file's
+    // `nix-path` was dropped when $NIX_PATH is set: see `with_config`);
+    // `extra-nix-path` appends either way.
     let nix_path_set = option_value(a, "nix-path").is_some();
     if !nix_path_set {
         if let Ok(np) = std::env::var("NIX_PATH") {

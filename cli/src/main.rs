@@ -156,7 +156,15 @@ fn with_config(mut a: InstArgs) -> Result<InstArgs, ExitCode> {
     if !loaded.errors.is_empty() {
         return Err(ExitCode::from(1));
     }
-    let mut all: Vec<String> = loaded.pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+    // $NIX_PATH beats the configuration files' `nix-path` (and loses to the
+    // command line's), as in CppNix.
+    let nix_path_env = std::env::var_os("NIX_PATH").is_some();
+    let mut all: Vec<String> = loaded
+        .pairs
+        .into_iter()
+        .filter(|(k, _)| !(nix_path_env && k == "nix-path"))
+        .flat_map(|(k, v)| [k, v])
+        .collect();
     all.append(&mut a.option);
     a.option = all;
     match config::check_options(&a) {

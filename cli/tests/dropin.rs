@@ -158,6 +158,62 @@ fn search_path_file_arguments() {
         o.stderr,
         "error: file 'nope' was not found in the Nix search path (add it using $NIX_PATH or -I)\n"
     );
+    // An entry whose path does not exist is ignored, with a warning, once.
+    let o = inst(
+        &e,
+        &[
+            "--eval",
+            "-I",
+            "nope=/nonexistent",
+            "-E",
+            "[ <nixpkgs> ]",
+            "-I",
+            &pkgs,
+        ],
+    );
+    assert_eq!(o.stderr, "", "an entry that does not match is not read");
+    let o = inst(
+        &e,
+        &[
+            "--eval",
+            "--strict",
+            "-I",
+            "nope=/nonexistent",
+            "-E",
+            "builtins.tryEval <nope>",
+        ],
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (
+            Some(0),
+            "{ success = false; value = false; }\n",
+            "warning: Nix search path entry '/nonexistent' does not exist, ignoring\n"
+        )
+    );
+}
+
+#[test]
+fn nix_path_beats_the_configuration_and_loses_to_the_command_line() {
+    let e = Env::new("nixpath");
+    let (one, two) = (e.dir.join("one"), e.dir.join("two"));
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    let conf = format!("nix-path = a={}", one.display());
+    let env_path = format!("a={}", two.display());
+    let mut c = e.cmd("nix-instantiate", &["--eval", "-E", "<a>"]);
+    c.env("NIX_CONFIG", &conf).env("NIX_PATH", &env_path);
+    assert_eq!(run(c).stdout, format!("{}\n", two.display()));
+    let cli = format!("a={}", e.dir.display());
+    let mut c = e.cmd(
+        "nix-instantiate",
+        &["--eval", "-E", "<a>", "--option", "nix-path", &cli],
+    );
+    c.env("NIX_CONFIG", &conf).env("NIX_PATH", &env_path);
+    assert_eq!(run(c).stdout, format!("{}\n", e.dir.display()));
+    let mut c = e.cmd("nix-instantiate", &["--eval", "-E", "<a>"]);
+    c.env("NIX_CONFIG", &conf);
+    assert_eq!(run(c).stdout, format!("{}\n", one.display()));
 }
 
 #[test]

@@ -88,6 +88,8 @@ pub struct Vm {
     /// Attribute names as Nix strings, by symbol id: `mapAttrs` and friends
     /// hand the same name to many calls, and one shared string serves them all.
     name_strings: Vec<Option<Value>>,
+    /// Search-path entries found missing (CppNix warns once for each).
+    pub(crate) missing_search_paths: rustc_hash::FxHashSet<String>,
     /// Heap censuses taken during evaluation (`--heap-census`), if asked for.
     pub census: crate::census::Schedule,
     /// One `[]` and one `{}` shared by every literal that makes them.
@@ -150,6 +152,7 @@ impl Vm {
             store_cache: FxHashMap::default(),
             store: None,
             name_strings: Vec::new(),
+            missing_search_paths: Default::default(),
             census: Default::default(),
             empty_list: Value::list(Vec::new()),
             empty_attrs: Value::attrs(Attrs::new()),

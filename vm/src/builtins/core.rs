@@ -646,19 +646,32 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
                 .map(str::to_string)
         };
         let Some(rest) = rest else { continue };
+        let absolute = |p: &str| {
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                let cwd = std::env::current_dir()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{}/{}", cwd, p)
+            }
+        };
+        // An entry whose own path does not exist is ignored, with CppNix's
+        // warning (once per entry).
+        if !std::path::Path::new(&absolute(&base)).exists() {
+            if vm.missing_search_paths.insert(base.clone()) {
+                vm.warn(format!(
+                    "Nix search path entry '{base}' does not exist, ignoring"
+                ))?;
+            }
+            continue;
+        }
         let candidate = if rest.is_empty() {
             base.clone()
         } else {
             format!("{}/{}", base, rest)
         };
-        let resolved = if candidate.starts_with('/') {
-            candidate
-        } else {
-            let cwd = std::env::current_dir()
-                .map(|d| d.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("{}/{}", cwd, candidate)
-        };
+        let resolved = absolute(&candidate);
         if std::path::Path::new(&resolved).exists() {
             return Ok(Value::path(&nixvm_compiler::parser::canon_path(&resolved)));
         }
