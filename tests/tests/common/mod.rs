@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! What the workspace-level tests share: where the workspace is, and the
 //! release binary they drive (they need a release build: an interpreter in
 //! debug mode is too slow for the conformance timeouts).
