@@ -13,34 +13,46 @@ pub struct InstArgs {
     /// Evaluate and print the value instead of instantiating.
     #[arg(long, visible_alias = "eval-only")]
     pub eval: bool,
+    /// Print the syntax tree of the files as CppNix does, evaluating nothing.
     #[arg(long)]
     pub parse: bool,
+    /// With --eval: evaluate the whole value (nested sets and lists), not only its top.
     #[arg(long)]
     pub strict: bool,
+    /// With --eval: print the value as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --eval: print the value as XML (builtins.toXML's form).
     #[arg(long)]
     pub xml: bool,
+    /// With --eval: print the value, a string, without quotes or escapes.
     #[arg(long)]
     pub raw: bool,
+    /// With --xml: leave out the source positions of functions and attributes.
     #[arg(long = "no-location")]
     pub no_location: bool,
     /// Treat the arguments as expressions.
     #[arg(short = 'E', long = "expr")]
     pub expr: bool,
+    /// Select the attribute path ATTR of the value (`pkgs.hello`, `"a.b".c`, list indices); repeatable.
     #[arg(short = 'A', long = "attr")]
     pub attr: Vec<String>,
+    /// Add a search path entry (`nixpkgs=/path`, `/path`), before $NIX_PATH's.
     #[arg(short = 'I', long = "include")]
     pub include: Vec<String>,
+    /// Pass NAME = EXPR to the function the value is (auto-calling).
     #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
     pub arg: Vec<String>,
+    /// Pass NAME = STRING to the function the value is.
     #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"])]
     pub argstr: Vec<String>,
+    /// Set the setting NAME (every CppNix setting; also `--NAME VALUE`, `--NAME`/`--no-NAME` for Booleans, `--extra-NAME VALUE` for lists).
     #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
     pub option: Vec<String>,
     /// Accepted for CppNix's command lines: nix-instantiate evaluates impurely already.
     #[arg(long = "impure")]
     pub impure: bool,
+    /// With --eval: write derivations and sources to the store as instantiation does.
     #[arg(long = "read-write-mode")]
     pub read_write: bool,
     /// `--arg-from-file NAME PATH`: the argument NAME is the contents of PATH, as a string.
@@ -52,7 +64,7 @@ pub struct InstArgs {
     /// Print the paths the arguments name in the search path (`nixpkgs`, `nixpkgs/lib`).
     #[arg(long = "find-file")]
     pub find_file: bool,
-    /// Register the result as a garbage-collector root at PATH.
+    /// Make PATH (PATH-2, … for more) a symlink to each derivation, printed instead of it.
     #[arg(long = "add-root", value_name = "PATH")]
     pub add_root: Option<String>,
     /// Accepted for CppNix's command lines (roots are always indirect).

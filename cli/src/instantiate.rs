@@ -125,6 +125,7 @@ pub fn instantiate_inner(
     mut collect: Option<&mut Vec<String>>,
 ) -> Result<(), Box<EvalError>> {
     let mut out = std::io::stdout().lock();
+    let (mut roots, mut warned) = (0, false);
     let inputs: Vec<String> = if a.files.is_empty() {
         if a.expr {
             return Err(EvalError::new(
@@ -193,6 +194,8 @@ pub fn instantiate_inner(
                     match collect.as_deref_mut() {
                         Some(c) => c.push(line),
                         None => {
+                            roots += 1;
+                            let line = gc_root(a, &line, roots, &mut warned)?;
                             let _ = writeln!(out, "{}", line);
                         }
                     }
@@ -201,6 +204,46 @@ pub fn instantiate_inner(
         }
     }
     Ok(())
+}
+
+/// A derivation nix-instantiate prints (`DRV` or `DRV!OUTPUT`, the `n`th):
+/// with `--add-root PATH` a symlink PATH (PATH-n after the first) to it,
+/// printed instead; without, CppNix's warning (once) that nothing keeps it.
+fn gc_root(
+    a: &InstArgs,
+    line: &str,
+    n: usize,
+    warned: &mut bool,
+) -> Result<String, Box<EvalError>> {
+    let Some(root) = &a.add_root else {
+        if !*warned {
+            *warned = true;
+            nixvm::report::stderr_line(
+                "warning: you did not specify '--add-root'; the result might be removed by the garbage collector",
+            );
+        }
+        return Ok(line.to_string());
+    };
+    let (drv, output) = match line.split_once('!') {
+        Some((d, o)) => (d, Some(o)),
+        None => (line, None),
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut path = cwd.join(root).to_string_lossy().into_owned();
+    if n > 1 {
+        path = format!("{path}-{n}");
+    }
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink(drv, &path).map_err(|e| {
+        EvalError::new(
+            nixvm::ErrorKind::Io,
+            format!("creating symlink '{path}': {}", nixvm::vm::io_msg(&e)),
+        )
+    })?;
+    Ok(match output {
+        Some(o) => format!("{path}!{o}"),
+        None => path,
+    })
 }
 
 /// The value of a file argument: a path, `-` (stdin) or a search-path entry

@@ -335,3 +335,31 @@ fn nix_build_statuses() {
     drop(child.stderr.take());
     assert_eq!(child.wait().unwrap().code(), Some(100));
 }
+
+#[test]
+fn gc_roots_as_nix_instantiate_makes_them() {
+    let e = Env::new("roots");
+    let two = r#"[ (derivation { name = "x"; system = "x"; builder = "/bin/sh"; }) (derivation { name = "y"; system = "x"; builder = "/bin/sh"; outputs = [ "dev" ]; }) ]"#;
+    let o = inst(&e, &["--add-root", "r", "-E", two]);
+    let root = e.dir.join("r").display().to_string();
+    assert_eq!(
+        (o.code, o.stdout.clone(), o.stderr.as_str()),
+        (Some(0), format!("{root}\n{root}-2!dev\n"), ""),
+    );
+    // CppNix 2.34.8's paths for these two derivations.
+    let target = |p: &str| std::fs::read_link(e.dir.join(p)).unwrap();
+    assert_eq!(
+        target("r").to_string_lossy(),
+        "/nix/store/safnr1ywsblyl5qfbca0178m104hzxaw-x.drv"
+    );
+    assert_eq!(
+        target("r-2").to_string_lossy(),
+        "/nix/store/7345355n7hajjwgwfad9pxr8gz39wn3q-y.drv"
+    );
+    let o = inst(&e, &["-E", two]);
+    assert_eq!(
+        o.stderr,
+        "warning: you did not specify '--add-root'; the result might be removed by the garbage collector\n"
+    );
+    assert_eq!(o.stdout.lines().count(), 2);
+}
