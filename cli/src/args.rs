@@ -41,13 +41,13 @@ pub struct InstArgs {
     #[arg(short = 'I', long = "include")]
     pub include: Vec<String>,
     /// Pass NAME = EXPR to the function the value is (auto-calling).
-    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"], allow_hyphen_values = true)]
     pub arg: Vec<String>,
     /// Pass NAME = STRING to the function the value is.
-    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"])]
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], allow_hyphen_values = true)]
     pub argstr: Vec<String>,
     /// Set the setting NAME (every CppNix setting; also `--NAME VALUE`, `--NAME`/`--no-NAME` for Booleans, `--extra-NAME VALUE` for lists).
-    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"], allow_hyphen_values = true)]
     pub option: Vec<String>,
     /// Accepted for CppNix's command lines: nix-instantiate evaluates impurely already.
     #[arg(long = "impure")]

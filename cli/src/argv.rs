@@ -50,19 +50,25 @@ impl Personality {
 
 /// Flags of ours that take values, so that a value is never mistaken for a
 /// flag (`-A --foo` selects the attribute "--foo").
-fn values_taken(flag: &str) -> usize {
+/// `nix_eval`: the command is `nixvm eval`, where `--expr`, `--file` and
+/// `--apply` take values (for nix-instantiate `--expr` is a switch).
+fn values_taken(flag: &str, nix_eval: bool) -> usize {
     match flag {
         "--arg" | "--argstr" | "--arg-from-file" | "--option" => 2,
         "--arg-from-stdin" | "-A" | "--attr" | "-I" | "--include" | "-o" | "--out-link"
         | "--add-root" | "--store" | "--eval-store" | "-j" | "--heap-census" | "--drv-link"
-        | "--log-format" | "-f" | "--file" | "--apply" | "--expr" => 1,
+        | "--log-format" => 1,
+        "-f" | "--file" | "--apply" | "--expr" if nix_eval => 1,
         _ => 0,
     }
 }
 
 /// The arguments with setting flags rewritten to `--option NAME VALUE`.
-/// An unknown flag is left for clap to reject.
-pub fn rewrite(args: Vec<String>) -> Vec<String> {
+/// An unknown flag is left for clap to reject; a setting flag's value that
+/// the setting cannot take is CppNix's usage error (with `--option` it is
+/// only a warning, see `config::check_options`).
+pub fn rewrite(args: Vec<String>) -> Result<Vec<String>, String> {
+    let nix_eval = args.get(1).map(String::as_str) == Some("eval");
     let mut out = Vec::with_capacity(args.len());
     let mut it = args.into_iter();
     // The program name and (for nixvm) the subcommand pass unchanged.
@@ -75,7 +81,7 @@ pub fn rewrite(args: Vec<String>) -> Vec<String> {
             out.extend(it);
             break;
         }
-        let n = values_taken(&a);
+        let n = values_taken(&a, nix_eval);
         if n > 0 {
             out.push(a);
             for _ in 0..n {
@@ -99,13 +105,18 @@ pub fn rewrite(args: Vec<String>) -> Vec<String> {
                 out.extend(["--option".into(), setting, value.into()]);
             }
             Some((setting, None)) => match it.next() {
-                Some(v) => out.extend(["--option".into(), setting, v]),
+                Some(v) => {
+                    if let Some(msg) = settings::invalid_value(&setting, &v) {
+                        return Err(msg);
+                    }
+                    out.extend(["--option".into(), setting, v])
+                }
                 None => out.push(a),
             },
             None => out.push(a),
         }
     }
-    out
+    Ok(out)
 }
 
 /// `--NAME`, `--no-NAME` or `--extra-NAME`: the setting and, for a Boolean,
@@ -191,7 +202,28 @@ mod tests {
     use super::*;
 
     fn rw(s: &str) -> String {
-        rewrite(s.split(' ').map(str::to_string).collect()).join(" ")
+        rewrite(s.split(' ').map(str::to_string).collect())
+            .expect("valid")
+            .join(" ")
+    }
+
+    #[test]
+    fn a_setting_flag_with_a_value_its_setting_cannot_take_is_refused() {
+        let r = |s: &str| rewrite(s.split(' ').map(str::to_string).collect());
+        assert_eq!(
+            r("x --max-call-depth foo"),
+            Err("setting 'max-call-depth' has invalid value 'foo'".into())
+        );
+        assert!(r("x --timeout -1").is_ok());
+        // nix-instantiate's --expr is a switch; nixvm eval's takes a value.
+        assert_eq!(
+            rw("x --expr --show-trace 1"),
+            "x --expr --option show-trace true 1"
+        );
+        assert_eq!(
+            rw("x eval --expr --show-trace"),
+            "x eval --expr --show-trace"
+        );
     }
 
     #[test]

@@ -17,11 +17,12 @@ pub fn features_of(a: &InstArgs) -> Vec<String> {
     option_list(a, "experimental-features")
 }
 
-/// A setting's value: the last `--option` (nix.conf lines come first, see
-/// `conf.rs`, so the command line wins).
+/// A setting's value: the last valid `--option` (nix.conf lines come first,
+/// see `conf.rs`, so the command line wins; an invalid value was warned
+/// about and is ignored, as CppNix).
 pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
     options(a)
-        .filter(|&(n, _)| n == name)
+        .filter(|&(n, v)| n == name && crate::settings::invalid_value(n, v).is_none())
         .map(|(_, v)| v)
         .next_back()
 }
@@ -70,12 +71,11 @@ pub fn truthy(s: &str) -> bool {
 pub fn check_options(a: &InstArgs) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     for (name, value) in options(a) {
+        if let Some(w) = crate::settings::invalid_value(name, value) {
+            warnings.push(w);
+            continue;
+        }
         match crate::settings::kind(name) {
-            Some(crate::settings::Kind::Bool) if !matches!(value, "true" | "false") => {
-                warnings.push(format!(
-                    "Boolean setting '{name}' has invalid value '{value}'"
-                ));
-            }
             None if !crate::settings::known(name) => {
                 let w = format!("unknown setting '{name}'");
                 if !warnings.contains(&w) {

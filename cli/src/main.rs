@@ -94,7 +94,18 @@ fn main() -> ExitCode {
         }
     };
     let personality = argv::Personality::of(args.first().map(String::as_str).unwrap_or(""));
-    let mut args = argv::rewrite(args);
+    let sub0 = args.get(1).cloned();
+    let mut args = match argv::rewrite(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            let sub = personality.subcommand().map(str::to_string).or(sub0);
+            let program = personality.program(sub.as_deref());
+            nixvm::report::stderr_line(&format!(
+                "error: {msg}\nTry '{program} --help' for more information."
+            ));
+            return ExitCode::from(1);
+        }
+    };
     if let Some(sub) = personality.subcommand() {
         args.insert(1, sub.to_string());
     }

@@ -42,13 +42,13 @@ pub struct EvalArgs {
     #[arg(short = 'I', long = "include")]
     pub include: Vec<String>,
     /// An argument for the function the file or expression is (with an attribute path).
-    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"], allow_hyphen_values = true)]
     pub arg: Vec<String>,
     /// A string argument for that function.
-    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"])]
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], allow_hyphen_values = true)]
     pub argstr: Vec<String>,
     /// A setting (`--option pure-eval true`); every setting is also `--NAME VALUE`.
-    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"], allow_hyphen_values = true)]
     pub option: Vec<String>,
     /// The store (a chroot store directory), as for `nixvm instantiate`.
     #[arg(long = "store", value_name = "DIR")]

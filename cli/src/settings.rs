@@ -14,6 +14,57 @@ pub enum Kind {
 
 use Kind::*;
 
+/// The settings whose value is a number (CppNix parses them as integers;
+/// the first two may be negative). `max-jobs` is also "auto".
+const INTEGERS: &[&str] = &[
+    "timeout",
+    "max-silent-time",
+    "max-call-depth",
+    "cores",
+    "build-cores",
+    "max-jobs",
+    "tarball-ttl",
+    "download-attempts",
+    "http-connections",
+    "log-lines",
+    "eval-profiler-frequency",
+    "min-free",
+    "max-free",
+    "build-poll-interval",
+    "connect-timeout",
+    "narinfo-cache-negative-ttl",
+    "narinfo-cache-positive-ttl",
+    "stalled-download-timeout",
+    "download-buffer-size",
+    "max-build-log-size",
+    "max-substitution-jobs",
+    "min-free-check-interval",
+    "gc-reserved-space",
+];
+
+/// CppNix's complaint about `value` for setting `name`, if it has one.
+pub fn invalid_value(name: &str, value: &str) -> Option<String> {
+    let name = name.strip_prefix("extra-").unwrap_or(name);
+    if kind(name) == Some(Bool) {
+        return (!matches!(value, "true" | "false"))
+            .then(|| format!("Boolean setting '{name}' has invalid value '{value}'"));
+    }
+    if !INTEGERS.contains(&name) {
+        return None;
+    }
+    if name == "max-jobs" {
+        return (value != "auto" && value.parse::<u64>().is_err()).then(|| {
+            "configuration setting 'max-jobs' should be 'auto' or an integer".to_string()
+        });
+    }
+    let ok = if matches!(name, "timeout" | "max-silent-time") {
+        value.parse::<i64>().is_ok()
+    } else {
+        value.parse::<u64>().is_ok()
+    };
+    (!ok).then(|| format!("setting '{name}' has invalid value '{value}'"))
+}
+
 /// CppNix 2.34's settings (libstore, libexpr, libfetchers, libflake, libmain,
 /// libutil) and their aliases.
 const SETTINGS: &[(&str, Kind)] = &[

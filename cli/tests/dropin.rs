@@ -363,3 +363,47 @@ fn gc_roots_as_nix_instantiate_makes_them() {
     );
     assert_eq!(o.stdout.lines().count(), 2);
 }
+
+#[test]
+fn setting_values_are_checked_as_cppnix_checks_them() {
+    let e = Env::new("values");
+    let o = inst(&e, &["--eval", "--option", "cores", "x", "-E", "1"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (
+            Some(0),
+            "1\n",
+            "warning: setting 'cores' has invalid value 'x'\n"
+        )
+    );
+    let o = inst(
+        &e,
+        &["--eval", "--option", "max-call-depth", "-1", "-E", "1"],
+    );
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            Some(0),
+            "warning: setting 'max-call-depth' has invalid value '-1'\n"
+        )
+    );
+    // The flag CppNix derives from the setting refuses the value outright.
+    let o = inst(&e, &["--eval", "--max-call-depth", "foo", "-E", "1"]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            Some(1),
+            "error: setting 'max-call-depth' has invalid value 'foo'\nTry 'nix-instantiate --help' for more information.\n"
+        )
+    );
+    // nix-instantiate's --expr takes no value: what follows is a flag.
+    let o = inst(&e, &["--eval", "--expr", "--show-trace", "1"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (Some(0), "1\n"),
+        "{}",
+        o.stderr
+    );
+    let o = inst(&e, &["--eval", "--argstr", "x", "-y", "-E", "{x}: x"]);
+    assert_eq!(o.stdout, "\"-y\"\n", "{}", o.stderr);
+}
