@@ -63,6 +63,48 @@ fn values_taken(flag: &str, nix_eval: bool) -> usize {
     }
 }
 
+/// A flag the other command has but `sub` (`instantiate` or `build`) does not,
+/// which CppNix rejects as unrecognised (both share one set of flags here).
+pub fn foreign_flag(sub: &str, args: &[String]) -> Option<String> {
+    let foreign: &[&str] = match sub {
+        "build" => &[
+            "--eval",
+            "--eval-only",
+            "--parse",
+            "--strict",
+            "--json",
+            "--xml",
+            "--raw",
+            "--find-file",
+            "--read-write-mode",
+            "--no-location",
+        ],
+        "instantiate" => &[
+            "-o",
+            "--out-link",
+            "--no-out-link",
+            "--check",
+            "-L",
+            "--print-build-logs",
+            "--drv-link",
+        ],
+        _ => return None,
+    };
+    let mut it = args.iter().skip(2);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if foreign.contains(&a.as_str()) {
+            return Some(a.clone());
+        }
+        for _ in 0..values_taken(a, false) {
+            it.next();
+        }
+    }
+    None
+}
+
 /// The arguments with setting flags rewritten to `--option NAME VALUE`.
 /// An unknown flag is left for clap to reject; a setting flag's value that
 /// the setting cannot take is CppNix's usage error (with `--option` it is

@@ -111,6 +111,12 @@ fn main() -> ExitCode {
     }
     let sub = args.get(1).cloned();
     let program = personality.program(sub.as_deref());
+    if let Some(flag) = sub.as_deref().and_then(|s| argv::foreign_flag(s, &args)) {
+        nixvm::report::stderr_line(&format!(
+            "error: unrecognised flag '{flag}'\nTry '{program} --help' for more information."
+        ));
+        return ExitCode::from(1);
+    }
     let before_dashes = args.iter().take_while(|a| *a != "--");
     if before_dashes.skip(1).any(|a| a == "--version") {
         let _ = match personality {

@@ -49,6 +49,23 @@ fn usage_errors_as_cppnix() {
     assert!(o
         .stderr
         .ends_with("Try 'nix-build --help' for more information.\n"));
+    // Each command refuses the other's flags, as CppNix.
+    let o = e.run("nix-build", &["--eval", "-E", "1"]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            Some(1),
+            "error: unrecognised flag '--eval'\nTry 'nix-build --help' for more information.\n"
+        )
+    );
+    let o = inst(&e, &["-o", "x", "-E", "1"]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            Some(1),
+            "error: unrecognised flag '-o'\nTry 'nix-instantiate --help' for more information.\n"
+        )
+    );
 }
 
 #[test]
