@@ -635,8 +635,10 @@ impl<'a> Compiler<'a> {
             self.patch(end);
             return Ok(());
         }
+        // `a > b` is `b < a`; CppNix evaluates the right operand of `//`
+        // first (the op finds it below the left one).
         let (first, second) = match op {
-            BinOp::Gt | BinOp::Le => (r, l),
+            BinOp::Gt | BinOp::Le | BinOp::Update => (r, l),
             _ => (l, r),
         };
         let fs = self.here();
@@ -644,35 +646,36 @@ impl<'a> Compiler<'a> {
         let ss = self.here();
         self.expr(second)?;
         self.span = span;
+        // The frames of the operand evaluated first and second.
         let sides = match op {
             BinOp::Eq => Some((CtxMsg::EqLeft, CtxMsg::EqRight)),
             BinOp::Neq => Some((CtxMsg::NeqLeft, CtxMsg::NeqRight)),
-            BinOp::Update => Some((CtxMsg::UpdateLeft, CtxMsg::UpdateRight)),
+            BinOp::Update => Some((CtxMsg::UpdateRight, CtxMsg::UpdateLeft)),
             BinOp::Concat => Some((CtxMsg::ConcatLeft, CtxMsg::ConcatRight)),
             _ => None,
         };
-        if let Some((lm, rm)) = sides {
+        if let Some((fm, sm)) = sides {
             // The operands' code, and their forcing by the op.
             let se = self.here();
             self.chunk().ctxs.push(ErrCtx {
                 start: fs,
                 end: ss,
-                msg: lm,
+                msg: fm,
                 forced: None,
                 except_forced: None,
-                at: l.span(),
+                at: first.span(),
             });
             self.chunk().ctxs.push(ErrCtx {
                 start: ss,
                 end: se,
-                msg: rm,
+                msg: sm,
                 forced: None,
                 except_forced: None,
-                at: r.span(),
+                at: second.span(),
             });
             let at = self.here();
-            self.ctx_forced(at, 1, lm, l.span());
-            self.ctx_forced(at, 0, rm, r.span());
+            self.ctx_forced(at, 1, fm, first.span());
+            self.ctx_forced(at, 0, sm, second.span());
         }
         match op {
             BinOp::Eq => self.emit(Op::Eq),

@@ -458,9 +458,13 @@ impl<'a> Lexer<'a> {
                     }
                 }
             }
+            // CppNix's strtod check: out of range (infinite, or so small it
+            // is subnormal) is as invalid as malformed.
             Raw::Float => match text.parse::<f64>() {
-                Ok(f) => Tok::Float(f),
-                Err(_) => return Some(self.err(format!("invalid float '{}'", text), start, end)),
+                Ok(f) if f.is_finite() && (f == 0.0 || f.abs() >= f64::MIN_POSITIVE) => {
+                    Tok::Float(f)
+                }
+                _ => return Some(self.err(format!("invalid float '{}'", text), start, end)),
             },
             Raw::DollarCurly => {
                 self.modes.push(Mode::Normal);

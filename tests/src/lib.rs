@@ -1,1 +1,3 @@
 //! Workspace-level integration tests live in tests/tests/.
+
+pub mod difftest;

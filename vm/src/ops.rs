@@ -164,11 +164,12 @@ pub fn update(vm: &mut Vm, a: Value, b: Value) -> EvalResult<Value> {
             }
             Ok(Value::Attrs(Attrs::update(x, y)))
         }
+        // CppNix checks the right operand first.
         _ => {
-            let bad = if matches!(a.view(), View::Attrs(_)) {
-                &b
-            } else {
+            let bad = if matches!(b.view(), View::Attrs(_)) {
                 &a
+            } else {
+                &b
             };
             crate::force::type_mismatch("a set", bad)
         }

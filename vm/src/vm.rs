@@ -429,12 +429,8 @@ impl Vm {
     fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String, PathBuf)> {
         crate::storeglue::check_access(self, &path.to_string_lossy())?;
         let physical = crate::storeglue::physical_path(self, &path.to_string_lossy());
-        let bytes = std::fs::read(&physical).map_err(|e| {
-            EvalError::new(
-                ErrorKind::Io,
-                format!("opening file '{}': {}", path.display(), io_msg(&e)),
-            )
-        })?;
+        let bytes = std::fs::read(&physical)
+            .map_err(|e| EvalError::new(ErrorKind::Io, read_error(&path.to_string_lossy(), &e)))?;
         let base = path
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
@@ -1370,12 +1366,16 @@ impl Vm {
                 | Op::Concat
                 | Op::Update => {
                     // CppNix evaluates both operands of every binary op (to
-                    // weak head normal form) before it applies the op.
+                    // weak head normal form) before it applies the op. `//`
+                    // has its right operand below its left (evaluated first).
                     let len = self.stack.len();
                     force_slot!(self, fi, len - 2);
                     force_slot!(self, fi, len - 1);
-                    let b = self.stack.pop().expect("rhs");
-                    let a = self.stack.pop().expect("lhs");
+                    let mut b = self.stack.pop().expect("rhs");
+                    let mut a = self.stack.pop().expect("lhs");
+                    if op == Op::Update {
+                        std::mem::swap(&mut a, &mut b);
+                    }
                     let r = match op {
                         Op::Add => self.add(fi, a, b),
                         Op::Eq => self.equal(&a, &b).map(Value::Bool),
@@ -1669,7 +1669,9 @@ impl Vm {
                     .unwrap_or(e)
             }
             Op::Update => {
-                let slot = if matches!(a.view(), View::Attrs(_)) {
+                // The right operand (below the left on the stack) is checked
+                // first, as CppNix evaluates it first.
+                let slot = if matches!(b.view(), View::Attrs(_)) {
                     0
                 } else {
                     1
@@ -1849,6 +1851,14 @@ impl Drop for Vm {
         self.ext = Default::default();
         self.census.peak = None;
         crate::cycles::collect(self);
+    }
+}
+
+/// Why a file could not be read, in CppNix's words for a missing one.
+pub fn read_error(path: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("path '{path}' does not exist"),
+        _ => format!("opening file '{path}': {}", io_msg(e)),
     }
 }
 

@@ -310,3 +310,60 @@ fn list_to_attrs_positions_are_the_values() {
         "[ 2 3 1 ]",
     );
 }
+
+/// The final error message of `src` (CppNix 2.34's, recorded with
+/// `nix-instantiate --eval --strict`).
+fn error_message(src: &str) -> String {
+    let mut ev = Evaluator::builder().build();
+    let r = ev
+        .eval_str(src, Path::new("/"))
+        .and_then(|v| ev.force_deep(v));
+    match r {
+        Ok(v) => panic!("{src}: a value, {}", ev.print(&v)),
+        Err(e) => e.msg.clone(),
+    }
+}
+
+/// Differences found by the differential tester (issue 16), each with
+/// CppNix 2.34.8's answer.
+#[test]
+fn differential_findings() {
+    // `//` evaluates its right operand first: the catchable throw wins.
+    check(
+        r#"builtins.tryEval ((abort "a") // (throw "b"))"#,
+        "{ success = false; value = false; }",
+    );
+    assert_eq!(
+        error_message(r#"(throw "l") // (throw "r")"#),
+        "r",
+        "the right operand first"
+    );
+    // `derivation` is a Nix function.
+    check("builtins.functionArgs derivation", "{ outputs = true; }");
+    check("builtins.isFunction derivation", "true");
+    // Out-of-range float literals are invalid, as strtod says.
+    for lit in ["1.0e400", "5.0e-324", "1.0e-310"] {
+        let mut ev = Evaluator::builder().build();
+        let e = ev.eval_str(lit, Path::new("/")).expect_err("invalid");
+        assert_eq!(e.msg, format!("invalid float '{lit}'"));
+    }
+    check("2.2250738585072014e-308", "2.22507e-308");
+    // A missing file is CppNix's "does not exist".
+    assert_eq!(
+        error_message("builtins.readFile /nonexistent"),
+        "path '/nonexistent' does not exist"
+    );
+    assert_eq!(
+        error_message("import /nonexistent"),
+        "path '/nonexistent' does not exist"
+    );
+    // ceil/floor out of range, the float printed as CppNix prints one.
+    assert_eq!(
+        error_message("builtins.ceil 1.0e300"),
+        "NixFloat argument 1e+300 is not in the range of NixInt"
+    );
+    assert_eq!(
+        error_message("builtins.floor (9223372036854775807 - 0.1)"),
+        "NixFloat argument 9.22337e+18 is not in the range of NixInt"
+    );
+}

@@ -335,7 +335,10 @@ fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64, name: &str) -> EvalRes
         Owned::Float(x) => {
             let r = f(x);
             if !(-9.223372036854776e18..9.223372036854776e18).contains(&r) {
-                return err(format!("NixFloat ({}) could not be cast to a NixInt", x));
+                return err(format!(
+                    "NixFloat argument {} is not in the range of NixInt",
+                    nixvm_compiler::printer::format_float_g(x)
+                ));
             }
             Ok(Value::Int(r as i64))
         }
@@ -402,12 +405,8 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let logical = vm.coerce_path(&a[0])?;
     let p = crate::storeglue::realise_for_read(vm, &logical)?;
-    let bytes = std::fs::read(&p).map_err(|e| {
-        EvalError::new(
-            ErrorKind::Io,
-            format!("opening file '{}': {}", p, crate::vm::io_msg(&e)),
-        )
-    })?;
+    let bytes = std::fs::read(&p)
+        .map_err(|e| EvalError::new(ErrorKind::Io, crate::vm::read_error(&logical, &e)))?;
     if bytes.contains(&0) {
         return err(format!(
             "the contents of the file '{}' cannot be represented as a Nix string",

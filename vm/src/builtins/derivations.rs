@@ -19,16 +19,6 @@ use std::rc::Rc;
 
 use crate::storeglue::Registry;
 
-/// The compiled `derivation` wrapper, made once per evaluation.
-#[derive(Default)]
-struct DerivationFn(Option<Value>);
-
-impl crate::state::Extension for DerivationFn {
-    fn roots(&self, f: &mut dyn FnMut(&Value)) {
-        self.0.iter().for_each(f);
-    }
-}
-
 /// The source of the `derivation` wrapper around `derivationStrict`.
 const DERIVATION_NIX: &str = r#"
 attrs@{ outputs ? [ "out" ], ... }:
@@ -52,7 +42,6 @@ in (builtins.head perOutput).value
 
 pub fn register(r: &mut super::Registry) {
     r.prim("derivationStrict", 1, derivation_strict);
-    r.prim("derivation", 1, derivation);
     r.prim("placeholder", 1, placeholder);
     r.prim("toFile", 2, to_file);
     r.prim("path", 1, path);
@@ -621,22 +610,15 @@ fn json_quote(s: &str) -> String {
 
 // ---- derivation ---------------------------------------------------------
 
-fn derivation(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let cached = vm.ext.get::<DerivationFn>().0.clone();
-    let f = match cached {
-        Some(f) => f,
-        None => {
-            let thunk = vm.compile_source(
-                DERIVATION_NIX,
-                "«nix-internal»/derivation-internal.nix",
-                "/",
-            )?;
-            let f = vm.force(thunk)?;
-            vm.ext.get::<DerivationFn>().0 = Some(f.clone());
-            f
-        }
-    };
-    vm.call(f, a[0].clone())
+/// The `derivation` function: the wrapper around `derivationStrict`,
+/// compiled (a lambda, as CppNix's is).
+pub fn wrapper(vm: &mut Vm) -> EvalResult<Value> {
+    let thunk = vm.compile_source(
+        DERIVATION_NIX,
+        "«nix-internal»/derivation-internal.nix",
+        "/",
+    )?;
+    vm.force(thunk)
 }
 
 // ---- placeholder, toFile, storePath -------------------------------------

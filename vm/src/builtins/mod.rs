@@ -80,6 +80,11 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     flake::register(&mut r);
     xml::register(&mut r);
     derivations::register(&mut r);
+    // `derivation` is a Nix function in CppNix (functionArgs gives
+    // `{ outputs = true; }`, it prints as a lambda): a thunk here, set to the
+    // compiled wrapper once the global names it uses exist.
+    let derivation = Thunk::evaluated(&vm.heap, Value::Null);
+    r.value("derivation", Value::Thunk(derivation.clone()));
     fetchers::register(&mut r, vm);
     r.entries.extend(extra);
     // The language constants live in `builtins` too, but only under their own names.
@@ -128,6 +133,8 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     vm.globals = Env::with_values(&vm.heap, None, values);
     vm.global_names = names;
     vm.builtins = builtins;
+    let f = derivations::wrapper(vm).expect("the derivation wrapper compiles");
+    derivation.set(f);
 }
 
 // The argument helpers builtins share live with the interpreter.
