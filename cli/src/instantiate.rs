@@ -187,7 +187,9 @@ pub fn instantiate_inner(
                     let _ = write!(out, "{}", s);
                 } else {
                     let v = if a.strict { ev.force_deep(v)? } else { v };
-                    let _ = writeln!(out, "{}", ev.print(&v));
+                    let text = ev.print(&v);
+                    let _ = out.write_all(&nixvm_compiler::rawsrc::to_raw_bytes(&text));
+                    let _ = out.write_all(b"\n");
                 }
             } else {
                 for line in ev.instantiate(v, &auto_args)? {

@@ -164,3 +164,28 @@ fn expressions_are_pure_unless_impure_files_are_not() {
     );
     ok(&e, &["-f", "g.nix"], "\"/home/someone\"\n");
 }
+
+/// A string that is not valid UTF-8 prints as its bytes (CppNix 2.34.8:
+/// `"\xc3"` for `substring 0 1 "é"`).
+#[test]
+fn strings_print_their_bytes() {
+    let e = Env::new("nix-eval-bytes");
+    let o = common::run({
+        let mut c = e.cmd(
+            "nix-instantiate",
+            &["--eval", "--strict", "-E", "builtins.substring 0 1 \"é\""],
+        );
+        c.stdout(std::process::Stdio::piped());
+        c
+    });
+    assert_eq!(o.code, Some(0));
+    let raw = e
+        .cmd(
+            "nix-instantiate",
+            &["--eval", "--strict", "-E", "builtins.substring 0 1 \"é\""],
+        )
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(raw, b"\"\xc3\"\n");
+}

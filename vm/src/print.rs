@@ -31,7 +31,15 @@ fn ambiguous(
     match &v.view() {
         View::Int(n) => out.push_str(&n.to_string()),
         View::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        View::String(s) => out.push_str(&literal_string(&s.to_str())),
+        // Bytes that are not UTF-8 stay bytes (as raw-source code points,
+        // which the command turns back into the bytes it writes).
+        View::String(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(t) => out.push_str(&literal_string(t)),
+            Err(_) => {
+                let (t, _) = nixvm_compiler::rawsrc::decode_source(s.as_bytes().to_vec());
+                out.push_str(&literal_string(&t))
+            }
+        },
         View::Path(p) => out.push_str(p),
         View::Null => out.push_str("null"),
         View::Float(f) => out.push_str(&format_float_g(*f)),

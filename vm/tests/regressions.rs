@@ -357,6 +357,19 @@ fn differential_findings() {
         error_message("import /nonexistent"),
         "path '/nonexistent' does not exist"
     );
+    // Type errors name the builtin.
+    assert_eq!(
+        error_message("builtins.length builtins.length"),
+        "expected a list but found the built-in function 'length': «primop length»"
+    );
+    assert_eq!(
+        error_message("builtins.length (builtins.add 1)"),
+        "expected a list but found the partially applied built-in function 'add': «partially applied primop add»"
+    );
+    assert_eq!(
+        error_message("\"${builtins.map}\""),
+        "cannot coerce the built-in function 'map' to a string: «primop map»"
+    );
     // ceil/floor out of range, the float printed as CppNix prints one.
     assert_eq!(
         error_message("builtins.ceil 1.0e300"),

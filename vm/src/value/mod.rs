@@ -104,7 +104,7 @@ impl Value {
         self.view().type_of()
     }
     /// The phrase CppNix uses in type errors ("an integer", "a set", ...).
-    pub fn show_type(&self) -> &'static str {
+    pub fn show_type(&self) -> std::borrow::Cow<'static, str> {
         self.view().show_type()
     }
 }
@@ -126,8 +126,20 @@ impl View<'_> {
         }
     }
 
-    /// The phrase CppNix uses in type errors ("an integer", "a set", ...).
-    pub fn show_type(&self) -> &'static str {
+    /// The phrase CppNix uses in type errors ("an integer", "a set", "the
+    /// built-in function 'map'", ...).
+    pub fn show_type(&self) -> std::borrow::Cow<'static, str> {
+        let s = match self {
+            View::PrimOp(p) => return format!("the built-in function '{}'", p.name).into(),
+            View::PrimOpApp(p) => {
+                return format!("the partially applied built-in function '{}'", p.prim.name).into()
+            }
+            _ => self.type_phrase(),
+        };
+        s.into()
+    }
+
+    fn type_phrase(&self) -> &'static str {
         match self {
             View::Null => "null",
             View::Bool(_) => "a Boolean",
