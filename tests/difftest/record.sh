@@ -19,8 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 ref, src, out = sys.argv[1:]
 cases = [json.loads(l) for l in open(src)]
 def answer(s):
-    p = subprocess.run([ref, "run", "nix-instantiate", "--eval", "--strict", "-E", s],
-                       capture_output=True, cwd="/tmp", timeout=60)
+    try:
+        p = subprocess.run([ref, "run", "nix-instantiate", "--eval", "--strict", "-E", s],
+                           capture_output=True, cwd="/tmp", timeout=60)
+    except subprocess.TimeoutExpired:
+        # A program the generator should not have made; recorded so it is seen.
+        return {"src": s, "error": "<timed out after 60 s>"}
     if p.returncode == 0:
         return {"src": s, "stdout": p.stdout.decode("utf-8", "replace")}
     err = [l.strip()[7:] for l in p.stderr.decode("utf-8", "replace").splitlines()

@@ -366,6 +366,11 @@ impl Gen {
             ("(builtins.elemAt {} 0)", &[Ty::List]),
             ("({}.a or 7)", &[Ty::Set]),
             ("(builtins.fromJSON (builtins.toJSON {}))", &[Ty::Int]),
+            ("(builtins.length (builtins.genericClosure { startSet = [ { key = 1; } ]; operator = x: if x.key < builtins.bitAnd {} 15 then [ { key = x.key + 1; } ] else [ ]; }))", &[Ty::Int]),
+            ("(builtins.foldl' builtins.add 0 [ {} {} ])", &[Ty::Int, Ty::Int]),
+            ("({} / 0)", &[Ty::Int]),
+            ("(builtins.stringLength (toString {}))", &[Ty::Float]),
+            ("(builtins.elemAt [ 1 2 ] {})", &[Ty::Int]),
         ];
         self.form(Ty::Int, forms, d)
     }
@@ -378,6 +383,9 @@ impl Gen {
             ("({} - {})", &[Ty::Int, Ty::Float]),
             ("(builtins.fromJSON (builtins.toJSON {}))", &[Ty::Float]),
             ("({} / 3.0)", &[Ty::Int]),
+            ("({} * 1.0e10)", &[Ty::Float]),
+            ("(1.0 / {})", &[Ty::Float]),
+            ("({} * 0.001)", &[Ty::Int]),
         ];
         self.form(Ty::Float, forms, d)
     }
@@ -404,6 +412,12 @@ impl Gen {
             ("(builtins.any (x: x == \"a\") {})", &[Ty::List]),
             ("((builtins.tryEval {}).success)", &[Ty::Int]),
             ("(builtins.isFloat {})", &[Ty::Float]),
+            ("(builtins.lessThan {} {})", &[Ty::Int, Ty::Int]),
+            ("({} == {})", &[Ty::Float, Ty::Int]),
+            ("(builtins.isAttrs {})", &[Ty::Set]),
+            ("(builtins.isList {})", &[Ty::List]),
+            ("(builtins.fromJSON \"[1,2,3]\" == {})", &[Ty::List]),
+            ("({} == {})", &[Ty::Str, Ty::Str]),
         ];
         self.form(Ty::Bool, forms, d)
     }
@@ -498,6 +512,10 @@ impl Gen {
                 &[Ty::Set, Ty::Set],
             ),
             ("(builtins.functionArgs ({{ a, b ? {} }}: a))", &[Ty::Int]),
+            ("(builtins.parseDrvName {})", &[Ty::Str]),
+            ("(builtins.listToAttrs (builtins.map (n: {{ name = n; value = 1; }}) (builtins.filter builtins.isString {})))", &[Ty::List]),
+            ("(builtins.fromJSON \"{\\\"a\\\": {\\\"b\\\": [ ]}, \\\"c\\\": 1.0}\")", &[]),
+            ("({} // {{ a = {}; }})", &[Ty::Set, Ty::Int]),
         ];
         self.form(Ty::Set, forms, d)
     }
