@@ -660,14 +660,15 @@ fn convert_error(e: ParseError<usize, Tok, LexErrorOrParse>, len: usize) -> Pars
             expected,
         } => {
             // CppNix's end of file is where the input ends (past trailing
-            // blanks and comments); inside a string literal its lexer has
-            // counted one more column, and its parser wants only the quote.
+            // blanks and comments); inside a string literal its parser wants
+            // only the quote. (Its lexer then counts one more column, past
+            // the end of the text: positions here stay inside the text.)
             let in_string = expected.len() == 3
                 && ["\"str\"", "\"${\"", "\"\\\"\""]
                     .iter()
                     .all(|t| expected.iter().any(|e| e == t));
             let (at, expected) = if in_string {
-                (len + 1, vec!["\"\\\"\"".to_string()])
+                (len, vec!["\"\\\"\"".to_string()])
             } else {
                 (len, expected)
             };
