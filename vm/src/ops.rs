@@ -515,14 +515,14 @@ pub fn coerce_to_string(
 }
 
 /// `+` on non-numbers and string/path interpolation (ExprConcatStrings).
-/// `site`: the frame whose op this is, for CppNix's positions of the
+/// `fi`: the frame whose op this is, for CppNix's positions of the
 /// operands' errors (each at the operand; a coercion's as "while evaluating
 /// a path segment" there).
 pub fn concat_strings(
     vm: &mut Vm,
     parts: Vec<Value>,
     force_string: bool,
-    site: Option<usize>,
+    fi: usize,
 ) -> EvalResult<Value> {
     let mut first = !force_string;
     let mut first_type = "string";
@@ -534,13 +534,8 @@ pub fn concat_strings(
         Str(NixStr),
         Bytes(Vec<u8>),
     }
-    let part_pos = |vm: &Vm, i: usize| site.and_then(|fi| vm.part_pos(fi, i));
     let at = |vm: &Vm, i: usize, msg: String| -> Box<EvalError> {
-        let mut e = EvalError::new(ErrorKind::Other, msg);
-        if site.is_some() {
-            e = e.with_pos(part_pos(vm, i));
-        }
-        e
+        EvalError::new(ErrorKind::Other, msg).with_pos(vm.part_pos(fi, i))
     };
     let mut pieces: Vec<Piece> = Vec::with_capacity(parts.len());
     let mut ctx = Context::new();
@@ -590,8 +585,8 @@ pub fn concat_strings(
                     }
                     pieces.push(Piece::Str(s.clone()));
                 }
-                _ if site.is_some() => {
-                    let pos = part_pos(vm, i);
+                _ => {
+                    let pos = vm.part_pos(fi, i);
                     let copy = first_type == "string";
                     let s = vm
                         .coerce_at(
@@ -606,10 +601,6 @@ pub fn concat_strings(
                             e.settled = true;
                             e
                         })?;
-                    pieces.push(Piece::Bytes(s));
-                }
-                _ => {
-                    let s = coerce_to_string(vm, &p, &mut ctx, false, first_type == "string")?;
                     pieces.push(Piece::Bytes(s));
                 }
             },

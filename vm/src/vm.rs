@@ -119,6 +119,22 @@ macro_rules! force_slot {
     }};
 }
 
+/// A dynamic attribute name of a selection (the one op `op` takes, among the
+/// chunk's error contexts `ctxs`) as CppNix shows one it cannot name:
+/// `"${e}"`, with `e` as written.
+fn dynamic_name_text(proto: &Proto, ctxs: &[nixvm_compiler::chunk::ErrCtx], op: u32) -> String {
+    use nixvm_compiler::chunk::CtxMsg;
+    let span = ctxs
+        .iter()
+        .find(|c| c.msg == CtxMsg::AttrName && c.forced == Some(0) && c.start == op)
+        .and_then(|c| c.at);
+    let text = span.and_then(|s| {
+        let t = proto.source.text();
+        t.get(s.start as usize..s.end as usize).map(str::to_string)
+    });
+    format!("\"${{{}}}\"", text.unwrap_or_default())
+}
+
 /// An error of forcing the operand `from_top` places below the top of the
 /// stack: that operand's error contexts apply to it.
 #[cold]
@@ -901,12 +917,16 @@ impl Vm {
         let proto = &f.proto;
         let file = proto.file();
         let op = op as u32;
-        let mut hits: Vec<_> = decode(proto.body.ctx_bytes(), |i| proto.span_at(i as usize))
+        let all: Vec<_> = decode(proto.body.ctx_bytes(), |i| proto.span_at(i as usize))
             .into_iter()
             .filter_map(|r| match r {
                 Record::Ctx(c) => Some(c),
                 Record::Parts(..) => None,
             })
+            .collect();
+        let mut hits: Vec<_> = all
+            .iter()
+            .copied()
             .filter(|c| match c.forced {
                 Some(k) => c.start == op && forced == Some(k),
                 None => {
@@ -919,8 +939,7 @@ impl Vm {
         hits.sort_by_key(|c| (c.end - c.start, c.forced.is_none()));
         let at = |s: Option<nixvm_compiler::ast::Span>| s.map(|span| Pos { file, span });
         // CppNix reports an infinite recursion met while forcing an operand
-        // where that operand is.
-        // A name that is not a string, at the name.
+        // where that operand is, and a name that is not a string at the name.
         if first && forced.is_some() {
             if let Some(c) = hits.iter().find(|c| c.forced.is_some() && c.at.is_some()) {
                 if e.kind == ErrorKind::InfiniteRecursion || c.msg == CtxMsg::AttrName {
@@ -942,7 +961,7 @@ impl Vm {
             for i in c.start..c.end {
                 let name = match code[i as usize] {
                     Op::Select(s) | Op::SelectOr(s, _) => s.to_string(),
-                    Op::SelectDyn | Op::SelectDynOr(_) => self.dynamic_name_text(proto, i),
+                    Op::SelectDyn | Op::SelectDynOr(_) => dynamic_name_text(proto, &all, i),
                     _ => continue,
                 };
                 if i < op {
@@ -972,28 +991,6 @@ impl Vm {
                 at(c.at),
             );
         }
-    }
-
-    /// A dynamic attribute name of a selection as CppNix shows one it cannot
-    /// name: `"${e}"`, with `e` as written.
-    fn dynamic_name_text(&self, proto: &Proto, op: u32) -> String {
-        use crate::value::errctx::{decode, Record};
-        use nixvm_compiler::chunk::CtxMsg;
-        let span = decode(proto.body.ctx_bytes(), |i| proto.span_at(i as usize))
-            .into_iter()
-            .find_map(|r| match r {
-                Record::Ctx(c)
-                    if c.msg == CtxMsg::AttrName && c.forced == Some(0) && c.start == op =>
-                {
-                    c.at
-                }
-                _ => None,
-            });
-        let text = span.and_then(|s| {
-            let t = proto.source.text();
-            t.get(s.start as usize..s.end as usize).map(str::to_string)
-        });
-        format!("\"${{{}}}\"", text.unwrap_or_default())
     }
 
     fn proto_const(&self, fi: usize, c: u32) -> &Constant {
@@ -1429,7 +1426,7 @@ impl Vm {
                         continue;
                     }
                     let parts: Vec<Value> = self.stack.drain(base..).collect();
-                    let v = crate::ops::concat_strings(self, parts, force_string, Some(fi))?;
+                    let v = crate::ops::concat_strings(self, parts, force_string, fi)?;
                     self.stack.push(v);
                 }
                 Op::Assert(c) => {
@@ -1732,7 +1729,7 @@ impl Vm {
             (View::Float(x), View::Float(y)) => Ok(Value::Float(x + y)),
             (View::Int(x), View::Float(y)) => Ok(Value::Float(*x as f64 + y)),
             (View::Float(x), View::Int(y)) => Ok(Value::Float(x + *y as f64)),
-            _ => crate::ops::concat_strings(self, vec![a, b], false, Some(fi)),
+            _ => crate::ops::concat_strings(self, vec![a, b], false, fi),
         }
     }
 

@@ -66,16 +66,7 @@ fn with_trace<T>(
     msg: impl FnOnce() -> String,
     pos: Option<(u32, nixvm_compiler::ast::Span)>,
 ) -> EvalResult<T> {
-    r.map_err(|mut e| {
-        if e.trace.len() < crate::error::MAX_TRACE {
-            e.trace.push(TraceEntry {
-                always: false,
-                msg: msg(),
-                pos: pos.map(|(file, span)| Pos { file, span }),
-            });
-        }
-        e
-    })
+    r.ctx_at(pos.map(|(file, span)| Pos { file, span }), msg)
 }
 
 impl JsonWriter {

@@ -12,6 +12,9 @@
 use nixvm_compiler::ast::Span;
 use nixvm_compiler::chunk::{CtxMsg, ErrCtx};
 
+// The spans' varints (`proto.rs`), one codec for both.
+use super::proto::{get_varint as get, put_varint as put};
+
 const F_FORCED: u8 = 1;
 const F_EXCEPT: u8 = 2;
 const F_AT: u8 = 4;
@@ -23,14 +26,6 @@ pub enum Record {
     Parts(u32, Vec<Span>),
 }
 
-fn put(out: &mut Vec<u8>, mut n: u32) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 fn zig(d: i64) -> u32 {
     let d = d as i32;
     ((d << 1) ^ (d >> 31)) as u32
@@ -38,19 +33,6 @@ fn zig(d: i64) -> u32 {
 
 fn unzig(z: u32) -> i64 {
     (((z >> 1) as i32) ^ -((z & 1) as i32)) as i64
-}
-
-fn get(b: &[u8], at: &mut usize) -> u32 {
-    let (mut n, mut shift) = (0u32, 0);
-    loop {
-        let byte = b[*at];
-        *at += 1;
-        n |= ((byte & 0x7f) as u32) << shift;
-        if byte < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
 }
 
 /// A span relative to `base` (an op's span start).

@@ -39,7 +39,7 @@ const _: () = {
 /// Ops between two recorded offsets into the packed spans.
 const SPAN_STEP: usize = 16;
 
-fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u32) {
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
         n >>= 7;
@@ -47,7 +47,7 @@ fn put_varint(out: &mut Vec<u8>, mut n: u32) {
     out.push(n as u8);
 }
 
-fn get_varint(b: &[u8], at: &mut usize) -> u32 {
+pub(super) fn get_varint(b: &[u8], at: &mut usize) -> u32 {
     let (mut n, mut shift) = (0u32, 0);
     loop {
         let byte = b[*at];
