@@ -17,7 +17,7 @@ pub fn build(a: InstArgs) -> ExitCode {
         Ok(Some(b)) => b,
         Ok(None) => return ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e}");
+            nixvm::report::stderr_line(&format!("error: {e}"));
             return ExitCode::from(1);
         }
     };

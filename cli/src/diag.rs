@@ -25,6 +25,8 @@ pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
             };
             text.push_str(&format!("Try '{program} --help' for more information.\n"));
         }
+        let text =
+            nixvm::report::filter_log(&text, nixvm::report::stderr_keeps_colour()).into_owned();
         // Excerpts of a file that is not UTF-8 show its bytes as they are.
         let bytes = if ev.vm.files.iter().any(|f| f.raw) {
             nixvm_compiler::rawsrc::to_raw_bytes(&text).into_owned()

@@ -19,7 +19,7 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
         match make_store(&a, writable) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
+                nixvm::report::stderr_line(&format!("error: {e}"));
                 return ExitCode::from(1);
             }
         }
@@ -78,7 +78,7 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
     // would only cost time (0.2 s of a 0.47 s run for a 1e6-element foldl').
     // The store's pending registrations are written first, as its drop would.
     if let Err(e) = ev.flush_store() {
-        eprintln!("error: {e}");
+        nixvm::report::stderr_line(&format!("error: {e}"));
     }
     std::mem::forget(ev);
     code

@@ -233,6 +233,26 @@ fn nix_path_beats_the_configuration_and_loses_to_the_command_line() {
     assert_eq!(run(c).stdout, format!("{}\n", one.display()));
 }
 
+/// Tabs in messages become spaces to tab stops counted from the start of the
+/// whole message (CppNix's log filter), as 2.34.8 prints them.
+#[test]
+fn tabs_in_messages_as_cppnix() {
+    let e = Env::new("tabs");
+    let o = inst(&e, &["--eval", "-E", r#"throw "a\tb\tc""#]);
+    assert_eq!(
+        o.stderr,
+        "error:\n       … while calling the 'throw' builtin\n         at «string»:1:1:\n            1| throw \"a\\tb\\tc\"\n             | ^\n\n       error: a  b       c\n"
+    );
+    let o = inst(
+        &e,
+        &["--eval", "-E", r#"builtins.trace "abcdefghijk\tyz\tq" 1"#],
+    );
+    assert_eq!(
+        (o.stdout.as_str(), o.stderr.as_str()),
+        ("1\n", "trace: abcdefghijk      yz      q\n")
+    );
+}
+
 #[test]
 fn attribute_paths_as_cppnix() {
     let e = Env::new("attrs");

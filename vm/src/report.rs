@@ -58,32 +58,98 @@ pub fn render_level(
         indent(&prefix, &" ".repeat(prefix.len()), chomp(&body))
     };
     out.push('\n');
-    if out.contains('\x1b') {
-        out = filter_ansi(&out);
-    }
     out
 }
 
-/// CppNix drops terminal escape sequences from what it prints on a stream
-/// that is not a terminal, after indenting: a message that ends in a colour
-/// reset (toml11's do) keeps its last, otherwise blank, line.
-fn filter_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' && chars.peek() == Some(&'[') {
-            chars.next();
-            while let Some(&d) = chars.peek() {
-                chars.next();
-                if ('\x40'..='\x7e').contains(&d) {
-                    break;
+/// What CppNix's loggers do to every message before it reaches stderr
+/// (`filterANSIEscapes`): escape sequences are dropped (colour ones kept when
+/// stderr is a colour terminal), `\r` and BEL are dropped, and a tab becomes
+/// the spaces up to the next multiple of eight *display columns counted from
+/// the start of the message*, not of its line: newlines have no width, so a
+/// tab in the last line of an error lands where the whole trace above it
+/// says. A message that ends in a colour reset (toml11's do) keeps its last,
+/// otherwise blank, line, since this runs after indenting.
+pub fn filter_log(s: &str, keep_colour: bool) -> std::borrow::Cow<'_, str> {
+    use unicode_width::UnicodeWidthChar;
+    if !s.contains(['\x1b', '\t', '\r', '\x07']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut width = 0usize;
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            0x1b => {
+                let start = i;
+                i += 1;
+                let mut last = 0u8;
+                if b.get(i) == Some(&b'[') {
+                    i += 1;
+                    while i < b.len() && (0x30..=0x3f).contains(&b[i]) {
+                        i += 1;
+                    }
+                    while i < b.len() && (0x20..=0x2f).contains(&b[i]) {
+                        i += 1;
+                    }
+                    if i < b.len() && (0x40..=0x7e).contains(&b[i]) {
+                        last = b[i];
+                        i += 1;
+                    }
+                } else if b.get(i) == Some(&b']') {
+                    // An operating-system command, ended by ESC \ or BEL.
+                    i += 1;
+                    while i < b.len() && b[i] != 0x1b && b[i] != 0x07 {
+                        i += 1;
+                    }
+                    if i < b.len() {
+                        let v = b[i];
+                        i += 1;
+                        if v == 0x1b && b.get(i) == Some(&b'\\') {
+                            last = b'\\';
+                            i += 1;
+                        }
+                    }
+                } else if i < b.len() && (0x40..=0x5f).contains(&b[i]) {
+                    i += 1;
+                }
+                if keep_colour && last == b'm' {
+                    out.push_str(&s[start..i]);
                 }
             }
-        } else {
-            out.push(c);
+            b'\t' => {
+                loop {
+                    width += 1;
+                    out.push(' ');
+                    if width % 8 == 0 {
+                        break;
+                    }
+                }
+                i += 1;
+            }
+            b'\r' | 0x07 => i += 1,
+            _ => {
+                let c = s[i..].chars().next().unwrap_or('\u{fffd}');
+                width += c.width().unwrap_or(0);
+                out.push(c);
+                i += c.len_utf8();
+            }
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether CppNix would colour stderr: a terminal, TERM not `dumb`, and
+/// neither NO_COLOR nor NOCOLOR set. Decided once per process, as CppNix does.
+pub fn stderr_keeps_colour() -> bool {
+    static TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TTY.get_or_init(|| {
+        // SAFETY: isatty only inspects the descriptor.
+        let tty = unsafe { libc::isatty(2) } == 1;
+        tty && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(false)
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::env::var_os("NOCOLOR").is_none()
+    })
 }
 
 /// The frames CppNix prints, outermost first, without folding repeats: all of
@@ -254,11 +320,13 @@ fn code_lines(out: &mut String, text: &str, line: usize, col: usize) {
 /// Text that already ends in its newline, in one write.
 pub fn stderr_text(text: &str) {
     use std::io::Write;
+    let text = filter_log(text, stderr_keeps_colour());
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 pub fn stderr_line(line: &str) {
     use std::io::Write;
+    let line = filter_log(line, stderr_keeps_colour());
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(line.as_bytes());
     let _ = err.write_all(b"\n");
@@ -331,6 +399,22 @@ fn indent(first: &str, rest: &str, s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_filtered_as_cppnix() {
+        // CppNix's own cases (libutil-tests/terminal.cc) and what 2.34.8
+        // prints: tab stops count from the start of the whole message.
+        assert_eq!(filter_log("foo\tbar\tbaz", false), "foo     bar     baz");
+        assert_eq!(filter_log("\x1b[31mA\x1b[0m\tB", false), "A       B");
+        assert_eq!(filter_log("\x1b[31mA\x1b[0m", true), "\x1b[31mA\x1b[0m");
+        assert_eq!(filter_log("a\x1b]8;;u\x1b\\b\r\x07", true), "ab");
+        assert_eq!(filter_log("ab\ncd\te", false), "ab\ncd    e");
+        assert_eq!(filter_log("é…\t|", false), "é…      |");
+        assert!(matches!(
+            filter_log("plain", false),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn lines_split_as_cppnix() {
