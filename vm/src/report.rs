@@ -121,7 +121,7 @@ pub fn filter_log(s: &str, keep_colour: bool) -> std::borrow::Cow<'_, str> {
                 loop {
                     width += 1;
                     out.push(' ');
-                    if width % 8 == 0 {
+                    if width.is_multiple_of(8) {
                         break;
                     }
                 }

@@ -380,3 +380,20 @@ fn differential_findings() {
         "NixFloat argument 9.22337e+18 is not in the range of NixInt"
     );
 }
+
+/// fromJSON reads as nlohmann does and fails with its messages (issue 16):
+/// the cases and CppNix 2.34.8's answers are in fixtures/fromjson-cppnix.tsv.
+#[test]
+fn from_json_as_cppnix() {
+    let table = include_str!("fixtures/fromjson-cppnix.tsv");
+    let mut n = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')) {
+        let (expr, want) = line.split_once('\t').expect("EXPR<TAB>ANSWER");
+        match want.strip_prefix("= ") {
+            Some(value) => check(expr, value),
+            None => assert_eq!(error_message(expr), want, "for {expr}"),
+        }
+        n += 1;
+    }
+    assert!(n >= 40, "the table was read");
+}

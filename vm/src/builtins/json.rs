@@ -9,7 +9,6 @@ use crate::value::View;
 use crate::value::*;
 use crate::vm::Vm;
 use nixvm_compiler::symbol::known;
-use nixvm_compiler::Symbol;
 use std::rc::Rc;
 
 pub fn register(r: &mut super::Registry) {
@@ -380,169 +379,9 @@ fn prim_from_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     parse_json(s.as_bytes())
 }
 
+/// A JSON document as Nix values: nlohmann's reader (fromjson.rs).
 pub fn parse_json(s: &[u8]) -> EvalResult<Value> {
-    let fixed;
-    let s = if s.windows(2).any(|w| w == b"-0") {
-        fixed = integer_negative_zero(s);
-        &fixed[..]
-    } else {
-        s
-    };
-    // serde_json parses (and drops) nested arrays and objects by recursion,
-    // and stops at 128 levels unless told not to; CppNix has no limit. So the
-    // work runs on a stack sized for the document's nesting.
-    let depth = json_nesting(s);
-    if depth <= 64 {
-        return parse_json_on_stack(s);
-    }
-    stacker::grow(1024 * 1024 + depth * 1024, || parse_json_on_stack(s))
-}
-
-/// How deeply brackets nest in `s`, outside strings (an upper bound when
-/// the document is malformed: only a stack size is chosen by it).
-fn json_nesting(s: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
-    for &c in s {
-        if in_str {
-            match c {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
-
-fn parse_json_on_stack(s: &[u8]) -> EvalResult<Value> {
-    use serde::Deserialize;
-    let mut de = serde_json::Deserializer::from_slice(s);
-    de.disable_recursion_limit();
-    let parsed = serde_json::Value::deserialize(&mut de).and_then(|j| de.end().map(|()| j));
-    let j: serde_json::Value = match parsed {
-        Ok(j) => j,
-        Err(e) => {
-            let msg = e.to_string();
-            let msg = if msg.starts_with("number out of range") {
-                format!(
-                    "[json.exception.out_of_range.406] number overflow parsing '{}'",
-                    number_token_before(s, e.line(), e.column())
-                )
-            } else {
-                format!("[json.exception.parse_error.101] parse error: {}", msg)
-            };
-            return with_trace(err(msg), || "while decoding a JSON string".into(), None);
-        }
-    };
-    json_to_value(&j)
-}
-
-/// serde_json reads the integer `-0` as the float -0.0, nlohmann as the
-/// integer 0: blank out the sign of such tokens (outside strings).
-fn integer_negative_zero(s: &[u8]) -> Vec<u8> {
-    let mut out = s.to_vec();
-    let mut in_str = false;
-    let mut i = 0;
-    while i < out.len() {
-        let c = out[i];
-        if in_str {
-            if c == b'\\' {
-                i += 1;
-            } else if c == b'"' {
-                in_str = false;
-            }
-        } else if c == b'"' {
-            in_str = true;
-        } else if c == b'-'
-            && out.get(i + 1) == Some(&b'0')
-            && !matches!(out.get(i + 2), Some(c) if c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E'))
-        {
-            out[i] = b' ';
-        }
-        i += 1;
-    }
-    out
-}
-
-/// The number literal that ends at (or around) serde_json's error position.
-fn number_token_before(s: &[u8], line: usize, column: usize) -> String {
-    let mut off = 0;
-    for _ in 1..line {
-        match s[off..].iter().position(|&c| c == b'\n') {
-            Some(i) => off += i + 1,
-            None => break,
-        }
-    }
-    let mut end = (off + column).min(s.len());
-    let is_num = |c: u8| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E');
-    while end < s.len() && is_num(s[end]) {
-        end += 1;
-    }
-    let mut start = end;
-    while start > 0 && is_num(s[start - 1]) {
-        start -= 1;
-    }
-    String::from_utf8_lossy(&s[start..end]).into_owned()
-}
-
-fn no_nul(s: &str) -> EvalResult<()> {
-    if s.contains('\0') {
-        return err(format!(
-            "input string '{}' cannot be represented as Nix string because it contains null bytes",
-            s.replace('\0', "\u{2400}")
-        ));
-    }
-    Ok(())
-}
-
-fn json_to_value(j: &serde_json::Value) -> EvalResult<Value> {
-    use serde_json::Value as J;
-    Ok(match j {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                return err(format!(
-                    "unsigned json number {} outside of Nix integer range",
-                    u
-                ));
-            } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        J::String(s) => {
-            no_nul(s)?;
-            Value::str(s)
-        }
-        J::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for x in items {
-                out.push(json_to_value(x)?);
-            }
-            Value::list(out)
-        }
-        J::Object(m) => {
-            let mut out = Vec::with_capacity(m.len());
-            for (k, x) in m {
-                no_nul(k)?;
-                out.push((Symbol::intern(k), json_to_value(x)?));
-            }
-            Value::attrs(Attrs::from_unsorted(out))
-        }
-    })
+    super::fromjson::parse(s)
 }
 
 #[cfg(test)]
@@ -576,23 +415,6 @@ mod tests {
         let mut o = Vec::new();
         escape_json_into(&mut o, b"a\"\\\n\x01\x7f\xc3\xa9");
         assert_eq!(o, b"\"a\\\"\\\\\\n\\u0001\x7f\xc3\xa9\"");
-    }
-
-    #[test]
-    fn negative_zero_integer() {
-        assert!(matches!(parse_json(b"-0").unwrap().unpack(), Owned::Int(0)));
-        assert!(matches!(
-            parse_json(b"[\"-0\", -0.0]").unwrap().unpack(),
-            Owned::List(_)
-        ));
-        assert!(parse_json(b"-01").is_err());
-        let v = parse_json(b"[-0.0]").unwrap();
-        match v.unpack() {
-            Owned::List(l) => {
-                assert!(matches!(l[0].view(), View::Float(f) if f.is_sign_negative()))
-            }
-            _ => panic!(),
-        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod core;
 pub mod derivations;
 pub mod fetchers;
 pub mod flake;
+pub mod fromjson;
 pub mod hash;
 pub mod json;
 pub mod lists;
