@@ -26,6 +26,7 @@
 //! messages CppNix prints (without CppNix's "error:" prefix and traces).
 
 pub mod build;
+pub mod daemon;
 pub mod db;
 pub mod derivation;
 pub mod hash;
@@ -207,6 +208,22 @@ impl From<NarError> for Error {
 /// Shorthand for results whose error is the crate-wide [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An I/O error's text as CppNix shows it (`strerror`, without Rust's
+/// " (os error N)").
+pub fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,3 +251,4 @@ mod tests {
         assert_eq!(io_error_text(&e), "No such file or directory");
     }
 }
+

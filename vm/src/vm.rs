@@ -1860,15 +1860,5 @@ pub fn read_error(path: &str, e: &std::io::Error) -> String {
 }
 
 pub fn io_msg(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "No such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
-        }
-    }
+    nixvm_store::io_message(e)
 }

@@ -1,0 +1,10 @@
+#!/bin/sh
+# The daemon tests once more, against the reference CppNix 2.34's nix-daemon
+# instead of the host's (CI has only Debian's Nix 2.8). Needs
+# `../shared/tools/reference-nix.sh install` and root (the chroot).
+#   tests/daemon/against-2.34.sh [CARGO TEST ARGS]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+export NIXVM_TEST_NIX_DAEMON="$here/nix-daemon-2.34" NIXVM_REQUIRE_DAEMON=1
+cd "$here/../.."
+exec cargo test --release -p nixvm-store --test daemon "$@"
