@@ -4,6 +4,7 @@ use crate::args::InstArgs;
 use crate::config::*;
 use crate::diag::report;
 use crate::instantiate::instantiate_inner;
+use crate::storeuri::Store;
 use nixvm::EvalError;
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 /// output paths and link `./result` (and `result-<output>`, `result-2`, ...) to them. In a
 /// chroot store the links point where the files physically are.
 pub fn build(a: InstArgs) -> ExitCode {
-    let backend = match make_store(&a, true) {
+    let store = match make_store(&a, true) {
         Ok(Some(b)) => b,
         Ok(None) => return ExitCode::from(1),
         Err(e) => {
@@ -21,11 +22,15 @@ pub fn build(a: InstArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut ev = build_evaluator_with(&a, Some(backend.clone()));
+    let mut ev = build_evaluator_with(&a, Some(store.clone()));
     let mut drvs = Vec::new();
-    let result = instantiate_inner(&a, &mut ev, Some(&mut drvs))
+    let result = instantiate_inner(&a, &mut ev, Some(&store), Some(&mut drvs))
         .map_err(|e| (e, 1))
-        .and_then(|()| realise_and_link(&a, &backend, &drvs));
+        .and_then(|()| match &store {
+            Store::Local(backend) => realise_and_link(&a, backend, &drvs),
+            Store::Daemon(d) => crate::daemonbuild::realise_and_link(&a, d, &drvs)
+                .map_err(|(e, s)| (EvalError::new(nixvm::ErrorKind::Other, e), s)),
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err((e, status)) => {
@@ -96,39 +101,44 @@ pub fn realise_and_link(
             if a.no_out_link {
                 continue;
             }
-            let mut link = base.clone();
-            if i > 0 {
-                link.push_str(&format!("-{}", i + 1));
-            }
-            if name != "out" {
-                link.push_str(&format!("-{name}"));
-            }
+            let link = link_name(&base, i, name);
             let target = store.to_real_path(path);
-            let link = Path::new(&link);
-            if let Ok(m) = std::fs::symlink_metadata(link) {
-                if !m.file_type().is_symlink() {
-                    return Err((
-                        EvalError::new(
-                            nixvm::ErrorKind::Io,
-                            format!(
-                                "cannot create symlink '{}': a file that is not a symlink is in the way",
-                                link.display()
-                            ),
-                        ),
-                        1,
-                    ));
-                }
-                let _ = std::fs::remove_file(link);
-            }
-            std::os::unix::fs::symlink(&target, link).map_err(|e| {
-                let msg = format!(
-                    "creating symlink '{}': {}",
-                    link.display(),
-                    nixvm::vm::io_msg(&e)
-                );
-                (EvalError::new(nixvm::ErrorKind::Io, msg), 1)
-            })?;
+            replace_symlink(Path::new(&link), &target)
+                .map_err(|e| (EvalError::new(nixvm::ErrorKind::Io, e), 1))?;
         }
     }
     Ok(())
+}
+
+/// nix-build's output links: `BASE`, then `BASE-2`..., with `-OUTPUT` for
+/// outputs other than `out`.
+pub fn link_name(base: &str, i: usize, output: &str) -> String {
+    let mut link = base.to_string();
+    if i > 0 {
+        link.push_str(&format!("-{}", i + 1));
+    }
+    if output != "out" {
+        link.push_str(&format!("-{output}"));
+    }
+    link
+}
+
+/// Point `link` at `target`, replacing an older symlink (never a file).
+pub fn replace_symlink(link: &Path, target: &Path) -> Result<(), String> {
+    if let Ok(m) = std::fs::symlink_metadata(link) {
+        if !m.file_type().is_symlink() {
+            return Err(format!(
+                "cannot create symlink '{}': a file that is not a symlink is in the way",
+                link.display()
+            ));
+        }
+        let _ = std::fs::remove_file(link);
+    }
+    std::os::unix::fs::symlink(target, link).map_err(|e| {
+        format!(
+            "creating symlink '{}': {}",
+            link.display(),
+            nixvm::vm::io_msg(&e)
+        )
+    })
 }

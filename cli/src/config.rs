@@ -3,7 +3,6 @@
 use crate::args::InstArgs;
 use nixvm::Evaluator;
 use nixvm_compiler::parser::LintLevel;
-use std::path::PathBuf;
 
 pub fn lint(level: Option<&str>) -> LintLevel {
     match level {
@@ -88,28 +87,6 @@ pub fn check_options(a: &InstArgs) -> Result<Vec<String>, String> {
     Ok(warnings)
 }
 
-/// Where the store is: `--store`, `$NIXVM_STORE`, or the per-user default.
-pub fn store_config(a: &InstArgs) -> Result<nixvm_store::StoreConfig, String> {
-    let root = a
-        .store
-        .clone()
-        .or_else(|| std::env::var("NIXVM_STORE").ok().filter(|s| !s.is_empty()));
-    match root {
-        Some(r) => {
-            let r = r.strip_prefix("local?root=").unwrap_or(&r).to_string();
-            let p = PathBuf::from(&r);
-            let p = if p.is_absolute() {
-                p
-            } else {
-                std::env::current_dir().unwrap_or_default().join(p)
-            };
-            let p = std::fs::canonicalize(&p).unwrap_or(p);
-            Ok(nixvm_store::StoreConfig::at_root(p))
-        }
-        None => nixvm_store::StoreConfig::default_for_user().map_err(|e| e.to_string()),
-    }
-}
-
 pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings, String> {
     let mut s = nixvm_store::build::BuildSettings::default();
     let jobs = a.jobs.as_deref().or_else(|| option_value(a, "max-jobs"));
@@ -139,27 +116,14 @@ pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings,
     Ok(s)
 }
 
-/// The evaluator's store. Writable for instantiation, builds and `--read-write-mode`;
-/// read-only for `--eval` (as CppNix), where it is opened only if it already exists.
-pub fn make_store(
-    a: &InstArgs,
-    writable: bool,
-) -> Result<Option<std::rc::Rc<nixvm::LocalBackend>>, String> {
-    let config = match store_config(a) {
-        Ok(c) => c,
-        Err(_) if !writable => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let settings = build_settings(a)?;
-    Ok(Some(std::rc::Rc::new(nixvm::LocalBackend::new(
-        config, writable, settings,
-    ))))
+/// The evaluator's store (see `storeuri.rs`). Writable for instantiation,
+/// builds and `--read-write-mode`; read-only for `--eval` (as CppNix), where
+/// a local store is opened only if it already exists.
+pub fn make_store(a: &InstArgs, writable: bool) -> Result<Option<crate::storeuri::Store>, String> {
+    crate::storeuri::open(a, writable)
 }
 
-pub fn build_evaluator_with(
-    a: &InstArgs,
-    store: Option<std::rc::Rc<nixvm::LocalBackend>>,
-) -> Evaluator {
+pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>) -> Evaluator {
     let features = features_of(a);
     let mut b = Evaluator::builder();
     for i in &a.include {
@@ -232,7 +196,7 @@ pub fn build_evaluator_with(
             }
         });
     if let Some(st) = store {
-        b = b.store_dir(st.config().store_dir.as_str()).store(st);
+        b = b.store_dir(&st.store_dir()).store(st.backend());
     }
     let mut ev = b.build();
     if let Some(n) = a.heap_census.filter(|&n| n > 0) {

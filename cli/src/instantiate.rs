@@ -24,9 +24,10 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
             }
         }
     };
-    let mut ev = build_evaluator_with(&a, store);
+    let mut ev = build_evaluator_with(&a, store.clone());
     let start = std::time::Instant::now();
-    let result = instantiate_inner(&a, &mut ev, None).and_then(|()| ev.flush_store());
+    let result =
+        instantiate_inner(&a, &mut ev, store.as_ref(), None).and_then(|()| ev.flush_store());
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -122,6 +123,7 @@ pub fn source_of(a: &InstArgs, input: &str) -> Result<(String, String, PathBuf),
 pub fn instantiate_inner(
     a: &InstArgs,
     ev: &mut Evaluator,
+    store: Option<&crate::storeuri::Store>,
     mut collect: Option<&mut Vec<String>>,
 ) -> Result<(), Box<EvalError>> {
     let mut out = std::io::stdout().lock();
@@ -197,7 +199,7 @@ pub fn instantiate_inner(
                         Some(c) => c.push(line),
                         None => {
                             roots += 1;
-                            let line = gc_root(a, &line, roots, &mut warned)?;
+                            let line = gc_root(a, store, &line, roots, &mut warned)?;
                             let _ = writeln!(out, "{}", line);
                         }
                     }
@@ -213,6 +215,7 @@ pub fn instantiate_inner(
 /// printed instead; without, CppNix's warning (once) that nothing keeps it.
 fn gc_root(
     a: &InstArgs,
+    store: Option<&crate::storeuri::Store>,
     line: &str,
     n: usize,
     warned: &mut bool,
@@ -242,6 +245,10 @@ fn gc_root(
             format!("creating symlink '{path}': {}", nixvm::vm::io_msg(&e)),
         )
     })?;
+    if let Some(st) = store {
+        st.add_indirect_root(&path)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Io, e))?;
+    }
     Ok(match output {
         Some(o) => format!("{path}!{o}"),
         None => path,

@@ -7,10 +7,12 @@ mod attrpath;
 mod build;
 mod conf;
 mod config;
+mod daemonbuild;
 mod diag;
 mod instantiate;
 mod nixeval;
 mod settings;
+mod storeuri;
 
 use args::InstArgs;
 use clap::{Parser, Subcommand};

@@ -233,23 +233,9 @@ impl<'a> Builder<'a> {
 
     /// "these N derivations will be built:" and the list, on stderr.
     pub fn announce(&self, needed: &BTreeSet<String>) {
-        if needed.is_empty() {
-            return;
+        if let Some(msg) = will_be_built(needed) {
+            self.note(&msg);
         }
-        let n = needed.len();
-        let mut msg = format!(
-            "{} {} will be built:",
-            if n == 1 { "this" } else { "these" },
-            if n == 1 {
-                "derivation".to_string()
-            } else {
-                format!("{n} derivations")
-            }
-        );
-        for d in needed {
-            msg.push_str(&format!("\n  {d}"));
-        }
-        self.note(&msg);
     }
 
     pub fn realise(&self, targets: &[DerivedPath]) -> Result<BuildReport, Error> {
@@ -1019,4 +1005,23 @@ fn builtin_fetchurl(
             .map_err(|e| io_err("changing permissions of", &real, e))?;
     }
     Ok(())
+}
+
+/// CppNix's announcement of the derivations a build needs ("these 2
+/// derivations will be built:" and one indented line each); `None` when
+/// nothing is to be built.
+pub fn will_be_built(needed: &BTreeSet<String>) -> Option<String> {
+    if needed.is_empty() {
+        return None;
+    }
+    let n = needed.len();
+    let mut msg = if n == 1 {
+        "this derivation will be built:".to_string()
+    } else {
+        format!("these {n} derivations will be built:")
+    };
+    for d in needed {
+        msg.push_str(&format!("\n  {d}"));
+    }
+    Some(msg)
 }

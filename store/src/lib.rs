@@ -251,4 +251,3 @@ mod tests {
         assert_eq!(io_error_text(&e), "No such file or directory");
     }
 }
-

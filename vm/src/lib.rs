@@ -27,6 +27,7 @@ pub mod vm;
 pub use error::{ErrCtx, ErrorKind, EvalError, EvalResult, Pos};
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
+pub use store::daemon::{DaemonBackend, DaemonConfig};
 pub use store::{LocalBackend, StoreBackend};
 pub use value::{Owned, Value, View};
 pub use vm::{Settings, Vm};

@@ -7,6 +7,8 @@
 //! opens the store lazily, on the first request that needs it, so an evaluation that never
 //! touches the store never creates one.
 
+pub mod daemon;
+
 use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
