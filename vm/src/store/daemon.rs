@@ -338,6 +338,10 @@ impl StoreBackend for DaemonBackend {
 
     fn realise(&self, drv_path: &str, outputs: &[String]) -> Result<(), Error> {
         self.send_pending()?;
+        if !self.is_valid(drv_path)? {
+            let base = drv_path.rsplit('/').next().unwrap_or(drv_path);
+            return Err(Error::Msg(format!("path '{base}' is not valid")));
+        }
         if !self.writable {
             let map = self.with_conn(|c| c.query_derivation_output_map(drv_path))?;
             for o in outputs {
