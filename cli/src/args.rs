@@ -91,6 +91,10 @@ pub struct InstArgs {
     /// CppNix's debugger (refused: nixvm has none).
     #[arg(long = "debugger")]
     pub debugger: bool,
+    /// New-style commands' `--refresh`: cached downloads are checked again
+    /// (no such flag for nix-instantiate and nix-build).
+    #[arg(skip)]
+    pub refresh: bool,
     /// The store to evaluate against (accepted; the same as --store here).
     #[arg(long = "eval-store", value_name = "URL")]
     pub eval_store: Option<String>,

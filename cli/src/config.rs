@@ -194,6 +194,28 @@ pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>)
             if let Some(v) = option_bool(a, "allow-import-from-derivation") {
                 s.allow_ifd = v;
             }
+            // The fetchers' settings (see vm/src/fetch).
+            let num = |n: &str| option_value(a, n).and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(t) = num("tarball-ttl") {
+                s.fetch.tarball_ttl = t;
+            }
+            if let Some(n) = num("download-attempts") {
+                s.fetch.download_attempts = n.min(u32::MAX as u64) as u32;
+            }
+            if let Some(t) = num("connect-timeout") {
+                s.fetch.connect_timeout = t;
+            }
+            if let Some(f) = option_value(a, "netrc-file") {
+                s.fetch.netrc_file =
+                    Some(f.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
+            }
+            if let Some(f) = option_value(a, "ssl-cert-file") {
+                s.fetch.ssl_cert_file =
+                    Some(f.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
+            }
+            if a.refresh {
+                s.fetch.tarball_ttl = 0;
+            }
         });
     if let Some(st) = store {
         b = b.store_dir(&st.store_dir()).store(st.backend());

@@ -68,6 +68,9 @@ pub struct EvalArgs {
     /// CppNix's debugger (refused: nixvm has none).
     #[arg(long = "debugger")]
     pub debugger: bool,
+    /// Consider every cached download out of date (`tarball-ttl = 0`).
+    #[arg(long = "refresh")]
+    pub refresh: bool,
 }
 
 impl EvalArgs {
@@ -94,6 +97,7 @@ impl EvalArgs {
             quiet_level: self.quiet_level,
             log_format: self.log_format.clone(),
             debugger: self.debugger,
+            refresh: self.refresh,
             ..Default::default()
         }
     }

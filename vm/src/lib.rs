@@ -11,6 +11,7 @@ pub mod corepkgs;
 pub mod cycles;
 pub mod env;
 pub mod error;
+pub mod fetch;
 pub mod force;
 pub mod heap;
 pub mod ops;

@@ -224,6 +224,8 @@ pub struct Settings {
     pub gc_growth: f64,
     /// Collect at every safe point (calls and thunk creation): for tests.
     pub gc_stress: bool,
+    /// The fetchers' settings (tarball-ttl, download-attempts, certificates, ...).
+    pub fetch: crate::fetch::FetchSettings,
 }
 
 impl Default for Settings {
@@ -248,6 +250,7 @@ impl Default for Settings {
             gc_initial_heap: usize::MAX,
             gc_growth: 2.0,
             gc_stress: false,
+            fetch: Default::default(),
         }
     }
 }

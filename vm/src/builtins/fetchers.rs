@@ -3,9 +3,10 @@
 //!
 //! Content is produced in a private staging path and handed to
 //! [`crate::storeglue::add_fetched_path`], which computes the store path and
-//! makes the content readable under it. Only local sources work: `file://`
-//! URLs, local paths and local Git repositories (through the `git` command).
-//! There is no HTTP client: a network URL fails with an error naming it.
+//! makes the content readable under it. Sources: `file://` URLs, local paths,
+//! HTTP(S) URLs through [`crate::fetch::http`] (with the persistent cache of
+//! [`crate::fetch::cache`] for `fetchurl`, `fetchTarball` and the `tarball`
+//! and `file` inputs), and Git repositories through the `git` command.
 //!
 //! The results follow CppNix 2.34: `fetchurl` gives a flat fixed-output path
 //! named after the URL's last component; `fetchTarball` and every `fetchTree`
@@ -129,8 +130,38 @@ fn no_network(url: &str) -> Box<EvalError> {
     )
 }
 
-/// The bytes behind a URL: `file:` URLs are read; anything else fails.
-fn download(url: &str) -> EvalResult<Vec<u8>> {
+/// The bytes behind a URL: `file:` URLs are read, http(s) downloaded.
+fn download(vm: &Vm, url: &str) -> EvalResult<Vec<u8>> {
+    match download_if_changed(vm, url, None)? {
+        crate::fetch::http::Outcome::Fresh(d) => Ok(d.data),
+        crate::fetch::http::Outcome::NotModified => err(format!(
+            "unable to download '{url}': the server answered 'not modified' to a plain request"
+        )),
+    }
+}
+
+/// A download that sends `etag` (If-None-Match) to an http(s) server.
+fn download_if_changed(
+    vm: &Vm,
+    url: &str,
+    etag: Option<&str>,
+) -> EvalResult<crate::fetch::http::Outcome> {
+    if matches!(url_scheme(url), Some("http" | "https")) {
+        let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
+        return crate::fetch::http::get(&vm.settings.fetch, url, etag, &mut warn)
+            .map_err(|m| EvalError::new(ErrorKind::Other, m));
+    }
+    download_local(url).map(|data| {
+        crate::fetch::http::Outcome::Fresh(crate::fetch::http::Download {
+            data,
+            etag: None,
+            effective_url: url.to_string(),
+        })
+    })
+}
+
+/// The bytes of a `file:` URL; other schemes fail as CppNix's do.
+fn download_local(url: &str) -> EvalResult<Vec<u8>> {
     if let Some(p) = file_url_path(url) {
         return match std::fs::metadata(&p) {
             Ok(m) if m.is_file() => std::fs::read(&p).map_err(|_| {
@@ -148,7 +179,7 @@ fn download(url: &str) -> EvalResult<Vec<u8>> {
     }
     match url_scheme(url) {
         None => err(format!("URL '{url}' doesn't have a scheme")),
-        Some("http" | "https" | "ftp" | "ftps" | "s3") => Err(no_network(url)),
+        Some("ftp" | "ftps" | "s3") => Err(no_network(url)),
         Some(s) => err(format!(
             "unable to download '{url}': Unsupported protocol (1) Protocol \"{s}\" not supported or disabled in libcurl"
         )),
@@ -520,10 +551,15 @@ fn download_tarball(vm: &mut Vm, url: &str) -> EvalResult<(PathBuf, i64)> {
             return err(format!("tarball \"{p}\" is a directory, not a file."));
         }
     }
-    let data = download(url)?;
+    let data = download(vm, url)?;
+    unpack_tarball(vm, url, &data)
+}
+
+/// Unpack a downloaded tarball into a staging path: the tree and its lastModified.
+fn unpack_tarball(vm: &mut Vm, url: &str, data: &[u8]) -> EvalResult<(PathBuf, i64)> {
     crate::report::stderr_line(&format!("unpacking '{url}' into the Git cache..."));
     let staging = fetch_staging_path(vm)?;
-    let last_modified = match unpack_archive(&data, &staging) {
+    let last_modified = match unpack_archive(data, &staging) {
         Ok(t) => t,
         Err(e) => {
             remove_any(&staging);
@@ -654,21 +690,15 @@ fn fetch_url_like(
     let fetched = match cache_get(vm, &key) {
         Some(c) => c,
         None => {
-            let fetched = if unpack {
-                let (tree, _last_modified) = download_tarball(vm, &url)
-                    .map_err(|e| trace(e, format!("while fetching the input '{url}'")))?;
-                let f = add_fetched_path(vm, &name, &tree, method)?;
-                cache_put(vm, key, f.clone());
-                f
-            } else {
-                let data = download(&url)?;
-                let staging = fetch_staging_path(vm)?;
-                write_file(&staging, &data, false)?;
-                let f = add_fetched_path(vm, &name, &staging, method)?;
-                cache_put(vm, key, f.clone());
-                f
-            };
-            fetched
+            let (f, _) = fetch_url_cached(vm, &key, &url, &name, unpack).map_err(|e| {
+                if unpack {
+                    trace(e, format!("while fetching the input '{url}'"))
+                } else {
+                    e
+                }
+            })?;
+            cache_put(vm, key, f.clone());
+            f
         }
     };
     if let Some(h) = &expected {
@@ -686,6 +716,106 @@ fn fetch_url_like(
         }
     }
     Ok(path_value(&fetched.path))
+}
+
+/// A URL's content in the store, through the persistent fetcher cache: a
+/// cached path is used as it is within `tarball-ttl`, revalidated with its
+/// ETag after; `file:` URLs are read afresh each time. Returns the path and
+/// a tarball's lastModified.
+fn fetch_url_cached(
+    vm: &mut Vm,
+    key: &str,
+    url: &str,
+    name: &str,
+    unpack: bool,
+) -> EvalResult<(FetchedPath, Option<i64>)> {
+    use crate::fetch::{cache, http::Outcome};
+    let method = if unpack {
+        ContentAddressMethod::Recursive
+    } else {
+        ContentAddressMethod::Flat
+    };
+    let remote = matches!(url_scheme(url), Some("http" | "https"));
+    if !remote {
+        return if unpack {
+            let (tree, last_modified) = download_tarball(vm, url)?;
+            Ok((
+                add_fetched_path(vm, name, &tree, method)?,
+                Some(last_modified),
+            ))
+        } else {
+            let data = download(vm, url)?;
+            let staging = fetch_staging_path(vm)?;
+            write_file(&staging, &data, false)?;
+            Ok((add_fetched_path(vm, name, &staging, method)?, None))
+        };
+    }
+    let dir = vm.settings.fetch.cache_dir.clone();
+    // A cached entry counts only if its path follows from its hash and is
+    // there in this evaluation's store.
+    let usable = dir
+        .as_deref()
+        .and_then(|d| cache::lookup(d, key))
+        .filter(|e| {
+            let store = StoreDir::new(&vm.settings.store_dir);
+            let ca = ContentAddress {
+                method,
+                hash: e.ca_hash,
+            };
+            store
+                .make_fixed_output_path(name, &ca, std::iter::empty::<&str>(), false)
+                .map(|p| store.print(&p) == e.store_path)
+                .unwrap_or(false)
+                && crate::storeglue::fetched_path_exists(vm, &e.store_path)
+        });
+    let as_fetched = |e: &cache::Entry| FetchedPath {
+        path: e.store_path.clone(),
+        nar_hash: e.nar_hash,
+        ca_hash: e.ca_hash,
+    };
+    if let Some(e) = &usable {
+        if cache::now().saturating_sub(e.time) < vm.settings.fetch.tarball_ttl {
+            return Ok((as_fetched(e), e.last_modified));
+        }
+    }
+    let etag = usable.as_ref().and_then(|e| e.etag.clone());
+    let d = match download_if_changed(vm, url, etag.as_deref())? {
+        Outcome::NotModified => {
+            let mut e = usable.expect("an ETag was sent, so there is an entry");
+            e.time = cache::now();
+            if let Some(dir) = &dir {
+                cache::record(dir, &e);
+            }
+            return Ok((as_fetched(&e), e.last_modified));
+        }
+        Outcome::Fresh(d) => d,
+    };
+    let (f, last_modified) = if unpack {
+        let (tree, last_modified) = unpack_tarball(vm, url, &d.data)?;
+        (
+            add_fetched_path(vm, name, &tree, method)?,
+            Some(last_modified),
+        )
+    } else {
+        let staging = fetch_staging_path(vm)?;
+        write_file(&staging, &d.data, false)?;
+        (add_fetched_path(vm, name, &staging, method)?, None)
+    };
+    if let Some(dir) = &dir {
+        cache::record(
+            dir,
+            &cache::Entry {
+                key: key.to_string(),
+                store_path: f.path.clone(),
+                nar_hash: f.nar_hash,
+                ca_hash: f.ca_hash,
+                etag: d.etag,
+                time: cache::now(),
+                last_modified,
+            },
+        );
+    }
+    Ok((f, last_modified))
 }
 
 // ---- fetchTree and fetchGit ------------------------------------------------------
@@ -1284,7 +1414,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         "file" => {
             let url = get_str(input, "url").unwrap_or_default();
             crate::storeglue::check_uri(vm, &url)?;
-            let data = download(&url)?;
+            let data = download(vm, &url)?;
             let staging = fetch_staging_path(vm)?;
             write_file(&staging, &data, false)?;
             Ok(Fetched { staging })
