@@ -353,3 +353,89 @@ fn errors_retries_and_credentials() {
     .unwrap();
     assert_eq!(out, "\"secret\\n\"");
 }
+
+/// fetchGit from a `git daemon` on loopback: CppNix 2.34.8's answer for the
+/// same commit; a second fetch of the pinned rev needs no server.
+#[test]
+fn fetch_git_from_a_git_server() {
+    if std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: no git; skipped");
+        return;
+    }
+    let tmp = Scratch::new("git");
+    let work = tmp.0.join("srv/work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("default.nix"), "{ y = 2; }\n").unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
+            .env("GIT_COMMITTER_DATE", "@1700000000 +0000")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {args:?}");
+    };
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(
+        &work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "one",
+        ],
+    );
+    git(
+        &tmp.0.join("srv"),
+        &["clone", "-q", "--bare", "work", "repo.git"],
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // git-daemon itself (not `git daemon`, whose child would outlive a kill).
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let mut daemon = std::process::Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", tmp.0.join("srv").display()))
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 10, "git daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("git://127.0.0.1:{port}/repo.git");
+    let want = "{ lastModified = 1700000000; lastModifiedDate = \"20231114221320\"; narHash = \"sha256-yqUqu7h+s+3NIihZuF1cagL7b+lza7MxpWN+OcLEzoA=\"; outPath = \"/nix/store/a5p339l2svxmd8hxdgcajdkykmf0sxmg-source\"; rev = \"c713c60f7f4c5deba33098239975a2402f57e7b6\"; revCount = 1; shortRev = \"c713c60\"; submodules = false; }";
+    let got = eval(
+        &mut evaluator(&tmp.0, 0, 1),
+        &format!("builtins.fetchGit \"{url}\""),
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(got.unwrap(), want);
+    let pinned = format!(
+        "(builtins.fetchGit {{ url = \"{url}\"; rev = \"c713c60f7f4c5deba33098239975a2402f57e7b6\"; }}).narHash"
+    );
+    assert_eq!(
+        eval(&mut evaluator(&tmp.0, 0, 1), &pinned).unwrap(),
+        "\"sha256-yqUqu7h+s+3NIihZuF1cagL7b+lza7MxpWN+OcLEzoA=\""
+    );
+}

@@ -1545,9 +1545,7 @@ fn git_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
     let _ = vm;
     let url = get_str(input, "url").unwrap_or_default();
     let Some(path) = file_url_path(&url) else {
-        return err(format!(
-            "unable to fetch Git repository '{url}': network access is not available (nixvm fetches only local repositories)"
-        ));
+        return remote_git(vm, input, &url);
     };
     let path = if path.starts_with('/') {
         path
@@ -1591,6 +1589,92 @@ fn git_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
         submodules,
         export_ignore,
     )
+}
+
+/// A repository elsewhere (http(s), ssh, git://): its branches and tags
+/// mirrored by `git fetch` into a bare repository in the fetcher cache (one
+/// per URL, its HEAD the remote's), then read as a local bare repository
+/// is. Within `tarball-ttl` of the last fetch, or when the wanted `rev` is
+/// there already, nothing is fetched.
+fn remote_git(vm: &mut Vm, input: &mut FAttrs, url: &str) -> EvalResult<Fetched> {
+    crate::storeglue::check_uri(vm, url)?;
+    let base =
+        vm.settings.fetch.cache_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("nixvm-git-{}", std::process::id()))
+        });
+    let key = Hash::of(HashAlgo::Sha256, url.as_bytes()).to_base16();
+    let dir = base.join("git").join(&key[..32]);
+    let git_dir = dir.to_string_lossy().into_owned();
+    if !dir.join("HEAD").exists() {
+        ensure_dir(&dir)?;
+        git(&["init", "--quiet", "--bare", &git_dir], None)?;
+    }
+    let stamp = dir.join("nixvm-last-fetch");
+    let fresh = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() < vm.settings.fetch.tarball_ttl);
+    let have_rev = get_str(input, "rev").is_some_and(|rev| {
+        git(
+            &[
+                "--git-dir",
+                &git_dir,
+                "cat-file",
+                "-e",
+                &format!("{rev}^{{commit}}"),
+            ],
+            None,
+        )
+        .is_ok()
+    });
+    if !fresh && !have_rev {
+        git(
+            &[
+                "--git-dir",
+                &git_dir,
+                "fetch",
+                "--quiet",
+                "--force",
+                "--prune",
+                "--",
+                url,
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            None,
+        )
+        .map_err(|e| {
+            EvalError::new(
+                ErrorKind::Other,
+                format!("Failed to fetch git repository '{url}': {}", e.msg),
+            )
+        })?;
+        // The remote's default branch becomes our HEAD.
+        if let Ok(out) = git_text(&[
+            "--git-dir",
+            &git_dir,
+            "ls-remote",
+            "--symref",
+            "--",
+            url,
+            "HEAD",
+        ]) {
+            if let Some(target) = out
+                .lines()
+                .find_map(|l| l.strip_prefix("ref: "))
+                .and_then(|l| l.split_whitespace().next())
+            {
+                let _ = git(
+                    &["--git-dir", &git_dir, "symbolic-ref", "HEAD", target],
+                    None,
+                );
+            }
+        }
+        let _ = std::fs::write(&stamp, b"");
+    }
+    let staging = fetch_staging_path(vm)?;
+    git_from_commit(staging, input, &git_dir, url, true)
 }
 
 fn commit_time(git_dir: &str, rev: &str) -> EvalResult<u64> {
