@@ -12,6 +12,8 @@ pub mod context;
 pub mod core;
 pub mod derivations;
 pub mod fetchers;
+pub mod fetchgit;
+pub mod fetchinput;
 pub mod flake;
 pub mod fromjson;
 pub mod hash;

@@ -4,6 +4,7 @@
 //! builtins (builtins/fetchers.rs) decide what to fetch and how the result
 //! enters the store; this layer knows nothing of Nix values.
 
+pub mod archive;
 pub mod cache;
 pub mod http;
 
