@@ -3,6 +3,7 @@
 use crate::args::InstArgs;
 use nixvm::Evaluator;
 use nixvm_compiler::parser::LintLevel;
+use std::path::PathBuf;
 
 pub fn lint(level: Option<&str>) -> LintLevel {
     match level {
@@ -87,8 +88,32 @@ pub fn check_options(a: &InstArgs) -> Result<Vec<String>, String> {
     Ok(warnings)
 }
 
+/// How downloads are made: `download-attempts`, `connect-timeout`,
+/// `netrc-file`, `ssl-cert-file` (for the fetchers and `builtin:fetchurl`).
+pub fn transfer_settings(a: &InstArgs) -> nixvm_store::transfer::TransferSettings {
+    let mut t = nixvm_store::transfer::TransferSettings::default();
+    let num = |n: &str| option_value(a, n).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = num("download-attempts") {
+        t.download_attempts = n.min(u32::MAX as u64) as u32;
+    }
+    if let Some(c) = num("connect-timeout") {
+        t.connect_timeout = c;
+    }
+    let path = |n: &str| {
+        option_value(a, n).map(|f| Some(PathBuf::from(f)).filter(|p| !p.as_os_str().is_empty()))
+    };
+    if let Some(f) = path("netrc-file") {
+        t.netrc_file = f;
+    }
+    if let Some(f) = path("ssl-cert-file") {
+        t.ssl_cert_file = f;
+    }
+    t
+}
+
 pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings, String> {
     let mut s = nixvm_store::build::BuildSettings::default();
+    s.transfer = transfer_settings(a);
     let jobs = a.jobs.as_deref().or_else(|| option_value(a, "max-jobs"));
     if let Some(j) = jobs {
         s.jobs = if j == "auto" {
@@ -195,24 +220,10 @@ pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>)
                 s.allow_ifd = v;
             }
             // The fetchers' settings (see vm/src/fetch).
-            let num = |n: &str| option_value(a, n).and_then(|v| v.trim().parse::<u64>().ok());
-            if let Some(t) = num("tarball-ttl") {
+            if let Some(t) = option_value(a, "tarball-ttl").and_then(|v| v.trim().parse().ok()) {
                 s.fetch.tarball_ttl = t;
             }
-            if let Some(n) = num("download-attempts") {
-                s.fetch.download_attempts = n.min(u32::MAX as u64) as u32;
-            }
-            if let Some(t) = num("connect-timeout") {
-                s.fetch.connect_timeout = t;
-            }
-            if let Some(f) = option_value(a, "netrc-file") {
-                s.fetch.netrc_file =
-                    Some(f.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
-            }
-            if let Some(f) = option_value(a, "ssl-cert-file") {
-                s.fetch.ssl_cert_file =
-                    Some(f.into()).filter(|p: &std::path::PathBuf| !p.as_os_str().is_empty());
-            }
+            s.fetch.transfer = transfer_settings(a);
             if a.refresh {
                 s.fetch.tarball_ttl = 0;
             }

@@ -15,7 +15,7 @@
 //!    the outputs (present; fixed-output hashes), scan them for references to the input closure
 //!    and to each other, make them read-only and register them in one transaction.
 //!
-//! `builtin:fetchurl` is run in-process and supports `file://` URLs only.
+//! `builtin:fetchurl` is run in-process (http, https and file URLs, through [`crate::transfer`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -64,6 +64,8 @@ pub struct BuildSettings {
     pub print_build_logs: bool,
     /// Keep the build directory of a failed build.
     pub keep_failed: bool,
+    /// How `builtin:fetchurl` downloads.
+    pub transfer: crate::transfer::TransferSettings,
 }
 
 impl Default for BuildSettings {
@@ -78,6 +80,7 @@ impl Default for BuildSettings {
             build_dir_parent: std::env::temp_dir(),
             print_build_logs: true,
             keep_failed: false,
+            transfer: Default::default(),
         }
     }
 }
@@ -407,7 +410,13 @@ impl<'a> Builder<'a> {
 
         let log_path = self.store.log_path(drv_path);
         let result = if drv.builder == "builtin:fetchurl" {
-            builtin_fetchurl(self.store, drv, &outputs, &log_path)
+            builtin_fetchurl(
+                self.store,
+                drv,
+                &outputs,
+                &log_path,
+                &self.settings.transfer,
+            )
         } else {
             self.run_builder(drv_path, drv, &outputs, &closure, isolation, &log_path)
         };
@@ -858,7 +867,7 @@ impl<'a> Builder<'a> {
             Error::Msg(format!(
                 "Cannot build '{drv_path}'.\nReason: could not start the builder '{}': {}",
                 cmd.get_program().to_string_lossy(),
-                crate::io_error_text(&e)
+                crate::io_message(&e)
             ))
         })?;
         // Our copies of the write end are gone with `cmd`'s Stdio once spawned; drop the
@@ -966,12 +975,14 @@ fn attrs_sh(attrs: &serde_json::Map<String, serde_json::Value>) -> String {
     out
 }
 
-/// `builtin:fetchurl` for `file://` URLs: copy the file to the output.
+/// `builtin:fetchurl`: download `url` (http, https or file) to the output;
+/// the output check that follows verifies its hash.
 fn builtin_fetchurl(
     store: &LocalStore,
     drv: &Derivation,
     outputs: &BTreeMap<String, String>,
     log_path: &Path,
+    transfer: &crate::transfer::TransferSettings,
 ) -> Result<(), Error> {
     let url = drv
         .env
@@ -986,18 +997,31 @@ fn builtin_fetchurl(
             "builtin:fetchurl: unpacking '{url}' is not supported by nixvm"
         )));
     }
-    let Some(file) = url.strip_prefix("file://") else {
+    let data = if let Some(file) = url.strip_prefix("file://") {
+        fs::read(Path::new(file)).map_err(|e| {
+            Error::Msg(format!(
+                "unable to download '{url}': {}",
+                crate::io_message(&e)
+            ))
+        })?
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        let mut warn = |w: String| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "warning: {w}");
+        };
+        match crate::transfer::get(transfer, url, None, &mut warn).map_err(Error::Msg)? {
+            crate::transfer::Outcome::Fresh(d) => d.data,
+            crate::transfer::Outcome::NotModified => {
+                return Err(Error::Msg(format!(
+                    "unable to download '{url}': not modified"
+                )))
+            }
+        }
+    } else {
         return Err(Error::Msg(format!(
-            "unable to download '{url}': nixvm's builtin:fetchurl only supports file:// URLs"
+            "unable to download '{url}': builtin:fetchurl supports http, https and file URLs"
         )));
     };
-    let src = Path::new(file);
-    let data = fs::read(src).map_err(|e| {
-        Error::Msg(format!(
-            "unable to download '{url}': {}",
-            crate::io_error_text(&e)
-        ))
-    })?;
     let real = store.to_real_path(out);
     fs::write(&real, data).map_err(|e| io_err("writing", &real, e))?;
     if drv.env.get("executable").is_some_and(|v| v == "1") {

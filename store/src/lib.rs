@@ -36,6 +36,7 @@ pub mod nar;
 pub mod path;
 pub mod refscan;
 pub mod sandbox;
+pub mod transfer;
 
 pub use derivation::{
     hash_placeholder, output_path_name, Derivation, DerivationError, DerivationType, HashModulo,
@@ -122,7 +123,9 @@ impl fmt::Display for NarError {
 }
 
 /// Render an I/O error the way `strerror` does, without Rust's " (os error N)" suffix.
-pub(crate) fn io_error_text(e: &std::io::Error) -> String {
+/// An I/O error's text as CppNix shows it (`strerror`, without Rust's
+/// " (os error N)").
+pub fn io_message(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.rfind(" (os error ") {
         Some(i) if s.ends_with(')') => s[..i].to_string(),
@@ -140,7 +143,7 @@ impl fmt::Display for Error {
                 action,
                 path,
                 source,
-            } => write!(f, "{action} '{path}': {}", io_error_text(source)),
+            } => write!(f, "{action} '{path}': {}", io_message(source)),
             Error::Nar(e) => e.fmt(f),
             Error::Db(m) | Error::Msg(m) | Error::BuildFailed { msg: m, .. } => f.write_str(m),
             Error::MissingExperimentalFeature { feature, reason } => {
@@ -208,22 +211,6 @@ impl From<NarError> for Error {
 /// Shorthand for results whose error is the crate-wide [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An I/O error's text as CppNix shows it (`strerror`, without Rust's
-/// " (os error N)").
-pub fn io_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "No such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_string(),
-                None => s,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,8 +233,8 @@ mod tests {
     }
 
     #[test]
-    fn io_error_text_strips_os_error_suffix() {
+    fn io_message_strips_os_error_suffix() {
         let e = std::io::Error::from_raw_os_error(2);
-        assert_eq!(io_error_text(&e), "No such file or directory");
+        assert_eq!(io_message(&e), "No such file or directory");
     }
 }

@@ -300,7 +300,7 @@ pub fn namespaces_available() -> Result<(), String> {
             match cmd.status() {
                 Ok(s) if s.success() => Ok(()),
                 Ok(s) => Err(format!("the probe exited with {s}")),
-                Err(e) => Err(crate::io_error_text(&e)),
+                Err(e) => Err(crate::io_message(&e)),
             }
         })
         .clone()

@@ -203,8 +203,8 @@ fn evaluator(dir: &Path, ttl: u64, attempts: u32) -> Evaluator {
         .settings(move |s| {
             s.fetch.cache_dir = Some(cache);
             s.fetch.tarball_ttl = ttl;
-            s.fetch.download_attempts = attempts;
-            s.fetch.netrc_file = Some(netrc);
+            s.fetch.transfer.download_attempts = attempts;
+            s.fetch.transfer.netrc_file = Some(netrc);
         })
         .build()
 }
@@ -438,4 +438,28 @@ fn fetch_git_from_a_git_server() {
         eval(&mut evaluator(&tmp.0, 0, 1), &pinned).unwrap(),
         "\"sha256-yqUqu7h+s+3NIihZuF1cagL7b+lza7MxpWN+OcLEzoA=\""
     );
+}
+
+/// The builder's `builtin:fetchurl` (what `<nix/fetchurl.nix>` builds with)
+/// downloads over HTTP; the output is checked against the pinned hash.
+#[test]
+fn builtin_fetchurl_downloads() {
+    let tmp = Scratch::new("builtin");
+    let body = b"fetched by the builder\n";
+    let srv = Server::start(HashMap::from([("/b.txt".to_string(), route(body))]));
+    let h = nixvm_store::Hash::of(nixvm_store::HashAlgo::Sha256, body).to_base16();
+    let expr = |hash: &str| {
+        format!(
+            "builtins.readFile (import <nix/fetchurl.nix> {{ url = \"{}\"; sha256 = \"{hash}\"; }})",
+            srv.url("/b.txt")
+        )
+    };
+    let mut ev = evaluator(&tmp.0, 3600, 1);
+    assert_eq!(
+        eval(&mut ev, &expr(&h)).unwrap(),
+        "\"fetched by the builder\\n\""
+    );
+    let wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+    let e = eval(&mut evaluator(&tmp.0, 3600, 1), &expr(wrong)).unwrap_err();
+    assert!(e.contains("hash mismatch"), "{e}");
 }

@@ -141,7 +141,7 @@ fn download_if_changed(
 ) -> EvalResult<crate::fetch::http::Outcome> {
     if matches!(url_scheme(url), Some("http" | "https")) {
         let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
-        return crate::fetch::http::get(&vm.settings.fetch, url, etag, &mut warn)
+        return crate::fetch::http::get(&vm.settings.fetch.transfer, url, etag, &mut warn)
             .map_err(|m| EvalError::new(ErrorKind::Other, m));
     }
     download_local(url).map(|data| {

@@ -7,9 +7,60 @@
 //! them, e.g. "HTTP error 404" with the response body).
 //!
 //! Built on ureq (pure Rust, rustls): an evaluator downloads one thing at a
-//! time, so a blocking client is the simple and right shape.
+//! time, so a blocking client is the simple and right shape. It lives in
+//! the store crate, as CppNix's file transfer lives in libstore, because
+//! the builder's `builtin:fetchurl` downloads too.
 
-use super::FetchSettings;
+use std::path::PathBuf;
+
+/// CppNix's file-transfer settings.
+#[derive(Clone, Debug)]
+pub struct TransferSettings {
+    /// `download-attempts`: tries of a download that fails transiently.
+    pub download_attempts: u32,
+    /// `connect-timeout` in seconds; 0 means the client's own default.
+    pub connect_timeout: u64,
+    /// `netrc-file`: credentials by host.
+    pub netrc_file: Option<PathBuf>,
+    /// `ssl-cert-file`: the trusted certificates (PEM); `None` for the
+    /// built-in Mozilla roots.
+    pub ssl_cert_file: Option<PathBuf>,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        TransferSettings {
+            download_attempts: 5,
+            connect_timeout: 0,
+            netrc_file: Some(nix_conf_dir().join("netrc")),
+            ssl_cert_file: default_cert_file(),
+        }
+    }
+}
+
+fn nix_conf_dir() -> PathBuf {
+    std::env::var_os("NIX_CONF_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/nix"))
+}
+
+/// CppNix's `ssl-cert-file` default: `NIX_SSL_CERT_FILE`, `SSL_CERT_FILE`,
+/// else the system bundle when there is one.
+fn default_cert_file() -> Option<PathBuf> {
+    for var in ["NIX_SSL_CERT_FILE", "SSL_CERT_FILE"] {
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(v));
+        }
+    }
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
 use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -39,7 +90,7 @@ struct Failure {
 /// Download `url` (http or https), sending `etag` as If-None-Match.
 /// `warn` receives CppNix's "retrying" warnings.
 pub fn get(
-    s: &FetchSettings,
+    s: &TransferSettings,
     url: &str,
     etag: Option<&str>,
     warn: &mut dyn FnMut(String),
@@ -74,7 +125,7 @@ fn jitter(bound: u64) -> u64 {
     nanos % bound.max(1)
 }
 
-fn agent(s: &FetchSettings) -> Result<ureq::Agent, String> {
+fn agent(s: &TransferSettings) -> Result<ureq::Agent, String> {
     use ureq::tls::{RootCerts, TlsConfig};
     let roots = match &s.ssl_cert_file {
         Some(f) => {
@@ -82,7 +133,7 @@ fn agent(s: &FetchSettings) -> Result<ureq::Agent, String> {
                 format!(
                     "cannot read the certificates in '{}': {}",
                     f.display(),
-                    nixvm_store::io_message(&e)
+                    crate::io_message(&e)
                 )
             })?;
             let certs: Vec<_> = ureq::tls::parse_pem(&pem)
@@ -122,7 +173,7 @@ fn host_of(url: &str) -> Option<&str> {
 
 fn get_once(
     agent: &ureq::Agent,
-    s: &FetchSettings,
+    s: &TransferSettings,
     url: &str,
     etag: Option<&str>,
 ) -> Result<Outcome, Failure> {
@@ -131,7 +182,7 @@ fn get_once(
         req = req.header("If-None-Match", e);
     }
     if let Some((login, password)) = host_of(url).and_then(|h| netrc_login(s, h)) {
-        let token = nixvm_store::hash::encode_base64(format!("{login}:{password}").as_bytes());
+        let token = crate::hash::encode_base64(format!("{login}:{password}").as_bytes());
         req = req.header("Authorization", format!("Basic {token}"));
     }
     let started = Instant::now();
@@ -259,7 +310,7 @@ fn failure(url: &str, e: ureq::Error, started: Instant) -> Failure {
 }
 
 /// The login and password `netrc-file` has for `host` (or its `default`).
-fn netrc_login(s: &FetchSettings, host: &str) -> Option<(String, String)> {
+fn netrc_login(s: &TransferSettings, host: &str) -> Option<(String, String)> {
     let text = std::fs::read_to_string(s.netrc_file.as_ref()?).ok()?;
     netrc_lookup(&text, host)
 }
