@@ -112,8 +112,10 @@ pub fn transfer_settings(a: &InstArgs) -> nixvm_store::transfer::TransferSetting
 }
 
 pub fn build_settings(a: &InstArgs) -> Result<nixvm_store::build::BuildSettings, String> {
-    let mut s = nixvm_store::build::BuildSettings::default();
-    s.transfer = transfer_settings(a);
+    let mut s = nixvm_store::build::BuildSettings {
+        transfer: transfer_settings(a),
+        ..Default::default()
+    };
     let jobs = a.jobs.as_deref().or_else(|| option_value(a, "max-jobs"));
     if let Some(j) = jobs {
         s.jobs = if j == "auto" {
