@@ -16,7 +16,12 @@ use std::process::ExitCode;
 pub fn build(a: InstArgs) -> ExitCode {
     let store = match make_store(&a, true) {
         Ok(Some(b)) => b,
-        Ok(None) => return ExitCode::from(1),
+        Ok(None) => {
+            nixvm::report::stderr_line(
+                "error: operation 'buildPaths' is not supported by store 'dummy://'",
+            );
+            return ExitCode::from(1);
+        }
         Err(e) => {
             nixvm::report::stderr_line(&format!("error: {e}"));
             return ExitCode::from(1);

@@ -6,7 +6,8 @@
 //! `root` says where that store's files are when they are not where their
 //! paths say), `local?root=DIR` or a plain directory (our chroot store under
 //! DIR), and `auto`: the daemon when its socket exists, else our chroot
-//! store under `~/.local/share/nixvm`. `local` alone (writing a Nix
+//! store under `~/.local/share/nixvm`; `dummy://` no store at all (paths
+//! computed, nothing written). `local` alone (writing a Nix
 //! installation's /nix/store and its database directly) is refused: we keep
 //! our own database and would leave paths CppNix's does not know.
 
@@ -27,6 +28,9 @@ pub enum StoreUri {
         socket: PathBuf,
         root: Option<PathBuf>,
     },
+    /// CppNix's `dummy://`: paths are computed, nothing is written or read
+    /// (the conformance suite evaluates so).
+    Dummy,
 }
 
 /// The URI the command line, the environment and the settings give.
@@ -80,6 +84,7 @@ pub fn parse(spec: &str) -> Result<StoreUri, String> {
                 Ok(StoreUri::Chroot(root))
             }
         }
+        "dummy" | "dummy://" => Ok(StoreUri::Dummy),
         "daemon" => Ok(StoreUri::Daemon {
             socket: DaemonConfig::default_socket(),
             root,
@@ -150,6 +155,7 @@ impl Store {
 pub fn open(a: &InstArgs, writable: bool) -> Result<Option<Store>, String> {
     let uri = parse(&store_spec(a))?;
     match uri {
+        StoreUri::Dummy => Ok(None),
         StoreUri::Chroot(root) => {
             let config = match root {
                 Some(r) => StoreConfig::at_root(r),
@@ -211,6 +217,7 @@ mod tests {
             StoreUri::Chroot(Some(PathBuf::from("/srv/z")))
         );
         assert!(parse("local").unwrap_err().contains("--store daemon"));
+        assert_eq!(parse("dummy://").unwrap(), StoreUri::Dummy);
         assert_eq!(
             parse("s3://bucket").unwrap_err(),
             "don't know how to open Nix store with scheme 's3'"

@@ -280,6 +280,10 @@ fn failure(url: &str, e: ureq::Error, started: Instant) -> Failure {
         })
         .unwrap_or_default();
     let (msg, transient) = match &e {
+        ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => (
+            format!("Couldn't resolve host name (6) Could not resolve host: {host}"),
+            true,
+        ),
         ureq::Error::HostNotFound => (
             format!("Couldn't resolve host name (6) Could not resolve host: {host}"),
             true,
