@@ -226,6 +226,11 @@ pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>)
                 s.fetch.tarball_ttl = t;
             }
             s.fetch.transfer = transfer_settings(a);
+            s.fetch.access_tokens = option_list(a, "access-tokens")
+                .iter()
+                .filter_map(|t| t.split_once('='))
+                .map(|(h, t)| (h.to_string(), t.to_string()))
+                .collect();
             if a.refresh {
                 s.fetch.tarball_ttl = 0;
             }

@@ -1009,7 +1009,7 @@ fn builtin_fetchurl(
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "warning: {w}");
         };
-        match crate::transfer::get(transfer, url, None, &mut warn).map_err(Error::Msg)? {
+        match crate::transfer::get(transfer, url, None, &[], &mut warn).map_err(Error::Msg)? {
             crate::transfer::Outcome::Fresh(d) => d.data,
             crate::transfer::Outcome::NotModified => {
                 return Err(Error::Msg(format!(

@@ -87,19 +87,20 @@ struct Failure {
     transient: bool,
 }
 
-/// Download `url` (http or https), sending `etag` as If-None-Match.
-/// `warn` receives CppNix's "retrying" warnings.
+/// Download `url` (http or https), sending `etag` as If-None-Match and
+/// `headers` besides. `warn` receives CppNix's "retrying" warnings.
 pub fn get(
     s: &TransferSettings,
     url: &str,
     etag: Option<&str>,
+    headers: &[(String, String)],
     warn: &mut dyn FnMut(String),
 ) -> Result<Outcome, String> {
     let attempts = s.download_attempts.max(1);
     let agent = agent(s)?;
     let mut attempt = 1;
     loop {
-        match get_once(&agent, s, url, etag) {
+        match get_once(&agent, s, url, etag, headers) {
             Ok(o) => return Ok(o),
             Err(f) if f.transient && attempt < attempts => {
                 let base = 250u64 << (attempt - 1).min(16);
@@ -176,8 +177,12 @@ fn get_once(
     s: &TransferSettings,
     url: &str,
     etag: Option<&str>,
+    headers: &[(String, String)],
 ) -> Result<Outcome, Failure> {
     let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
     if let Some(e) = etag {
         req = req.header("If-None-Match", e);
     }
@@ -299,6 +304,10 @@ fn failure(url: &str, e: ureq::Error, started: Instant) -> Failure {
         ureq::Error::Timeout(_) => (
             format!("Timeout was reached (28) Connection timed out after {ms} milliseconds"),
             true,
+        ),
+        ureq::Error::Io(io) if io.to_string().contains("invalid peer certificate") => (
+            format!("SSL peer certificate or SSH remote key was not OK (60) {io}"),
+            false,
         ),
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => (
             format!("SSL peer certificate or SSH remote key was not OK (60) {e}"),

@@ -141,7 +141,7 @@ fn download_if_changed(
 ) -> EvalResult<crate::fetch::http::Outcome> {
     if matches!(url_scheme(url), Some("http" | "https")) {
         let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
-        return crate::fetch::http::get(&vm.settings.fetch.transfer, url, etag, &mut warn)
+        return crate::fetch::http::get(&vm.settings.fetch.transfer, url, etag, &[], &mut warn)
             .map_err(|m| EvalError::new(ErrorKind::Other, m));
     }
     download_local(url).map(|data| {
@@ -201,7 +201,7 @@ fn cache_put(vm: &mut Vm, key: String, v: FetchedPath) {
 
 /// If `root` holds exactly one entry and it is a directory, that directory
 /// becomes the result (as CppNix's tarball cache does).
-fn strip_singleton_dir(vm: &mut Vm, root: PathBuf) -> EvalResult<PathBuf> {
+pub(super) fn strip_singleton_dir(vm: &mut Vm, root: PathBuf) -> EvalResult<PathBuf> {
     let entries: Vec<_> = std::fs::read_dir(&root)
         .map_err(|e| io_err("opening directory", &root, e))?
         .filter_map(|e| e.ok())
@@ -711,6 +711,7 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
             Ok(Fetched { staging })
         }
         "git" => git_accessor(vm, input),
+        "github" | "gitlab" | "sourcehut" => super::fetchforge::forge_accessor(vm, input),
         "mercurial" => Err(hg_missing()),
         "indirect" => err(format!(
             "cannot find flake '{}' in the flake registries",

@@ -397,6 +397,30 @@ pub(super) fn validate_input(attrs: &mut FAttrs) -> EvalResult<()> {
         "path" if get_str(attrs, "path").is_none() => {
             return err("attribute 'path' is missing in input attribute set");
         }
+        "github" | "gitlab" | "sourcehut" => {
+            for k in ["owner", "repo"] {
+                if get_str(attrs, k).is_none() {
+                    return err(format!("attribute '{k}' is missing in input attribute set"));
+                }
+            }
+            if get_str(attrs, "ref").is_some_and(|r| !is_legal_ref_name(&r)) {
+                return err(format!(
+                    "input {} contains an invalid branch/tag name",
+                    attrs_json(attrs)
+                ));
+            }
+            // CppNix's instance-host rule: letters, digits, dots and dashes.
+            let host_ok = |h: &str| {
+                h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+            };
+            if get_str(attrs, "host").is_some_and(|h| !host_ok(&h)) {
+                return err(format!(
+                    "input {} contains an invalid instance host",
+                    attrs_json(attrs)
+                ));
+            }
+        }
         "tarball" | "file" | "mercurial" if get_str(attrs, "url").is_none() => {
             return err("attribute 'url' is missing in input attribute set");
         }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod core;
 pub mod derivations;
 pub mod fetchers;
+pub mod fetchforge;
 pub mod fetchgit;
 pub mod fetchinput;
 pub mod flake;

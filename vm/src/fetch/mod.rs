@@ -24,6 +24,8 @@ pub struct FetchSettings {
     pub transfer: TransferSettings,
     /// Where the persistent cache lives; `None` keeps nothing between runs.
     pub cache_dir: Option<PathBuf>,
+    /// `access-tokens`: (host, token) for the forges' APIs and tarballs.
+    pub access_tokens: Vec<(String, String)>,
 }
 
 impl Default for FetchSettings {
@@ -32,6 +34,7 @@ impl Default for FetchSettings {
             tarball_ttl: 3600,
             transfer: TransferSettings::default(),
             cache_dir: default_cache_dir(),
+            access_tokens: Vec::new(),
         }
     }
 }
