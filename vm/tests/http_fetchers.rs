@@ -309,13 +309,19 @@ fn the_cache_answers_within_the_ttl_and_revalidates_after() {
     r.etag = Some("\"v1\"".into());
     let srv = Server::start(HashMap::from([("/pkg.tar.gz".to_string(), r)]));
     let expr = format!("builtins.fetchTarball \"{}\"", srv.url("/pkg.tar.gz"));
+    let tree = format!(
+        "(builtins.fetchTree {{ type = \"tarball\"; url = \"{}\"; }}).outPath",
+        srv.url("/pkg.tar.gz")
+    );
     assert_eq!(eval(&mut evaluator(&tmp.0, 3600, 1), &expr).unwrap(), PKG);
+    assert_eq!(eval(&mut evaluator(&tmp.0, 3600, 1), &tree).unwrap(), PKG);
     // A new evaluation after the TTL asks with the ETag: 304, nothing fetched.
     assert_eq!(eval(&mut evaluator(&tmp.0, 0, 1), &expr).unwrap(), PKG);
-    assert_eq!(srv.statuses("/pkg.tar.gz"), vec![200, 304]);
+    assert_eq!(srv.statuses("/pkg.tar.gz"), vec![200, 200, 304]);
     // Within the TTL, with the server gone, the cache answers.
     drop(srv);
     assert_eq!(eval(&mut evaluator(&tmp.0, 3600, 1), &expr).unwrap(), PKG);
+    assert_eq!(eval(&mut evaluator(&tmp.0, 3600, 1), &tree).unwrap(), PKG);
     // After it, the download is tried (and fails as CppNix's does).
     let e = eval(&mut evaluator(&tmp.0, 0, 1), &expr).unwrap_err();
     assert!(

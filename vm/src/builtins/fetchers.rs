@@ -381,7 +381,12 @@ fn fetch_url_like(
     let fetched = match cache_get(vm, &key) {
         Some(c) => c,
         None => {
-            let (f, _) = fetch_url_cached(vm, &key, &url, &name, unpack).map_err(|e| {
+            let method = if unpack {
+                ContentAddressMethod::Recursive
+            } else {
+                ContentAddressMethod::Flat
+            };
+            let (f, _) = fetch_url_cached(vm, &key, &url, &name, unpack, method).map_err(|e| {
                 if unpack {
                     trace(e, format!("while fetching the input '{url}'"))
                 } else {
@@ -419,13 +424,9 @@ fn fetch_url_cached(
     url: &str,
     name: &str,
     unpack: bool,
+    method: ContentAddressMethod,
 ) -> EvalResult<(FetchedPath, Option<i64>)> {
     use crate::fetch::{cache, http::Outcome};
-    let method = if unpack {
-        ContentAddressMethod::Recursive
-    } else {
-        ContentAddressMethod::Flat
-    };
     let remote = matches!(url_scheme(url), Some("http" | "https"));
     if !remote {
         return if unpack {
@@ -535,9 +536,11 @@ fn fetch_git(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     )
 }
 
-/// What an input's fetch produced, before it is added to the store.
-pub(super) struct Fetched {
-    pub(super) staging: PathBuf,
+/// What an input's fetch produced: a tree to add to the store, or a path
+/// the store has already (from the persistent fetcher cache).
+pub(super) enum Fetched {
+    Staged(PathBuf),
+    Stored(FetchedPath),
 }
 
 fn fetch_tree_impl(vm: &mut Vm, arg: &Value, p: TreeParams) -> EvalResult<Value> {
@@ -583,7 +586,12 @@ pub(crate) fn fetch_input(vm: &mut Vm, original: &FAttrs) -> EvalResult<(String,
     let got = get_accessor(vm, &mut input)
         .map_err(|e| trace(e, format!("while fetching the input '{shown}'")))?;
     let name = get_str(&input, "name").unwrap_or_else(|| "source".into());
-    let f = add_fetched_path(vm, &name, &got.staging, ContentAddressMethod::Recursive)?;
+    let f = match got {
+        Fetched::Staged(staging) => {
+            add_fetched_path(vm, &name, &staging, ContentAddressMethod::Recursive)?
+        }
+        Fetched::Stored(f) => f,
+    };
     input.insert(
         "narHash".into(),
         Attr::Str(f.nar_hash.to_string(HashFormat::Sri, true)),
@@ -691,24 +699,28 @@ fn get_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetched> {
             if get_int(input, "lastModified").is_none() {
                 input.insert("lastModified".into(), Attr::Int(mtime.max(0) as u64));
             }
-            Ok(Fetched { staging })
+            Ok(Fetched::Staged(staging))
         }
-        "tarball" => {
+        "tarball" | "file" => {
             let url = get_str(input, "url").unwrap_or_default();
             crate::storeglue::check_uri(vm, &url)?;
-            let (staging, last_modified) = download_tarball(vm, &url)?;
-            if last_modified != 0 && get_int(input, "lastModified").is_none() {
-                input.insert("lastModified".into(), Attr::Int(last_modified as u64));
+            let unpack = ty == "tarball";
+            let name = get_str(input, "name").unwrap_or_else(|| "source".into());
+            let key = format!("fetchTree-{ty}\0{url}\0{name}");
+            let (f, last_modified) = fetch_url_cached(
+                vm,
+                &key,
+                &url,
+                &name,
+                unpack,
+                ContentAddressMethod::Recursive,
+            )?;
+            if let Some(t) = last_modified.filter(|&t| t != 0) {
+                if get_int(input, "lastModified").is_none() {
+                    input.insert("lastModified".into(), Attr::Int(t as u64));
+                }
             }
-            Ok(Fetched { staging })
-        }
-        "file" => {
-            let url = get_str(input, "url").unwrap_or_default();
-            crate::storeglue::check_uri(vm, &url)?;
-            let data = download(vm, &url)?;
-            let staging = fetch_staging_path(vm)?;
-            write_file(&staging, &data, false)?;
-            Ok(Fetched { staging })
+            Ok(Fetched::Stored(f))
         }
         "git" => git_accessor(vm, input),
         "github" | "gitlab" | "sourcehut" => super::fetchforge::forge_accessor(vm, input),

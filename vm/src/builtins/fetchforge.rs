@@ -154,7 +154,7 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
         "lastModified".into(),
         Attr::Int(last_modified.max(0) as u64),
     );
-    Ok(Fetched { staging })
+    Ok(Fetched::Staged(staging))
 }
 
 #[cfg(test)]

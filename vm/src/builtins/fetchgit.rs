@@ -344,7 +344,7 @@ pub(super) fn git_from_commit(
     }
     ensure_dir(&staging)?;
     extract_commit(git_dir, &rev, &staging, submodules, export_ignore)?;
-    Ok(Fetched { staging })
+    Ok(Fetched::Staged(staging))
 }
 
 /// Write the tree of commit `rev` into `dest`.
@@ -549,5 +549,5 @@ pub(super) fn git_from_workdir(
         None => 0,
     };
     input.insert("lastModified".into(), Attr::Int(lm));
-    Ok(Fetched { staging })
+    Ok(Fetched::Staged(staging))
 }
