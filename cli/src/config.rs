@@ -28,7 +28,7 @@ pub fn option_value<'a>(a: &'a InstArgs, name: &str) -> Option<&'a str> {
 }
 
 /// Every `--option NAME VALUE` pair, in order.
-fn options(a: &InstArgs) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+pub fn options(a: &InstArgs) -> impl DoubleEndedIterator<Item = (&str, &str)> {
     a.option
         .chunks_exact(2)
         .map(|p| (p[0].as_str(), p[1].as_str()))

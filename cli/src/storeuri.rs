@@ -76,7 +76,7 @@ pub fn parse(spec: &str) -> Result<StoreUri, String> {
         .find(|(k, _)| k == "root")
         .map(|(_, v)| absolute(v));
     match base {
-        "auto" => {
+        "auto" | "" => {
             let socket = DaemonConfig::default_socket();
             if socket.exists() {
                 Ok(StoreUri::Daemon { socket, root })
@@ -105,8 +105,11 @@ pub fn parse(spec: &str) -> Result<StoreUri, String> {
                 };
                 return Ok(StoreUri::Daemon { socket, root });
             }
-            if base.starts_with('/') || base.starts_with('.') || !base.contains("://") {
+            if base.contains('/') && !base.contains("://") {
                 return Ok(StoreUri::Chroot(Some(absolute(base))));
+            }
+            if !base.contains("://") {
+                return Err(format!("Cannot parse Nix store '{spec}'"));
             }
             let scheme = base.split("://").next().unwrap_or(base);
             Err(format!(
@@ -172,10 +175,36 @@ pub fn open(a: &InstArgs, writable: bool) -> Result<Option<Store>, String> {
         }
         StoreUri::Daemon { socket, root } => {
             let build = build_settings(a)?;
+            // What CppNix's client passes: the build options, and every
+            // setting given with --option (the daemon decides what an
+            // untrusted client may set).
             let options = ClientOptions {
                 keep_failed: build.keep_failed,
+                keep_going: a.keep_going_short
+                    || crate::config::option_bool(a, "keep-going").unwrap_or(false),
                 max_build_jobs: build.jobs as u64,
                 build_cores: build.cores as u64,
+                overrides: crate::config::options(a)
+                    .filter(|(n, _)| {
+                        !matches!(
+                            *n,
+                            "keep-failed"
+                                | "keep-going"
+                                | "fallback"
+                                | "max-jobs"
+                                | "max-silent-time"
+                                | "cores"
+                                | "substitute"
+                                | "show-trace"
+                                | "experimental-features"
+                                | "extra-experimental-features"
+                                | "use-xdg-base-directories"
+                                | "plugin-files"
+                                | "store"
+                        )
+                    })
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
                 ..ClientOptions::default()
             };
             let config = DaemonConfig {
@@ -217,6 +246,11 @@ mod tests {
             StoreUri::Chroot(Some(PathBuf::from("/srv/z")))
         );
         assert!(parse("local").unwrap_err().contains("--store daemon"));
+        assert_eq!(parse("foo").unwrap_err(), "Cannot parse Nix store 'foo'");
+        assert_eq!(
+            parse("./foo").unwrap(),
+            StoreUri::Chroot(Some(std::env::current_dir().unwrap().join("./foo")))
+        );
         assert_eq!(parse("dummy://").unwrap(), StoreUri::Dummy);
         assert_eq!(
             parse("s3://bucket").unwrap_err(),

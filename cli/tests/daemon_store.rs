@@ -25,7 +25,7 @@ fn fixtures(d: &PrivateDaemon) -> PathBuf {
     let dir = d.dir.join("work");
     std::fs::create_dir_all(&dir).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/daemon");
-    for f in ["top.nix", "fail.nix", "ifd.nix", "src.txt"] {
+    for f in ["top.nix", "fail.nix", "ifd.nix", "src.txt", "bytes.nix"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
     dir
@@ -140,6 +140,31 @@ fn build_and_ifd_through_the_daemon() {
         .unwrap_or("");
     assert!(
         first.contains(FAIL_DRV) && r.stderr.contains("failed with exit code 3"),
+        "{}",
+        r.stderr
+    );
+
+    // A build log that is not UTF-8 is shown, not a broken connection.
+    let r = nixvm(&d, &work, &["build", "bytes.nix", "--no-out-link"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("not utf-8: \u{fffd}"), "{}", r.stderr);
+
+    // What evaluation adds and then reads is in the daemon's store by then
+    // (the batch goes out first).
+    let r = nixvm(
+        &d,
+        &work,
+        &[
+            "instantiate",
+            "--eval",
+            "--read-write-mode",
+            "-E",
+            "builtins.readFile (builtins.toFile \"x\" \"written, then read\")",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (Some(0), "\"written, then read\"\n"),
         "{}",
         r.stderr
     );

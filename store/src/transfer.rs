@@ -155,7 +155,10 @@ fn agent(s: &TransferSettings) -> Result<ureq::Agent, String> {
             env!("CARGO_PKG_VERSION")
         ))
         .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .max_redirects(10);
+        .max_redirects(10)
+        .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+        // CppNix's stalled-download-timeout: no answer for 300 s is a failure.
+        .timeout_recv_response(Some(Duration::from_secs(300)));
     if s.connect_timeout > 0 {
         b = b.timeout_connect(Some(Duration::from_secs(s.connect_timeout)));
     }
@@ -186,7 +189,14 @@ fn get_once(
     if let Some(e) = etag {
         req = req.header("If-None-Match", e);
     }
-    if let Some((login, password)) = host_of(url).and_then(|h| netrc_login(s, h)) {
+    // netrc only when the caller sent no credentials of its own (curl's rule).
+    let has_auth = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    if let Some((login, password)) = host_of(url)
+        .filter(|_| !has_auth)
+        .and_then(|h| netrc_login(s, h))
+    {
         let token = crate::hash::encode_base64(format!("{login}:{password}").as_bytes());
         req = req.header("Authorization", format!("Basic {token}"));
     }
@@ -215,16 +225,19 @@ fn get_once(
         msg: format!("reading the response: {e}"),
         transient: true,
     })?;
-    if status >= 400 {
+    // CppNix takes these statuses as success and everything else as an
+    // error; it shows a body that is short or HTML, and retries server
+    // errors but those that will not change (501, 505, 511), 408 and 429.
+    if !matches!(status, 200 | 201 | 204 | 206 | 304) {
         let mut msg = format!("HTTP error {status}");
-        if !data.is_empty() {
+        let text = String::from_utf8_lossy(&data);
+        if !data.is_empty() && (data.len() < 1024 || text.contains("<html>")) {
             msg.push_str("\n\nresponse body:\n\n");
-            msg.push_str(String::from_utf8_lossy(&data).trim_end());
+            msg.push_str(text.trim_end());
         }
-        return Err(Failure {
-            msg,
-            transient: matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-        });
+        let transient = matches!(status, 408 | 429)
+            || ((500..600).contains(&status) && !matches!(status, 501 | 505 | 511));
+        return Err(Failure { msg, transient });
     }
     Ok(Outcome::Fresh(Download {
         data,
@@ -317,7 +330,8 @@ fn failure(url: &str, e: ureq::Error, started: Instant) -> Failure {
             "Number of redirects hit maximum amount (47) Maximum (10) redirects followed".to_string(),
             false,
         ),
-        other => (format!("{other}"), true),
+        ureq::Error::Io(io) => (format!("{io}"), true),
+        other => (format!("{other}"), false),
     };
     Failure { msg, transient }
 }

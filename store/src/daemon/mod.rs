@@ -4,7 +4,7 @@
 //!
 //! Written here because no permissively licensed crate speaks the protocol
 //! versions in use (1.34 for Debian's Nix 2.8, 1.38 for Nix 2.34). We speak
-//! every version from 1.21 (Nix 2.3) to 1.38, choosing each message's form
+//! every version from 1.32 (Nix 2.4) to 1.38, choosing each message's form
 //! from the version the handshake settled on, as CppNix's client does
 //! (`remote-store.cc`, `worker-protocol-connection.cc`).
 //!
@@ -39,8 +39,10 @@ const STDERR_RESULT: u64 = 0x5253_4c54;
 
 /// The newest protocol we speak (Nix 2.34's), as `major << 8 | minor`.
 pub const PROTOCOL_VERSION: u64 = 1 << 8 | 38;
-/// The oldest daemon we talk to (Nix 2.3's protocol).
-pub const MINIMUM_VERSION: u64 = 1 << 8 | 21;
+/// The oldest daemon we talk to: Nix 2.4's protocol. Nix 2.3 (1.21) would
+/// need NARs sent on request (`STDERR_READ`) and derivation outputs read
+/// from the `.drv`; with no 2.3 daemon to test against, we refuse it.
+pub const MINIMUM_VERSION: u64 = 1 << 8 | 32;
 
 /// The operations we send (CppNix's `WorkerProto::Op`).
 #[derive(Clone, Copy)]
@@ -101,30 +103,30 @@ pub const LVL_INFO: u64 = 3;
 
 pub type Logger = Box<dyn FnMut(&LogEvent)>;
 
-/// What CppNix's simple logger (the legacy commands') prints on stderr:
-/// message lines; activities at or above `verbosity` as "TEXT..."; build
-/// log lines when `print_build_logs`.
-pub fn stderr_logger(verbosity: u64, print_build_logs: bool) -> Logger {
-    Box::new(move |e| {
-        let line = match e {
-            LogEvent::Line(s) => Some(s.trim_end_matches('\n').to_string()),
-            LogEvent::StartActivity { level, text, .. }
-                if *level <= verbosity && !text.is_empty() =>
-            {
-                Some(format!("{text}..."))
-            }
-            LogEvent::Result { kind, fields, .. } if print_build_logs => {
-                match (kind, fields.first()) {
-                    (&RES_BUILD_LOG_LINE, Some(Field::Str(s))) => Some(s.clone()),
-                    (&RES_POST_BUILD_LOG_LINE, Some(Field::Str(s))) => {
-                        Some(format!("post-build-hook: {s}"))
-                    }
-                    _ => None,
-                }
+/// The line CppNix's simple logger (the legacy commands') prints for an
+/// event: message lines; activities at or above `verbosity` as "TEXT...";
+/// build log lines when `print_build_logs`.
+pub fn log_line(e: &LogEvent, verbosity: u64, print_build_logs: bool) -> Option<String> {
+    match e {
+        LogEvent::Line(s) => Some(s.trim_end_matches('\n').to_string()),
+        LogEvent::StartActivity { level, text, .. } if *level <= verbosity && !text.is_empty() => {
+            Some(format!("{text}..."))
+        }
+        LogEvent::Result { kind, fields, .. } if print_build_logs => match (kind, fields.first()) {
+            (&RES_BUILD_LOG_LINE, Some(Field::Str(s))) => Some(s.clone()),
+            (&RES_POST_BUILD_LOG_LINE, Some(Field::Str(s))) => {
+                Some(format!("post-build-hook: {s}"))
             }
             _ => None,
-        };
-        if let Some(l) = line {
+        },
+        _ => None,
+    }
+}
+
+/// [`log_line`]s written to stderr as they are.
+pub fn stderr_logger(verbosity: u64, print_build_logs: bool) -> Logger {
+    Box::new(move |e| {
+        if let Some(l) = log_line(e, verbosity, print_build_logs) {
             let mut err = io::stderr().lock();
             let _ = err.write_all(l.as_bytes());
             let _ = err.write_all(b"\n");
@@ -215,6 +217,13 @@ pub struct Connection {
     pinned: BTreeSet<String>,
     log: Logger,
     socket: PathBuf,
+    /// Set when the stream may be out of step with the daemon (an I/O or
+    /// protocol failure, not an error the daemon reported): the connection
+    /// must not be used again.
+    pub broken: bool,
+    /// Whether the last failure was an error the daemon sent (the stream is
+    /// then in step).
+    daemon_error: bool,
 }
 
 fn io_error(socket: &Path, e: io::Error) -> Error {
@@ -244,6 +253,8 @@ impl Connection {
             pinned: BTreeSet::new(),
             log,
             socket: socket.to_path_buf(),
+            broken: false,
+            daemon_error: false,
         };
         c.handshake().map_err(|e| {
             Error::Msg(format!(
@@ -256,6 +267,17 @@ impl Connection {
 
     fn io(&self, e: io::Error) -> Error {
         io_error(&self.socket, e)
+    }
+
+    /// Run one operation; any failure but the daemon's own error report
+    /// marks the connection broken.
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        self.daemon_error = false;
+        let r = f(self);
+        if r.is_err() && !self.daemon_error {
+            self.broken = true;
+        }
+        r
     }
 
     fn minor(&self) -> u64 {
@@ -279,7 +301,10 @@ impl Connection {
             ));
         }
         if daemon < MINIMUM_VERSION {
-            return Err(Error::Msg("the Nix daemon version is too old".into()));
+            return Err(Error::Msg(format!(
+                "the Nix daemon version is too old (protocol 1.{}; nixvm needs 1.32, Nix 2.4, or newer)",
+                daemon & 0xff
+            )));
         }
         self.version = daemon.min(PROTOCOL_VERSION);
         if self.minor() >= 38 {
@@ -296,7 +321,7 @@ impl Connection {
         }
         self.w.flush().map_err(io)?;
         if self.minor() >= 33 {
-            self.daemon_nix_version = Some(self.r.string().map_err(io)?);
+            self.daemon_nix_version = Some(self.r.text().map_err(io)?);
         }
         if self.minor() >= 35 {
             self.trusted = match self.r.u64().map_err(io)? {
@@ -317,15 +342,19 @@ impl Connection {
             match msg {
                 STDERR_LAST => return Ok(()),
                 STDERR_NEXT => {
-                    let s = self.r.string().map_err(|e| self.io(e))?;
+                    let s = self.r.text().map_err(|e| self.io(e))?;
                     (self.log)(&LogEvent::Line(s));
                 }
-                STDERR_ERROR => return Err(self.read_error()?),
+                STDERR_ERROR => {
+                    let e = self.read_error()?;
+                    self.daemon_error = true;
+                    return Err(e);
+                }
                 STDERR_START_ACTIVITY => {
                     let id = self.r.u64().map_err(|e| self.io(e))?;
                     let level = self.r.u64().map_err(|e| self.io(e))?;
                     let kind = self.r.u64().map_err(|e| self.io(e))?;
-                    let text = self.r.string().map_err(|e| self.io(e))?;
+                    let text = self.r.text().map_err(|e| self.io(e))?;
                     let _fields = self.fields()?;
                     let parent = self.r.u64().map_err(|e| self.io(e))?;
                     (self.log)(&LogEvent::StartActivity {
@@ -366,7 +395,7 @@ impl Connection {
         for _ in 0..n {
             match self.r.u64().map_err(|e| self.io(e))? {
                 0 => out.push(Field::Int(self.r.u64().map_err(|e| self.io(e))?)),
-                1 => out.push(Field::Str(self.r.string().map_err(|e| self.io(e))?)),
+                1 => out.push(Field::Str(self.r.text().map_err(|e| self.io(e))?)),
                 t => {
                     return Err(Error::Msg(format!(
                         "got unsupported field type {t:x} from Nix daemon"
@@ -382,7 +411,7 @@ impl Connection {
     fn read_error(&mut self) -> Result<Error, Error> {
         let io = |c: &Self, e| c.io(e);
         if self.minor() < 26 {
-            let msg = self.r.string().map_err(|e| io(self, e))?;
+            let msg = self.r.text().map_err(|e| io(self, e))?;
             let _status = self.r.u64().map_err(|e| io(self, e))?;
             return Ok(Error::Msg(msg));
         }
@@ -391,13 +420,13 @@ impl Connection {
             return Err(Error::Msg(format!("unexpected error type '{kind}'")));
         }
         let _level = self.r.u64().map_err(|e| io(self, e))?;
-        let _name = self.r.string().map_err(|e| io(self, e))?;
-        let mut msg = self.r.string().map_err(|e| io(self, e))?;
+        let _name = self.r.text().map_err(|e| io(self, e))?;
+        let mut msg = self.r.text().map_err(|e| io(self, e))?;
         let _have_pos = self.r.u64().map_err(|e| io(self, e))?;
         let traces = self.r.u64().map_err(|e| io(self, e))?;
         for _ in 0..traces {
             let _have_pos = self.r.u64().map_err(|e| io(self, e))?;
-            let t = self.r.string().map_err(|e| io(self, e))?;
+            let t = self.r.text().map_err(|e| io(self, e))?;
             msg.push_str(&format!("\n… {t}"));
         }
         Ok(Error::Msg(msg))
@@ -552,9 +581,14 @@ impl Connection {
             self.send(|w| w.flush().map(drop))?;
             let socket = self.socket.clone();
             let mut framed = self.w.framed();
-            data(&mut framed)?;
+            // The data ends with its zero frame even when producing it
+            // failed, so that the daemon (which then fails the add) and we
+            // stay in step.
+            let made = data(&mut framed);
             framed.finish().map_err(|e| io_error(&socket, e))?;
-            self.process_stderr()?;
+            let answer = self.process_stderr();
+            made?;
+            answer?;
             let path = self.read_string()?;
             return self.read_unkeyed_info(path);
         }

@@ -52,6 +52,13 @@ impl<R: Read> WireReader<R> {
         String::from_utf8(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
+    /// Text that need not be UTF-8 (log lines, build output, messages):
+    /// invalid bytes become U+FFFD rather than failing the operation.
+    pub fn text(&mut self) -> io::Result<String> {
+        let b = self.bytes()?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+
     pub fn strings(&mut self) -> io::Result<Vec<String>> {
         let n = self.u64()?;
         let mut out = Vec::with_capacity(n.min(1 << 16) as usize);

@@ -471,7 +471,16 @@ fn fetch_url_cached(
         }
     }
     let etag = usable.as_ref().and_then(|e| e.etag.clone());
-    let d = match download_if_changed(vm, url, etag.as_deref())? {
+    let got = match download_if_changed(vm, url, etag.as_deref()) {
+        // A file (not a tarball) falls back to its expired copy, as CppNix's.
+        Err(e) if !unpack && usable.is_some() => {
+            crate::report::stderr_line(&format!("warning: {}; using cached version", e.msg));
+            let e = usable.expect("checked");
+            return Ok((as_fetched(&e), e.last_modified));
+        }
+        r => r?,
+    };
+    let d = match got {
         Outcome::NotModified => {
             let mut e = usable.expect("an ETag was sent, so there is an entry");
             e.time = cache::now();

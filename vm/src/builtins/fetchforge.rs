@@ -63,7 +63,15 @@ struct Forge {
     tarball: String,
 }
 
-fn urls(ty: &str, host: &str, owner: &str, repo: &str, reference: &str, rev: &str) -> Forge {
+fn urls(
+    ty: &str,
+    host: &str,
+    owner: &str,
+    repo: &str,
+    reference: &str,
+    rev: &str,
+    authenticated: bool,
+) -> Forge {
     match ty {
         "gitlab" => {
             let project = format!("{owner}%2F{repo}");
@@ -76,9 +84,14 @@ fn urls(ty: &str, host: &str, owner: &str, repo: &str, reference: &str, rev: &st
                 ),
             }
         }
+        // With credentials, the API's tarball (which serves private repositories).
         _ if host == "github.com" => Forge {
             commits: format!("https://api.github.com/repos/{owner}/{repo}/commits/{reference}"),
-            tarball: format!("https://github.com/{owner}/{repo}/archive/{rev}.tar.gz"),
+            tarball: if authenticated {
+                format!("https://api.github.com/repos/{owner}/{repo}/tarball/{rev}")
+            } else {
+                format!("https://github.com/{owner}/{repo}/archive/{rev}.tar.gz")
+            },
         },
         _ => Forge {
             commits: format!("https://{host}/api/v3/repos/{owner}/{repo}/commits/{reference}"),
@@ -105,7 +118,7 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
         Some(r) => r,
         None => {
             let reference = get_str(input, "ref").unwrap_or_else(|| "HEAD".into());
-            let api = urls(&ty, &host, &owner, &repo, &reference, "").commits;
+            let api = urls(&ty, &host, &owner, &repo, &reference, "", false).commits;
             crate::storeglue::check_uri(vm, &api)?;
             let mut h = headers.clone();
             if ty == "github" {
@@ -126,7 +139,30 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
         }
     };
     input.insert("rev".into(), Attr::Str(rev.clone()));
-    let tarball = urls(&ty, &host, &owner, &repo, "", &rev).tarball;
+    // Locked (rev, narHash and lastModified known) and already there: nothing
+    // to download.
+    if let (Some(nar), Some(_)) = (
+        super::fetchinput::nar_hash_of(input)?,
+        super::fetchinput::get_int(input, "lastModified"),
+    ) {
+        let store = nixvm_store::StoreDir::new(&vm.settings.store_dir);
+        let ca = nixvm_store::ContentAddress {
+            method: nixvm_store::ContentAddressMethod::Recursive,
+            hash: nar,
+        };
+        let name = get_str(input, "name").unwrap_or_else(|| "source".into());
+        if let Ok(p) = store.make_fixed_output_path(&name, &ca, [""; 0], false) {
+            let printed = store.print(&p);
+            if crate::storeglue::fetched_path_exists(vm, &printed) {
+                return Ok(Fetched::Stored(crate::storeglue::FetchedPath {
+                    path: printed,
+                    nar_hash: nar,
+                    ca_hash: nar,
+                }));
+            }
+        }
+    }
+    let tarball = urls(&ty, &host, &owner, &repo, "", &rev, !headers.is_empty()).tarball;
     crate::storeglue::check_uri(vm, &tarball)?;
     let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
     let data = match crate::fetch::http::get(
@@ -163,7 +199,15 @@ mod tests {
 
     #[test]
     fn forge_urls_as_cppnix_makes_them() {
-        let g = urls("github", "github.com", "NixOS", "nixpkgs", "HEAD", "abc");
+        let g = urls(
+            "github",
+            "github.com",
+            "NixOS",
+            "nixpkgs",
+            "HEAD",
+            "abc",
+            false,
+        );
         assert_eq!(
             g.commits,
             "https://api.github.com/repos/NixOS/nixpkgs/commits/HEAD"
@@ -172,10 +216,15 @@ mod tests {
             g.tarball,
             "https://github.com/NixOS/nixpkgs/archive/abc.tar.gz"
         );
-        let e = urls("github", "git.corp", "o", "r", "main", "abc");
+        let private = urls("github", "github.com", "o", "r", "", "abc", true);
+        assert_eq!(
+            private.tarball,
+            "https://api.github.com/repos/o/r/tarball/abc"
+        );
+        let e = urls("github", "git.corp", "o", "r", "main", "abc", false);
         assert_eq!(e.commits, "https://git.corp/api/v3/repos/o/r/commits/main");
         assert_eq!(e.tarball, "https://git.corp/api/v3/repos/o/r/tarball/abc");
-        let l = urls("gitlab", "gitlab.com", "o", "r", "main", "abc");
+        let l = urls("gitlab", "gitlab.com", "o", "r", "main", "abc", false);
         assert_eq!(
             l.commits,
             "https://gitlab.com/api/v4/projects/o%2Fr/repository/commits?ref_name=main"

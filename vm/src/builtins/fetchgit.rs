@@ -212,38 +212,67 @@ pub(super) fn remote_git(vm: &mut Vm, input: &mut FAttrs, url: &str) -> EvalResu
         )
         .is_ok()
     });
-    if !fresh && !have_rev {
-        git(
-            &[
-                "--git-dir",
-                &git_dir,
-                "fetch",
-                "--quiet",
-                "--force",
-                "--prune",
-                "--",
-                url,
-                "+refs/heads/*:refs/heads/*",
-                "+refs/tags/*:refs/tags/*",
-            ],
-            None,
-        )
-        .map_err(|e| {
-            EvalError::new(
-                ErrorKind::Other,
-                format!("Failed to fetch git repository '{url}': {}", e.msg),
-            )
-        })?;
-        // The remote's default branch becomes our HEAD.
-        if let Ok(out) = git_text(&[
+    // A pinned rev that is not here is fetched whatever the TTL says.
+    let wanted_rev = get_str(input, "rev");
+    if !have_rev && (wanted_rev.is_some() || !fresh) {
+        let mut specs = vec![
+            "+refs/heads/*:refs/heads/*".to_string(),
+            "+refs/tags/*:refs/tags/*".to_string(),
+        ];
+        // A ref outside heads and tags (refs/pull/…) and the rev itself.
+        if let Some(r) = get_str(input, "ref").filter(|r| r.starts_with("refs/")) {
+            specs.push(format!("+{r}:{r}"));
+        }
+        if let Some(rev) = &wanted_rev {
+            specs.push(rev.clone());
+        }
+        let mut args = vec![
             "--git-dir",
             &git_dir,
-            "ls-remote",
-            "--symref",
+            "fetch",
+            "--quiet",
+            "--force",
             "--",
             url,
-            "HEAD",
-        ]) {
+        ];
+        args.extend(specs.iter().map(String::as_str));
+        let fetched = git(&args, None).or_else(|e| {
+            // Fetching only the heads and tags (a server may refuse a bare rev).
+            if wanted_rev.is_some() {
+                git(&args[..args.len() - 1], None)
+            } else {
+                Err(e)
+            }
+        });
+        let ok = fetched.is_ok();
+        if let Err(e) = fetched {
+            let have_any =
+                git_text(&["--git-dir", &git_dir, "rev-parse", "--verify", "-q", "HEAD"])
+                    .is_ok_and(|r| !r.is_empty());
+            if !have_any || wanted_rev.is_some() {
+                return Err(EvalError::new(
+                    ErrorKind::Other,
+                    format!("Failed to fetch git repository '{url}': {}", e.msg),
+                ));
+            }
+            crate::report::stderr_line(&format!("error: {}", e.msg));
+            crate::report::stderr_line(&format!(
+                "warning: could not update local clone of Git repository '{url}'; continuing with the most recent version"
+            ));
+        }
+        // The remote's default branch becomes our HEAD.
+        let head = ok.then(|| {
+            git_text(&[
+                "--git-dir",
+                &git_dir,
+                "ls-remote",
+                "--symref",
+                "--",
+                url,
+                "HEAD",
+            ])
+        });
+        if let Some(Ok(out)) = head {
             if let Some(target) = out
                 .lines()
                 .find_map(|l| l.strip_prefix("ref: "))
@@ -255,7 +284,9 @@ pub(super) fn remote_git(vm: &mut Vm, input: &mut FAttrs, url: &str) -> EvalResu
                 );
             }
         }
-        let _ = std::fs::write(&stamp, b"");
+        if ok {
+            let _ = std::fs::write(&stamp, b"");
+        }
     }
     let staging = fetch_staging_path(vm)?;
     git_from_commit(staging, input, &git_dir, url, true)

@@ -18,12 +18,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use nixvm_store::daemon::{self, BuildMode, ClientOptions, Connection, DerivedPath, Logger};
+
 use nixvm_store::db::PathInfo;
 use nixvm_store::derivation::Derivation;
 use nixvm_store::path::{ContentAddress, ContentAddressMethod};
 use nixvm_store::{nar, Error, Hash, HashAlgo, HashFormat, StoreDir};
 
 use super::{PathFilter, StoreBackend};
+
+/// The store path `path` is in (`/nix/store/HASH-NAME` of
+/// `/nix/store/HASH-NAME/sub/file`), if it is in the store.
+fn top_store_path<'a>(store_dir: &StoreDir, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(store_dir.as_str())?.strip_prefix('/')?;
+    let len = store_dir.as_str().len() + 1 + rest.find('/').unwrap_or(rest.len());
+    Some(&path[..len])
+}
 
 /// Send a batch when it holds this many paths or bytes.
 const BATCH_PATHS: usize = 2000;
@@ -216,6 +225,14 @@ impl StoreBackend for DaemonBackend {
     }
 
     fn real_path(&self, path: &str) -> PathBuf {
+        // A path about to be read must be in the daemon's store: send what
+        // is queued if it is among it.
+        let top = top_store_path(&self.config.store_dir, path);
+        if top.is_some_and(|t| self.pending.borrow().index.contains_key(t)) {
+            if let Err(e) = self.send_pending() {
+                crate::report::stderr_line(&format!("error: {e}"));
+            }
+        }
         match &self.config.root {
             Some(root) => root.join(path.trim_start_matches('/')),
             None => PathBuf::from(path),
