@@ -601,7 +601,7 @@ fn github_input_through_the_api() {
     let rev = "0123456789abcdef0123456789abcdef01234567";
     let mut commits = route(format!("{{\"sha\": \"{rev}\", \"commit\": {{}}}}").as_bytes());
     commits.auth = Some("token secret-token".into());
-    let _server = Server::start_on(
+    let server = Server::start_on(
         listener,
         HashMap::from([
             ("/api/v3/repos/owner/repo/commits/HEAD".to_string(), commits),
@@ -612,11 +612,10 @@ fn github_input_through_the_api() {
         ]),
         Some(tls),
     );
-    // The server answers while `_server` lives.
     let host = "127.0.0.1".to_string();
-    let mut ev = {
-        let cert = cert.clone();
-        let host = host.clone();
+    let cache = tmp.0.join("cache");
+    let new_evaluator = || {
+        let (cert, host, cache) = (cert.clone(), host.clone(), cache.clone());
         let store = LocalBackend::new(
             nixvm_store::StoreConfig::at_root(tmp.0.join("store")),
             true,
@@ -625,17 +624,21 @@ fn github_input_through_the_api() {
         Evaluator::builder()
             .store(Rc::new(store))
             .settings(move |s| {
-                s.fetch.cache_dir = None;
+                s.fetch.cache_dir = Some(cache);
                 s.fetch.transfer.download_attempts = 1;
                 s.fetch.transfer.ssl_cert_file = Some(cert);
                 s.fetch.access_tokens = vec![(host, "secret-token".into())];
             })
             .build()
     };
-    let got = eval(
-        &mut ev,
-        &format!("let t = builtins.fetchTree \"github:owner/repo?host={host}\"; in [ t.outPath t.rev t.shortRev t.lastModified ]"),
-    )
-    .unwrap();
+    let expr = format!("let t = builtins.fetchTree \"github:owner/repo?host={host}\"; in [ t.outPath t.rev t.shortRev t.lastModified ]");
+    let got = eval(&mut new_evaluator(), &expr).unwrap();
     assert_eq!(got, format!("[ {PKG} \"{rev}\" \"0123456\" 1700000000 ]"));
+    // A second evaluation within tarball-ttl does not ask the API again.
+    let again = eval(&mut new_evaluator(), &expr).unwrap();
+    assert_eq!(again, got);
+    assert_eq!(
+        server.statuses("/api/v3/repos/owner/repo/commits/HEAD"),
+        vec![200]
+    );
 }

@@ -120,22 +120,38 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
             let reference = get_str(input, "ref").unwrap_or_else(|| "HEAD".into());
             let api = urls(&ty, &host, &owner, &repo, &reference, "", false).commits;
             crate::storeglue::check_uri(vm, &api)?;
-            let mut h = headers.clone();
-            if ty == "github" {
-                h.push(("Accept".into(), "application/vnd.github.v3+json".into()));
-            }
-            let j = get_json(vm, &api, &h)?;
-            let sha = if ty == "gitlab" {
-                j.get(0).and_then(|c| c.get("id"))
+            // The answer is kept for tarball-ttl, as CppNix keeps it.
+            let dir = vm.settings.fetch.cache_dir.clone();
+            let key = format!("forge-ref\0{api}");
+            let cached = dir
+                .as_deref()
+                .and_then(|d| crate::fetch::cache::lookup_value(d, &key));
+            let ttl = vm.settings.fetch.tarball_ttl;
+            if let Some((sha, _)) =
+                cached.filter(|(_, t)| crate::fetch::cache::now().saturating_sub(*t) < ttl)
+            {
+                sha
             } else {
-                j.get("sha")
-            };
-            let Some(sha) = sha.and_then(|s| s.as_str()) else {
-                return err(format!(
-                    "the answer of '{api}' names no commit for '{reference}'"
-                ));
-            };
-            sha.to_string()
+                let mut h = headers.clone();
+                if ty == "github" {
+                    h.push(("Accept".into(), "application/vnd.github.v3+json".into()));
+                }
+                let j = get_json(vm, &api, &h)?;
+                let sha = if ty == "gitlab" {
+                    j.get(0).and_then(|c| c.get("id"))
+                } else {
+                    j.get("sha")
+                };
+                let Some(sha) = sha.and_then(|s| s.as_str()) else {
+                    return err(format!(
+                        "the answer of '{api}' names no commit for '{reference}'"
+                    ));
+                };
+                if let Some(d) = &dir {
+                    crate::fetch::cache::record_value(d, &key, sha);
+                }
+                sha.to_string()
+            }
         }
     };
     input.insert("rev".into(), Attr::Str(rev.clone()));

@@ -78,6 +78,35 @@ pub fn record(dir: &Path, e: &Entry) {
     }
 }
 
+/// A small answer kept under `key` (a forge's commit for a ref): the value
+/// and when it was recorded, if a well-formed entry is there.
+pub fn lookup_value(dir: &Path, key: &str) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(file_for(dir, key)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v.get("key")?.as_str()? != key {
+        return None;
+    }
+    Some((
+        v.get("value")?.as_str()?.to_string(),
+        v.get("time")?.as_u64()?,
+    ))
+}
+
+/// Record a small answer (errors are ignored, as for [`record`]).
+pub fn record_value(dir: &Path, key: &str, value: &str) {
+    let time = now();
+    let v = serde_json::json!({ "key": key, "value": value, "time": time });
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".tmp-{}-{time}-v", std::process::id()));
+    if std::fs::write(&tmp, v.to_string()).is_ok()
+        && std::fs::rename(&tmp, file_for(dir, key)).is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +128,12 @@ mod tests {
         record(&dir, &e);
         assert_eq!(lookup(&dir, &e.key), Some(e.clone()));
         assert_eq!(lookup(&dir, "other"), None);
+        record_value(&dir, "ref\0x", "abc");
+        assert_eq!(
+            lookup_value(&dir, "ref\0x").map(|(v, _)| v),
+            Some("abc".into())
+        );
+        assert_eq!(lookup_value(&dir, "ref\0y"), None);
         std::fs::write(file_for(&dir, &e.key), "{not json").unwrap();
         assert_eq!(lookup(&dir, &e.key), None);
         let _ = std::fs::remove_dir_all(&dir);
