@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use crate::derivation::{Derivation, Output};
-use crate::hash::{encode_nix32, Hash, HashAlgo, HashFormat};
+use crate::hash::{encode_nix32, Hash, HashAlgo};
 use crate::local::{delete_path, LocalStore, OutputToRegister};
 use crate::nar;
 use crate::path::ContentAddressMethod;
@@ -480,11 +480,7 @@ impl<'a> Builder<'a> {
                         exit: 102,
                     });
                 }
-                ca = Some(format!(
-                    "fixed:{}{}",
-                    want.method.prefix(),
-                    want.hash.to_string(HashFormat::Nix32, true)
-                ));
+                ca = Some(want.render());
                 candidates.clear();
             }
             to_register.push(OutputToRegister {

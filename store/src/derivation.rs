@@ -296,6 +296,15 @@ enum OutputsMode {
 
 impl Derivation {
     /// The ATerm text of this derivation, as written to its `.drv` file.
+    /// What a `.drv` file refers to: its input sources and input derivations.
+    pub fn references(&self) -> BTreeSet<String> {
+        self.input_srcs
+            .iter()
+            .chain(self.input_drvs.keys())
+            .cloned()
+            .collect()
+    }
+
     pub fn unparse(&self, store: &StoreDir) -> Result<String, Error> {
         self.unparse_with(store, OutputsMode::AsIs, &self.input_drvs, false)
     }

@@ -33,7 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::db::{Db, PathInfo};
 use crate::derivation::Derivation;
-use crate::hash::{Hash, HashAlgo, HashFormat, Hasher};
+use crate::hash::{Hash, HashAlgo, Hasher};
 use crate::lock::{PathLock, PathLocks};
 use crate::nar::{self, FileType};
 use crate::path::{ContentAddress, ContentAddressMethod, StoreDir, StorePath};
@@ -511,7 +511,13 @@ impl LocalStore {
             nar_size,
             references: references.clone(),
             deriver: None,
-            ca: Some(format!("text:{}", hash.to_string(HashFormat::Nix32, true))),
+            ca: Some(
+                ContentAddress {
+                    method: ContentAddressMethod::Text,
+                    hash,
+                }
+                .render(),
+            ),
             registration_time: now(),
         };
         let mut outs = BTreeMap::new();
@@ -545,12 +551,7 @@ impl LocalStore {
     pub fn add_derivation(&self, drv: &Derivation) -> Result<String, Error> {
         let sd = &self.config.store_dir;
         let contents = drv.unparse(sd)?;
-        let refs: BTreeSet<String> = drv
-            .input_srcs
-            .iter()
-            .chain(drv.input_drvs.keys())
-            .cloned()
-            .collect();
+        let refs = drv.references();
         let mut outputs = BTreeMap::new();
         for (name, out) in &drv.outputs {
             if let Some(p) = out.path(sd, &drv.name, name)? {
@@ -656,11 +657,13 @@ impl LocalStore {
             nar_size,
             references: BTreeSet::new(),
             deriver: None,
-            ca: Some(format!(
-                "fixed:{}{}",
-                method.prefix(),
-                expected.to_string(HashFormat::Nix32, true)
-            )),
+            ca: Some(
+                ContentAddress {
+                    method,
+                    hash: *expected,
+                }
+                .render(),
+            ),
             registration_time: now(),
         };
         self.move_into_place(tmp, sp)?;

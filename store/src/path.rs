@@ -305,6 +305,16 @@ impl ContentAddress {
     pub fn print_method_algo(&self) -> String {
         format!("{}{}", self.method.prefix(), self.hash.algo().name())
     }
+
+    /// The form path metadata records (CppNix's `renderContentAddress`):
+    /// `text:sha256:<nix32>`, or `fixed:` with the method's prefix and hash.
+    pub fn render(&self) -> String {
+        let hash = self.hash.to_string(crate::hash::HashFormat::Nix32, true);
+        match self.method {
+            ContentAddressMethod::Text => format!("text:{hash}"),
+            m => format!("fixed:{}{hash}", m.prefix()),
+        }
+    }
 }
 
 /// The logical store directory, e.g. `/nix/store`, with the path recipes that depend on it.
@@ -550,6 +560,16 @@ fn canon_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_addresses_render_as_cppnix() {
+        let h = crate::hash::Hash::of(crate::hash::HashAlgo::Sha256, b"x");
+        let n = h.to_string(crate::hash::HashFormat::Nix32, true);
+        let ca = |method| ContentAddress { method, hash: h }.render();
+        assert_eq!(ca(ContentAddressMethod::Text), format!("text:{n}"));
+        assert_eq!(ca(ContentAddressMethod::Flat), format!("fixed:{n}"));
+        assert_eq!(ca(ContentAddressMethod::Recursive), format!("fixed:r:{n}"));
+    }
 
     fn store() -> StoreDir {
         StoreDir::default()

@@ -22,7 +22,7 @@ use nixvm_store::daemon::{self, BuildMode, ClientOptions, Connection, DerivedPat
 use nixvm_store::db::PathInfo;
 use nixvm_store::derivation::Derivation;
 use nixvm_store::path::{ContentAddress, ContentAddressMethod};
-use nixvm_store::{nar, Error, Hash, HashAlgo, HashFormat, StoreDir};
+use nixvm_store::{nar, Error, Hash, HashAlgo, StoreDir};
 
 use super::{PathFilter, StoreBackend};
 
@@ -251,8 +251,11 @@ impl StoreBackend for DaemonBackend {
         let path = sd.print(&sd.make_text_path(name, &hash, references)?);
         let mut n = Vec::with_capacity(contents.len() + 128);
         nar::dump_bytes(contents, &mut n).map_err(|e| Error::Msg(e.to_string()))?;
-        let ca = format!("text:{}", hash.to_string(HashFormat::Nix32, true));
-        let info = self.ca_info(path, &n, references.clone(), ca);
+        let ca = ContentAddress {
+            method: ContentAddressMethod::Text,
+            hash,
+        };
+        let info = self.ca_info(path, &n, references.clone(), ca.render());
         self.queue(info, n)
     }
 
@@ -288,24 +291,14 @@ impl StoreBackend for DaemonBackend {
         let sd = &self.config.store_dir;
         let ca = ContentAddress { method, hash };
         let path = sd.print(&sd.make_fixed_output_path(name, &ca, [""; 0], false)?);
-        let ca_text = format!(
-            "fixed:{}{}",
-            method.prefix(),
-            hash.to_string(HashFormat::Nix32, true)
-        );
-        let info = self.ca_info(path, &n, BTreeSet::new(), ca_text);
+        let info = self.ca_info(path, &n, BTreeSet::new(), ca.render());
         self.queue(info, n)
     }
 
     fn add_derivation(&self, drv: &Derivation) -> Result<String, Error> {
         let sd = &self.config.store_dir;
         let text = drv.unparse(sd)?;
-        let refs: BTreeSet<String> = drv
-            .input_srcs
-            .iter()
-            .chain(drv.input_drvs.keys())
-            .cloned()
-            .collect();
+        let refs = drv.references();
         self.add_text(
             &format!("{}{}", drv.name, nixvm_store::path::DRV_EXTENSION),
             text.as_bytes(),
