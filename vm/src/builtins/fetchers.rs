@@ -125,7 +125,16 @@ fn no_network(url: &str) -> Box<EvalError> {
 
 /// The bytes behind a URL: `file:` URLs are read, http(s) downloaded.
 fn download(vm: &Vm, url: &str) -> EvalResult<Vec<u8>> {
-    match download_if_changed(vm, url, None)? {
+    download_with_headers(vm, url, &[])
+}
+
+/// [`download`] with request headers (a forge's credentials).
+pub(super) fn download_with_headers(
+    vm: &Vm,
+    url: &str,
+    headers: &[(String, String)],
+) -> EvalResult<Vec<u8>> {
+    match download_if_changed(vm, url, None, headers)? {
         crate::fetch::http::Outcome::Fresh(d) => Ok(d.data),
         crate::fetch::http::Outcome::NotModified => err(format!(
             "unable to download '{url}': the server answered 'not modified' to a plain request"
@@ -138,10 +147,11 @@ fn download_if_changed(
     vm: &Vm,
     url: &str,
     etag: Option<&str>,
+    headers: &[(String, String)],
 ) -> EvalResult<crate::fetch::http::Outcome> {
     if matches!(url_scheme(url), Some("http" | "https")) {
         let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
-        return crate::fetch::http::get(&vm.settings.fetch.transfer, url, etag, &[], &mut warn)
+        return crate::fetch::http::get(&vm.settings.fetch.transfer, url, etag, headers, &mut warn)
             .map_err(|m| EvalError::new(ErrorKind::Other, m));
     }
     download_local(url).map(|data| {
@@ -221,8 +231,9 @@ pub(super) fn strip_singleton_dir(vm: &mut Vm, root: PathBuf) -> EvalResult<Path
     Ok(root)
 }
 
-/// Download and unpack a tarball: the unpacked tree (staging) and its lastModified.
-fn download_tarball(vm: &mut Vm, url: &str) -> EvalResult<(PathBuf, i64)> {
+/// CppNix's refusals of a local "tarball" that is none (relative, missing,
+/// a directory or a Git repository), before anything is read.
+fn check_local_tarball(url: &str) -> EvalResult<()> {
     if let Some(p) = file_url_path(url) {
         let path = Path::new(&p);
         if !path.is_absolute() {
@@ -242,8 +253,7 @@ fn download_tarball(vm: &mut Vm, url: &str) -> EvalResult<(PathBuf, i64)> {
             return err(format!("tarball \"{p}\" is a directory, not a file."));
         }
     }
-    let data = download(vm, url)?;
-    unpack_tarball(vm, url, &data)
+    Ok(())
 }
 
 /// Unpack a downloaded tarball into a staging path: the tree and its lastModified.
@@ -414,6 +424,28 @@ fn fetch_url_like(
     Ok(path_value(&fetched.path))
 }
 
+/// Downloaded bytes into the store: unpacked (with the tarball's
+/// lastModified) or as the one file they are.
+fn add_download(
+    vm: &mut Vm,
+    url: &str,
+    name: &str,
+    unpack: bool,
+    method: ContentAddressMethod,
+    data: &[u8],
+) -> EvalResult<(FetchedPath, Option<i64>)> {
+    if unpack {
+        let (tree, last_modified) = unpack_tarball(vm, url, data)?;
+        return Ok((
+            add_fetched_path(vm, name, &tree, method)?,
+            Some(last_modified),
+        ));
+    }
+    let staging = fetch_staging_path(vm)?;
+    write_file(&staging, data, false)?;
+    Ok((add_fetched_path(vm, name, &staging, method)?, None))
+}
+
 /// A URL's content in the store, through the persistent fetcher cache: a
 /// cached path is used as it is within `tarball-ttl`, revalidated with its
 /// ETag after; `file:` URLs are read afresh each time. Returns the path and
@@ -429,18 +461,11 @@ fn fetch_url_cached(
     use crate::fetch::{cache, http::Outcome};
     let remote = matches!(url_scheme(url), Some("http" | "https"));
     if !remote {
-        return if unpack {
-            let (tree, last_modified) = download_tarball(vm, url)?;
-            Ok((
-                add_fetched_path(vm, name, &tree, method)?,
-                Some(last_modified),
-            ))
-        } else {
-            let data = download(vm, url)?;
-            let staging = fetch_staging_path(vm)?;
-            write_file(&staging, &data, false)?;
-            Ok((add_fetched_path(vm, name, &staging, method)?, None))
-        };
+        if unpack {
+            check_local_tarball(url)?;
+        }
+        let data = download(vm, url)?;
+        return add_download(vm, url, name, unpack, method, &data);
     }
     let dir = vm.settings.fetch.cache_dir.clone();
     // A cached entry counts only if its path follows from its hash and is
@@ -471,7 +496,7 @@ fn fetch_url_cached(
         }
     }
     let etag = usable.as_ref().and_then(|e| e.etag.clone());
-    let got = match download_if_changed(vm, url, etag.as_deref()) {
+    let got = match download_if_changed(vm, url, etag.as_deref(), &[]) {
         // A file (not a tarball) falls back to its expired copy, as CppNix's.
         Err(e) if !unpack && usable.is_some() => {
             crate::report::stderr_line(&format!("warning: {}; using cached version", e.msg));
@@ -491,17 +516,7 @@ fn fetch_url_cached(
         }
         Outcome::Fresh(d) => d,
     };
-    let (f, last_modified) = if unpack {
-        let (tree, last_modified) = unpack_tarball(vm, url, &d.data)?;
-        (
-            add_fetched_path(vm, name, &tree, method)?,
-            Some(last_modified),
-        )
-    } else {
-        let staging = fetch_staging_path(vm)?;
-        write_file(&staging, &d.data, false)?;
-        (add_fetched_path(vm, name, &staging, method)?, None)
-    };
+    let (f, last_modified) = add_download(vm, url, name, unpack, method, &d.data)?;
     if let Some(dir) = &dir {
         cache::record(
             dir,

@@ -7,7 +7,7 @@
 //! than github.com and gitlab.com are reached as GitHub Enterprise
 //! (`/api/v3`) and self-hosted GitLab (`/api/v4`) are.
 
-use super::fetchers::{strip_singleton_dir, Fetched};
+use super::fetchers::{download_with_headers, strip_singleton_dir, Fetched};
 use super::fetchinput::get_str;
 use super::flake::{Attr, FAttrs};
 use crate::error::*;
@@ -43,13 +43,8 @@ fn auth_headers(vm: &Vm, ty: &str, host: &str) -> Vec<(String, String)> {
 }
 
 fn get_json(vm: &Vm, url: &str, headers: &[(String, String)]) -> EvalResult<serde_json::Value> {
-    let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
-    let out = crate::fetch::http::get(&vm.settings.fetch.transfer, url, None, headers, &mut warn)
-        .map_err(|m| EvalError::new(ErrorKind::Other, m))?;
-    let crate::fetch::http::Outcome::Fresh(d) = out else {
-        return err(format!("unable to download '{url}': not modified"));
-    };
-    serde_json::from_slice(&d.data).map_err(|e| {
+    let data = download_with_headers(vm, url, headers)?;
+    serde_json::from_slice(&data).map_err(|e| {
         EvalError::new(
             ErrorKind::Other,
             format!("parsing the answer of '{url}': {e}"),
@@ -180,21 +175,7 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
     }
     let tarball = urls(&ty, &host, &owner, &repo, "", &rev, !headers.is_empty()).tarball;
     crate::storeglue::check_uri(vm, &tarball)?;
-    let mut warn = |w: String| crate::report::stderr_line(&format!("warning: {w}"));
-    let data = match crate::fetch::http::get(
-        &vm.settings.fetch.transfer,
-        &tarball,
-        None,
-        &headers,
-        &mut warn,
-    )
-    .map_err(|m| EvalError::new(ErrorKind::Other, m))?
-    {
-        crate::fetch::http::Outcome::Fresh(d) => d.data,
-        crate::fetch::http::Outcome::NotModified => {
-            return err(format!("unable to download '{tarball}': not modified"))
-        }
-    };
+    let data = download_with_headers(vm, &tarball, &headers)?;
     crate::report::stderr_line(&format!(
         "unpacking '{}' into the Git cache...",
         super::fetchinput::input_to_string(input)

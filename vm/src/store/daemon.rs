@@ -181,18 +181,19 @@ impl DaemonBackend {
         p.index.get(path).map(|&i| p.items[i].0.clone())
     }
 
+    /// A content-addressed path's metadata; `nar_hash` is the NAR's sha256
+    /// when the caller has it already (a recursive add's content hash).
     fn ca_info(
         &self,
         path: String,
         nar: &[u8],
+        nar_hash: Option<Hash>,
         references: BTreeSet<String>,
         ca: String,
     ) -> PathInfo {
-        let mut h = nixvm_store::Hasher::new(HashAlgo::Sha256);
-        h.update(nar);
         PathInfo {
             path,
-            nar_hash: h.finish(),
+            nar_hash: nar_hash.unwrap_or_else(|| Hash::of(HashAlgo::Sha256, nar)),
             nar_size: nar.len() as u64,
             references,
             deriver: None,
@@ -255,7 +256,7 @@ impl StoreBackend for DaemonBackend {
             method: ContentAddressMethod::Text,
             hash,
         };
-        let info = self.ca_info(path, &n, references.clone(), ca.render());
+        let info = self.ca_info(path, &n, None, references.clone(), ca.render());
         self.queue(info, n)
     }
 
@@ -291,7 +292,8 @@ impl StoreBackend for DaemonBackend {
         let sd = &self.config.store_dir;
         let ca = ContentAddress { method, hash };
         let path = sd.print(&sd.make_fixed_output_path(name, &ca, [""; 0], false)?);
-        let info = self.ca_info(path, &n, BTreeSet::new(), ca.render());
+        let nar_hash = (method == ContentAddressMethod::Recursive).then_some(hash);
+        let info = self.ca_info(path, &n, nar_hash, BTreeSet::new(), ca.render());
         self.queue(info, n)
     }
 
