@@ -115,6 +115,9 @@ pub struct InstArgs {
     /// as tables on stderr.
     #[arg(long = "heap-census", value_name = "N", num_args = 0..=1, default_missing_value = "1000000")]
     pub heap_census: Option<u64>,
+    /// Print every bytecode op as it runs (with its file and line) to stderr.
+    #[arg(long = "trace-ops")]
+    pub trace_ops: bool,
     /// Print the bytecode of the main expression instead of evaluating it.
     #[arg(long = "dump-bytecode")]
     pub dump_bytecode: bool,

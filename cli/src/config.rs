@@ -242,6 +242,13 @@ pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>)
     if let Some(n) = a.heap_census.filter(|&n| n > 0) {
         ev.vm.census = nixvm::census::Schedule::every(n);
     }
+    // --trace-ops wins over --stats' counting: one observer at a time.
+    if a.trace_ops {
+        let out = std::io::LineWriter::new(std::io::stderr());
+        ev.vm.observer = Some(Box::new(nixvm::observe::TraceOps::new(out)));
+    } else if a.stats {
+        ev.vm.observer = Some(Box::<nixvm::observe::OpStats>::default());
+    }
     ev
 }
 

@@ -373,6 +373,17 @@ fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
         Some(p) => format!(",\"liveByKindAtPeak\":{}", p.json()),
         None => String::new(),
     };
+    // With --stats the op histogram, op pairs and builtin calls (observer).
+    let observed = (ev.vm.observer.as_ref())
+        .and_then(|o| o.json())
+        .map(|j| format!(",\"observed\":{j}"))
+        .unwrap_or_default();
+    let made = s.thunks_created + s.thunks_elided;
+    let elision = if made == 0 {
+        0.0
+    } else {
+        s.thunks_elided as f64 / made as f64
+    };
     format!(
         concat!(
             "{{\"cpuTime\":{cpu:.3},\"time\":{{\"cpu\":{cpu:.3}}},",
@@ -381,7 +392,8 @@ fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
             "\"nrPrimOpCalls\":{prim},\"gc\":{{\"heapSize\":{heap},\"totalBytes\":{total}}},",
             "\"nixvm\":{{\"thunksCreated\":{thunks},\"thunksElided\":{elided},",
             "\"thunksForced\":{forced},\"calls\":{calls},\"primOpCalls\":{prim},",
-            "\"envs\":{envs},\"sets\":{sets},\"lists\":{lists},\"maxRssKiB\":{rss},",
+            "\"thunkElisionRate\":{elision:.4},",
+            "\"envs\":{envs},\"sets\":{sets},\"lists\":{lists},\"maxRssKiB\":{rss}{observed},",
             "\"gc\":{{\"collections\":{coll},\"time\":{gctime:.3},\"freedBytes\":{freed},",
             "\"releasedBytes\":{released},\"liveBytesAfterLast\":{after},\"liveBytes\":{live},",
             "\"heapBytes\":{heap},\"totalBytes\":{total},\"liveByKind\":{kinds}{peak}}}}}}}"
@@ -406,5 +418,7 @@ fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
         total = heap.allocated_bytes(),
         kinds = live_by_kind,
         peak = peak,
+        elision = elision,
+        observed = observed,
     )
 }

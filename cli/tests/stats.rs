@@ -63,3 +63,41 @@ fn stats_report_live_bytes_per_kind() {
     let (_, peak) = stats(&["--heap-census=1"], "{ a = [ 1 ]; }");
     assert!(peak.contains("\"liveByKindAtPeak\":{"), "{peak}");
 }
+
+#[test]
+fn stats_count_ops_op_pairs_and_builtin_calls() {
+    // `f` runs its body (Local Const Add Return) 10 times, from foldl'.
+    let (v, line) = stats(
+        &[],
+        "let f = a: x: a + 1; in builtins.foldl' f 0 (builtins.genList (x: x) 10)",
+    );
+    assert_eq!(v, "10");
+    let observed = &line[line.find("\"observed\":").expect("observed")..];
+    assert_eq!(number(observed, "Add"), 10, "{observed}");
+    assert!(observed.contains("[\"Const\",\"Add\",10]"), "{observed}");
+    assert!(observed.contains("[\"Add\",\"Return\",10]"), "{observed}");
+    assert_eq!(number(observed, "foldl'"), 1, "{observed}");
+    assert_eq!(number(observed, "genList"), 1, "{observed}");
+}
+
+#[test]
+fn trace_ops_shows_each_op_with_its_line_and_depth() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .args(["instantiate", "--eval", "--trace-ops", "-E"])
+        .arg("let f = x:\n  x + 1;\nin f 2")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("running nixvm");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The call's body runs one frame deeper, on line 2.
+    assert!(
+        err.contains("\n  «string»:2 0002 Add  [stack 2]\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\n «string»:3 0005 Call  [stack 2]\n"),
+        "{err}"
+    );
+}

@@ -120,6 +120,116 @@ pub enum Op {
 
 const _: () = assert!(std::mem::size_of::<Op>() == 8);
 
+/// Every opcode's name, indexed by `Op::code`.
+pub const OP_NAMES: [&str; Op::COUNT] = [
+    "Const",
+    "Null",
+    "True",
+    "False",
+    "Local",
+    "Dyn",
+    "Thunk",
+    "Closure",
+    "PushEnv",
+    "SetLocal",
+    "PopEnv",
+    "PushWith",
+    "MakeAttrs",
+    "AttrsDyn",
+    "MakeList",
+    "Select",
+    "SelectOr",
+    "SelectDyn",
+    "SelectDynOr",
+    "HasAttrStep",
+    "HasAttr",
+    "HasAttrStepDyn",
+    "HasAttrDyn",
+    "Call",
+    "Force",
+    "Return",
+    "Pop",
+    "Jump",
+    "JumpIfFalse",
+    "JumpIfTrue",
+    "AssertBool",
+    "Not",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Eq",
+    "Neq",
+    "Lt",
+    "Concat",
+    "Update",
+    "ConcatStrings",
+    "Assert",
+    "AssertEq",
+    "BindFormals",
+    "RecOverrides",
+];
+
+impl Op {
+    pub const COUNT: usize = 46;
+
+    /// The opcode alone (operands dropped), a dense index for histograms.
+    pub fn code(&self) -> usize {
+        match self {
+            Op::Const(_) => 0,
+            Op::Null => 1,
+            Op::True => 2,
+            Op::False => 3,
+            Op::Local(..) => 4,
+            Op::Dyn(..) => 5,
+            Op::Thunk(_) => 6,
+            Op::Closure(_) => 7,
+            Op::PushEnv(_) => 8,
+            Op::SetLocal(_) => 9,
+            Op::PopEnv => 10,
+            Op::PushWith => 11,
+            Op::MakeAttrs(_) => 12,
+            Op::AttrsDyn => 13,
+            Op::MakeList(_) => 14,
+            Op::Select(_) => 15,
+            Op::SelectOr(..) => 16,
+            Op::SelectDyn => 17,
+            Op::SelectDynOr(_) => 18,
+            Op::HasAttrStep(..) => 19,
+            Op::HasAttr(_) => 20,
+            Op::HasAttrStepDyn(_) => 21,
+            Op::HasAttrDyn => 22,
+            Op::Call => 23,
+            Op::Force => 24,
+            Op::Return => 25,
+            Op::Pop => 26,
+            Op::Jump(_) => 27,
+            Op::JumpIfFalse(_) => 28,
+            Op::JumpIfTrue(_) => 29,
+            Op::AssertBool => 30,
+            Op::Not => 31,
+            Op::Add => 32,
+            Op::Sub => 33,
+            Op::Mul => 34,
+            Op::Div => 35,
+            Op::Eq => 36,
+            Op::Neq => 37,
+            Op::Lt => 38,
+            Op::Concat => 39,
+            Op::Update => 40,
+            Op::ConcatStrings(..) => 41,
+            Op::Assert(_) => 42,
+            Op::AssertEq(..) => 43,
+            Op::BindFormals(_) => 44,
+            Op::RecOverrides(_) => 45,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        OP_NAMES[self.code()]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FormalSpec {
     pub name: Symbol,
@@ -298,6 +408,10 @@ pub struct Chunk {
     /// an operand's errors there): the op's index and the operand's span, in
     /// the order of the operands (one flat list for the chunk).
     pub part_spans: Vec<(u32, Span)>,
+    /// The names of the slots of each env this chunk makes, for listings:
+    /// `None` is the call env of a lambda, `Some(i)` the env op `i` pushes.
+    /// Slots past the names hold `inherit (e)` sources.
+    pub env_names: Vec<(Option<u32>, Vec<Symbol>)>,
 }
 
 impl Chunk {
@@ -313,13 +427,75 @@ impl Chunk {
             nslots: 0,
             ctxs: Vec::new(),
             part_spans: Vec::new(),
+            env_names: Vec::new(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::U24;
+    use super::{Op, OP_NAMES, U24};
+    use crate::symbol::Symbol;
+
+    #[test]
+    fn every_opcode_has_its_own_index_and_its_variant_name() {
+        let s = Symbol::intern("a");
+        let ops = [
+            Op::Const(0),
+            Op::Null,
+            Op::True,
+            Op::False,
+            Op::Local(0, 0),
+            Op::Dyn(s, U24::ZERO),
+            Op::Thunk(0),
+            Op::Closure(0),
+            Op::PushEnv(0),
+            Op::SetLocal(0),
+            Op::PopEnv,
+            Op::PushWith,
+            Op::MakeAttrs(0),
+            Op::AttrsDyn,
+            Op::MakeList(0),
+            Op::Select(s),
+            Op::SelectOr(s, U24::ZERO),
+            Op::SelectDyn,
+            Op::SelectDynOr(0),
+            Op::HasAttrStep(s, U24::ZERO),
+            Op::HasAttr(s),
+            Op::HasAttrStepDyn(0),
+            Op::HasAttrDyn,
+            Op::Call,
+            Op::Force,
+            Op::Return,
+            Op::Pop,
+            Op::Jump(0),
+            Op::JumpIfFalse(0),
+            Op::JumpIfTrue(0),
+            Op::AssertBool,
+            Op::Not,
+            Op::Add,
+            Op::Sub,
+            Op::Mul,
+            Op::Div,
+            Op::Eq,
+            Op::Neq,
+            Op::Lt,
+            Op::Concat,
+            Op::Update,
+            Op::ConcatStrings(0, false),
+            Op::Assert(0),
+            Op::AssertEq(0, U24::ZERO),
+            Op::BindFormals(0),
+            Op::RecOverrides(0),
+        ];
+        assert_eq!(ops.len(), Op::COUNT);
+        for (i, op) in ops.iter().enumerate() {
+            assert_eq!(op.code(), i);
+            let debug = format!("{op:?}");
+            let variant = debug.split(['(', ' ']).next().unwrap_or_default();
+            assert_eq!(OP_NAMES[i], variant);
+        }
+    }
 
     #[test]
     fn u24_holds_24_bits_and_refuses_more() {

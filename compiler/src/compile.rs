@@ -63,6 +63,13 @@ pub fn compile_file(
     Ok(Rc::new(c.chunks.pop().expect("file chunk")))
 }
 
+/// A scope's names in slot order (for listings).
+fn slot_names(names: &FxHashMap<Symbol, u16>) -> Vec<Symbol> {
+    let mut v: Vec<(u16, Symbol)> = names.iter().map(|(&s, &i)| (i, s)).collect();
+    v.sort_unstable();
+    v.into_iter().map(|(_, s)| s).collect()
+}
+
 fn is_whnf_producer(op: Option<&Op>) -> bool {
     matches!(
         op,
@@ -732,6 +739,7 @@ impl<'a> Compiler<'a> {
             nslots - 1
         });
         chunk.nslots = nslots;
+        chunk.env_names.push((None, slot_names(&names)));
         self.chunks.push(chunk);
         self.scopes.push(Scope::Env(names));
         if let Some(f) = &l.formals {
@@ -846,7 +854,9 @@ impl<'a> Compiler<'a> {
             names.insert(d.name, i as u16);
         }
         self.span = a.span;
-        self.emit(Op::PushEnv(total as u16));
+        let at = self.emit(Op::PushEnv(total as u16)) as u32;
+        let listed = slot_names(&names);
+        self.chunk().env_names.push((Some(at), listed));
         self.scopes.push(Scope::Env(names));
         for (k, from) in a.inherit_from.iter().enumerate() {
             self.lazy_in_rec(from)?;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fetch;
 pub mod force;
 pub mod heap;
+pub mod observe;
 pub mod ops;
 pub mod print;
 pub mod report;
@@ -236,7 +237,11 @@ impl Evaluator {
             .map_err(|e| to_err(e.msg, e.span))?;
         let chunk = nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)
             .map_err(|e| to_err(e.msg, e.span))?;
-        Ok(nixvm_compiler::disasm::disassemble(&chunk))
+        let cx = nixvm_compiler::disasm::Context {
+            src: Some(src),
+            globals: Some(&self.vm.global_names),
+        };
+        Ok(nixvm_compiler::disasm::disassemble_with(&chunk, &cx))
     }
 
     /// A lazy value for an expression (as `--arg` passes them).

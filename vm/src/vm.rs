@@ -97,6 +97,8 @@ pub struct Vm {
     empty_attrs: Value,
     /// When the cycle collector runs next, and what it has done.
     pub gc: crate::cycles::GcState,
+    /// Who watches the interpreter run, if anyone (`--stats`, `--trace-ops`).
+    pub observer: Option<Box<dyn crate::observe::Observer>>,
     /// The blocks of envs and thunks. Declared last: it is dropped after
     /// everything that may hold them.
     pub heap: crate::heap::Heap,
@@ -173,6 +175,7 @@ impl Vm {
             empty_list: Value::list(Vec::new()),
             empty_attrs: Value::attrs(Attrs::new()),
             gc,
+            observer: None,
             heap,
         }
     }
@@ -742,6 +745,9 @@ impl Vm {
 
     fn call_prim(&mut self, p: &Rc<PrimOp>, args: &mut [Value]) -> EvalResult<Value> {
         self.stats.primop_calls += 1;
+        if let Some(o) = self.observer.as_mut() {
+            o.builtin(&p.name);
+        }
         // A builtin's call counts against max-call-depth as a lambda's does
         // (CppNix's callFunction), so what it recurses into runs one deeper.
         if self.call_depth > self.settings.max_call_depth {
@@ -817,7 +823,12 @@ impl Vm {
         } else {
             self.stack.len()
         };
-        match self.run_inner(stop) {
+        let r = if self.observer.is_some() {
+            self.run_inner::<true>(stop)
+        } else {
+            self.run_inner::<false>(stop)
+        };
+        match r {
             Ok(()) => Ok(()),
             Err(mut e) => {
                 // Attach the position of the failing instruction, then unwind,
@@ -997,7 +1008,8 @@ impl Vm {
         &self.frames[fi].proto.consts()[c as usize]
     }
 
-    fn run_inner(&mut self, stop: usize) -> EvalResult<()> {
+    /// The loop; `OBSERVE`: tell `self.observer` each op (see `observe`).
+    fn run_inner<const OBSERVE: bool>(&mut self, stop: usize) -> EvalResult<()> {
         loop {
             let fi = self.frames.len() - 1;
             let op = {
@@ -1006,6 +1018,12 @@ impl Vm {
                 f.ip += 1;
                 op
             };
+            if OBSERVE {
+                if let Some(o) = self.observer.as_mut() {
+                    let f = &self.frames[fi];
+                    o.op(&f.proto, f.ip - 1, op, fi + 1, self.stack.len());
+                }
+            }
             match op {
                 Op::Const(c) => {
                     let Some(v) = self.proto_const(fi, c).value() else {

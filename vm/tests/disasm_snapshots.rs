@@ -55,3 +55,12 @@ fn inherit_select_and_assert() {
         "s: let inherit (s) a; inherit s; in assert a.b or true; s.c.d or a"
     ));
 }
+
+#[test]
+fn source_lines_and_nested_chunk_numbers() {
+    // Each op's line (`|` while it stays the same); `#1.0` is the chunk
+    // that `Thunk(0)` in chunk `#1` (the file's `Thunk(1)`) makes.
+    insta::assert_snapshot!(listing(
+        "let\n  f = x:\n    x.y;\n  g = f { y = 1; };\nin\n  g"
+    ));
+}
