@@ -658,9 +658,80 @@ impl Vm {
         }
     }
 
+    /// `f a b`. A curried lambda `a: b: body` (`foldl'`'s and `sort`'s
+    /// usual argument), whose outer body only makes the inner closure, gets
+    /// its first argument's env and then the inner call at once: the same
+    /// calls, envs and depth checks as two calls, without making and
+    /// dropping the intermediate closure or running the loop for it.
     pub fn call2(&mut self, f: Value, a: Value, b: Value) -> EvalResult<Value> {
+        let f = self.force(f)?;
+        if let View::Lambda(cl) = &f.view() {
+            if let (false, [Op::Closure(c), Op::Return]) = (cl.proto.has_formals(), cl.proto.code())
+            {
+                let CView::Proto(inner) = cl.proto.consts()[*c as usize].view() else {
+                    unreachable!("proto constant")
+                };
+                let inner = inner.clone();
+                self.check_depth()?;
+                crate::cycles::maybe_collect(self);
+                self.stats.calls += 1;
+                self.stats.envs += 1;
+                let env = Env::new(&self.heap, Some(cl.env.clone()), cl.proto.nslots as usize);
+                env.set(0, a);
+                let stop = self.frames.len();
+                self.enter_lambda(inner, &env, b, FrameKind::Call)?;
+                drop(env);
+                self.frames.last_mut().expect("pushed").native_caller = true;
+                self.run_nested(stop)?;
+                return Ok(self.stack.pop().expect("call result"));
+            }
+        }
         let g = self.call(f, a)?;
         self.call(g, b)
+    }
+
+    fn check_depth(&self) -> EvalResult<()> {
+        if self.call_depth > self.settings.max_call_depth {
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Push the frame of a call of lambda `proto` closing over `parent`
+    /// (the argument in its env, or on the stack for its formals to bind).
+    fn enter_lambda(
+        &mut self,
+        proto: Rc<Proto>,
+        parent: &Env,
+        arg: Value,
+        kind: FrameKind,
+    ) -> EvalResult<()> {
+        crate::cycles::maybe_collect(self);
+        self.check_depth()?;
+        self.call_depth += 1;
+        self.stats.calls += 1;
+        let env = Env::new(&self.heap, Some(parent.clone()), proto.nslots as usize);
+        self.stats.envs += 1;
+        let base = self.stack.len();
+        if proto.has_formals() {
+            self.stack.push(arg);
+        } else {
+            env.set(0, arg);
+        }
+        self.frames.push(Frame {
+            proto,
+            ip: 0,
+            env,
+            base,
+            kind,
+            counted: true,
+            native_caller: false,
+            attr_pos: PosIdx::NONE,
+        });
+        Ok(())
     }
 
     /// Apply a forced function value. Returns the result if it is
@@ -669,34 +740,7 @@ impl Vm {
     pub fn apply(&mut self, f: Value, arg: Value, kind: FrameKind) -> EvalResult<Option<Value>> {
         match f.unpack() {
             Owned::Lambda(cl) => {
-                crate::cycles::maybe_collect(self);
-                if self.call_depth > self.settings.max_call_depth {
-                    return Err(EvalError::new(
-                        ErrorKind::StackOverflow,
-                        "stack overflow; max-call-depth exceeded",
-                    ));
-                }
-                self.call_depth += 1;
-                self.stats.calls += 1;
-                let proto = cl.proto.clone();
-                let env = Env::new(&self.heap, Some(cl.env.clone()), proto.nslots as usize);
-                self.stats.envs += 1;
-                let base = self.stack.len();
-                if proto.has_formals() {
-                    self.stack.push(arg);
-                } else {
-                    env.set(0, arg);
-                }
-                self.frames.push(Frame {
-                    proto,
-                    ip: 0,
-                    env,
-                    base,
-                    kind,
-                    counted: true,
-                    native_caller: false,
-                    attr_pos: PosIdx::NONE,
-                });
+                self.enter_lambda(cl.proto.clone(), &cl.env, arg, kind)?;
                 Ok(None)
             }
             Owned::PrimOp(p) => {
