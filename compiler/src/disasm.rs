@@ -6,17 +6,17 @@
 //! indices (`#2.0` is constant 0 of constant 2 of the file), so the chunk a
 //! `Thunk(2)` makes can be found.
 
-use crate::ast::line_col;
 use crate::chunk::{Chunk, ChunkKind, Const, Op};
 use crate::symbol::Symbol;
 use rustc_hash::FxHashMap;
 use std::fmt::Write;
 
-/// What a listing knows beyond the chunk: the source text (for line
-/// numbers) and the names of the root env's slots (the global builtins).
+/// What a listing knows beyond the chunk: the line of a byte offset in the
+/// source (the caller's line table: a listing asks once per op) and the
+/// names of the root env's slots (the global builtins).
 #[derive(Default)]
 pub struct Context<'a> {
-    pub src: Option<&'a str>,
+    pub line: Option<&'a dyn Fn(u32) -> usize>,
     pub globals: Option<&'a FxHashMap<Symbol, u16>>,
 }
 
@@ -36,7 +36,7 @@ pub fn disassemble_with(chunk: &Chunk, cx: &Context) -> String {
     let mut out = String::new();
     let mut w = Writer {
         out: &mut out,
-        src: cx.src,
+        line: cx.line,
         globals: globals.as_deref(),
     };
     w.chunk(chunk, "", &[], &[Scope::Globals]);
@@ -53,7 +53,7 @@ enum Scope<'c> {
 
 struct Writer<'o, 'a> {
     out: &'o mut String,
-    src: Option<&'a str>,
+    line: Option<&'a dyn Fn(u32) -> usize>,
     globals: Option<&'a [Option<Symbol>]>,
 }
 
@@ -94,9 +94,8 @@ impl Writer<'_, '_> {
         let mut last_line = 0;
         for (i, op) in chunk.code.iter().enumerate() {
             let _ = write!(self.out, "{indent}{i:04} ");
-            if let Some(src) = self.src {
-                let line = chunk.spans.get(i).map(|s| line_col(src, s.start).0);
-                match line {
+            if let Some(line_of) = self.line {
+                match chunk.spans.get(i).map(|s| line_of(s.start)) {
                     Some(l) if l != last_line => {
                         let _ = write!(self.out, "{l:4} ");
                         last_line = l;
@@ -106,12 +105,11 @@ impl Writer<'_, '_> {
             }
             let _ = write!(self.out, "{}", show_op(op));
             let note = match op {
-                Op::Const(c) | Op::Assert(c) | Op::AssertEq(c, _) => {
-                    Some(show_const(&chunk.consts[*c as usize]))
-                }
-                Op::MakeAttrs(c) | Op::BindFormals(c) => {
-                    Some(show_const(&chunk.consts[*c as usize]))
-                }
+                Op::Const(c)
+                | Op::Assert(c)
+                | Op::AssertEq(c, _)
+                | Op::MakeAttrs(c)
+                | Op::BindFormals(c) => Some(show_const(&chunk.consts[*c as usize])),
                 Op::Dyn(_, c) => Some(show_const(&chunk.consts[c.get() as usize])),
                 Op::Local(d, s) => Some(self.slot_name(&scopes, *d as usize, *s as usize)),
                 Op::SetLocal(s) => Some(self.slot_name(&scopes, 0, *s as usize)),

@@ -237,8 +237,10 @@ impl Evaluator {
             .map_err(|e| to_err(e.msg, e.span))?;
         let chunk = nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)
             .map_err(|e| to_err(e.msg, e.span))?;
+        let source = self.vm.files[file as usize].clone();
+        let line = |offset: u32| source.line_col(offset).0;
         let cx = nixvm_compiler::disasm::Context {
-            src: Some(src),
+            line: Some(&line),
             globals: Some(&self.vm.global_names),
         };
         Ok(nixvm_compiler::disasm::disassemble_with(&chunk, &cx))

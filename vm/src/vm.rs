@@ -672,8 +672,8 @@ impl Vm {
                     unreachable!("proto constant")
                 };
                 let inner = inner.clone();
-                self.check_depth()?;
                 crate::cycles::maybe_collect(self);
+                self.check_depth()?;
                 self.stats.calls += 1;
                 self.stats.envs += 1;
                 let env = Env::new(&self.heap, Some(cl.env.clone()), cl.proto.nslots as usize);
@@ -690,6 +690,7 @@ impl Vm {
         self.call(g, b)
     }
 
+    /// A call (of a lambda or a builtin) one deeper would pass `max-call-depth`.
     fn check_depth(&self) -> EvalResult<()> {
         if self.call_depth > self.settings.max_call_depth {
             return Err(EvalError::new(
@@ -794,12 +795,7 @@ impl Vm {
         }
         // A builtin's call counts against max-call-depth as a lambda's does
         // (CppNix's callFunction), so what it recurses into runs one deeper.
-        if self.call_depth > self.settings.max_call_depth {
-            return Err(EvalError::new(
-                ErrorKind::StackOverflow,
-                "stack overflow; max-call-depth exceeded",
-            ));
-        }
+        self.check_depth()?;
         self.call_depth += 1;
         let r = match &p.imp {
             PrimImpl::Native(f) => f(self, args),
@@ -1836,13 +1832,8 @@ impl Vm {
         v: &Value,
         seen: &mut rustc_hash::FxHashSet<usize>,
     ) -> EvalResult<()> {
-        if self.call_depth > self.settings.max_call_depth {
-            return Err(EvalError::new(
-                ErrorKind::StackOverflow,
-                "stack overflow; max-call-depth exceeded",
-            )
-            .with_pos(crate::force::determine_pos(v)));
-        }
+        self.check_depth()
+            .map_err(|e| e.with_pos(crate::force::determine_pos(v)))?;
         self.call_depth += 1;
         let r = match self.force(v.clone()) {
             Ok(x) if matches!(&x.view(), View::Attrs(_) | View::List(_)) => {
