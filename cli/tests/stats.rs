@@ -3,10 +3,10 @@
 
 use std::process::Command;
 
-/// The `--stats` line of evaluating `expr` with `args`, and its answer.
-fn stats(args: &[&str], expr: &str) -> (String, String) {
+/// `nixvm instantiate --eval ARGS -E EXPR`, which must succeed.
+fn eval(args: &[&str], expr: &str) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .args(["instantiate", "--eval", "--stats"])
+        .args(["instantiate", "--eval"])
         .args(args)
         .args(["-E", expr])
         .current_dir(std::env::temp_dir())
@@ -15,6 +15,12 @@ fn stats(args: &[&str], expr: &str) -> (String, String) {
         .output()
         .expect("running nixvm");
     assert!(out.status.success(), "{out:?}");
+    out
+}
+
+/// The `--stats` line of evaluating `expr` with `args`, and its answer.
+fn stats(args: &[&str], expr: &str) -> (String, String) {
+    let out = eval(&[&["--stats"], args].concat(), expr);
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err
         .lines()
@@ -82,13 +88,7 @@ fn stats_count_ops_op_pairs_and_builtin_calls() {
 
 #[test]
 fn trace_ops_shows_each_op_with_its_line_and_depth() {
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .args(["instantiate", "--eval", "--trace-ops", "-E"])
-        .arg("let f = x:\n  x + 1;\nin f 2")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("running nixvm");
-    assert!(out.status.success(), "{out:?}");
+    let out = eval(&["--trace-ops"], "let f = x:\n  x + 1;\nin f 2");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
     let err = String::from_utf8_lossy(&out.stderr);
     // The call's body runs one frame deeper, on line 2.
