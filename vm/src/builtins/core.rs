@@ -417,8 +417,7 @@ fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     Ok(Value::bytes(bytes, ctx))
 }
 
-fn file_type_of(m: &std::fs::Metadata) -> &'static str {
-    let t = m.file_type();
+fn file_type_of(t: std::fs::FileType) -> &'static str {
     if t.is_dir() {
         "directory"
     } else if t.is_file() {
@@ -450,9 +449,12 @@ fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     for ent in rd {
         let ent = ent.map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
         let name = ent.file_name().to_string_lossy().into_owned();
-        let md = std::fs::symlink_metadata(ent.path())
+        // The type the directory entry carries (d_type), as CppNix reads it:
+        // std falls back to lstat only where the file system gives none.
+        let t = ent
+            .file_type()
             .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
-        entries.push((Symbol::intern(&name), Value::str(file_type_of(&md))));
+        entries.push((Symbol::intern(&name), Value::str(file_type_of(t))));
     }
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }
@@ -465,7 +467,7 @@ fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             format!("getting status of '{}': {}", p, crate::vm::io_msg(&e)),
         )
     })?;
-    Ok(Value::str(file_type_of(&md)))
+    Ok(Value::str(file_type_of(md.file_type())))
 }
 
 use crate::storeglue::base_name;
