@@ -210,6 +210,19 @@ pub fn build_evaluator_with(a: &InstArgs, store: Option<crate::storeuri::Store>)
             if let Some(v) = option_value(a, "gc-stress") {
                 s.gc_stress = truthy(v);
             }
+            // The bytecode cache: on unless the setting or the environment
+            // (`NIXVM_BYTECODE_CACHE=0`) turns it off; the environment may
+            // also name its directory.
+            let env = std::env::var("NIXVM_BYTECODE_CACHE").ok();
+            let on = match option_value(a, "bytecode-cache") {
+                Some(v) => truthy(v),
+                None => !matches!(env.as_deref(), Some("0" | "false" | "")),
+            };
+            s.bytecode_cache = match env.as_deref() {
+                _ if !on => None,
+                Some(d) if d.starts_with('/') => Some(d.into()),
+                _ => nixvm::codecache::default_dir(),
+            };
             s.show_trace = crate::diag::show_trace_of(a);
             s.pipe_operators = features.iter().any(|f| f == "pipe-operators");
             s.parse_toml_timestamps = features.iter().any(|f| f == "parse-toml-timestamps");

@@ -81,6 +81,7 @@ pub fn instantiate(a: InstArgs) -> ExitCode {
     if let Err(e) = ev.flush_store() {
         nixvm::report::stderr_line(&format!("error: {e}"));
     }
+    ev.vm.code_cache.finish();
     std::mem::forget(ev);
     code
 }
@@ -393,6 +394,8 @@ fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
             "\"nixvm\":{{\"thunksCreated\":{thunks},\"thunksElided\":{elided},",
             "\"thunksForced\":{forced},\"calls\":{calls},\"primOpCalls\":{prim},",
             "\"thunkElisionRate\":{elision:.4},",
+            "\"frontEnd\":{{\"files\":{files},\"cacheHits\":{hits},\"cacheTime\":{ctime:.3},\"parseTime\":{parse:.3},",
+            "\"compileTime\":{compile:.3},\"linkTime\":{link:.3}}},",
             "\"envs\":{envs},\"sets\":{sets},\"lists\":{lists},\"maxRssKiB\":{rss}{observed},",
             "\"gc\":{{\"collections\":{coll},\"time\":{gctime:.3},\"freedBytes\":{freed},",
             "\"releasedBytes\":{released},\"liveBytesAfterLast\":{after},\"liveBytes\":{live},",
@@ -407,6 +410,12 @@ fn stats_json(ev: &Evaluator, cpu: f64, live_by_kind: &str) -> String {
         calls = s.calls,
         prim = s.primop_calls,
         lists = s.lists,
+        files = s.files_compiled,
+        hits = s.cache_hits,
+        ctime = s.cache_time.as_secs_f64(),
+        parse = s.parse_time.as_secs_f64(),
+        compile = s.compile_time.as_secs_f64(),
+        link = s.link_time.as_secs_f64(),
         rss = max_rss_kib(),
         coll = gc.collections,
         gctime = gc.time.as_secs_f64(),

@@ -211,6 +211,8 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("gc-initial-heap", Value),
     ("gc-growth", Value),
     ("gc-stress", Bool),
+    // See vm/src/codecache.rs.
+    ("bytecode-cache", Bool),
 ];
 
 /// The kind of a known setting (an `extra-` prefix is not stripped here).

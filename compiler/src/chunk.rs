@@ -5,12 +5,13 @@
 
 use crate::ast::Span;
 use crate::symbol::Symbol;
+use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
 /// A 24-bit operand: an op with two operands keeps one of them in 24 bits so
 /// that every `Op` is 8 bytes (NixOS minimal links 1.8 M of them). The
 /// compiler refuses a chunk whose constants or ops outgrow it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct U24([u8; 3]);
 
 impl U24 {
@@ -38,7 +39,7 @@ impl std::fmt::Display for U24 {
 }
 
 /// One VM instruction. Jump targets are absolute instruction indices.
-#[derive(Copy, Clone, Debug, PartialEq)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// Push a constant from the pool.
     Const(u32),
@@ -230,7 +231,7 @@ impl Op {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FormalSpec {
     pub name: Symbol,
     /// Index of the default's thunk chunk among the chunk's constants.
@@ -239,7 +240,7 @@ pub struct FormalSpec {
     pub span: crate::ast::Span,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FormalsInfo {
     /// In source order; slot `i` of the call env holds formal `i`.
     pub formals: Vec<FormalSpec>,
@@ -248,7 +249,7 @@ pub struct FormalsInfo {
     pub at_slot: Option<u16>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Const {
     Int(i64),
     Float(f64),
@@ -265,7 +266,7 @@ pub enum Const {
 }
 
 /// What a frame of CppNix's (`errorCtx`) says about the code it wraps.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum CtxMsg {
     NotArg,
@@ -368,7 +369,7 @@ impl CtxMsg {
 /// wrapped in `errorCtx`). The interpreter forces an operand at the op that
 /// uses it, so an operand's context also covers that op, but only for
 /// errors of forcing that operand (`forced`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrCtx {
     pub start: u32,
     pub end: u32,
@@ -383,21 +384,23 @@ pub struct ErrCtx {
     pub at: Option<Span>,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkKind {
     File,
     Thunk,
     Lambda,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Chunk {
     pub kind: ChunkKind,
     /// The lambda's name if it was bound to one, for traces and printing.
     pub name: Option<Symbol>,
     pub file: u32,
     pub span: Span,
+    #[serde(with = "crate::bytecode::op_blob")]
     pub code: Vec<Op>,
+    #[serde(with = "crate::bytecode::span_blob")]
     pub spans: Vec<Span>,
     pub consts: Vec<Const>,
     /// Number of env slots a call creates (lambdas only).

@@ -14,6 +14,7 @@ pub mod symbol;
 
 pub use parser::{parse, ParseErr, ParseOptions};
 pub use symbol::Symbol;
+pub mod bytecode;
 pub mod chunk;
 pub mod compile;
 pub mod disasm;

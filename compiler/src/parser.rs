@@ -15,7 +15,7 @@ lalrpop_util::lalrpop_mod!(
 );
 
 /// A parse (or lex) error with the span it is about.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParseErr {
     pub msg: String,
     pub span: Span,

@@ -7,7 +7,11 @@ use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::fmt;
 
-#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Serialized as its id, which means something only in this thread's
+/// interner: the bytecode cache writes a table of names beside it.
+#[derive(
+    Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Symbol(pub u32);
 
 struct Interner {

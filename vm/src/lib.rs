@@ -7,6 +7,7 @@
 
 pub mod builtins;
 pub mod census;
+pub mod codecache;
 pub mod corepkgs;
 pub mod cycles;
 pub mod env;

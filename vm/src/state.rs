@@ -226,6 +226,8 @@ pub struct Settings {
     pub gc_stress: bool,
     /// The fetchers' settings (tarball-ttl, download-attempts, certificates, ...).
     pub fetch: crate::fetch::FetchSettings,
+    /// The bytecode cache's directory (see `codecache`); `None`: off.
+    pub bytecode_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -251,8 +253,21 @@ impl Default for Settings {
             gc_growth: 2.0,
             gc_stress: false,
             fetch: Default::default(),
+            bytecode_cache: None,
         }
     }
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`.
+pub fn cache_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".cache"))
+        })
 }
 
 pub fn default_system() -> String {
@@ -273,6 +288,17 @@ pub struct Stats {
     pub attrsets: u64,
     pub lists: u64,
     pub ops: u64,
+    /// The front end: files read from disk and compiled (not `-E` strings
+    /// nor nixvm's own sources), and the time spent parsing, compiling and
+    /// linking everything.
+    pub files_compiled: u64,
+    /// Files whose chunk tree came from the bytecode cache.
+    pub cache_hits: u64,
+    /// Time spent keying, reading and writing cache entries.
+    pub cache_time: std::time::Duration,
+    pub parse_time: std::time::Duration,
+    pub compile_time: std::time::Duration,
+    pub link_time: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ pub struct Vm {
     pub gc: crate::cycles::GcState,
     /// Who watches the interpreter run, if anyone (`--stats`, `--trace-ops`).
     pub observer: Option<Box<dyn crate::observe::Observer>>,
+    /// Writes the bytecode cache's new entries (see `codecache`).
+    pub code_cache: crate::codecache::Writer,
     /// The blocks of envs and thunks. Declared last: it is dropped after
     /// everything that may hold them.
     pub heap: crate::heap::Heap,
@@ -176,6 +178,7 @@ impl Vm {
             empty_attrs: Value::attrs(Attrs::new()),
             gc,
             observer: None,
+            code_cache: Default::default(),
             heap,
         }
     }
@@ -250,12 +253,17 @@ impl Vm {
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
                 Const::Syms(s) => PConst::Syms(s.clone()),
-                Const::AttrNames(s, sp) => PConst::AttrNames(
-                    s.iter()
-                        .zip(sp.iter())
+                Const::AttrNames(s, sp) => {
+                    let names: Vec<_> = (s.iter().zip(sp.iter()))
                         .map(|(&name, &sp)| (name, self.positions.push(chunk.file, sp)))
-                        .collect(),
-                ),
+                        .collect();
+                    // Sorted by the ids of the compiling process (see PConst).
+                    if s.is_sorted() {
+                        PConst::AttrNames(names)
+                    } else {
+                        PConst::AttrNamesUnsorted(names)
+                    }
+                }
                 Const::Withs(w) => PConst::Withs(w.clone()),
                 Const::Formals(f) => PConst::Formals(Rc::new(f.clone())),
                 Const::Text(t) => PConst::Text(t.clone()),
@@ -321,10 +329,70 @@ impl Vm {
         reread: Option<std::path::PathBuf>,
     ) -> EvalResult<Value> {
         let (name_s, text) = (name.to_string(), Rc::from(src));
+        let from_disk = reread.is_some();
         let file = self.push_file(match reread {
             Some(p) => SourceFile::from_disk(name_s, text, raw, p),
             None => SourceFile::new(name_s, text, raw),
         });
+        self.stats.files_compiled += from_disk as u64;
+        // Only files (not strings, whose text is all there is) go to the cache.
+        let t0 = std::time::Instant::now();
+        let cache_entry = match (from_disk, &self.settings.bytecode_cache) {
+            (true, Some(dir)) => Some(crate::codecache::entry_path(
+                dir,
+                &crate::codecache::Inputs {
+                    src,
+                    raw,
+                    name,
+                    base_dir,
+                    opts: &self.parse_options(),
+                    globals: &self.global_names,
+                },
+            )),
+            _ => None,
+        };
+        let cached = cache_entry
+            .as_deref()
+            .and_then(|p| crate::codecache::load(p, file));
+        self.stats.cache_time += t0.elapsed();
+        let chunk = match cached {
+            Some((chunk, warnings)) => {
+                self.stats.cache_hits += 1;
+                self.parse_warnings(file, &warnings);
+                chunk
+            }
+            None => {
+                let (chunk, warnings) = self.parse_and_compile(file, src, name, base_dir)?;
+                if let Some(p) = &cache_entry {
+                    let t = std::time::Instant::now();
+                    self.code_cache.store(p, &chunk, &warnings);
+                    self.stats.cache_time += t.elapsed();
+                }
+                chunk
+            }
+        };
+        let t2 = std::time::Instant::now();
+        let proto = self.link(&chunk);
+        self.stats.link_time += t2.elapsed();
+        self.files[file as usize].forget_text();
+        self.stats.thunks_created += 1;
+        Ok(Value::Thunk(Thunk::pending(
+            &self.heap,
+            proto,
+            self.globals.clone(),
+        )))
+    }
+
+    /// Parse and compile a file's text (see `compile_text`), printing the
+    /// parser's warnings; the chunk tree and those warnings.
+    fn parse_and_compile(
+        &mut self,
+        file: u32,
+        src: &str,
+        name: &str,
+        base_dir: &str,
+    ) -> EvalResult<(Rc<Chunk>, Vec<nixvm_compiler::ParseErr>)> {
+        let t0 = std::time::Instant::now();
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
                 Box::new(EvalError {
@@ -341,15 +409,9 @@ impl Vm {
                     trace: Vec::new(),
                 })
             })?;
-        for w in warnings {
-            let pos = Pos { file, span: w.span };
-            if w.plain {
-                let at = self.show_pos(pos);
-                let _ = self.warn(format!("at {at}: {}", w.msg));
-            } else {
-                self.warn_at(w.msg, Some(pos));
-            }
-        }
+        self.parse_warnings(file, &warnings);
+        let t1 = std::time::Instant::now();
+        self.stats.parse_time += t1 - t0;
         let chunk = nixvm_compiler::compile_file(&ast, &self.global_names, file, src, name)
             .map_err(|e| {
                 let kind = if e.msg.starts_with("undefined variable") {
@@ -371,14 +433,21 @@ impl Vm {
                     trace: Vec::new(),
                 })
             })?;
-        let proto = self.link(&chunk);
-        self.files[file as usize].forget_text();
-        self.stats.thunks_created += 1;
-        Ok(Value::Thunk(Thunk::pending(
-            &self.heap,
-            proto,
-            self.globals.clone(),
-        )))
+        drop(ast);
+        self.stats.compile_time += t1.elapsed();
+        Ok((chunk, warnings))
+    }
+
+    fn parse_warnings(&mut self, file: u32, warnings: &[nixvm_compiler::ParseErr]) {
+        for w in warnings {
+            let pos = Pos { file, span: w.span };
+            if w.plain {
+                let at = self.show_pos(pos);
+                let _ = self.warn(format!("at {at}: {}", w.msg));
+            } else {
+                self.warn_at(w.msg.clone(), Some(pos));
+            }
+        }
     }
 
     /// A plain warning, as CppNix's logger prints one (`warning: MSG`).
@@ -1197,8 +1266,10 @@ impl Vm {
                 }
                 Op::MakeAttrs(c) => {
                     let proto = self.frames[fi].proto.clone();
-                    let CView::AttrNames(names) = proto.consts()[c as usize].view() else {
-                        unreachable!("attribute names constant")
+                    let (names, sorted) = match proto.consts()[c as usize].view() {
+                        CView::AttrNames(names) => (names, true),
+                        CView::AttrNamesUnsorted(names) => (names, false),
+                        _ => unreachable!("attribute names constant"),
                     };
                     let n = names.len();
                     self.stats.attrsets += 1;
@@ -1207,11 +1278,14 @@ impl Vm {
                         continue;
                     }
                     let at = self.stack.len() - n;
-                    let entries: Vec<Attr> = names
+                    let mut entries: Vec<Attr> = names
                         .iter()
                         .zip(self.stack.drain(at..))
                         .map(|(&(name, pos), value)| Attr { name, pos, value })
                         .collect();
+                    if !sorted {
+                        entries.sort_unstable_by_key(|a| a.name);
+                    }
                     let a = Attrs::from_sorted_attrs(entries);
                     self.stack.push(Value::attrs(a));
                 }

@@ -41,13 +41,5 @@ impl Default for FetchSettings {
 
 /// `$XDG_CACHE_HOME/nixvm/fetcher-v1`, else `~/.cache/nixvm/fetcher-v1`.
 fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".cache"))
-        })?;
-    Some(base.join("nixvm/fetcher-v1"))
+    Some(crate::state::cache_home()?.join("nixvm/fetcher-v1"))
 }

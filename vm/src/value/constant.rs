@@ -27,6 +27,10 @@ pub enum PConst {
     /// The names of a set literal's attributes, sorted, each with where it
     /// is defined.
     AttrNames(Vec<(Symbol, PosIdx)>),
+    /// The same, in the order of the symbol ids of the process that compiled
+    /// it (a chunk from the bytecode cache), which is not this one's: the
+    /// set is sorted when made.
+    AttrNamesUnsorted(Vec<(Symbol, PosIdx)>),
     Withs(Vec<u16>),
     Formals(Rc<FormalsInfo>),
     Text(String),
@@ -38,6 +42,7 @@ pub enum CView<'a> {
     Proto(Ref<'a, Proto>),
     Syms(&'a [Symbol]),
     AttrNames(&'a [(Symbol, PosIdx)]),
+    AttrNamesUnsorted(&'a [(Symbol, PosIdx)]),
     Withs(&'a [u16]),
     Formals(Ref<'a, FormalsInfo>),
     Text(&'a str),
@@ -51,6 +56,7 @@ const NAMES: u64 = OWN + 2;
 const WITHS: u64 = OWN + 3;
 const FORMALS: u64 = OWN + 4;
 const TEXT: u64 = OWN + 5;
+const NAMES_UNSORTED: u64 = OWN + 6;
 
 /// A packed constant (see the module header).
 #[repr(transparent)]
@@ -74,6 +80,7 @@ impl Constant {
             PConst::Formals(f) => tagged(FORMALS, Rc::into_raw(f) as *const u8),
             PConst::Syms(s) => tagged(SYMS, Thin::alloc(&s)),
             PConst::AttrNames(s) => tagged(NAMES, Thin::alloc(&s)),
+            PConst::AttrNamesUnsorted(s) => tagged(NAMES_UNSORTED, Thin::alloc(&s)),
             PConst::Withs(s) => tagged(WITHS, Thin::alloc(&s)),
             PConst::Text(t) => tagged(TEXT, Thin::alloc(t.as_bytes())),
         };
@@ -114,6 +121,7 @@ impl Constant {
                 FORMALS => CView::Formals(Ref::new(p as *const FormalsInfo)),
                 SYMS => CView::Syms(Thin::slice(p)),
                 NAMES => CView::AttrNames(Thin::slice(p)),
+                NAMES_UNSORTED => CView::AttrNamesUnsorted(Thin::slice(p)),
                 WITHS => CView::Withs(Thin::slice(p)),
                 _ => CView::Text(std::str::from_utf8_unchecked(Thin::slice(p))),
             }
@@ -137,7 +145,7 @@ impl Drop for Constant {
                 PROTO => drop(Rc::from_raw(p as *const Proto)),
                 FORMALS => drop(Rc::from_raw(p as *const FormalsInfo)),
                 SYMS => Thin::<Symbol>::free(p),
-                NAMES => Thin::<(Symbol, PosIdx)>::free(p),
+                NAMES | NAMES_UNSORTED => Thin::<(Symbol, PosIdx)>::free(p),
                 WITHS => Thin::<u16>::free(p),
                 _ => Thin::<u8>::free(p),
             }
@@ -214,6 +222,7 @@ mod tests {
             Constant::new(PConst::Withs(Vec::new())),
             Constant::new(PConst::Formals(f.clone())),
             Constant::new(PConst::Text("é!".into())),
+            Constant::new(PConst::AttrNamesUnsorted(vec![(Symbol(5), PosIdx(1))])),
         ];
         assert!(matches!(cs[0].view(), CView::Value(v) if v.as_int() == Some(-5)));
         assert!(matches!(cs[1].view(), CView::Value(v) if v.as_int() == Some(1 << 50)));
@@ -228,6 +237,10 @@ mod tests {
         assert!(matches!(cs[7].view(), CView::Formals(g) if Rc::ptr_eq(&g, &f)));
         assert!(cs[7].formals().is_some_and(|g| g.ellipsis) && cs[3].formals().is_none());
         assert!(matches!(cs[8].view(), CView::Text("é!")));
+        assert!(matches!(
+            cs[9].view(),
+            CView::AttrNamesUnsorted(&[(Symbol(5), PosIdx(1))])
+        ));
         assert!(cs[3].value().is_none());
         assert_eq!(Rc::strong_count(&f), 2);
         drop(cs);
