@@ -255,7 +255,7 @@ pub enum Const {
     Float(f64),
     Str(String),
     Path(String),
-    Chunk(Rc<Chunk>),
+    Chunk(#[serde(with = "crate::bytecode::nested")] Rc<Chunk>),
     Syms(Vec<Symbol>),
     /// Attribute names (sorted by id) and where each was defined.
     AttrNames(Vec<Symbol>, Vec<Span>),
@@ -413,7 +413,9 @@ pub struct Chunk {
     pub part_spans: Vec<(u32, Span)>,
     /// The names of the slots of each env this chunk makes, for listings:
     /// `None` is the call env of a lambda, `Some(i)` the env op `i` pushes.
-    /// Slots past the names hold `inherit (e)` sources.
+    /// Slots past the names hold `inherit (e)` sources. Not in the bytecode
+    /// cache (listings compile afresh).
+    #[serde(skip)]
     pub env_names: Vec<(Option<u32>, Vec<Symbol>)>,
 }
 
