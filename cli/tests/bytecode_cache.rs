@@ -192,3 +192,62 @@ fn the_setting_or_the_environment_turns_it_off() {
     );
     assert_eq!(r.hits, 0, "entries there are not read either");
 }
+
+/// `nixvm instantiate --eval FILE` (no `--stats`): exit status and output.
+fn eval_plain(cache: &Path, file: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .args(["instantiate", "--eval"])
+        .arg(file)
+        .env("NIXVM_BYTECODE_CACHE", cache)
+        .output()
+        .expect("running nixvm");
+    let text = String::from_utf8_lossy(if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    });
+    (
+        out.status.success(),
+        text.trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn names_get_their_ids_in_the_order_a_parse_would_give_them() {
+    // Sets are ordered by symbol id, and `==` compares in that order: which
+    // attribute throws first depends on which name was interned first. Here
+    // `zz` (a let-bound name of lib.nix) comes before `a` in a fresh run, as
+    // in CppNix 2.34 ("error: Z"); a cached lib.nix must intern it too.
+    let (main, cache) = setup("interning");
+    let dir = main.parent().unwrap();
+    std::fs::write(dir.join("lib.nix"), "let zz = 1; in zz").unwrap();
+    std::fs::write(
+        dir.join("t.nix"),
+        "{ a = 1; zz = throw \"Z\"; } == { a = 2; zz = throw \"Z\"; }",
+    )
+    .unwrap();
+    std::fs::write(&main, "builtins.seq (import ./lib.nix) (import ./t.nix)").unwrap();
+    assert_eq!(eval_plain(&cache, &dir.join("lib.nix")), (true, "1".into()));
+    let want = (false, "error: Z".to_owned());
+    assert_eq!(eval_plain(&cache, &main), want, "lib.nix from the cache");
+    assert_eq!(eval_plain(&cache, &main), want, "both from the cache");
+}
+
+#[test]
+fn an_entry_under_another_keys_name_is_not_read() {
+    let (main, cache) = setup("renamed");
+    let good = run(&cache, &main, &[], None);
+    let all = entries(&cache);
+    // Every entry swapped for another one's bytes (each passes its CRC).
+    let bytes: Vec<Vec<u8>> = all.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    for (i, p) in all.iter().enumerate() {
+        std::fs::write(p, &bytes[(i + 1) % bytes.len()]).unwrap();
+    }
+    let r = run(&cache, &main, &[], None);
+    assert_eq!((r.hits, r.stdout), (0, good.stdout));
+}

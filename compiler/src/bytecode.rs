@@ -24,20 +24,29 @@ pub const FINGERPRINT: &str = env!("NIXVM_COMPILER_FINGERPRINT");
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
-    /// Sorted ids of the writer's interner.
+    /// Ids of the writer's interner, in the order a parse of the file first
+    /// interned them (see `symbol::recording`), then any others the tree uses.
     ids: Vec<u32>,
-    /// Their names, in the order of `ids`.
+    /// Their names, in the order of `ids`: interned in this order on load,
+    /// so that new names get their ids in the order a parse would give them.
     names: Vec<String>,
     warnings: Vec<ParseErr>,
     chunk: Rc<Chunk>,
 }
 
-/// The bytes of a compiled file and the warnings its parse gave.
-pub fn encode(chunk: &Rc<Chunk>, warnings: &[ParseErr]) -> Vec<u8> {
-    let mut ids = Vec::new();
-    each_symbol(chunk, &mut |s| ids.push(s.0));
-    ids.sort_unstable();
-    ids.dedup();
+/// The bytes of a compiled file, the warnings its parse gave and the
+/// symbols its parse and compilation interned, in order (`symbol::recording`).
+pub fn encode(chunk: &Rc<Chunk>, warnings: &[ParseErr], interned: &[Symbol]) -> Vec<u8> {
+    let mut seen: rustc_hash::FxHashSet<u32> = interned.iter().map(|s| s.0).collect();
+    let mut ids: Vec<u32> = interned.iter().map(|s| s.0).collect();
+    let mut rest = Vec::new();
+    each_symbol(chunk, &mut |s| {
+        if seen.insert(s.0) {
+            rest.push(s.0)
+        }
+    });
+    rest.sort_unstable();
+    ids.extend(rest);
     let names = ids.iter().map(|&i| Symbol(i).as_str().to_owned()).collect();
     let entry = Entry {
         ids,
@@ -386,7 +395,7 @@ mod tests {
     #[test]
     fn a_decoded_tree_lists_as_the_compiled_one() {
         let (chunk, warnings) = compile(SRC);
-        let bytes = encode(&chunk, &warnings);
+        let bytes = encode(&chunk, &warnings, &[]);
         let (back, w2) = decode(&bytes, 7).expect("decodes");
         // The same ops, spans, error contexts and constants (symbols print
         // as their names); not the slot names of listings, which the cache
@@ -401,7 +410,7 @@ mod tests {
     #[test]
     fn symbols_are_renumbered_by_name_and_files_set() {
         let (chunk, warnings) = compile(SRC);
-        let mut bytes = encode(&chunk, &warnings);
+        let mut bytes = encode(&chunk, &warnings, &[]);
         // Another interner: rewrite the table's names to ones this thread
         // has not seen (same lengths), keeping the digest valid.
         let body_start = MAGIC.len() + 4;
@@ -423,7 +432,7 @@ mod tests {
     #[test]
     fn damaged_bytes_are_refused_not_trusted() {
         let (chunk, warnings) = compile(SRC);
-        let bytes = encode(&chunk, &warnings);
+        let bytes = encode(&chunk, &warnings, &[]);
         assert!(decode(&bytes[..bytes.len() - 1], 0).is_none(), "truncated");
         assert!(decode(&bytes[..20], 0).is_none(), "cut in the digest");
         assert!(decode(b"", 0).is_none());

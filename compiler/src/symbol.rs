@@ -17,6 +17,8 @@ pub struct Symbol(pub u32);
 struct Interner {
     map: FxHashMap<&'static str, Symbol>,
     names: Vec<&'static str>,
+    /// While `recording` runs: every symbol interned, once, in order.
+    record: Option<(Vec<Symbol>, rustc_hash::FxHashSet<Symbol>)>,
 }
 
 thread_local! {
@@ -28,6 +30,7 @@ impl Interner {
         let mut i = Interner {
             map: FxHashMap::default(),
             names: Vec::new(),
+            record: None,
         };
         for s in PREDEFINED {
             i.intern(s);
@@ -35,6 +38,15 @@ impl Interner {
         i
     }
     fn intern(&mut self, s: &str) -> Symbol {
+        let sym = self.intern_quiet(s);
+        if let Some((order, seen)) = &mut self.record {
+            if seen.insert(sym) {
+                order.push(sym);
+            }
+        }
+        sym
+    }
+    fn intern_quiet(&mut self, s: &str) -> Symbol {
         if let Some(&sym) = self.map.get(s) {
             return sym;
         }
@@ -126,6 +138,43 @@ pub mod known {
     pub const OUTPUTS: Symbol = Symbol(27);
 }
 
+/// Run `f` and say which symbols it interned, in the order it first did.
+/// Ids are handed out in interning order and sets are ordered by id, which
+/// `==` and `deepSeq` walk: the bytecode cache interns a cached file's
+/// names in this order so that ids come out as a fresh parse would make
+/// them. A recording inside another also counts for the outer one.
+pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Symbol>) {
+    type Record = Option<(Vec<Symbol>, rustc_hash::FxHashSet<Symbol>)>;
+    /// Puts the outer recording back, also if `f` unwinds.
+    struct Restore(Option<Record>);
+    impl Restore {
+        fn finish(&mut self) -> Vec<Symbol> {
+            let Some(outer) = self.0.take() else {
+                return Vec::new();
+            };
+            INTERNER.with(|i| {
+                let mut i = i.borrow_mut();
+                let mine = std::mem::replace(&mut i.record, outer);
+                let order = mine.map(|(order, _)| order).unwrap_or_default();
+                if let Some((o, seen)) = &mut i.record {
+                    o.extend(order.iter().copied().filter(|s| seen.insert(*s)));
+                }
+                order
+            })
+        }
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            self.finish();
+        }
+    }
+    let outer = INTERNER.with(|i| i.borrow_mut().record.replace(Default::default()));
+    let mut restore = Restore(Some(outer));
+    let r = f();
+    let order = restore.finish();
+    (r, order)
+}
+
 impl Symbol {
     pub fn intern(s: &str) -> Symbol {
         INTERNER.with(|i| i.borrow_mut().intern(s))
@@ -163,5 +212,30 @@ mod tests {
         let a = Symbol::intern("hello-world");
         assert_eq!(a, Symbol::intern("hello-world"));
         assert_ne!(a, Symbol::intern("hello"));
+    }
+}
+
+#[cfg(test)]
+mod recording_tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_lists_what_was_interned_first_to_last_once() {
+        let ((), outer) = recording(|| {
+            Symbol::intern("rec_b");
+            let ((), inner) = recording(|| {
+                Symbol::intern("rec_a");
+                Symbol::intern("rec_b");
+                Symbol::intern("outPath");
+            });
+            let inner: Vec<&str> = inner.iter().map(|s| s.as_str()).collect();
+            assert_eq!(inner, ["rec_a", "rec_b", "outPath"]);
+            Symbol::intern("rec_c");
+        });
+        let outer: Vec<&str> = outer.iter().map(|s| s.as_str()).collect();
+        assert_eq!(outer, ["rec_b", "rec_a", "outPath", "rec_c"]);
+        // Nothing is recorded once it ended.
+        let ((), none) = recording(|| ());
+        assert!(none.is_empty());
     }
 }

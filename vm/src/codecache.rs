@@ -66,7 +66,10 @@ pub fn entry_path(dir: &Path, inputs: &Inputs) -> PathBuf {
 /// none or it does not check out.
 pub fn load(path: &Path, file: u32) -> Option<(Rc<Chunk>, Vec<ParseErr>)> {
     let bytes = std::fs::read(path).ok()?;
-    bytecode::decode(&bytes, file)
+    // An entry starts with its own key: one copied or renamed to another
+    // key's name is not that key's.
+    let key = path.file_name()?.as_encoded_bytes();
+    bytecode::decode(bytes.strip_prefix(key)?, file)
 }
 
 /// Writes entries on a thread of its own, so that an evaluation that fills
@@ -84,8 +87,19 @@ pub struct Writer {
 impl Writer {
     /// Queue the entry for `chunk` at `path` (written at once if no thread
     /// can be started).
-    pub fn store(&mut self, path: &Path, chunk: &Rc<Chunk>, warnings: &[ParseErr]) {
-        let bytes = bytecode::encode(chunk, warnings);
+    pub fn store(
+        &mut self,
+        path: &Path,
+        chunk: &Rc<Chunk>,
+        warnings: &[ParseErr],
+        interned: &[Symbol],
+    ) {
+        let key = path
+            .file_name()
+            .map(|k| k.as_encoded_bytes())
+            .unwrap_or_default();
+        let mut bytes = key.to_vec();
+        bytes.extend_from_slice(&bytecode::encode(chunk, warnings, interned));
         if self.queue.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
             let spawned = std::thread::Builder::new()
@@ -128,18 +142,29 @@ fn write_entry(path: &Path, bytes: &[u8]) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    // A name no other writer uses, in the entry's own directory so that the
-    // rename stays on one file system.
-    let tmp = dir.join(format!(
-        ".tmp-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+    // A temporary name in the entry's own directory (so that the rename
+    // stays on one file system), created exclusively: two writers never
+    // share one, even with the same pid in two PID namespaces.
+    use std::io::Write;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for _ in 0..4 {
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".tmp-{}-{nanos:x}-{seq}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp);
+        let Ok(mut f) = f else {
+            continue;
+        };
+        if f.write_all(bytes).is_ok() && std::fs::rename(&tmp, path).is_ok() {
+            return;
+        }
+        let _ = std::fs::remove_file(&tmp);
         return;
     }
-    let _ = std::fs::remove_file(&tmp);
 }

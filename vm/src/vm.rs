@@ -396,10 +396,21 @@ impl Vm {
                 chunk
             }
             None => {
-                let (chunk, warnings) = self.parse_and_compile(file, src, name, base_dir)?;
+                // What the parse interns, in order, goes with the entry (see
+                // `symbol::recording`).
+                let (r, interned) = match cache_entry {
+                    Some(_) => nixvm_compiler::symbol::recording(|| {
+                        self.parse_and_compile(file, src, name, base_dir)
+                    }),
+                    None => (
+                        self.parse_and_compile(file, src, name, base_dir),
+                        Vec::new(),
+                    ),
+                };
+                let (chunk, warnings) = r?;
                 if let Some(p) = &cache_entry {
                     let t = std::time::Instant::now();
-                    self.code_cache.store(p, &chunk, &warnings);
+                    self.code_cache.store(p, &chunk, &warnings, &interned);
                     self.stats.cache_time += t.elapsed();
                 }
                 chunk
