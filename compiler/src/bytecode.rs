@@ -2,13 +2,15 @@
 //! the cache's files and keys; this module owns the format).
 //!
 //! An entry is `MAGIC`, a CRC-32 of the rest (against damage: whoever can
-//! write the cache could write any digest), then postcard of [`Entry`]: the chunk tree, the parser's warnings, and the names of the
-//! symbols the tree uses. Symbols are written as the ids of the interner
-//! that wrote them, which mean nothing to another process, so `decode`
-//! interns the names again and renumbers every symbol of the tree. A chunk's
-//! `file` is the evaluator's index of its source file, also per process:
-//! `decode` sets it. Anything that does not check out (magic, digest,
-//! postcard, a symbol id outside the table) is `None`, never a guess.
+//! write the cache could write any digest), then postcard of [`Entry`]: the
+//! chunk tree, the parser's warnings, and the names of the symbols the
+//! parse interned and the tree uses. Symbols are written as the ids of the
+//! interner that wrote them, which mean nothing to another process, so
+//! `decode` interns the names again (in the parse's order) and renumbers
+//! every symbol of the tree. A chunk's `file` is the evaluator's index of its
+//! source file, also per process: `decode` sets it. Anything that does not
+//! check out (magic, digest, postcard, a symbol id outside the table) is
+//! `None`, never a guess.
 
 use crate::chunk::{Chunk, Const, Op};
 use crate::parser::ParseErr;
@@ -279,16 +281,10 @@ pub mod span_blob {
 }
 
 fn op_symbol(op: &Op) -> Option<Symbol> {
-    match *op {
-        Op::Dyn(s, _)
-        | Op::Select(s)
-        | Op::SelectOr(s, _)
-        | Op::HasAttrStep(s, _)
-        | Op::HasAttr(s) => Some(s),
-        _ => None,
-    }
+    op_symbol_mut(&mut { *op }).copied()
 }
 
+/// The symbol operand of an op, if it has one.
 fn op_symbol_mut(op: &mut Op) -> Option<&mut Symbol> {
     match op {
         Op::Dyn(s, _)
@@ -331,9 +327,6 @@ fn relink(c: &mut Chunk, file: u32, f: &mut impl FnMut(&mut Symbol)) -> Option<(
         .iter_mut()
         .filter_map(op_symbol_mut)
         .for_each(&mut *f);
-    for (_, names) in &mut c.env_names {
-        names.iter_mut().for_each(&mut *f);
-    }
     for k in &mut c.consts {
         match k {
             Const::Chunk(inner) => {
