@@ -9,6 +9,10 @@ use std::process::{Command, Stdio};
 
 fn check(expr: &str, want: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+        )
         .args([
             "instantiate",
             "--eval",

@@ -34,6 +34,10 @@ fn fixtures(d: &PrivateDaemon) -> PathBuf {
 fn nixvm(d: &PrivateDaemon, cwd: &Path, args: &[&str]) -> Run {
     let uri = format!("unix://{}?root={}", d.socket.display(), d.root.display());
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+        )
         .args(args)
         .args(["--store", &uri])
         .current_dir(cwd)
@@ -194,6 +198,10 @@ fn build_and_ifd_through_the_daemon() {
 #[test]
 fn store_uris_that_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+        )
         .args(["instantiate", "--eval", "-E", "1", "--store", "s3://bucket"])
         .output()
         .unwrap();
@@ -203,6 +211,10 @@ fn store_uris_that_are_refused() {
         "error: don't know how to open Nix store with scheme 's3'\n"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+        )
         .args([
             "instantiate",
             "-E",

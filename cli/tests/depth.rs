@@ -217,6 +217,10 @@ fn every_construct_100000_deep_exits_0_or_1() {
         // `nixvm eval` renders errors with codespan: the excerpt of a deep
         // line must not be a problem either.
         let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+            .env(
+                "XDG_CACHE_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+            )
             .args(["eval", "-f", file])
             .env("NIXVM_STORE", env.dir.join("store"))
             .output()

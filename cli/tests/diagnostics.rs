@@ -20,6 +20,10 @@ struct Run {
 
 fn nixvm(args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nixvm"));
+    cmd.env(
+        "XDG_CACHE_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+    );
     cmd.args(args)
         .current_dir(std::env::temp_dir())
         .env_remove("NIX_PATH")

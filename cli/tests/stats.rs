@@ -6,6 +6,10 @@ use std::process::Command;
 /// `nixvm instantiate --eval ARGS -E EXPR`, which must succeed.
 fn eval(args: &[&str], expr: &str) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+        )
         .args(["instantiate", "--eval"])
         .args(args)
         .args(["-E", expr])

@@ -135,6 +135,8 @@ fn run_case(bin: &Path, corpus: &Path, name: &str) -> std::process::Output {
         .env_remove("NIX_PATH")
         .env("NIX_PATH", "lang/dir3:lang/dir4")
         .env("HOME", "/fake-home")
+        // The bytecode cache in the corpus copy, removed with it.
+        .env("XDG_CACHE_HOME", corpus.join("home/cache"))
         .env("TEST_VAR", "foo")
         .env("NIX_REMOTE", "dummy://")
         .env("NIX_STORE_DIR", "/nix/store")

@@ -47,6 +47,9 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.dir.join("config"))
             .env("XDG_CONFIG_DIRS", self.dir.join("xdg"))
             .env("HOME", "/home/someone")
+            // Caches (bytecode, fetchers) in the scratch directory, not under
+            // that home, where every run would add entries for its own paths.
+            .env("XDG_CACHE_HOME", self.dir.join("cache"))
             .env("NIXVM_STORE", self.dir.join("store"))
             .stdin(Stdio::null());
         c
