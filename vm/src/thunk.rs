@@ -101,37 +101,72 @@ pub(crate) enum Parts<'a> {
 pub struct Thunk(NonNull<Block>);
 
 impl Thunk {
-    fn with_extra(heap: &Heap, extra: u32, st: State) -> Thunk {
-        // An application's block has room for exactly its arguments (checked
-        // before anything is moved: `put` trusts it).
-        if let State::App(_, _, y) = &st {
-            assert_eq!(extra, 1 + y.is_some() as u32, "application fits its block");
-        }
-        // SAFETY: the block has the layout's size; the state is written before use.
+    pub fn pending(heap: &Heap, p: Rc<Proto>, env: Env) -> Thunk {
+        // SAFETY: `put` writes the code and env (and the state) at once.
         unsafe {
-            let p = heap.alloc(block_bytes(extra), Kind::Thunk) as *mut Block;
-            p.write(Block {
-                head: Cell::new(1 | (extra << EXTRA_SHIFT) | (DONE << STATE_SHIFT)),
-                lo: Cell::new(0),
-                word: UnsafeCell::new(MaybeUninit::uninit()),
-            });
-            let t = Thunk(NonNull::new_unchecked(p));
-            t.put(st);
+            let t = Thunk::raw(heap, 0, RUNNING);
+            t.put(State::Pending(p, env));
             t
         }
     }
-    pub fn pending(heap: &Heap, p: Rc<Proto>, env: Env) -> Thunk {
-        Thunk::with_extra(heap, 0, State::Pending(p, env))
+    /// A fresh block of `extra` values after it in `state`, its data to be
+    /// written by the caller before the handle is used.
+    ///
+    /// # Safety
+    /// The caller writes the data that `state` says the block holds.
+    #[inline]
+    unsafe fn raw(heap: &Heap, extra: u32, state: u32) -> Thunk {
+        let p = heap.alloc(block_bytes(extra), Kind::Thunk) as *mut Block;
+        p.write(Block {
+            head: Cell::new(1 | (extra << EXTRA_SHIFT) | (state << STATE_SHIFT)),
+            lo: Cell::new(0),
+            word: UnsafeCell::new(MaybeUninit::uninit()),
+        });
+        Thunk(NonNull::new_unchecked(p))
     }
+    // The makers below write their state's fields directly rather than
+    // through `State` (`map`, `genList` and `mapAttrs` make one per element,
+    // and moving the enum through memory showed in their profiles).
+    #[inline]
     pub fn app(heap: &Heap, f: Value, x: Value) -> Thunk {
-        Thunk::with_extra(heap, 1, State::App(f, x, None))
+        // SAFETY: an application of one argument: the function and it.
+        unsafe {
+            let t = Thunk::raw(heap, 1, APP);
+            let a = t.app_ptr();
+            a.write(f);
+            a.add(1).write(x);
+            t
+        }
     }
     /// `f x y`, as one thunk.
+    #[inline]
     pub fn app2(heap: &Heap, f: Value, x: Value, y: Value) -> Thunk {
-        Thunk::with_extra(heap, 2, State::App(f, x, Some(y)))
+        // SAFETY: an application of two arguments: the function and them.
+        unsafe {
+            let t = Thunk::raw(heap, 2, APP);
+            let a = t.app_ptr();
+            a.write(f);
+            a.add(1).write(x);
+            a.add(2).write(y);
+            t
+        }
     }
+    #[inline]
     pub fn evaluated(heap: &Heap, v: Value) -> Thunk {
-        Thunk::with_extra(heap, 0, State::Done(v))
+        // SAFETY: a done thunk holds its value in the last word.
+        unsafe {
+            let t = Thunk::raw(heap, 0, DONE);
+            (t.word_ptr() as *mut Value).write(v);
+            t
+        }
+    }
+
+    /// Overwrite the state bits only.
+    #[inline]
+    fn set_state(&self, state: u32) {
+        let b = self.block();
+        let keep = (1 << STATE_SHIFT) - 1;
+        b.head.set((b.head.get() & keep) | (state << STATE_SHIFT));
     }
 
     /// A handle to the thunk at `p` that owns no count (never dropped).
@@ -241,7 +276,7 @@ impl Thunk {
             }
             State::Running => RUNNING,
             State::App(f, x, y) => {
-                // Only `with_extra` puts an application, into a block sized
+                // Only `replace` puts an application back (after `take`), into the block sized
                 // for it; `begin` takes it out for good.
                 debug_assert_eq!(self.extra(), 1 + y.is_some() as u32);
                 let a = self.app_ptr();
@@ -303,6 +338,13 @@ impl Thunk {
     }
 
     pub fn set(&self, v: Value) {
+        if self.state() == RUNNING {
+            // The usual case, a forced thunk getting its value: nothing to
+            // move out. SAFETY: a running thunk's word holds nothing.
+            unsafe { (self.word_ptr() as *mut Value).write(v) };
+            self.set_state(DONE);
+            return;
+        }
         drop(self.replace(State::Done(v)));
     }
 
@@ -317,11 +359,31 @@ impl Thunk {
                 let e = unsafe { &*(self.word_ptr() as *const Box<EvalError>) };
                 Begin::Failed(e.clone())
             }
-            _ => match self.replace(State::Running) {
-                State::Pending(p, e) => Begin::Code(p, e),
-                State::App(f, x, y) => Begin::App(f, x, y),
-                _ => unreachable!("state checked above"),
-            },
+            APP => {
+                // SAFETY: the state says the function and arguments are
+                // there; they are moved out as the state becomes running
+                // (which holds nothing).
+                unsafe {
+                    let a = self.app_ptr();
+                    let f = std::ptr::read(a);
+                    let x = std::ptr::read(a.add(1));
+                    let y = (self.extra() > 1).then(|| std::ptr::read(a.add(2)));
+                    self.set_state(RUNNING);
+                    Begin::App(f, x, y)
+                }
+            }
+            _ => {
+                // SAFETY: pending: the code and env move out, and running
+                // holds nothing.
+                unsafe {
+                    let (p, e) = self.code_addrs();
+                    self.set_state(RUNNING);
+                    Begin::Code(
+                        Rc::from_raw(p),
+                        ManuallyDrop::into_inner(Env::view_block(e)),
+                    )
+                }
+            }
         }
     }
 
@@ -402,6 +464,14 @@ impl Drop for Thunk {
             // drop the state (which may free more).
             unsafe {
                 let extra = self.extra();
+                if self.state() == DONE {
+                    // The usual end: a value, and no extra values (a done
+                    // application's block keeps its size, not its arguments).
+                    let v = std::ptr::read(self.word_ptr() as *const Value);
+                    crate::heap::free(self.0.as_ptr() as *mut u8, block_bytes(extra));
+                    drop(v);
+                    return;
+                }
                 let st = self.take();
                 crate::heap::free(self.0.as_ptr() as *mut u8, block_bytes(extra));
                 drop(st);

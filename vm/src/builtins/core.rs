@@ -347,15 +347,26 @@ fn round(vm: &mut Vm, a: &mut [Value], f: fn(f64) -> f64, name: &str) -> EvalRes
 }
 
 fn to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
+    // The usual arguments, a string or an integer, without the general
+    // coercion's copies (`map toString` over a million integers made a
+    // `String`, a boxed empty context and the result for each). Forcing
+    // first changes nothing: coercion adds its frame only after forcing.
+    let v = vm.force(a[0].clone())?;
+    match v.view() {
+        View::String(_) => return Ok(v),
+        View::Int(n) => return Ok(Value::str(itoa::Buffer::new().format(n))),
+        _ => {}
+    }
     let mut ctx = Context::new();
     let s = vm.coerce_ctx(
-        &a[0],
+        &v,
         &mut ctx,
         true,
         false,
         "while evaluating the first argument passed to builtins.toString",
     )?;
-    Ok(Value::bytes(s, Some(Box::new(ctx))))
+    let ctx = (!ctx.is_empty()).then(|| Box::new(ctx));
+    Ok(Value::bytes(s, ctx))
 }
 
 fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
