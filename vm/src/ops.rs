@@ -613,13 +613,25 @@ pub fn concat_strings(
             Piece::Bytes(b) => b.len(),
         }
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(pieces.iter().map(bytes).sum());
-    for p in &pieces {
-        match p {
-            Piece::Str(s) => buf.extend_from_slice(s.as_bytes()),
-            Piece::Bytes(b) => buf.extend_from_slice(b),
+    let fill = |buf: &mut [u8]| {
+        let mut at = 0;
+        for p in &pieces {
+            let b = match p {
+                Piece::Str(s) => s.as_bytes(),
+                Piece::Bytes(b) => b,
+            };
+            buf[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
         }
+    };
+    let len = pieces.iter().map(bytes).sum();
+    if first_type == "string" {
+        // Written once, into the string itself.
+        let ctx = (!ctx.is_empty()).then(|| Box::new(ctx));
+        return Ok(Value::String(NixStr::filled(len, ctx, fill)));
     }
+    let mut buf = vec![0; len];
+    fill(&mut buf);
     Ok(match first_type {
         "int" => Value::Int(n),
         "float" => Value::Float(nf),
@@ -630,13 +642,6 @@ pub fn concat_strings(
             let s = String::from_utf8_lossy(&buf).into_owned();
             Value::path(&nixvm_compiler::parser::canon_path(&s))
         }
-        _ => Value::bytes(
-            buf,
-            if ctx.is_empty() {
-                None
-            } else {
-                Some(Box::new(ctx))
-            },
-        ),
+        _ => unreachable!("a string is returned above"),
     })
 }

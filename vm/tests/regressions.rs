@@ -397,3 +397,24 @@ fn from_json_as_cppnix() {
     }
     assert!(n >= 40, "the table was read");
 }
+
+/// The fast paths of `toString` (integers, strings), `concatStringsSep` (a
+/// list of strings, measured then copied once) and interpolation (written
+/// into the result) give what the general coercion gave; a list that is not
+/// all strings goes the general way from its first element. Answers of
+/// CppNix 2.34.
+#[test]
+fn string_joining_fast_paths() {
+    check(
+        r#"builtins.concatStringsSep "-" [ "a" (builtins.toString 12) "" "bc" ]"#,
+        r#""a-12--bc""#,
+    );
+    check(
+        r#"builtins.concatStringsSep "," [ "a" { outPath = "o"; } "b" (toString (-5)) ]"#,
+        r#""a,o,b,-5""#,
+    );
+    check(
+        r#"[ "a${"b"}${toString 3}" (builtins.concatStringsSep "," []) (builtins.concatStringsSep "," ["only"]) (toString "s") (toString 9223372036854775807) ]"#,
+        r#"[ "ab3" "" "only" "s" "9223372036854775807" ]"#,
+    );
+}

@@ -207,6 +207,13 @@ impl Value {
             _ => None,
         }
     }
+    /// A string's bytes, whatever they are (its context is ignored).
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self.view() {
+            View::String(s) => Some(s.obj().as_bytes()),
+            _ => None,
+        }
+    }
     pub fn as_list(&self) -> Option<&[Value]> {
         match self.view() {
             View::List(l) => Some(l.obj()),

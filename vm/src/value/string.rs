@@ -48,31 +48,56 @@ pub struct NixStr(Counted);
 impl NixStr {
     pub fn new(bytes: impl AsRef<[u8]>, ctx: Option<Box<Context>>) -> NixStr {
         let bytes = bytes.as_ref();
-        let len = bytes.len();
+        // SAFETY: all `len` bytes of text are written before the handle escapes.
+        unsafe {
+            let (s, text) = NixStr::raw(bytes.len(), ctx);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), text, bytes.len());
+            s
+        }
+    }
+
+    /// The string of `len` bytes that `fill` writes into its own
+    /// allocation: a string joined from pieces is copied once, not gathered
+    /// into a growing buffer first and copied again.
+    pub fn filled(len: usize, ctx: Option<Box<Context>>, fill: impl FnOnce(&mut [u8])) -> NixStr {
+        // SAFETY: the text is zeroed before `fill` sees it, so the handle
+        // is whole even if `fill` writes less or panics.
+        unsafe {
+            let (s, text) = NixStr::raw(len, ctx);
+            text.write_bytes(0, len);
+            fill(std::slice::from_raw_parts_mut(text, len));
+            s
+        }
+    }
+
+    /// A string of `len` bytes whose text (at the returned address) is not
+    /// written yet.
+    ///
+    /// # Safety
+    /// The caller writes all `len` bytes before the handle is read.
+    unsafe fn raw(len: usize, ctx: Option<Box<Context>>) -> (NixStr, *mut u8) {
         let ctx = ctx.filter(|c| !c.is_empty());
         let l = layout(len);
-        // SAFETY: a non-zero size; header, length and text are written
-        // before the handle escapes.
-        unsafe {
-            let p = alloc(l);
-            if p.is_null() {
-                handle_alloc_error(l);
-            }
-            (p as *mut Header).write(Header {
-                count: Cell::new(1),
-                len: if len >= LONG as usize {
-                    LONG
-                } else {
-                    len as u32
-                },
-                ctx,
-            });
-            if len >= LONG as usize {
-                (p.add(std::mem::size_of::<Header>()) as *mut usize).write(len);
-            }
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(text_offset(len)), len);
-            NixStr(Counted::new(STRING_BITS, p))
+        let p = alloc(l);
+        if p.is_null() {
+            handle_alloc_error(l);
         }
+        (p as *mut Header).write(Header {
+            count: Cell::new(1),
+            len: if len >= LONG as usize {
+                LONG
+            } else {
+                len as u32
+            },
+            ctx,
+        });
+        if len >= LONG as usize {
+            (p.add(std::mem::size_of::<Header>()) as *mut usize).write(len);
+        }
+        (
+            NixStr(Counted::new(STRING_BITS, p)),
+            p.add(text_offset(len)),
+        )
     }
 
     /// The string's bits (for `Value`), owning its count.
