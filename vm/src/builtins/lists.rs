@@ -48,11 +48,9 @@ fn map(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = vm
         .force_function(&a[0])
         .ctx("while evaluating the first argument passed to builtins.map")?;
-    Ok(Value::list(
-        l.iter()
-            .map(|x| Value::Thunk(Thunk::app(&vm.heap, f.clone(), x.clone())))
-            .collect(),
-    ))
+    Ok(Value::List(List::from_fn(l.len(), |i| {
+        Value::Thunk(Thunk::app(&vm.heap, f.clone(), l[i].clone()))
+    })))
 }
 
 fn filter(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
@@ -208,11 +206,9 @@ fn gen_list(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = vm
         .force_function(&a[0])
         .ctx("while evaluating the first argument passed to builtins.genList")?;
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::Thunk(Thunk::app(&vm.heap, f.clone(), Value::Int(i))))
-            .collect(),
-    ))
+    Ok(Value::List(List::from_fn(n as usize, |i| {
+        Value::Thunk(Thunk::app(&vm.heap, f.clone(), Value::Int(i as i64)))
+    })))
 }
 
 fn any_all(vm: &mut Vm, a: &mut [Value], any: bool) -> EvalResult<Value> {

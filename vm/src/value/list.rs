@@ -69,6 +69,31 @@ impl List {
         }
     }
 
+    /// The list of `len` items `item(0)`, `item(1)`, ..., written straight
+    /// into its allocation (`from_vec` of a collected `Vec` allocated and
+    /// copied the items twice: `map` and `genList` make lists of a million).
+    /// If `item` panics, what was allocated leaks; nothing is left half made.
+    pub fn from_fn(len: usize, mut item: impl FnMut(usize) -> Value) -> List {
+        let l = layout(len);
+        // SAFETY: a non-zero size; the handle (the only reader of the
+        // header's length) is made only once all `len` items are written.
+        unsafe {
+            let p = alloc(l);
+            if p.is_null() {
+                handle_alloc_error(l);
+            }
+            (p as *mut Header).write(Header {
+                count: Cell::new(1),
+                len,
+            });
+            let items = p.add(std::mem::size_of::<Header>()) as *mut Value;
+            for i in 0..len {
+                items.add(i).write(item(i));
+            }
+            List(Counted::new(LIST_BITS, p))
+        }
+    }
+
     /// The list's bits (for `Value`), owning its count.
     pub(super) fn into_bits(self) -> u64 {
         std::mem::ManuallyDrop::new(self).0.bits()
