@@ -74,6 +74,28 @@ fn push_frame(frames: &mut Vec<Frame>, f: Frame) {
     }
 }
 
+/// How much native stack `run_nested` keeps in hand before growing it.
+const RED_ZONE: usize = 256 * 1024;
+/// A segment no stack pointer is in: measure first.
+const NO_SEGMENT: (usize, usize) = (usize::MAX, 0);
+
+/// About where the native stack pointer is (a local's address).
+#[inline(always)]
+fn stack_address() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// The current native stack segment as `(lowest usable address, here)`,
+/// from what `stacker` knows of it; `NO_SEGMENT` if it knows nothing.
+fn stack_segment() -> (usize, usize) {
+    let sp = stack_address();
+    match stacker::remaining_stack() {
+        Some(left) => (sp.saturating_sub(left), sp),
+        None => NO_SEGMENT,
+    }
+}
+
 /// What `Return` needs of the frame it pops.
 struct Popped {
     _proto: Rc<Proto>,
@@ -143,6 +165,10 @@ pub struct Vm {
     pub settings: Settings,
     pub stats: Stats,
     pub(crate) call_depth: usize,
+    /// The native stack segment `run_nested` last measured, as the lowest
+    /// address it may run down to and the highest it was measured at (see
+    /// `run_nested`).
+    stack_seg: (usize, usize),
     pub warnings: Vec<String>,
     /// What builtin families keep between calls (fetch caches, helpers).
     pub ext: Extensions,
@@ -233,6 +259,7 @@ impl Vm {
             settings,
             stats: Stats::default(),
             call_depth: 0,
+            stack_seg: NO_SEGMENT,
             warnings: Vec::new(),
             ext: Extensions::default(),
             registry: Default::default(),
@@ -789,8 +816,34 @@ impl Vm {
         }
     }
 
+    /// Run the loop again from native code (a builtin forcing or calling),
+    /// on a stack grown first if less than `RED_ZONE` is left. Asking
+    /// `stacker` each time (a thread-local and a call to read the stack
+    /// pointer) was a few percent of `map`/`foldl'` over a million items,
+    /// so the segment it measured is kept: while the stack pointer is in
+    /// it, with the red zone to spare, the loop is entered directly. Any
+    /// other stack (a segment that `stacker` switched to elsewhere, such
+    /// as under `==`) lies outside it and is measured again.
+    #[inline]
     fn run_nested(&mut self, stop: usize) -> EvalResult<()> {
-        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.run(stop))
+        let sp = stack_address();
+        let (floor, top) = self.stack_seg;
+        if sp <= top && sp >= floor.saturating_add(RED_ZONE) {
+            return self.run(stop);
+        }
+        self.run_nested_slow(stop)
+    }
+
+    #[inline(never)]
+    fn run_nested_slow(&mut self, stop: usize) -> EvalResult<()> {
+        let here = stack_segment();
+        let r = stacker::maybe_grow(RED_ZONE, 4 * 1024 * 1024, || {
+            // On the stack `stacker` chose: this one, or a new segment.
+            self.stack_seg = stack_segment();
+            self.run(stop)
+        });
+        self.stack_seg = here;
+        r
     }
 
     /// Call `f` with one argument and return the result in WHNF.
