@@ -280,16 +280,17 @@ impl Vm {
                 let n = l.len();
                 for (i, x) in l.iter().enumerate() {
                     // Lists nest as deeply as the data: grow the stack, never overflow it.
-                    let s = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                        self.coerce_ctx(
-                            x,
-                            ctx,
-                            more,
-                            copy,
-                            "while evaluating one element of the list",
-                        )
-                    })
-                    .ctx_nonempty_at(msg, pos)?;
+                    let s = self
+                        .grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| {
+                            vm.coerce_ctx(
+                                x,
+                                ctx,
+                                more,
+                                copy,
+                                "while evaluating one element of the list",
+                            )
+                        })
+                        .ctx_nonempty_at(msg, pos)?;
                     out.extend_from_slice(&s);
                     if i + 1 < n {
                         let x = self.force(x.clone())?;

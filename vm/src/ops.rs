@@ -194,7 +194,7 @@ pub fn equal(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
 }
 
 fn equal_nested(vm: &mut Vm, a: &Value, b: &Value) -> EvalResult<bool> {
-    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || equal_at(vm, a, b, false))
+    vm.grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| equal_at(vm, a, b, false))
 }
 
 /// CppNix's pointer shortcut: a nested value compared with itself is equal
@@ -434,7 +434,7 @@ fn explain_at(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>, top: bool) -> 
 }
 
 fn explain_nested(vm: &mut Vm, a: &Value, b: &Value, eq: Option<Pos>) -> EvalResult<()> {
-    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+    vm.grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| {
         explain_at(vm, a, b, eq, false)
     })
 }

@@ -230,7 +230,7 @@ pub fn print_forced(vm: &mut Vm, v: &Value) -> EvalResult<String> {
 /// A value inside a set or list: its error, if it is not fatal, in place.
 fn nested(vm: &mut Vm, out: &mut String, v: &Value, seen: &mut FxHashSet<usize>) -> EvalResult<()> {
     let mark = out.len();
-    match stacker::maybe_grow(64 * 1024, 1024 * 1024, || forced(vm, out, v, seen, None)) {
+    match vm.grow_stack(64 * 1024, 1024 * 1024, |vm| forced(vm, out, v, seen, None)) {
         Err(e) if e.kind != crate::error::ErrorKind::StackOverflow => {
             out.truncate(mark);
             out.push_str(&format!("«error: {}»", e.msg));

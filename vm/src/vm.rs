@@ -823,7 +823,9 @@ impl Vm {
     /// so the segment it measured is kept: while the stack pointer is in
     /// it, with the red zone to spare, the loop is entered directly. Any
     /// other stack (a segment that `stacker` switched to elsewhere, such
-    /// as under `==`) lies outside it and is measured again.
+    /// as under `==`) lies outside it and is measured again; whatever grows
+    /// the stack around code that may come back here does so through
+    /// `grow_stack`, which puts the kept segment back afterwards.
     #[inline]
     fn run_nested(&mut self, stop: usize) -> EvalResult<()> {
         let sp = stack_address();
@@ -832,6 +834,23 @@ impl Vm {
             return self.run(stop);
         }
         self.run_nested_slow(stop)
+    }
+
+    /// `stacker::maybe_grow` for native recursion that may re-enter the
+    /// loop (equality, coercion, printing, `deepSeq`, JSON, XML). The
+    /// segment `run_nested` keeps is put back afterwards: one measured on a
+    /// segment grown here would outlive it, and a later segment mapped over
+    /// part of the range could pass for one with room to spare.
+    pub(crate) fn grow_stack<R>(
+        &mut self,
+        red_zone: usize,
+        size: usize,
+        f: impl FnOnce(&mut Vm) -> R,
+    ) -> R {
+        let saved = self.stack_seg;
+        let r = stacker::maybe_grow(red_zone, size, || f(self));
+        self.stack_seg = saved;
+        r
     }
 
     #[inline(never)]
@@ -2049,8 +2068,8 @@ impl Vm {
         self.call_depth += 1;
         let r = match self.force(v.clone()) {
             Ok(x) if matches!(&x.view(), View::Attrs(_) | View::List(_)) => {
-                stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
-                    self.force_deep_level(&x, seen)
+                self.grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| {
+                    vm.force_deep_level(&x, seen)
                 })
             }
             Ok(_) => Ok(()),

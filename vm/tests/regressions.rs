@@ -418,3 +418,15 @@ fn string_joining_fast_paths() {
         r#"[ "ab3" "" "only" "s" "9223372036854775807" ]"#,
     );
 }
+
+/// A `genList` whose list cannot be allocated is an error, not a block of
+/// the wrapped size written past its end (`List::try_from_fn`). CppNix 2.34
+/// says "out of memory" where its allocation fails (a length of 1e11); at
+/// 2^61 its own size arithmetic wraps and it answers the length.
+#[test]
+fn gen_list_beyond_memory_is_an_error() {
+    for n in ["2305843009213693952", "9223372036854775807"] {
+        let src = format!("builtins.length (builtins.genList (x: x) {n})");
+        assert_eq!(error_message(&src), "out of memory", "for {src}");
+    }
+}

@@ -85,7 +85,7 @@ impl JsonWriter {
             )
             .with_pos(pos.map(|(file, span)| Pos { file, span })));
         }
-        let r = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+        let r = vm.grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| {
             self.value_inner(vm, v, pos, copy_to_store)
         });
         self.depth -= 1;

@@ -206,9 +206,11 @@ fn gen_list(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let f = vm
         .force_function(&a[0])
         .ctx("while evaluating the first argument passed to builtins.genList")?;
-    Ok(Value::List(List::from_fn(n as usize, |i| {
+    let l = List::try_from_fn(n as usize, |i| {
         Value::Thunk(Thunk::app(&vm.heap, f.clone(), Value::Int(i as i64)))
-    })))
+    });
+    l.map(Value::List)
+        .ok_or_else(|| EvalError::new(ErrorKind::Other, "out of memory"))
 }
 
 fn any_all(vm: &mut Vm, a: &mut [Value], any: bool) -> EvalResult<Value> {

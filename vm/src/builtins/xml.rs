@@ -134,7 +134,7 @@ impl XmlWriter {
                 "stack overflow; max-call-depth exceeded",
             ));
         }
-        let r = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.value_inner(vm, v));
+        let r = vm.grow_stack(256 * 1024, 4 * 1024 * 1024, |vm| self.value_inner(vm, v));
         self.depth -= 1;
         r
     }

@@ -29,11 +29,12 @@ const _: () = {
 };
 
 fn layout(len: usize) -> Layout {
-    Layout::from_size_align(
-        std::mem::size_of::<Header>() + len * std::mem::size_of::<Value>(),
-        8,
-    )
-    .expect("list layout")
+    // Checked: a wrapped size would be a small block with `len` items
+    // written past its end.
+    len.checked_mul(std::mem::size_of::<Value>())
+        .and_then(|b| b.checked_add(std::mem::size_of::<Header>()))
+        .and_then(|b| Layout::from_size_align(b, 8).ok())
+        .expect("list layout")
 }
 
 /// A shared, immutable Nix list (see the module header).
@@ -73,14 +74,24 @@ impl List {
     /// into its allocation (`from_vec` of a collected `Vec` allocated and
     /// copied the items twice: `map` and `genList` make lists of a million).
     /// If `item` panics, what was allocated leaks; nothing is left half made.
-    pub fn from_fn(len: usize, mut item: impl FnMut(usize) -> Value) -> List {
-        let l = layout(len);
+    pub fn from_fn(len: usize, item: impl FnMut(usize) -> Value) -> List {
+        List::try_from_fn(len, item).unwrap_or_else(|| handle_alloc_error(layout(len)))
+    }
+
+    /// `from_fn`, or None if a list of `len` items cannot be allocated (its
+    /// size overflows, or the system refuses it): `genList` of a length
+    /// taken from the program reports that as CppNix does, out of memory.
+    pub fn try_from_fn(len: usize, mut item: impl FnMut(usize) -> Value) -> Option<List> {
+        let l = len
+            .checked_mul(std::mem::size_of::<Value>())
+            .and_then(|b| b.checked_add(std::mem::size_of::<Header>()))
+            .and_then(|b| Layout::from_size_align(b, 8).ok())?;
         // SAFETY: a non-zero size; the handle (the only reader of the
         // header's length) is made only once all `len` items are written.
         unsafe {
             let p = alloc(l);
             if p.is_null() {
-                handle_alloc_error(l);
+                return None;
             }
             (p as *mut Header).write(Header {
                 count: Cell::new(1),
@@ -90,7 +101,7 @@ impl List {
             for i in 0..len {
                 items.add(i).write(item(i));
             }
-            List(Counted::new(LIST_BITS, p))
+            Some(List(Counted::new(LIST_BITS, p)))
         }
     }
 
