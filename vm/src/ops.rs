@@ -625,13 +625,6 @@ pub fn concat_strings(
         }
     };
     let len = pieces.iter().map(bytes).sum();
-    if first_type == "string" {
-        // Written once, into the string itself.
-        let ctx = (!ctx.is_empty()).then(|| Box::new(ctx));
-        return Ok(Value::String(NixStr::filled(len, ctx, fill)));
-    }
-    let mut buf = vec![0; len];
-    fill(&mut buf);
     Ok(match first_type {
         "int" => Value::Int(n),
         "float" => Value::Float(nf),
@@ -639,9 +632,12 @@ pub fn concat_strings(
             if !ctx.is_empty() {
                 return err("a string that refers to a store path cannot be appended to a path");
             }
+            let mut buf = vec![0; len];
+            fill(&mut buf);
             let s = String::from_utf8_lossy(&buf).into_owned();
             Value::path(&nixvm_compiler::parser::canon_path(&s))
         }
-        _ => unreachable!("a string is returned above"),
+        // Written once, into the string itself.
+        _ => Value::String(NixStr::filled(len, ctx_box(ctx), fill)),
     })
 }

@@ -296,8 +296,7 @@ impl Thunk {
                 FAILED
             }
         };
-        let keep = (1 << STATE_SHIFT) - 1;
-        b.head.set((b.head.get() & keep) | (state << STATE_SHIFT));
+        self.set_state(state);
     }
 
     /// Swap in a new state; the old one is returned to be dropped by the

@@ -56,14 +56,6 @@ fn decode(e: &str) -> Elem<'_> {
     }
 }
 
-fn ctx_box(ctx: Context) -> Option<Box<Context>> {
-    if ctx.is_empty() {
-        None
-    } else {
-        Some(Box::new(ctx))
-    }
-}
-
 fn is_derivation(path: &str) -> bool {
     path.ends_with(".drv")
 }

@@ -365,8 +365,7 @@ fn to_string(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         false,
         "while evaluating the first argument passed to builtins.toString",
     )?;
-    let ctx = (!ctx.is_empty()).then(|| Box::new(ctx));
-    Ok(Value::bytes(s, ctx))
+    Ok(Value::bytes(s, ctx_box(ctx)))
 }
 
 fn get_env(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
@@ -536,7 +535,7 @@ fn to_path(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         &mut ctx,
         "while evaluating the first argument passed to builtins.toPath",
     )?;
-    Ok(Value::str_ctx(p, (!ctx.is_empty()).then(|| Box::new(ctx))))
+    Ok(Value::str_ctx(p, ctx_box(ctx)))
 }
 
 fn function_args(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {

@@ -18,12 +18,7 @@ pub fn register(r: &mut super::Registry) {
 
 fn prim_to_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let (s, ctx) = render(vm, a[0].clone())?;
-    let ctx = if ctx.is_empty() {
-        None
-    } else {
-        Some(Box::new(ctx))
-    };
-    Ok(Value::bytes(s.into_bytes(), ctx))
+    Ok(Value::bytes(s.into_bytes(), ctx_box(ctx)))
 }
 
 pub fn to_json_string(vm: &mut Vm, v: Value) -> EvalResult<String> {

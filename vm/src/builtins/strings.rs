@@ -35,14 +35,6 @@ pub fn register(r: &mut Registry) {
     });
 }
 
-fn ctx_box(ctx: Context) -> Option<Box<Context>> {
-    if ctx.is_empty() {
-        None
-    } else {
-        Some(Box::new(ctx))
-    }
-}
-
 fn string_length(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let mut ctx = Context::new();
     let s = vm.coerce_ctx(

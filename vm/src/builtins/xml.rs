@@ -16,12 +16,7 @@ pub fn register(r: &mut super::Registry) {
 
 fn prim_to_xml(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let (s, ctx) = render(vm, a[0].clone(), true, false)?;
-    let ctx = if ctx.is_empty() {
-        None
-    } else {
-        Some(Box::new(ctx))
-    };
-    Ok(Value::bytes(s, ctx))
+    Ok(Value::bytes(s, ctx_box(ctx)))
 }
 
 pub fn to_xml_string(vm: &mut Vm, v: Value, strict: bool, location: bool) -> EvalResult<String> {

@@ -29,12 +29,15 @@ const _: () = {
 };
 
 fn layout(len: usize) -> Layout {
-    // Checked: a wrapped size would be a small block with `len` items
-    // written past its end.
+    checked_layout(len).expect("list layout")
+}
+
+/// The layout of a list of `len` items, if its size fits. Checked: a
+/// wrapped size would be a small block with `len` items written past its end.
+fn checked_layout(len: usize) -> Option<Layout> {
     len.checked_mul(std::mem::size_of::<Value>())
         .and_then(|b| b.checked_add(std::mem::size_of::<Header>()))
         .and_then(|b| Layout::from_size_align(b, 8).ok())
-        .expect("list layout")
 }
 
 /// A shared, immutable Nix list (see the module header).
@@ -82,10 +85,7 @@ impl List {
     /// size overflows, or the system refuses it): `genList` of a length
     /// taken from the program reports that as CppNix does, out of memory.
     pub fn try_from_fn(len: usize, mut item: impl FnMut(usize) -> Value) -> Option<List> {
-        let l = len
-            .checked_mul(std::mem::size_of::<Value>())
-            .and_then(|b| b.checked_add(std::mem::size_of::<Header>()))
-            .and_then(|b| Layout::from_size_align(b, 8).ok())?;
+        let l = checked_layout(len)?;
         // SAFETY: a non-zero size; the handle (the only reader of the
         // header's length) is made only once all `len` items are written.
         unsafe {

@@ -16,6 +16,12 @@ use crate::vm::Vm;
 /// form (`/nix/store/...` opaque, `=/nix/store/x.drv` deep, `!out!/nix/store/x.drv` built).
 pub type Context = BTreeSet<Rc<str>>;
 
+/// The context a new string keeps: none if it is empty (boxing an empty
+/// one would allocate for nothing; strings drop it anyway).
+pub fn ctx_box(ctx: Context) -> Option<Box<Context>> {
+    (!ctx.is_empty()).then(|| Box::new(ctx))
+}
+
 mod counted;
 pub(crate) use counted::{count_down, count_up, COUNT_MASK};
 mod list;
