@@ -251,3 +251,54 @@ fn an_entry_under_another_keys_name_is_not_read() {
     let r = run(&cache, &main, &[], None);
     assert_eq!((r.hits, r.stdout), (0, good.stdout));
 }
+
+/// CRC-32 (IEEE), as the cache's entries carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn a_nested_chunk_that_does_not_decode_is_an_error_not_a_guess() {
+    // An entry with a valid digest whose nested chunk does not decode can
+    // only be made by hand: the evaluation stops with an error naming the
+    // file, where decoding it at load would have cost every evaluation.
+    let root = std::env::temp_dir().join(format!("nixvm-bc-crafted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let main = root.join("main.nix");
+    std::fs::write(&main, r#"{ a = "needle-in-a-thunk" + "!"; }.a"#).unwrap();
+    let cache = root.join("cache");
+    let good = run(&cache, &main, &[], None);
+    assert_eq!(good.stdout, r#""needle-in-a-thunk!""#);
+    let entry = entries(&cache).pop().unwrap();
+    let mut b = std::fs::read(&entry).unwrap();
+    let at = (b.windows(6).position(|w| w == b"needle")).expect("the string constant");
+    b[at] = 0xff; // no longer UTF-8
+    let body = 64 + 8 + 4;
+    let crc = crc32(&b[body..]).to_le_bytes();
+    b[body - 4..body].copy_from_slice(&crc);
+    std::fs::write(&entry, &b).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
+        .args(["instantiate", "--eval", "--strict"])
+        .arg(&main)
+        .env("NIXVM_BYTECODE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bytecode cache") && stderr.contains("main.nix"),
+        "{stderr}"
+    );
+}

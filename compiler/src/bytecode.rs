@@ -2,61 +2,132 @@
 //! the cache's files and keys; this module owns the format).
 //!
 //! An entry is `MAGIC`, a CRC-32 of the rest (against damage: whoever can
-//! write the cache could write any digest), then postcard of [`Entry`]: the
-//! chunk tree, the parser's warnings, and the names of the symbols the
-//! parse interned and the tree uses. Symbols are written as the ids of the
-//! interner that wrote them, which mean nothing to another process, so
-//! `decode` interns the names again (in the parse's order) and renumbers
-//! every symbol of the tree. A chunk's `file` is the evaluator's index of its
-//! source file, also per process: `decode` sets it. Anything that does not
-//! check out (magic, digest, postcard, a symbol id outside the table) is
-//! `None`, never a guess.
+//! write the cache could write any digest), then a postcard [`Header`] (the
+//! names of the symbols the file uses, the parser's warnings, where the root
+//! chunk is) and the chunk records. Each chunk is a record of its own and
+//! names its nested chunks by their offsets, so that a reader decodes a
+//! chunk only when it is needed: NixOS minimal makes a thunk or closure of
+//! 10,000 of the 307,000 chunks of the files it reads, and decoding and
+//! linking all of them was an eighth of its time. A record comes after the
+//! records of its nested chunks, so an offset always points back and a
+//! damaged entry cannot make a cycle.
+//!
+//! Symbols are written as indices into the header's names, which `decode`
+//! interns in the order a parse of the file first interned them (see
+//! `symbol::recording`), so that new names get the ids a parse would give
+//! them. A chunk's `file` is the evaluator's index of its source file, set
+//! when it is decoded. Anything that does not check out (magic, digest,
+//! postcard, a symbol or constant index out of range, a jump outside the
+//! chunk) is `None`, never a guess.
 
-use crate::chunk::{Chunk, Const, Op};
+use crate::ast::Span;
+use crate::chunk::{Chunk, ChunkKind, Const, ErrCtx, FormalSpec, FormalsInfo, Op};
 use crate::parser::ParseErr;
 use crate::symbol::Symbol;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::rc::Rc;
 
-const MAGIC: &[u8; 8] = b"nixvmbc2";
+const MAGIC: &[u8; 8] = b"nixvmbc3";
 
 /// A hash of the compiler's sources (see build.rs): part of every cache
 /// key, so that no other compiler's entry is ever read.
 pub const FINGERPRINT: &str = env!("NIXVM_COMPILER_FINGERPRINT");
 
 #[derive(Serialize, Deserialize)]
-struct Entry {
-    /// Ids of the writer's interner, in the order a parse of the file first
-    /// interned them (see `symbol::recording`), then any others the tree uses.
-    ids: Vec<u32>,
-    /// Their names, in the order of `ids`: interned in this order on load,
-    /// so that new names get their ids in the order a parse would give them.
-    names: Vec<String>,
+struct Header<'a> {
+    /// Symbols, in the order a parse of the file first interned them, then
+    /// any others the chunks use.
+    #[serde(borrow)]
+    names: Vec<&'a str>,
     warnings: Vec<ParseErr>,
-    chunk: Rc<Chunk>,
+    /// The root chunk's offset among the records.
+    root: u32,
+}
+
+/// A byte string (serde writes a `&[u8]` as a sequence of numbers).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Bytes<'a>(#[serde(borrow)] &'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// A chunk as stored: symbols are indices into the header's names.
+#[derive(Serialize, Deserialize)]
+struct Record<'a> {
+    kind: ChunkKind,
+    name: Option<u32>,
+    span: Span,
+    nslots: u16,
+    /// Per op: its code, then its operands as variable-length integers.
+    #[serde(borrow)]
+    code: Bytes<'a>,
+    /// Per op: the distance of its span's start from the previous one's
+    /// (zigzag) and its length, as variable-length integers.
+    #[serde(borrow)]
+    spans: Bytes<'a>,
+    #[serde(borrow)]
+    consts: Vec<ConstRecord<'a>>,
+    ctxs: Vec<ErrCtx>,
+    part_spans: Vec<(u32, Span)>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum ConstRecord<'a> {
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Path(&'a str),
+    /// A nested chunk: the offset of its record.
+    Chunk(u32),
+    Syms(Vec<u32>),
+    AttrNames(Vec<u32>, Vec<Span>),
+    Withs(Vec<u16>),
+    /// Formals (name, default's constant, span), `...`, the `@` slot.
+    Formals(Vec<(u32, Option<u32>, Span)>, bool, Option<u16>),
+    Text(&'a str),
 }
 
 /// The bytes of a compiled file, the warnings its parse gave and the
 /// symbols its parse and compilation interned, in order (`symbol::recording`).
-pub fn encode(chunk: &Rc<Chunk>, warnings: &[ParseErr], interned: &[Symbol]) -> Vec<u8> {
-    let mut seen: rustc_hash::FxHashSet<u32> = interned.iter().map(|s| s.0).collect();
-    let mut ids: Vec<u32> = interned.iter().map(|s| s.0).collect();
+/// The tree is one `compile_file` made: it has no `Const::Stored`.
+pub fn encode(chunk: &Chunk, warnings: &[ParseErr], interned: &[Symbol]) -> Vec<u8> {
+    let mut index: FxHashMap<Symbol, u32> = FxHashMap::default();
+    let mut order: Vec<Symbol> = Vec::new();
+    for &s in interned {
+        index.entry(s).or_insert_with(|| {
+            order.push(s);
+            order.len() as u32 - 1
+        });
+    }
     let mut rest = Vec::new();
     each_symbol(chunk, &mut |s| {
-        if seen.insert(s.0) {
-            rest.push(s.0)
+        if let std::collections::hash_map::Entry::Vacant(e) = index.entry(s) {
+            e.insert(u32::MAX);
+            rest.push(s);
         }
     });
     rest.sort_unstable();
-    ids.extend(rest);
-    let names = ids.iter().map(|&i| Symbol(i).as_str().to_owned()).collect();
-    let entry = Entry {
-        ids,
+    for s in rest {
+        index.insert(s, order.len() as u32);
+        order.push(s);
+    }
+    let mut enc = Encoder {
+        index: &index,
+        out: Vec::new(),
+    };
+    let root = enc.chunk(chunk);
+    let names: Vec<&str> = order.iter().map(|s| s.as_str()).collect();
+    let header = Header {
         names,
         warnings: warnings.to_vec(),
-        chunk: chunk.clone(),
+        root,
     };
-    let body = postcard::to_allocvec(&entry).expect("a chunk tree serializes");
+    let mut body = postcard::to_allocvec(&header).expect("a header serializes");
+    body.extend_from_slice(&enc.out);
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -64,38 +135,247 @@ pub fn encode(chunk: &Rc<Chunk>, warnings: &[ParseErr], interned: &[Symbol]) -> 
     out
 }
 
-/// The chunk tree (its chunks' `file` set to `file`) and the warnings of
-/// bytes that `encode` wrote, or `None` if they are not such bytes.
-pub fn decode(bytes: &[u8], file: u32) -> Option<(Rc<Chunk>, Vec<ParseErr>)> {
-    let rest = bytes.strip_prefix(MAGIC.as_slice())?;
+struct Encoder<'i> {
+    index: &'i FxHashMap<Symbol, u32>,
+    out: Vec<u8>,
+}
+
+impl Encoder<'_> {
+    /// Write `c`'s nested chunks, then `c`; the offset of `c`'s record.
+    fn chunk(&mut self, c: &Chunk) -> u32 {
+        let sym = |s: &Symbol| self.index[s];
+        let mut consts = Vec::with_capacity(c.consts.len());
+        for k in &c.consts {
+            consts.push(match k {
+                // Chunks nest as deeply as the source (100,000 levels in
+                // tests): grow the stack as needed.
+                Const::Chunk(inner) => {
+                    ConstRecord::Chunk(stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+                        self.chunk(inner)
+                    }))
+                }
+                Const::Int(n) => ConstRecord::Int(*n),
+                Const::Float(f) => ConstRecord::Float(*f),
+                Const::Str(s) => ConstRecord::Str(s),
+                Const::Path(p) => ConstRecord::Path(p),
+                Const::Syms(s) => ConstRecord::Syms(s.iter().map(sym).collect()),
+                Const::AttrNames(s, sp) => {
+                    ConstRecord::AttrNames(s.iter().map(sym).collect(), sp.clone())
+                }
+                Const::Withs(w) => ConstRecord::Withs(w.clone()),
+                Const::Formals(f) => ConstRecord::Formals(
+                    (f.formals.iter())
+                        .map(|x| (sym(&x.name), x.default, x.span))
+                        .collect(),
+                    f.ellipsis,
+                    f.at_slot,
+                ),
+                Const::Text(t) => ConstRecord::Text(t),
+                Const::Stored(_) => unreachable!("a compiled tree has no stored chunks"),
+            });
+        }
+        let mut code = Vec::with_capacity(c.code.len() * 3);
+        for op in &c.code {
+            let (a, b) = ops::parts(op, |s| self.index[&s]);
+            code.push(op.code() as u8);
+            let n = ops::ARITY[op.code()];
+            if n > 0 {
+                put_varint(&mut code, a);
+            }
+            if n > 1 {
+                put_varint(&mut code, b);
+            }
+        }
+        let mut spans = Vec::with_capacity(c.spans.len() * 3);
+        let mut prev = 0u32;
+        for s in &c.spans {
+            let d = s.start.wrapping_sub(prev) as i32;
+            put_varint(&mut spans, ((d << 1) ^ (d >> 31)) as u32);
+            put_varint(&mut spans, s.end.wrapping_sub(s.start));
+            prev = s.start;
+        }
+        let rec = Record {
+            kind: c.kind,
+            name: c.name.as_ref().map(sym),
+            span: c.span,
+            nslots: c.nslots,
+            code: Bytes(&code),
+            spans: Bytes(&spans),
+            consts,
+            ctxs: c.ctxs.clone(),
+            part_spans: c.part_spans.clone(),
+        };
+        let at = u32::try_from(self.out.len()).expect("an entry under 4 GiB");
+        self.out =
+            postcard::to_extend(&rec, std::mem::take(&mut self.out)).expect("a record serializes");
+        at
+    }
+}
+
+/// A decoded entry: its chunks still as bytes, each decoded on demand.
+pub struct Stored {
+    bytes: Vec<u8>,
+    /// Where the records start in `bytes`.
+    records: usize,
+    syms: Box<[Symbol]>,
+}
+
+impl Stored {
+    /// The chunk whose record is at `at`, its `file` set to `file`; its
+    /// nested chunks are `Const::Stored` offsets. `None` if the record does
+    /// not check out.
+    pub fn chunk(&self, at: u32, file: u32) -> Option<Chunk> {
+        let recs = &self.bytes[self.records..];
+        let (rec, _) = postcard::take_from_bytes::<Record>(recs.get(at as usize..)?).ok()?;
+        let sym = |i: u32| self.syms.get(i as usize).copied();
+        let syms = |v: Vec<u32>| v.into_iter().map(sym).collect::<Option<Vec<_>>>();
+        let mut consts = Vec::with_capacity(rec.consts.len());
+        for k in rec.consts {
+            consts.push(match k {
+                // Nested records come first: no cycles.
+                ConstRecord::Chunk(c) if c < at => Const::Stored(c),
+                ConstRecord::Chunk(_) => return None,
+                ConstRecord::Int(n) => Const::Int(n),
+                ConstRecord::Float(f) => Const::Float(f),
+                ConstRecord::Str(s) => Const::Str(s.to_owned()),
+                ConstRecord::Path(p) => Const::Path(p.to_owned()),
+                ConstRecord::Syms(s) => Const::Syms(syms(s)?),
+                ConstRecord::AttrNames(s, sp) if s.len() == sp.len() => {
+                    Const::AttrNames(syms(s)?, sp)
+                }
+                ConstRecord::AttrNames(..) => return None,
+                ConstRecord::Withs(w) => Const::Withs(w),
+                ConstRecord::Formals(f, ellipsis, at_slot) => Const::Formals(FormalsInfo {
+                    formals: (f.into_iter())
+                        .map(|(name, default, span)| {
+                            Some(FormalSpec {
+                                name: sym(name)?,
+                                default,
+                                span,
+                            })
+                        })
+                        .collect::<Option<_>>()?,
+                    ellipsis,
+                    at_slot,
+                }),
+                ConstRecord::Text(t) => Const::Text(t.to_owned()),
+            });
+        }
+        let code = ops::read(rec.code.0, &sym)?;
+        let spans = read_spans(rec.spans.0, code.len())?;
+        if !ops::operands_ok(&code, &consts) {
+            return None;
+        }
+        Some(Chunk {
+            kind: rec.kind,
+            name: match rec.name {
+                Some(i) => Some(sym(i)?),
+                None => None,
+            },
+            file,
+            span: rec.span,
+            code,
+            spans,
+            consts,
+            nslots: rec.nslots,
+            ctxs: rec.ctxs,
+            part_spans: rec.part_spans,
+            env_names: Vec::new(),
+        })
+    }
+
+    /// The bytes it holds.
+    pub fn size(&self) -> usize {
+        self.bytes.capacity() + self.syms.len() * std::mem::size_of::<Symbol>()
+    }
+}
+
+/// The entry in `bytes[start..]` (as `encode` wrote it): its chunks, its
+/// root chunk (`file` set to `file`) and its parse's warnings; `None` if
+/// they are not such bytes.
+pub fn decode(bytes: Vec<u8>, start: usize, file: u32) -> Option<(Stored, Chunk, Vec<ParseErr>)> {
+    let rest = bytes.get(start..)?.strip_prefix(MAGIC.as_slice())?;
     let (crc, body) = rest.split_first_chunk::<4>()?;
     if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
         return None;
     }
-    let mut entry: Entry = postcard::from_bytes(body).ok()?;
-    if entry.ids.len() != entry.names.len() {
-        return None;
-    }
-    let ours: rustc_hash::FxHashMap<u32, Symbol> = (entry.ids.iter().copied())
-        .zip(entry.names.iter().map(|n| Symbol::intern(n)))
-        .collect();
-    let mut ok = true;
-    let chunk = Rc::get_mut(&mut entry.chunk)?;
-    relink(chunk, file, &mut |s: &mut Symbol| match ours.get(&s.0) {
-        Some(&o) => *s = o,
-        None => ok = false,
-    })?;
-    ok.then_some((entry.chunk, entry.warnings))
+    let (header, recs) = postcard::take_from_bytes::<Header>(body).ok()?;
+    let syms: Box<[Symbol]> = header.names.iter().map(|n| Symbol::intern(n)).collect();
+    let (warnings, root) = (header.warnings, header.root);
+    let records = bytes.len() - recs.len();
+    let stored = Stored {
+        bytes,
+        records,
+        syms,
+    };
+    let chunk = stored.chunk(root, file)?;
+    Some((stored, chunk, warnings))
 }
 
-/// `Chunk::code` as one byte string of 8-byte records (the opcode, a 32-bit
-/// and a 24-bit operand): read with one check per op, where serde's derive
-/// reads each variant and operand on its own (that was half of a load).
-pub mod op_blob {
-    use crate::chunk::{Op, U24};
-    use serde::{Deserializer, Serializer};
+fn put_varint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
 
-    fn parts(op: &Op) -> (u32, u32) {
+/// A `put_varint` number at `b[*at..]`, or `None` if there is none.
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u32> {
+    let mut n = 0u64;
+    for shift in (0..35).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        n |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return u32::try_from(n).ok();
+        }
+    }
+    None
+}
+
+fn read_spans(b: &[u8], ops: usize) -> Option<Vec<Span>> {
+    let mut spans = Vec::with_capacity(ops);
+    let (mut at, mut prev) = (0, 0u32);
+    while at < b.len() {
+        let z = get_varint(b, &mut at)?;
+        let d = ((z >> 1) as i32) ^ -((z & 1) as i32);
+        let start = prev.wrapping_add(d as u32);
+        let end = start.checked_add(get_varint(b, &mut at)?)?;
+        spans.push(Span { start, end });
+        prev = start;
+    }
+    (spans.len() == ops).then_some(spans)
+}
+
+/// Ops as records: the opcode, then up to two operands.
+mod ops {
+    use super::{get_varint, Const};
+    use crate::chunk::{Op, U24};
+    use crate::symbol::Symbol;
+
+    /// How many operands each opcode's record carries.
+    pub const ARITY: [u8; Op::COUNT] = {
+        let mut a = [0u8; Op::COUNT];
+        let one = [
+            0, 4, 6, 7, 8, 9, 12, 14, 15, 18, 20, 21, 27, 28, 29, 42, 44, 45,
+        ];
+        let two = [5, 16, 19, 41, 43];
+        let mut i = 0;
+        while i < one.len() {
+            a[one[i]] = 1;
+            i += 1;
+        }
+        i = 0;
+        while i < two.len() {
+            a[two[i]] = 2;
+            i += 1;
+        }
+        a
+    };
+
+    /// An op's operands as numbers, its symbol written by `sym`.
+    pub fn parts(op: &Op, sym: impl Fn(Symbol) -> u32) -> (u32, u32) {
         let b = |u: U24| u.get();
         match *op {
             Op::Const(a)
@@ -113,16 +393,16 @@ pub mod op_blob {
             | Op::RecOverrides(a) => (a, 0),
             Op::PushEnv(a) | Op::SetLocal(a) => (a as u32, 0),
             Op::Local(d, i) => (d as u32 | (i as u32) << 16, 0),
-            Op::Select(s) | Op::HasAttr(s) => (s.0, 0),
-            Op::Dyn(s, u) | Op::SelectOr(s, u) | Op::HasAttrStep(s, u) => (s.0, b(u)),
+            Op::Select(s) | Op::HasAttr(s) => (sym(s), 0),
+            Op::Dyn(s, u) | Op::SelectOr(s, u) | Op::HasAttrStep(s, u) => (sym(s), b(u)),
             Op::ConcatStrings(n, f) => (n, f as u32),
             Op::AssertEq(a, u) => (a, b(u)),
             _ => (0, 0),
         }
     }
 
-    fn op(code: u8, a: u32, b: u32) -> Option<Op> {
-        use crate::symbol::Symbol as S;
+    /// The op of `parts`, its symbol read by `sym`.
+    pub fn op(code: u8, a: u32, b: u32, sym: impl Fn(u32) -> Option<Symbol>) -> Option<Op> {
         let u = U24::new(b)?;
         let short = || u16::try_from(a).ok();
         Some(match code {
@@ -131,7 +411,7 @@ pub mod op_blob {
             2 => Op::True,
             3 => Op::False,
             4 => Op::Local(a as u16, (a >> 16) as u16),
-            5 => Op::Dyn(S(a), u),
+            5 => Op::Dyn(sym(a)?, u),
             6 => Op::Thunk(a),
             7 => Op::Closure(a),
             8 => Op::PushEnv(short()?),
@@ -141,12 +421,12 @@ pub mod op_blob {
             12 => Op::MakeAttrs(a),
             13 => Op::AttrsDyn,
             14 => Op::MakeList(a),
-            15 => Op::Select(S(a)),
-            16 => Op::SelectOr(S(a), u),
+            15 => Op::Select(sym(a)?),
+            16 => Op::SelectOr(sym(a)?, u),
             17 => Op::SelectDyn,
             18 => Op::SelectDynOr(a),
-            19 => Op::HasAttrStep(S(a), u),
-            20 => Op::HasAttr(S(a)),
+            19 => Op::HasAttrStep(sym(a)?, u),
+            20 => Op::HasAttr(sym(a)?),
             21 => Op::HasAttrStepDyn(a),
             22 => Op::HasAttrDyn,
             23 => Op::Call,
@@ -176,36 +456,61 @@ pub mod op_blob {
         })
     }
 
-    pub fn serialize<S: Serializer>(code: &[Op], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::with_capacity(code.len() * 8);
-        for o in code {
-            let (a, b) = parts(o);
-            out.push(o.code() as u8);
-            out.extend_from_slice(&a.to_le_bytes());
-            out.extend_from_slice(&b.to_le_bytes()[..3]);
+    /// The ops of a record's code bytes.
+    pub fn read(b: &[u8], sym: &impl Fn(u32) -> Option<Symbol>) -> Option<Vec<Op>> {
+        let mut code = Vec::with_capacity(b.len() / 2);
+        let mut at = 0;
+        while let Some(&c) = b.get(at) {
+            at += 1;
+            let n = *ARITY.get(c as usize)?;
+            let a = if n > 0 { get_varint(b, &mut at)? } else { 0 };
+            let bb = if n > 1 { get_varint(b, &mut at)? } else { 0 };
+            code.push(op(c, a, bb, sym)?);
         }
-        s.serialize_bytes(&out)
+        Some(code)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Op>, D::Error> {
-        let bytes: &[u8] = serde::Deserialize::deserialize(d)?;
-        let bad = || serde::de::Error::custom("not an op");
-        if !bytes.len().is_multiple_of(8) {
-            return Err(bad());
-        }
-        (bytes.chunks_exact(8))
-            .map(|r| {
-                let a = u32::from_le_bytes([r[1], r[2], r[3], r[4]]);
-                let b = u32::from_le_bytes([r[5], r[6], r[7], 0]);
-                op(r[0], a, b).ok_or_else(bad)
-            })
-            .collect()
+    /// Whether every constant an op names is there and of the kind the VM
+    /// reads there, and every jump lands inside the chunk.
+    pub fn operands_ok(code: &[Op], consts: &[Const]) -> bool {
+        let k = |i: u32| consts.get(i as usize);
+        let value = |i: u32| {
+            matches!(
+                k(i),
+                Some(Const::Int(_) | Const::Float(_) | Const::Str(_) | Const::Path(_))
+            )
+        };
+        let inside = |t: u32| t as usize <= code.len();
+        let op_ok = |op: &Op| match *op {
+            Op::Const(c) => value(c),
+            Op::Thunk(c) | Op::Closure(c) => matches!(k(c), Some(Const::Stored(_))),
+            Op::MakeAttrs(c) => matches!(k(c), Some(Const::AttrNames(..))),
+            Op::Dyn(_, c) => matches!(k(c.get()), Some(Const::Withs(_))),
+            Op::Assert(c) | Op::AssertEq(c, _) => matches!(k(c), Some(Const::Text(_))),
+            Op::RecOverrides(c) => matches!(k(c), Some(Const::Syms(_))),
+            Op::BindFormals(c) => match k(c) {
+                Some(Const::Formals(f)) => (f.formals.iter())
+                    .filter_map(|x| x.default)
+                    .all(|d| value(d) || matches!(k(d), Some(Const::Stored(_)))),
+                _ => false,
+            },
+            Op::Jump(t)
+            | Op::JumpIfFalse(t)
+            | Op::JumpIfTrue(t)
+            | Op::SelectDynOr(t)
+            | Op::HasAttrStepDyn(t) => inside(t),
+            Op::SelectOr(_, t) | Op::HasAttrStep(_, t) => inside(t.get()),
+            _ => true,
+        };
+        code.iter().all(op_ok)
     }
 
     #[test]
     fn every_op_reads_back_as_written() {
-        let s = crate::symbol::Symbol(70_000);
+        let s = Symbol(70_000);
         let u = U24::new(0xabcdef).unwrap();
+        let id = |s: Symbol| s.0;
+        let back = |i: u32| Some(Symbol(i));
         let ops = [
             Op::Const(u32::MAX),
             Op::Local(65_535, 7),
@@ -222,71 +527,34 @@ pub mod op_blob {
             Op::Return,
         ];
         for o in ops {
-            let (a, b) = parts(&o);
-            assert_eq!(op(o.code() as u8, a, b), Some(o));
+            let (a, b) = parts(&o, id);
+            assert_eq!(op(o.code() as u8, a, b, back), Some(o));
         }
-        for code in 0..crate::chunk::Op::COUNT as u8 {
-            let o = op(code, 1, 0).expect("every code");
+        // Every code, its operands all 1: a record that carried fewer than
+        // the op has would lose one.
+        for code in 0..Op::COUNT as u8 {
+            let o = op(code, 1, 1, back).expect("every code");
             assert_eq!(o.code(), code as usize);
+            let (a, b) = parts(&o, id);
+            let mut bytes = vec![code];
+            if ARITY[code as usize] > 0 {
+                super::put_varint(&mut bytes, a);
+            }
+            if ARITY[code as usize] > 1 {
+                super::put_varint(&mut bytes, b);
+            }
+            assert_eq!(read(&bytes, &back), Some(vec![o]), "{}", o.name());
         }
-        assert_eq!(op(Op::COUNT as u8, 0, 0), None);
-        assert_eq!(op(41, 0, 2), None, "a flag is 0 or 1");
-        assert_eq!(op(8, 1 << 16, 0), None, "a slot count is 16 bits");
+        assert_eq!(op(Op::COUNT as u8, 0, 0, back), None);
+        assert_eq!(op(41, 0, 2, back), None, "a flag is 0 or 1");
+        assert_eq!(op(8, 1 << 16, 0, back), None, "a slot count is 16 bits");
+        assert_eq!(op(15, 1, 0, |_| None), None, "a symbol outside the table");
     }
-}
-
-/// A nested chunk, read and written on a stack grown as needed: a tree is
-/// as deep as the source's nesting (100,000 levels in tests), and serde
-/// recurses once per level.
-pub mod nested {
-    use crate::chunk::Chunk;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::rc::Rc;
-
-    pub fn serialize<S: Serializer>(c: &Rc<Chunk>, s: S) -> Result<S::Ok, S::Error> {
-        stacker::maybe_grow(64 * 1024, 1024 * 1024, || c.serialize(s))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rc<Chunk>, D::Error> {
-        stacker::maybe_grow(64 * 1024, 1024 * 1024, || Rc::<Chunk>::deserialize(d))
-    }
-}
-
-/// `Chunk::spans` as one byte string of (start, end) pairs.
-pub mod span_blob {
-    use crate::ast::Span;
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(spans: &[Span], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::with_capacity(spans.len() * 8);
-        for sp in spans {
-            out.extend_from_slice(&sp.start.to_le_bytes());
-            out.extend_from_slice(&sp.end.to_le_bytes());
-        }
-        s.serialize_bytes(&out)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Span>, D::Error> {
-        let bytes: &[u8] = serde::Deserialize::deserialize(d)?;
-        if !bytes.len().is_multiple_of(8) {
-            return Err(serde::de::Error::custom("not a span"));
-        }
-        Ok((bytes.chunks_exact(8))
-            .map(|r| Span {
-                start: u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
-                end: u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
-            })
-            .collect())
-    }
-}
-
-fn op_symbol(op: &Op) -> Option<Symbol> {
-    op_symbol_mut(&mut { *op }).copied()
 }
 
 /// The symbol operand of an op, if it has one.
-fn op_symbol_mut(op: &mut Op) -> Option<&mut Symbol> {
-    match op {
+fn op_symbol(op: &Op) -> Option<Symbol> {
+    match *op {
         Op::Dyn(s, _)
         | Op::Select(s)
         | Op::SelectOr(s, _)
@@ -312,127 +580,11 @@ fn each_symbol(c: &Chunk, f: &mut impl FnMut(Symbol)) {
             | Const::Str(_)
             | Const::Path(_)
             | Const::Withs(_)
-            | Const::Text(_) => {}
+            | Const::Text(_)
+            | Const::Stored(_) => {}
         }
     }
-}
-
-/// `each_symbol`'s walk, renumbering each symbol with `f` and setting
-/// each chunk's file; `None` if a nested chunk is shared (a fresh decode
-/// owns every chunk alone).
-fn relink(c: &mut Chunk, file: u32, f: &mut impl FnMut(&mut Symbol)) -> Option<()> {
-    c.file = file;
-    c.name.iter_mut().for_each(&mut *f);
-    c.code
-        .iter_mut()
-        .filter_map(op_symbol_mut)
-        .for_each(&mut *f);
-    for k in &mut c.consts {
-        match k {
-            Const::Chunk(inner) => {
-                let inner = Rc::get_mut(inner)?;
-                stacker::maybe_grow(64 * 1024, 1024 * 1024, || relink(inner, file, f))?
-            }
-            Const::Syms(s) | Const::AttrNames(s, _) => s.iter_mut().for_each(&mut *f),
-            Const::Formals(fi) => fi.formals.iter_mut().for_each(|x| f(&mut x.name)),
-            Const::Int(_)
-            | Const::Float(_)
-            | Const::Str(_)
-            | Const::Path(_)
-            | Const::Withs(_)
-            | Const::Text(_) => {}
-        }
-    }
-    Some(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parser::{parse, ParseOptions};
-    use rustc_hash::FxHashMap;
-
-    fn compile(src: &str) -> (Rc<Chunk>, Vec<ParseErr>) {
-        let opts = ParseOptions {
-            lint_url: crate::parser::LintLevel::Warn,
-            ..Default::default()
-        };
-        let (ast, warnings) = parse(src, "t.nix", "/d", opts).expect("parses");
-        let mut globals = FxHashMap::default();
-        globals.insert(Symbol::intern("toString"), 0);
-        let chunk = crate::compile_file(&ast, &globals, 7, src, "t.nix").unwrap();
-        (chunk, warnings)
-    }
-
-    fn without_slot_names(c: &Chunk) -> Chunk {
-        let mut c = c.clone();
-        c.env_names.clear();
-        for k in &mut c.consts {
-            if let Const::Chunk(i) = k {
-                *i = Rc::new(without_slot_names(i));
-            }
-        }
-        c
-    }
-
-    fn listing(c: &Chunk) -> String {
-        crate::disasm::disassemble(c)
-    }
-
-    const SRC: &str = r#"
-        let f = { a, b ? a.x or 1, ... }@args: with args; a.y.z + b + c;
-            s = rec { p = ./p; q = "s${toString p}"; inherit (s) t; r = 2.5; };
-        in [ (f { a = { y.z = 1; }; c = 3; }) s.q (s ? r) http://u ]
-    "#;
-
-    #[test]
-    fn a_decoded_tree_lists_as_the_compiled_one() {
-        let (chunk, warnings) = compile(SRC);
-        let bytes = encode(&chunk, &warnings, &[]);
-        let (back, w2) = decode(&bytes, 7).expect("decodes");
-        // The same ops, spans, error contexts and constants (symbols print
-        // as their names); not the slot names of listings, which the cache
-        // does not keep.
-        let chunk = without_slot_names(&chunk);
-        assert_eq!(listing(&back), listing(&chunk));
-        assert_eq!(format!("{back:?}"), format!("{chunk:?}"));
-        assert_eq!(w2, warnings);
-        assert!(!warnings.is_empty(), "the URL literal warns");
-    }
-
-    #[test]
-    fn symbols_are_renumbered_by_name_and_files_set() {
-        let (chunk, warnings) = compile(SRC);
-        let mut bytes = encode(&chunk, &warnings, &[]);
-        // Another interner: rewrite the table's names to ones this thread
-        // has not seen (same lengths), keeping the digest valid.
-        let body_start = MAGIC.len() + 4;
-        let mut entry: Entry = postcard::from_bytes(&bytes[body_start..]).unwrap();
-        let renamed: Vec<String> = entry.names.iter().map(|n| format!("zz_{n}")).collect();
-        entry.names = renamed;
-        let body = postcard::to_allocvec(&entry).unwrap();
-        bytes.truncate(MAGIC.len());
-        bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        bytes.extend_from_slice(&body);
-        let (back, _) = decode(&bytes, 3).unwrap();
-        assert_eq!(back.file, 3);
-        let mut seen = Vec::new();
-        each_symbol(&back, &mut |s| seen.push(s.as_str()));
-        assert!(seen.iter().all(|n| n.starts_with("zz_")), "{seen:?}");
-        assert!(seen.contains(&"zz_a") && seen.contains(&"zz_y"), "{seen:?}");
-    }
-
-    #[test]
-    fn damaged_bytes_are_refused_not_trusted() {
-        let (chunk, warnings) = compile(SRC);
-        let bytes = encode(&chunk, &warnings, &[]);
-        assert!(decode(&bytes[..bytes.len() - 1], 0).is_none(), "truncated");
-        assert!(decode(&bytes[..20], 0).is_none(), "cut in the digest");
-        assert!(decode(b"", 0).is_none());
-        for i in [0, 9, 45, bytes.len() / 2, bytes.len() - 1] {
-            let mut b = bytes.clone();
-            b[i] ^= 0x40;
-            assert!(decode(&b, 0).is_none(), "byte {i} flipped");
-        }
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@ use std::rc::Rc;
 /// A 24-bit operand: an op with two operands keeps one of them in 24 bits so
 /// that every `Op` is 8 bytes (NixOS minimal links 1.8 M of them). The
 /// compiler refuses a chunk whose constants or ops outgrow it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct U24([u8; 3]);
 
 impl U24 {
@@ -39,7 +39,7 @@ impl std::fmt::Display for U24 {
 }
 
 /// One VM instruction. Jump targets are absolute instruction indices.
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Op {
     /// Push a constant from the pool.
     Const(u32),
@@ -231,7 +231,7 @@ impl Op {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct FormalSpec {
     pub name: Symbol,
     /// Index of the default's thunk chunk among the chunk's constants.
@@ -240,7 +240,7 @@ pub struct FormalSpec {
     pub span: crate::ast::Span,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct FormalsInfo {
     /// In source order; slot `i` of the call env holds formal `i`.
     pub formals: Vec<FormalSpec>,
@@ -249,13 +249,13 @@ pub struct FormalsInfo {
     pub at_slot: Option<u16>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub enum Const {
     Int(i64),
     Float(f64),
     Str(String),
     Path(String),
-    Chunk(#[serde(with = "crate::bytecode::nested")] Rc<Chunk>),
+    Chunk(Rc<Chunk>),
     Syms(Vec<Symbol>),
     /// Attribute names (sorted by id) and where each was defined.
     AttrNames(Vec<Symbol>, Vec<Span>),
@@ -263,6 +263,9 @@ pub enum Const {
     Withs(Vec<u16>),
     Formals(FormalsInfo),
     Text(String),
+    /// A nested chunk still in a bytecode cache entry: the offset of its
+    /// record (only in a chunk `bytecode::Stored::chunk` decoded).
+    Stored(u32),
 }
 
 /// What a frame of CppNix's (`errorCtx`) says about the code it wraps.
@@ -391,16 +394,14 @@ pub enum ChunkKind {
     Lambda,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Chunk {
     pub kind: ChunkKind,
     /// The lambda's name if it was bound to one, for traces and printing.
     pub name: Option<Symbol>,
     pub file: u32,
     pub span: Span,
-    #[serde(with = "crate::bytecode::op_blob")]
     pub code: Vec<Op>,
-    #[serde(with = "crate::bytecode::span_blob")]
     pub spans: Vec<Span>,
     pub consts: Vec<Const>,
     /// Number of env slots a call creates (lambdas only).
@@ -415,7 +416,6 @@ pub struct Chunk {
     /// `None` is the call env of a lambda, `Some(i)` the env op `i` pushes.
     /// Slots past the names hold `inherit (e)` sources. Not in the bytecode
     /// cache (listings compile afresh).
-    #[serde(skip)]
     pub env_names: Vec<(Option<u32>, Vec<Symbol>)>,
 }
 

@@ -180,6 +180,7 @@ fn show_const(c: &Const) -> String {
         Const::Str(s) => format!("{:?}", s),
         Const::Path(p) => p.clone(),
         Const::Chunk(_) => "<chunk>".into(),
+        Const::Stored(at) => format!("<stored chunk @{at}>"),
         Const::Syms(s) => format!("{:?}", s),
         Const::AttrNames(s, _) => format!("{:?}", s),
         Const::Withs(w) => format!("withs {:?}", w),

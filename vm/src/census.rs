@@ -372,6 +372,10 @@ pub fn census(vm: &Vm, extra: &[Value]) -> Census {
         }
     }
     w.todo.push(Item::E(vm.globals.clone()));
+    // Cache entries whose chunks are linked as they are used.
+    for s in vm.stored_entries() {
+        w.c.add(Kind::Code, s.size());
+    }
     for v in extra {
         w.value(v);
     }

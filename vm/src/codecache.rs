@@ -10,66 +10,107 @@
 //! never looked at. Entries are written to a temporary file and renamed, so
 //! a reader sees a whole entry or none; one that fails its digest or decode
 //! (a damaged disk, a truncated copy) is ignored and written again. Errors
-//! of the cache itself are never errors of the evaluation.
+//! of the cache itself are not errors of the evaluation, with one exception:
+//! an entry's nested chunks are decoded when first used (see
+//! `bytecode`), long after the file's digest was checked, and one that
+//! then does not decode (an entry made by hand with a valid digest, or a
+//! bug) fails the evaluation with an error that names the entry, rather
+//! than be guessed at.
 
-use nixvm_compiler::{bytecode, Chunk, ParseErr, ParseOptions, Symbol};
+use nixvm_compiler::bytecode::{self, Stored};
+use nixvm_compiler::{Chunk, ParseErr, ParseOptions, Symbol};
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 /// `$XDG_CACHE_HOME/nixvm/bytecode`, else `~/.cache/nixvm/bytecode`.
 pub fn default_dir() -> Option<PathBuf> {
     Some(crate::state::cache_home()?.join("nixvm/bytecode"))
 }
 
-/// What a compilation depends on besides the compiler.
+/// The part of every key that is the same for all files of an evaluation:
+/// the compiler, the parse options and the root env's names (hashed once,
+/// not once per file: sorting and writing the globals was 2% of NixOS
+/// minimal).
+#[derive(Clone)]
+pub struct KeyBase(Sha256);
+
+fn field(h: &mut Sha256, b: &[u8]) {
+    h.update((b.len() as u64).to_le_bytes());
+    h.update(b);
+}
+
+impl KeyBase {
+    pub fn new(opts: &ParseOptions, globals: &FxHashMap<Symbol, u16>) -> KeyBase {
+        let mut h = Sha256::new();
+        field(&mut h, bytecode::FINGERPRINT.as_bytes());
+        field(&mut h, format!("{opts:?}").as_bytes());
+        let mut globals: Vec<(u16, &str)> = globals.iter().map(|(s, &i)| (i, s.as_str())).collect();
+        globals.sort_unstable();
+        field(&mut h, &(globals.len() as u64).to_le_bytes());
+        for (i, name) in globals {
+            field(&mut h, &i.to_le_bytes());
+            field(&mut h, name.as_bytes());
+        }
+        KeyBase(h)
+    }
+}
+
+/// What a file's compilation depends on besides the `KeyBase`.
 pub struct Inputs<'a> {
     pub src: &'a str,
     pub raw: bool,
     pub name: &'a str,
     pub base_dir: &'a str,
-    pub opts: &'a ParseOptions,
-    pub globals: &'a FxHashMap<Symbol, u16>,
 }
 
 /// Where an entry for `inputs` lives under `dir`.
-pub fn entry_path(dir: &Path, inputs: &Inputs) -> PathBuf {
-    let mut h = Sha256::new();
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(b);
-    };
-    field(bytecode::FINGERPRINT.as_bytes());
-    field(inputs.src.as_bytes());
-    field(&[inputs.raw as u8]);
-    field(inputs.name.as_bytes());
-    field(inputs.base_dir.as_bytes());
-    field(format!("{:?}", inputs.opts).as_bytes());
-    let mut globals: Vec<(u16, &str)> = inputs
-        .globals
-        .iter()
-        .map(|(s, &i)| (i, s.as_str()))
-        .collect();
-    globals.sort_unstable();
-    for (i, name) in globals {
-        field(&i.to_le_bytes());
-        field(name.as_bytes());
-    }
+pub fn entry_path(dir: &Path, base: &KeyBase, inputs: &Inputs) -> PathBuf {
+    let mut h = base.0.clone();
+    field(&mut h, inputs.src.as_bytes());
+    field(&mut h, &[inputs.raw as u8]);
+    field(&mut h, inputs.name.as_bytes());
+    field(&mut h, inputs.base_dir.as_bytes());
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     // One directory: making a directory costs here as much as writing
     // several entries, and ext4 indexes large directories.
     dir.join(hex)
 }
 
-/// The entry at `path`, its chunks' file set to `file`; `None` when there is
-/// none or it does not check out.
-pub fn load(path: &Path, file: u32) -> Option<(Rc<Chunk>, Vec<ParseErr>)> {
-    let bytes = std::fs::read(path).ok()?;
-    // An entry starts with its own key: one copied or renamed to another
-    // key's name is not that key's.
-    let key = path.file_name()?.as_encoded_bytes();
-    bytecode::decode(bytes.strip_prefix(key)?, file)
+/// An entry starts with its own key: one copied or renamed to another
+/// key's name is not that key's.
+fn key(path: &Path) -> &[u8] {
+    path.file_name()
+        .map(|k| k.as_encoded_bytes())
+        .unwrap_or_default()
+}
+
+/// The entry at `path`: its chunks, its root chunk (its `file` set to
+/// `file`) and its parse's warnings; `None` when there is none or it does
+/// not check out.
+pub fn load(path: &Path, file: u32) -> Option<(Stored, Chunk, Vec<ParseErr>)> {
+    decode(path, std::fs::read(path).ok()?, file)
+}
+
+/// `load` for bytes already read (or just made by `entry_bytes`).
+pub fn decode(path: &Path, bytes: Vec<u8>, file: u32) -> Option<(Stored, Chunk, Vec<ParseErr>)> {
+    let k = key(path);
+    if !bytes.starts_with(k) || k.is_empty() {
+        return None;
+    }
+    bytecode::decode(bytes, k.len(), file)
+}
+
+/// The bytes of the entry at `path` for a compiled file.
+pub fn entry_bytes(
+    path: &Path,
+    chunk: &Chunk,
+    warnings: &[ParseErr],
+    interned: &[Symbol],
+) -> Vec<u8> {
+    let mut bytes = key(path).to_vec();
+    bytes.extend_from_slice(&bytecode::encode(chunk, warnings, interned));
+    bytes
 }
 
 /// Writes entries on a thread of its own, so that an evaluation that fills
@@ -85,21 +126,9 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Queue the entry for `chunk` at `path` (written at once if no thread
-    /// can be started).
-    pub fn store(
-        &mut self,
-        path: &Path,
-        chunk: &Rc<Chunk>,
-        warnings: &[ParseErr],
-        interned: &[Symbol],
-    ) {
-        let key = path
-            .file_name()
-            .map(|k| k.as_encoded_bytes())
-            .unwrap_or_default();
-        let mut bytes = key.to_vec();
-        bytes.extend_from_slice(&bytecode::encode(chunk, warnings, interned));
+    /// Queue `bytes` (`entry_bytes`) to be written at `path` (written at
+    /// once if no thread can be started).
+    pub fn store(&mut self, path: &Path, bytes: Vec<u8>) {
         if self.queue.is_none() {
             let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
             let spawned = std::thread::Builder::new()

@@ -299,6 +299,8 @@ pub struct Stats {
     pub parse_time: std::time::Duration,
     pub compile_time: std::time::Duration,
     pub link_time: std::time::Duration,
+    /// Chunks linked (from the cache, a nested chunk only once it is used).
+    pub chunks_linked: u64,
 }
 
 #[cfg(test)]

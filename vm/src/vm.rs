@@ -195,6 +195,11 @@ pub struct Vm {
     pub observer: Option<Box<dyn crate::observe::Observer>>,
     /// Writes the bytecode cache's new entries (see `codecache`).
     pub code_cache: crate::codecache::Writer,
+    /// The part of cache keys that is the same for every file, once made.
+    cache_key: Option<crate::codecache::KeyBase>,
+    /// The chunks of files read from (or written to) the cache, by file:
+    /// nested chunks are decoded and linked when first used (`link_stored`).
+    stored: FxHashMap<u32, (nixvm_compiler::bytecode::Stored, PathBuf)>,
     /// The blocks of envs and thunks. Declared last: it is dropped after
     /// everything that may hold them.
     pub heap: crate::heap::Heap,
@@ -274,6 +279,8 @@ impl Vm {
             gc,
             observer: None,
             code_cache: Default::default(),
+            cache_key: None,
+            stored: FxHashMap::default(),
             heap,
         }
     }
@@ -289,6 +296,11 @@ impl Vm {
         f(&self.empty_list);
         f(&self.empty_attrs);
         self.ext.roots(f);
+    }
+
+    /// The bytecode cache entries whose chunks are linked as they are used.
+    pub(crate) fn stored_entries(&self) -> impl Iterator<Item = &nixvm_compiler::bytecode::Stored> {
+        self.stored.values().map(|(s, _)| s)
     }
 
     /// Where a `PosIdx` points.
@@ -331,7 +343,38 @@ impl Vm {
         stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.link_inner(chunk))
     }
 
+    /// Link the nested chunk that constant `c` of `owner` names, if it is
+    /// still in its file's cache entry, and put it in the constant's place.
+    #[cold]
+    #[inline(never)]
+    fn link_stored(&mut self, owner: &Rc<Proto>, c: u32) -> EvalResult<()> {
+        let k = &owner.consts()[c as usize];
+        let CView::Stored(at) = k.view() else {
+            return Ok(());
+        };
+        let file = owner.file();
+        let t = std::time::Instant::now();
+        let entry = self.stored.get(&file);
+        let Some(chunk) = entry.and_then(|(s, _)| s.chunk(at, file)) else {
+            let path = entry.map(|(_, p)| p.display().to_string());
+            return Err(EvalError::new(
+                ErrorKind::Other,
+                format!(
+                    "the bytecode cache's entry '{}' for '{}' does not decode (remove it, or \
+                     set NIXVM_BYTECODE_CACHE=0)",
+                    path.unwrap_or_default(),
+                    owner.source.name
+                ),
+            ));
+        };
+        let p = self.link(&chunk);
+        k.link(p);
+        self.stats.link_time += t.elapsed();
+        Ok(())
+    }
+
     fn link_inner(&mut self, chunk: &Chunk) -> Rc<Proto> {
+        self.stats.chunks_linked += 1;
         let source = self.files[chunk.file as usize].clone();
         let raw = source.raw;
         let consts: Vec<Constant> = chunk
@@ -347,6 +390,7 @@ impl Vm {
                 Const::Str(s) => PConst::Value(Value::str(s)),
                 Const::Path(p) => PConst::Value(Value::path(p)),
                 Const::Chunk(c) => PConst::Proto(self.link(c)),
+                Const::Stored(at) => PConst::Stored(*at),
                 Const::Syms(s) => PConst::Syms(s.clone()),
                 Const::AttrNames(s, sp) => {
                     let names: Vec<_> = (s.iter().zip(sp.iter()))
@@ -433,28 +477,30 @@ impl Vm {
         // Only files (not strings, whose text is all there is) go to the cache.
         let t0 = std::time::Instant::now();
         let cache_entry = match (from_disk, &self.settings.bytecode_cache) {
-            (true, Some(dir)) => Some(crate::codecache::entry_path(
-                dir,
-                &crate::codecache::Inputs {
+            (true, Some(dir)) => {
+                let opts = self.parse_options();
+                let base = (self.cache_key).get_or_insert_with(|| {
+                    crate::codecache::KeyBase::new(&opts, &self.global_names)
+                });
+                let inputs = crate::codecache::Inputs {
                     src,
                     raw,
                     name,
                     base_dir,
-                    opts: &self.parse_options(),
-                    globals: &self.global_names,
-                },
-            )),
+                };
+                Some(crate::codecache::entry_path(dir, base, &inputs))
+            }
             _ => None,
         };
         let cached = cache_entry
             .as_deref()
             .and_then(|p| crate::codecache::load(p, file));
         self.stats.cache_time += t0.elapsed();
-        let chunk = match cached {
-            Some((chunk, warnings)) => {
+        let (chunk, stored) = match cached {
+            Some((stored, chunk, warnings)) => {
                 self.stats.cache_hits += 1;
                 self.parse_warnings(file, &warnings);
-                chunk
+                (Rc::new(chunk), Some(stored))
             }
             None => {
                 // What the parse interns, in order, goes with the entry (see
@@ -469,14 +515,27 @@ impl Vm {
                     ),
                 };
                 let (chunk, warnings) = r?;
-                if let Some(p) = &cache_entry {
-                    let t = std::time::Instant::now();
-                    self.code_cache.store(p, &chunk, &warnings, &interned);
-                    self.stats.cache_time += t.elapsed();
+                match &cache_entry {
+                    // The entry just made serves this evaluation as a read
+                    // one would: chunks are linked as they are used.
+                    Some(p) => {
+                        let t = std::time::Instant::now();
+                        let bytes = crate::codecache::entry_bytes(p, &chunk, &warnings, &interned);
+                        self.code_cache.store(p, bytes.clone());
+                        let back = crate::codecache::decode(p, bytes, file);
+                        self.stats.cache_time += t.elapsed();
+                        match back {
+                            Some((stored, root, _)) => (Rc::new(root), Some(stored)),
+                            None => (chunk, None),
+                        }
+                    }
+                    None => (chunk, None),
                 }
-                chunk
             }
         };
+        if let (Some(stored), Some(path)) = (stored, cache_entry) {
+            self.stored.insert(file, (stored, path));
+        }
         let t2 = std::time::Instant::now();
         let proto = self.link(&chunk);
         self.stats.link_time += t2.elapsed();
@@ -889,9 +948,13 @@ impl Vm {
     pub fn call2(&mut self, f: Value, a: Value, b: Value) -> EvalResult<Value> {
         let f = self.force(f)?;
         if let View::Lambda(cl) = &f.view() {
-            if let (false, [Op::Closure(c), Op::Return]) = (cl.proto.has_formals(), cl.proto.code())
+            if let (false, &[Op::Closure(c), Op::Return]) =
+                (cl.proto.has_formals(), cl.proto.code())
             {
-                let CView::Proto(inner) = cl.proto.consts()[*c as usize].view() else {
+                if cl.proto.consts()[c as usize].is_stored() {
+                    self.link_stored(&cl.proto, c)?;
+                }
+                let CView::Proto(inner) = cl.proto.consts()[c as usize].view() else {
                     unreachable!("proto constant")
                 };
                 let inner = inner.clone();
@@ -1373,6 +1436,10 @@ impl Vm {
                     }
                 }
                 Op::Thunk(c) => {
+                    if self.proto_const(fi, c).is_stored() {
+                        let owner = self.frames[fi].proto.clone();
+                        self.link_stored(&owner, c)?;
+                    }
                     let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
@@ -1392,6 +1459,10 @@ impl Vm {
                     crate::cycles::maybe_collect(self);
                 }
                 Op::Closure(c) => {
+                    if self.proto_const(fi, c).is_stored() {
+                        let owner = self.frames[fi].proto.clone();
+                        self.link_stored(&owner, c)?;
+                    }
                     let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
@@ -1835,6 +1906,10 @@ impl Vm {
                 }
                 None => match f.default {
                     Some(dc) => {
+                        if self.frames[fi].proto.consts()[dc as usize].is_stored() {
+                            let owner = self.frames[fi].proto.clone();
+                            self.link_stored(&owner, dc)?;
+                        }
                         let v = match self.frames[fi].proto.consts()[dc as usize].view() {
                             CView::Proto(p) if p.kind == ChunkKind::Thunk => {
                                 self.stats.thunks_created += 1;

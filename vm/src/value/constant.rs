@@ -6,7 +6,9 @@
 //! thunk, so the word is never 0), so `Op::Const` borrows it as a `Value`
 //! with one test. Tags from `OWN` up name the other kinds, each a 48-bit
 //! pointer below them: an `Rc` (`Proto`, `FormalsInfo`) or a [`Thin`]
-//! slice, which keeps its length in its own allocation.
+//! slice, which keeps its length in its own allocation, or (`STORED`) the
+//! offset of a nested chunk not yet decoded from its bytecode cache entry,
+//! which becomes a `Proto` in place when first used (`Constant::link`).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::marker::PhantomData;
@@ -23,6 +25,8 @@ use super::{PosIdx, Proto, Value};
 pub enum PConst {
     Value(Value),
     Proto(Rc<Proto>),
+    /// A nested chunk still in its file's cache entry, at this offset.
+    Stored(u32),
     Syms(Vec<Symbol>),
     /// The names of a set literal's attributes, sorted, each with where it
     /// is defined.
@@ -40,6 +44,7 @@ pub enum PConst {
 pub enum CView<'a> {
     Value(&'a Value),
     Proto(Ref<'a, Proto>),
+    Stored(u32),
     Syms(&'a [Symbol]),
     AttrNames(&'a [(Symbol, PosIdx)]),
     AttrNamesUnsorted(&'a [(Symbol, PosIdx)]),
@@ -57,11 +62,14 @@ const WITHS: u64 = OWN + 3;
 const FORMALS: u64 = OWN + 4;
 const TEXT: u64 = OWN + 5;
 const NAMES_UNSORTED: u64 = OWN + 6;
+const STORED: u64 = OWN + 7;
 
 /// A packed constant (see the module header).
 #[repr(transparent)]
 pub struct Constant {
-    bits: NonZeroU64,
+    /// Changes once, from `STORED` to `PROTO` (`link`); no borrow of a
+    /// `STORED` word is ever handed out.
+    bits: std::cell::Cell<NonZeroU64>,
     /// Holds `Rc`s: not `Send`, not `Sync`.
     _not_send: PhantomData<*const ()>,
 }
@@ -77,6 +85,7 @@ impl Constant {
                 b
             }
             PConst::Proto(p) => tagged(PROTO, Rc::into_raw(p) as *const u8),
+            PConst::Stored(at) => STORED << SHIFT | at as u64,
             PConst::Formals(f) => tagged(FORMALS, Rc::into_raw(f) as *const u8),
             PConst::Syms(s) => tagged(SYMS, Thin::alloc(&s)),
             PConst::AttrNames(s) => tagged(NAMES, Thin::alloc(&s)),
@@ -85,25 +94,42 @@ impl Constant {
             PConst::Text(t) => tagged(TEXT, Thin::alloc(t.as_bytes())),
         };
         Constant {
-            bits: NonZeroU64::new(bits).expect("a constant's bits are never 0"),
+            bits: std::cell::Cell::new(
+                NonZeroU64::new(bits).expect("a constant's bits are never 0"),
+            ),
             _not_send: PhantomData,
         }
     }
 
     #[inline]
     fn tag(&self) -> u64 {
-        self.bits.get() >> SHIFT
+        self.bits.get().get() >> SHIFT
     }
     #[inline]
     fn ptr(&self) -> *const u8 {
-        (self.bits.get() & PAYLOAD) as *const u8
+        (self.bits.get().get() & PAYLOAD) as *const u8
+    }
+
+    /// Whether it is a nested chunk still to be decoded.
+    #[inline]
+    pub fn is_stored(&self) -> bool {
+        self.tag() == STORED
+    }
+
+    /// Make a `STORED` constant the `Proto` its chunk linked to.
+    pub fn link(&self, p: Rc<Proto>) {
+        assert!(self.is_stored(), "only a stored chunk is linked late");
+        let bits = tagged(PROTO, Rc::into_raw(p) as *const u8);
+        self.bits
+            .set(NonZeroU64::new(bits).expect("a pointer is never 0"));
     }
 
     /// The constant as a value, if it is one: `Op::Const`'s one test.
     #[inline]
     pub fn value(&self) -> Option<&Value> {
         // SAFETY: below `OWN` the word is a value's bits, and both types
-        // are a transparent `NonZeroU64`.
+        // are a transparent `NonZeroU64` (`Cell` is transparent too); a
+        // value's word never changes.
         (self.tag() < OWN).then(|| unsafe { &*(self as *const Constant as *const Value) })
     }
 
@@ -118,6 +144,7 @@ impl Constant {
         unsafe {
             match self.tag() {
                 PROTO => CView::Proto(Ref::new(p as *const Proto)),
+                STORED => CView::Stored(p as u32),
                 FORMALS => CView::Formals(Ref::new(p as *const FormalsInfo)),
                 SYMS => CView::Syms(Thin::slice(p)),
                 NAMES => CView::AttrNames(Thin::slice(p)),
@@ -141,8 +168,9 @@ impl Drop for Constant {
         // SAFETY: this constant owns what its bits name, once.
         unsafe {
             match self.tag() {
-                t if t < OWN => drop(Value::from_raw_bits(self.bits.get())),
+                t if t < OWN => drop(Value::from_raw_bits(self.bits.get().get())),
                 PROTO => drop(Rc::from_raw(p as *const Proto)),
+                STORED => {}
                 FORMALS => drop(Rc::from_raw(p as *const FormalsInfo)),
                 SYMS => Thin::<Symbol>::free(p),
                 NAMES | NAMES_UNSORTED => Thin::<(Symbol, PosIdx)>::free(p),
@@ -250,5 +278,19 @@ mod tests {
             crate::value::View::String(r) => assert_eq!(r.strong_count(), 1),
             _ => panic!("a string"),
         }
+    }
+
+    #[test]
+    fn a_stored_chunk_becomes_its_proto_in_place() {
+        let c = Constant::new(PConst::Stored(1234));
+        assert!(c.is_stored() && c.value().is_none());
+        assert!(matches!(c.view(), CView::Stored(1234)));
+        let p = crate::value::test_proto();
+        c.link(p.clone());
+        assert!(!c.is_stored());
+        assert!(matches!(c.view(), CView::Proto(q) if Rc::ptr_eq(&q, &p)));
+        assert_eq!(Rc::strong_count(&p), 2);
+        drop(c);
+        assert_eq!(Rc::strong_count(&p), 1);
     }
 }
