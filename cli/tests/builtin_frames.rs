@@ -5,14 +5,12 @@
 //! --show-trace -E EXPR` (the frames these cases exercise are the same in
 //! the corpus's 2.36).
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 
 fn check(expr: &str, want: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+    let out = common::nixvm_cmd()
         .args([
             "instantiate",
             "--eval",

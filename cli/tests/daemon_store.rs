@@ -3,12 +3,13 @@
 //! (store/tests/common/daemon.rs), checked with CppNix's nix-store there.
 //! The drvPaths are CppNix 2.34.8's for the same files.
 
+mod common;
+
 #[path = "../../store/tests/common/daemon.rs"]
 mod daemon;
 
 use daemon::PrivateDaemon;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// CppNix 2.34.8's `nix-instantiate fixtures/daemon/top.nix`.
 const TOP_DRV: &str = "/nix/store/3iflbvkaf4wqdwkfi2f7dywsj2vl0az6-top.drv";
@@ -33,11 +34,7 @@ fn fixtures(d: &PrivateDaemon) -> PathBuf {
 
 fn nixvm(d: &PrivateDaemon, cwd: &Path, args: &[&str]) -> Run {
     let uri = format!("unix://{}?root={}", d.socket.display(), d.root.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+    let out = common::nixvm_cmd()
         .args(args)
         .args(["--store", &uri])
         .current_dir(cwd)
@@ -197,11 +194,7 @@ fn build_and_ifd_through_the_daemon() {
 
 #[test]
 fn store_uris_that_are_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+    let out = common::nixvm_cmd()
         .args(["instantiate", "--eval", "-E", "1", "--store", "s3://bucket"])
         .output()
         .unwrap();
@@ -210,11 +203,7 @@ fn store_uris_that_are_refused() {
         String::from_utf8_lossy(&out.stderr),
         "error: don't know how to open Nix store with scheme 's3'\n"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+    let out = common::nixvm_cmd()
         .args([
             "instantiate",
             "-E",

@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::process::Command;
-
 const N: usize = 100_000;
 
 /// A deep value built at run time rather than written out.
@@ -216,11 +214,7 @@ fn every_construct_100000_deep_exits_0_or_1() {
         }
         // `nixvm eval` renders errors with codespan: the excerpt of a deep
         // line must not be a problem either.
-        let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-            .env(
-                "XDG_CACHE_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-            )
+        let out = common::nixvm_cmd()
             .args(["eval", "-f", file])
             .env("NIXVM_STORE", env.dir.join("store"))
             .output()

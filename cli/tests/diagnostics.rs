@@ -10,7 +10,9 @@
 //! CppNix:` comment and checks only what agrees (a prefix of the message,
 //! or the message without the position).
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 
 struct Run {
     code: Option<i32>,
@@ -19,11 +21,7 @@ struct Run {
 }
 
 fn nixvm(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nixvm"));
-    cmd.env(
-        "XDG_CACHE_HOME",
-        concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-    );
+    let mut cmd = common::nixvm_cmd();
     cmd.args(args)
         .current_dir(std::env::temp_dir())
         .env_remove("NIX_PATH")

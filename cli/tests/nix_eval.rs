@@ -6,14 +6,9 @@
 mod common;
 
 use common::{run, Env, Out};
-use std::process::Command;
 
 fn nixvm(e: &Env, args: &[&str]) -> Out {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nixvm"));
-    c.env(
-        "XDG_CACHE_HOME",
-        concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-    );
+    let mut c = common::nixvm_cmd();
     c.arg("eval").args(args);
     // The links' environment: no configuration, a scratch store, HOME known.
     let links = e.cmd("nix-instantiate", &[]);

@@ -1,15 +1,11 @@
 //! `--stats`: the collector's settings reach it from `--option` as from the
 //! environment, and the report names what is live per kind.
 
-use std::process::Command;
+mod common;
 
 /// `nixvm instantiate --eval ARGS -E EXPR`, which must succeed.
 fn eval(args: &[&str], expr: &str) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nixvm"))
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+    let out = common::nixvm_cmd()
         .args(["instantiate", "--eval"])
         .args(args)
         .args(["-E", expr])

@@ -38,10 +38,7 @@ fn scratch(tag: &str) -> PathBuf {
 fn run(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(release_nixvm());
     cmd.current_dir(dir)
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+        .env("XDG_CACHE_HOME", common::CACHE_HOME)
         .env_remove("NIX_STORE_DIR")
         .env_remove("NIXVM_STORE")
         .args(args);
@@ -292,10 +289,7 @@ fn a_killed_build_leaves_nothing_valid_and_is_redone() {
     let store = dir.join("store");
     let store_s = store.to_string_lossy().into_owned();
     let mut child = Command::new(release_nixvm())
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+        .env("XDG_CACHE_HOME", common::CACHE_HOME)
         .current_dir(&dir)
         .env_remove("NIX_STORE_DIR")
         .env("NIXVM_TEST_HANG", "1")

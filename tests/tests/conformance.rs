@@ -51,10 +51,7 @@ fn run_level(level: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
         std::process::id()
     ));
     Command::new("bash")
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+        .env("XDG_CACHE_HOME", common::CACHE_HOME)
         .env("NIXVM_STORE", &store)
         .env("NIXVM", release_nixvm())
         .arg(workspace().join("tests/conformance.sh"))
@@ -211,10 +208,7 @@ fn eval_okay_cases_pass_with_a_collection_at_every_safe_point() {
     let Some(runner) = runner() else { return };
     let log = std::env::temp_dir().join(format!("nixvm-gc-stress-{}.log", std::process::id()));
     let out = Command::new("bash")
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+        .env("XDG_CACHE_HOME", common::CACHE_HOME)
         .env("NIXVM_GC_STRESS", "1")
         .arg(&runner)
         .args(["-j", "2", "-k", "eval-okay", "-t", "60", "-o"])

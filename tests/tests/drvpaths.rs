@@ -16,10 +16,7 @@ fn drv_paths_match_cppnix() {
     // Read-only evaluation writes nothing; point the store at a scratch dir all the same.
     let scratch = std::env::temp_dir().join(format!("nixvm-drvpaths-{}", std::process::id()));
     let out = Command::new(&bin)
-        .env(
-            "XDG_CACHE_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
-        )
+        .env("XDG_CACHE_HOME", common::CACHE_HOME)
         .current_dir(&fixtures)
         .env("NIXVM_STORE", &scratch)
         .env_remove("NIX_STORE_DIR")

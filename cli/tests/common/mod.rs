@@ -1,9 +1,24 @@
-//! Shared by the drop-in tests: the binary run through `nix-instantiate` /
-//! `nix-build` links in a scratch directory with an empty configuration.
+//! Shared by the CLI's tests: the binary as a command whose bytecode cache
+//! is under the target directory, and for the drop-in tests the binary run
+//! through `nix-instantiate` / `nix-build` links in a scratch directory with
+//! an empty configuration.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+/// The nixvm binary, its bytecode cache under the target directory (never
+/// the user's `~/.cache`).
+pub fn nixvm_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nixvm"));
+    c.env("XDG_CACHE_HOME", cache_home());
+    c
+}
+
+/// The `XDG_CACHE_HOME` of the tests' runs.
+pub fn cache_home() -> &'static str {
+    concat!(env!("CARGO_TARGET_TMPDIR"), "/cache")
+}
 
 pub struct Out {
     pub code: Option<i32>,

@@ -22,3 +22,7 @@ pub fn release_nixvm() -> PathBuf {
     );
     bin
 }
+
+/// The `XDG_CACHE_HOME` of every nixvm the tests run: under the target
+/// directory, so that runs never fill the user's `~/.cache` with bytecode.
+pub const CACHE_HOME: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/cache");
