@@ -227,8 +227,9 @@ pub struct Vm {
     pub observer: Option<Box<dyn crate::observe::Observer>>,
     /// Writes the bytecode cache's new entries (see `codecache`).
     pub code_cache: crate::codecache::Writer,
-    /// The part of cache keys that is the same for every file, once made.
-    cache_key: Option<crate::codecache::KeyBase>,
+    /// The part of cache keys that is the same for every file, once made
+    /// (made again when the root env's names are set).
+    pub(crate) cache_key: Option<crate::codecache::KeyBase>,
     /// The chunks of files read from (or written to) the cache, by file:
     /// nested chunks are decoded and linked when first used (`link_stored`).
     stored: FxHashMap<u32, (nixvm_compiler::bytecode::Stored, PathBuf)>,

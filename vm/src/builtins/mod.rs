@@ -136,6 +136,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     }
     vm.globals = Env::with_values(&vm.heap, None, values);
     vm.global_names = names;
+    vm.cache_key = None;
     vm.builtins = builtins;
     let f = derivations::wrapper(vm).expect("the derivation wrapper compiles");
     derivation.set(f);
