@@ -266,6 +266,12 @@ impl Stored {
         if !ops::operands_ok(&code, &consts) {
             return None;
         }
+        // Error contexts and operand spans name ops of this chunk.
+        let n = code.len() as u32;
+        let ctxs_ok = (rec.ctxs.iter()).all(|c| c.start <= c.end && c.end <= n);
+        if !ctxs_ok || rec.part_spans.iter().any(|&(op, _)| op >= n) {
+            return None;
+        }
         Some(Chunk {
             kind: rec.kind,
             name: match rec.name {
@@ -341,7 +347,8 @@ fn read_spans(b: &[u8], ops: usize) -> Option<Vec<Span>> {
         let z = get_varint(b, &mut at)?;
         let d = ((z >> 1) as i32) ^ -((z & 1) as i32);
         let start = prev.wrapping_add(d as u32);
-        let end = start.checked_add(get_varint(b, &mut at)?)?;
+        // The inverse of the encoder's wrapping difference.
+        let end = start.wrapping_add(get_varint(b, &mut at)?);
         spans.push(Span { start, end });
         prev = start;
     }
@@ -471,8 +478,13 @@ mod ops {
     }
 
     /// Whether every constant an op names is there and of the kind the VM
-    /// reads there, and every jump lands inside the chunk.
+    /// reads there, every jump lands on an op of the chunk, and the chunk
+    /// ends in `Return` (as every compiled one does), so that the run loop
+    /// never reads past its end.
     pub fn operands_ok(code: &[Op], consts: &[Const]) -> bool {
+        if code.last() != Some(&Op::Return) {
+            return false;
+        }
         let k = |i: u32| consts.get(i as usize);
         let value = |i: u32| {
             matches!(
@@ -480,13 +492,14 @@ mod ops {
                 Some(Const::Int(_) | Const::Float(_) | Const::Str(_) | Const::Path(_))
             )
         };
-        let inside = |t: u32| t as usize <= code.len();
+        let inside = |t: u32| (t as usize) < code.len();
         let op_ok = |op: &Op| match *op {
             Op::Const(c) => value(c),
             Op::Thunk(c) | Op::Closure(c) => matches!(k(c), Some(Const::Stored(_))),
             Op::MakeAttrs(c) => matches!(k(c), Some(Const::AttrNames(..))),
             Op::Dyn(_, c) => matches!(k(c.get()), Some(Const::Withs(_))),
-            Op::Assert(c) | Op::AssertEq(c, _) => matches!(k(c), Some(Const::Text(_))),
+            Op::Assert(c) => matches!(k(c), Some(Const::Text(_))),
+            Op::AssertEq(c, at) => matches!(k(c), Some(Const::Text(_))) && inside(at.get()),
             Op::RecOverrides(c) => matches!(k(c), Some(Const::Syms(_))),
             Op::BindFormals(c) => match k(c) {
                 Some(Const::Formals(f)) => (f.formals.iter())

@@ -365,7 +365,7 @@ pub fn census(vm: &Vm, extra: &[Value]) -> Census {
     };
     vm.roots(&mut |v| w.value(v));
     for f in &vm.frames {
-        w.todo.push(Item::P(f.proto.clone()));
+        w.todo.push(Item::P(f.proto().clone()));
         w.todo.push(Item::E(f.env.clone()));
         if let FrameKind::Thunk(t) = &f.kind {
             w.value(&Value::Thunk(t.clone()));

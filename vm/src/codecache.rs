@@ -15,7 +15,10 @@
 //! `bytecode`), long after the file's digest was checked, and one that
 //! then does not decode (an entry made by hand with a valid digest, or a
 //! bug) fails the evaluation with an error that names the entry, rather
-//! than be guessed at.
+//! than be guessed at. Decoding checks what a chunk's ops name (constants,
+//! jump targets, error contexts), not what they do to the stack and the
+//! envs: a hand-made entry that decodes can still make the run loop panic.
+//! Whoever can write the cache can already make it give any answer.
 
 use nixvm_compiler::bytecode::{self, Stored};
 use nixvm_compiler::{Chunk, ParseErr, ParseOptions, Symbol};

@@ -26,7 +26,9 @@ pub enum FrameKind {
 pub struct Frame {
     /// `proto`'s ops, read at every op without going through the `Proto`.
     code: CodeRef,
-    pub proto: Rc<Proto>,
+    /// Private, and never assigned after the frame is made: `code` points
+    /// into it (`Frame::proto` reads it).
+    proto: Rc<Proto>,
     pub ip: usize,
     pub env: Env,
     pub base: usize,
@@ -163,6 +165,11 @@ fn pop_return(frames: &mut Vec<Frame>) -> Popped {
 }
 
 impl Frame {
+    /// The code this frame runs.
+    pub fn proto(&self) -> &Rc<Proto> {
+        &self.proto
+    }
+
     /// The position of the instruction this frame executed last (the call
     /// it is waiting in, or the one that failed).
     pub fn current_pos(&self) -> Option<Pos> {

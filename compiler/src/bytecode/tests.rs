@@ -208,16 +208,25 @@ fn a_record_may_name_only_earlier_records() {
 fn operands_are_checked_against_the_constants() {
     let stored = Const::Stored(0);
     let ok = |code: &[Op], consts: &[Const]| ops::operands_ok(code, consts);
-    assert!(ok(&[Op::Const(0)], &[Const::Int(1)]));
-    assert!(!ok(&[Op::Const(1)], &[Const::Int(1)]), "index out of range");
+    let r = Op::Return;
+    assert!(ok(&[Op::Const(0), r], &[Const::Int(1)]));
     assert!(
-        !ok(&[Op::Const(0)], std::slice::from_ref(&stored)),
-        "a chunk is no value"
+        !ok(&[Op::Const(0)], &[Const::Int(1)]),
+        "no Return at the end"
     );
-    assert!(ok(&[Op::Thunk(0)], std::slice::from_ref(&stored)));
-    assert!(!ok(&[Op::Closure(0)], &[Const::Int(1)]));
-    assert!(ok(&[Op::Jump(1)], &[]), "a jump to the end");
-    assert!(!ok(&[Op::Jump(2)], &[]), "a jump past the end");
+    assert!(!ok(&[], &[]), "no ops at all");
+    assert!(
+        !ok(&[Op::Const(1), r], &[Const::Int(1)]),
+        "index out of range"
+    );
+    let just_stored = std::slice::from_ref(&stored);
+    assert!(!ok(&[Op::Const(0), r], just_stored), "a chunk is no value");
+    assert!(ok(&[Op::Thunk(0), r], just_stored));
+    assert!(!ok(&[Op::Closure(0), r], &[Const::Int(1)]));
+    assert!(ok(&[Op::Jump(1), r], &[]), "a jump to the Return");
+    assert!(!ok(&[Op::Jump(2), r], &[]), "a jump past the end");
+    let u = |n| crate::chunk::U24::new(n).unwrap();
+    assert!(!ok(&[Op::AssertEq(0, u(5)), r], &[Const::Text("t".into())]));
     let formals = |default| {
         Const::Formals(FormalsInfo {
             formals: vec![FormalSpec {
@@ -229,6 +238,45 @@ fn operands_are_checked_against_the_constants() {
             at_slot: None,
         })
     };
-    assert!(ok(&[Op::BindFormals(0)], &[formals(Some(1)), stored]));
-    assert!(!ok(&[Op::BindFormals(0)], &[formals(Some(2))]));
+    assert!(ok(&[Op::BindFormals(0), r], &[formals(Some(1)), stored]));
+    assert!(!ok(&[Op::BindFormals(0), r], &[formals(Some(2))]));
+}
+
+#[test]
+fn error_contexts_and_operand_spans_name_ops_of_their_chunk() {
+    let decodes = |c: &Chunk| {
+        let index = FxHashMap::default();
+        let mut enc = Encoder {
+            index: &index,
+            out: Vec::new(),
+        };
+        let at = enc.chunk(c);
+        let s = Stored {
+            bytes: enc.out,
+            records: 0,
+            syms: Box::new([]),
+        };
+        s.chunk(at, 0).is_some()
+    };
+    let mut c = Chunk::new(ChunkKind::File, 0, Span::default());
+    c.code = vec![Op::Null, Op::Return];
+    c.spans = vec![Span { start: 9, end: 3 }, Span::default()];
+    assert!(decodes(&c), "a span that ends before it starts reads back");
+    let ctx = |start, end| crate::chunk::ErrCtx {
+        start,
+        end,
+        msg: crate::chunk::CtxMsg::NotArg,
+        forced: None,
+        except_forced: None,
+        at: None,
+    };
+    c.ctxs = vec![ctx(0, 2)];
+    assert!(decodes(&c));
+    c.ctxs = vec![ctx(0, 3)];
+    assert!(!decodes(&c), "a context past the last op");
+    c.ctxs = vec![ctx(2, 1)];
+    assert!(!decodes(&c), "a context that ends before it starts");
+    c.ctxs.clear();
+    c.part_spans = vec![(2, Span::default())];
+    assert!(!decodes(&c), "an operand span of no op");
 }
