@@ -24,6 +24,7 @@ use crate::ast::Span;
 use crate::chunk::{Chunk, ChunkKind, Const, ErrCtx, FormalSpec, FormalsInfo, Op};
 use crate::parser::ParseErr;
 use crate::symbol::Symbol;
+use crate::varint::{get as get_varint, put as put_varint};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -316,28 +317,6 @@ pub fn decode(bytes: Vec<u8>, start: usize, file: u32) -> Option<(Stored, Chunk,
     };
     let chunk = stored.chunk(root, file)?;
     Some((stored, chunk, warnings))
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: u32) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// A `put_varint` number at `b[*at..]`, or `None` if there is none.
-fn get_varint(b: &[u8], at: &mut usize) -> Option<u32> {
-    let mut n = 0u64;
-    for shift in (0..35).step_by(7) {
-        let byte = *b.get(*at)?;
-        *at += 1;
-        n |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return u32::try_from(n).ok();
-        }
-    }
-    None
 }
 
 fn read_spans(b: &[u8], ops: usize) -> Option<Vec<Span>> {

@@ -18,6 +18,7 @@ pub mod bytecode;
 pub mod chunk;
 pub mod compile;
 pub mod disasm;
+pub mod varint;
 
 pub use chunk::{Chunk, Const, Op};
 pub use compile::compile_file;

@@ -518,10 +518,12 @@ impl Vm {
         let t0 = std::time::Instant::now();
         let cache_entry = match (from_disk, &self.settings.bytecode_cache) {
             (true, Some(dir)) => {
-                let opts = self.parse_options();
-                let base = (self.cache_key).get_or_insert_with(|| {
-                    crate::codecache::KeyBase::new(&opts, &self.global_names)
-                });
+                if self.cache_key.is_none() {
+                    let opts = self.parse_options();
+                    let base = crate::codecache::KeyBase::new(&opts, &self.global_names);
+                    self.cache_key = Some(base);
+                }
+                let base = self.cache_key.as_ref().expect("made above");
                 let inputs = crate::codecache::Inputs {
                     src,
                     raw,
@@ -1379,6 +1381,17 @@ impl Vm {
         &self.frames[fi].proto.consts()[c as usize]
     }
 
+    /// Link nested-chunk constant `c` of frame `fi`'s code if it is still
+    /// stored (see `link_stored`): one test on the usual path.
+    #[inline(always)]
+    fn link_frame_const(&mut self, fi: usize, c: u32) -> EvalResult<()> {
+        if self.proto_const(fi, c).is_stored() {
+            let owner = self.frames[fi].proto.clone();
+            self.link_stored(&owner, c)?;
+        }
+        Ok(())
+    }
+
     /// The loop; `OBSERVE`: tell `self.observer` each op (see `observe`).
     fn run_inner<const OBSERVE: bool>(&mut self, stop: usize) -> EvalResult<()> {
         loop {
@@ -1478,10 +1491,7 @@ impl Vm {
                     }
                 }
                 Op::Thunk(c) => {
-                    if self.proto_const(fi, c).is_stored() {
-                        let owner = self.frames[fi].proto.clone();
-                        self.link_stored(&owner, c)?;
-                    }
+                    self.link_frame_const(fi, c)?;
                     let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
@@ -1501,10 +1511,7 @@ impl Vm {
                     crate::cycles::maybe_collect(self);
                 }
                 Op::Closure(c) => {
-                    if self.proto_const(fi, c).is_stored() {
-                        let owner = self.frames[fi].proto.clone();
-                        self.link_stored(&owner, c)?;
-                    }
+                    self.link_frame_const(fi, c)?;
                     let CView::Proto(p) = self.proto_const(fi, c).view() else {
                         unreachable!("proto constant")
                     };
@@ -1948,10 +1955,7 @@ impl Vm {
                 }
                 None => match f.default {
                     Some(dc) => {
-                        if self.frames[fi].proto.consts()[dc as usize].is_stored() {
-                            let owner = self.frames[fi].proto.clone();
-                            self.link_stored(&owner, dc)?;
-                        }
+                        self.link_frame_const(fi, dc)?;
                         let v = match self.frames[fi].proto.consts()[dc as usize].view() {
                             CView::Proto(p) if p.kind == ChunkKind::Thunk => {
                                 self.stats.thunks_created += 1;

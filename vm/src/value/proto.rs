@@ -39,25 +39,11 @@ const _: () = {
 /// Ops between two recorded offsets into the packed spans.
 const SPAN_STEP: usize = 16;
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut n: u32) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
+pub(super) use nixvm_compiler::varint::put as put_varint;
 
+/// A `put_varint` number in bytes this module packed.
 pub(super) fn get_varint(b: &[u8], at: &mut usize) -> u32 {
-    let (mut n, mut shift) = (0u32, 0);
-    loop {
-        let byte = b[*at];
-        *at += 1;
-        n |= ((byte & 0x7f) as u32) << shift;
-        if byte < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
+    nixvm_compiler::varint::get(b, at).expect("bytes packed by put_varint")
 }
 
 /// How many offsets the packed spans of `ops` ops record.
