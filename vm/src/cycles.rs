@@ -157,6 +157,8 @@ pub fn maybe_collect(vm: &mut Vm) {
 /// everything only they held).
 pub fn collect(vm: &mut Vm) {
     let start = Instant::now();
+    // Memory is wanted: what was kept to be freed later goes first.
+    vm.graveyard.flush();
     let r = free_garbage(&vm.heap, vm.gc.others);
     let after = r.live - r.garbage;
     let g = &mut vm.gc;

@@ -14,6 +14,7 @@ pub mod env;
 pub mod error;
 pub mod fetch;
 pub mod force;
+pub mod graveyard;
 pub mod heap;
 pub mod observe;
 pub mod ops;

@@ -240,6 +240,8 @@ pub struct Vm {
     /// The chunks of files read from (or written to) the cache, by file:
     /// nested chunks are decoded and linked when first used (`link_stored`).
     stored: FxHashMap<u32, (nixvm_compiler::bytecode::Stored, PathBuf)>,
+    /// Large lists that died as builtins' arguments, not freed yet.
+    pub graveyard: crate::graveyard::Graveyard,
     /// The blocks of envs and thunks. Declared last: it is dropped after
     /// everything that may hold them.
     pub heap: crate::heap::Heap,
@@ -321,6 +323,7 @@ impl Vm {
             code_cache: Default::default(),
             cache_key: None,
             stored: FxHashMap::default(),
+            graveyard: Default::default(),
             heap,
         }
     }
@@ -1089,17 +1092,17 @@ impl Vm {
                 }
             }
             Owned::PrimOpApp(app) => {
-                let mut args = Vec::with_capacity(app.args.len() + 1);
-                args.extend(app.args.iter().cloned());
+                // The last handle of a partial application gives its
+                // arguments up rather than copying them.
+                let (prim, mut args) = match Rc::try_unwrap(app) {
+                    Ok(PrimOpApp { prim, args }) => (prim, args),
+                    Err(app) => (app.prim.clone(), app.args.clone()),
+                };
                 args.push(arg);
-                if args.len() == app.prim.arity {
-                    let p = app.prim.clone();
-                    Ok(Some(self.call_prim(&p, &mut args)?))
+                if args.len() == prim.arity {
+                    Ok(Some(self.call_prim(&prim, &mut args)?))
                 } else {
-                    Ok(Some(Value::PrimOpApp(Rc::new(PrimOpApp {
-                        prim: app.prim.clone(),
-                        args,
-                    }))))
+                    Ok(Some(Value::PrimOpApp(Rc::new(PrimOpApp { prim, args }))))
                 }
             }
             Owned::Attrs(a) if a.contains(known::FUNCTOR) => {
@@ -1138,6 +1141,11 @@ impl Vm {
             }
         };
         self.call_depth -= 1;
+        if r.is_ok() {
+            for a in args.iter_mut() {
+                self.graveyard.offer(a);
+            }
+        }
         r.map_err(|mut e| {
             // CppNix gives a builtin's errors the builtin's position, which is
             // none; the call site goes on this frame (see `call_site`).
