@@ -499,10 +499,10 @@ mod ops {
 
     #[test]
     fn every_op_reads_back_as_written() {
-        let s = Symbol(70_000);
+        let s = Symbol::from_id(70_000);
         let u = U24::new(0xabcdef).unwrap();
-        let id = |s: Symbol| s.0;
-        let back = |i: u32| Some(Symbol(i));
+        let id = |s: Symbol| s.id();
+        let back = |i: u32| Some(Symbol::from_id(i));
         let ops = [
             Op::Const(u32::MAX),
             Op::Local(65_535, 7),

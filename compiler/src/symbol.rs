@@ -1,61 +1,106 @@
 //! Interned identifiers. Attribute names and variables are compared and
-//! hashed as `u32`s everywhere after parsing; the interner lives for the
-//! thread (evaluation is single-threaded), and strings are leaked once so
-//! that `as_str` can hand out `&'static str` without borrowing the table.
+//! hashed as `u32`s everywhere after parsing.
+//!
+//! The table is one per process and shared by every thread, so a `Symbol`
+//! names the same string wherever it goes: values (whose sets are keyed by
+//! symbols) outlive evaluators and may be sent between threads, and a
+//! per-thread or per-evaluator table would let a symbol name another string
+//! there. Strings are leaked once, so `as_str` hands out `&'static str`.
+//!
+//! Looking a symbol up (`as_str`, hot when sets are sorted by name) takes
+//! no lock: names sit in segments that never move, each slot written once
+//! before its symbol is handed out. Interning takes a mutex. No crate fits:
+//! `lasso`'s threaded table resolves through a sharded map, and none gives
+//! the predefined names fixed ids.
+//!
+//! Ids are handed out in interning order and sets are ordered by id, which
+//! `==` and `deepSeq` walk (as CppNix's are): in a process that evaluates
+//! several things, or on several threads at once, which of two failing
+//! attributes reports first can depend on what was interned before. A fresh
+//! process gives CppNix's order.
 
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-/// Serialized as its id, which means something only in this thread's
-/// interner: the bytecode cache writes a table of names beside it.
+/// Serialized as its id, which means something only in this process: the
+/// bytecode cache writes a table of names beside it.
 #[derive(
     Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub struct Symbol(pub u32);
+pub struct Symbol(u32);
 
-struct Interner {
-    map: FxHashMap<&'static str, Symbol>,
-    names: Vec<&'static str>,
-    /// While `recording` runs: every symbol interned, once, in order.
-    record: Option<(Vec<Symbol>, rustc_hash::FxHashSet<Symbol>)>,
+/// Segment `k` holds `FIRST << k` names: 23 segments hold more than 2^32.
+const FIRST: u32 = 1024;
+const SEGMENTS: usize = 23;
+
+struct Table {
+    map: Mutex<FxHashMap<&'static str, Symbol>>,
+    /// Each segment is leaked when it is first needed (under `map`'s lock).
+    segments: [AtomicPtr<OnceLock<&'static str>>; SEGMENTS],
+}
+
+/// Where id `i` lives: its segment and the slot in it.
+#[inline]
+fn locate(i: u32) -> (usize, usize) {
+    let j = i as u64 + FIRST as u64;
+    let k = (63 - j.leading_zeros()) as usize - FIRST.trailing_zeros() as usize;
+    (k, (j - ((FIRST as u64) << k)) as usize)
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let t = Table {
+            map: Mutex::new(FxHashMap::default()),
+            segments: [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS],
+        };
+        {
+            let mut map = t.map.lock().expect("symbol table");
+            for s in PREDEFINED {
+                t.insert(&mut map, s);
+            }
+        }
+        t
+    })
+}
+
+impl Table {
+    /// `s`'s symbol, made if it is new (`map` is the locked map).
+    fn insert(&self, map: &mut FxHashMap<&'static str, Symbol>, s: &str) -> Symbol {
+        if let Some(&sym) = map.get(s) {
+            return sym;
+        }
+        let id = u32::try_from(map.len()).expect("fewer than 2^32 symbols");
+        let (k, slot) = locate(id);
+        assert!(k < SEGMENTS, "symbol table full");
+        let mut seg = self.segments[k].load(Ordering::Acquire);
+        if seg.is_null() {
+            let slots: Box<[OnceLock<&'static str>]> = (0..(FIRST as usize) << k)
+                .map(|_| OnceLock::new())
+                .collect();
+            seg = Box::leak(slots).as_mut_ptr();
+            self.segments[k].store(seg, Ordering::Release);
+        }
+        let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        // SAFETY: `slot` is within segment `k`'s `FIRST << k` slots, which
+        // are leaked and never move.
+        let cell = unsafe { &*seg.add(slot) };
+        cell.set(leaked).expect("each id is handed out once");
+        let sym = Symbol(id);
+        map.insert(leaked, sym);
+        sym
+    }
 }
 
 thread_local! {
-    static INTERNER: RefCell<Interner> = RefCell::new(Interner::new());
-}
-
-impl Interner {
-    fn new() -> Self {
-        let mut i = Interner {
-            map: FxHashMap::default(),
-            names: Vec::new(),
-            record: None,
-        };
-        for s in PREDEFINED {
-            i.intern(s);
-        }
-        i
-    }
-    fn intern(&mut self, s: &str) -> Symbol {
-        let sym = self.intern_quiet(s);
-        if let Some((order, seen)) = &mut self.record {
-            if seen.insert(sym) {
-                order.push(sym);
-            }
-        }
-        sym
-    }
-    fn intern_quiet(&mut self, s: &str) -> Symbol {
-        if let Some(&sym) = self.map.get(s) {
-            return sym;
-        }
-        let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
-        let sym = Symbol(self.names.len() as u32);
-        self.names.push(leaked);
-        self.map.insert(leaked, sym);
-        sym
-    }
+    /// While `recording` runs on this thread: what it interned, once each,
+    /// in order. Only the calls `recording` wraps add to it; the table
+    /// itself is shared.
+    static RECORD: RefCell<Option<(Vec<Symbol>, rustc_hash::FxHashSet<Symbol>)>> =
+        const { RefCell::new(None) };
 }
 
 /// Names the evaluator refers to by constant; their order fixes their ids.
@@ -138,11 +183,10 @@ pub mod known {
     pub const OUTPUTS: Symbol = Symbol(27);
 }
 
-/// Run `f` and say which symbols it interned, in the order it first did.
-/// Ids are handed out in interning order and sets are ordered by id, which
-/// `==` and `deepSeq` walk: the bytecode cache interns a cached file's
-/// names in this order so that ids come out as a fresh parse would make
-/// them. A recording inside another also counts for the outer one.
+/// Run `f` and say which symbols it interned on this thread, in the order
+/// it first did: the bytecode cache interns a cached file's names in this
+/// order so that ids come out as a fresh parse would make them. A recording
+/// inside another also counts for the outer one.
 pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Symbol>) {
     type Record = Option<(Vec<Symbol>, rustc_hash::FxHashSet<Symbol>)>;
     /// Puts the outer recording back, also if `f` unwinds.
@@ -152,11 +196,11 @@ pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Symbol>) {
             let Some(outer) = self.0.take() else {
                 return Vec::new();
             };
-            INTERNER.with(|i| {
-                let mut i = i.borrow_mut();
-                let mine = std::mem::replace(&mut i.record, outer);
+            RECORD.with(|r| {
+                let mut r = r.borrow_mut();
+                let mine = std::mem::replace(&mut *r, outer);
                 let order = mine.map(|(order, _)| order).unwrap_or_default();
-                if let Some((o, seen)) = &mut i.record {
+                if let Some((o, seen)) = &mut *r {
                     o.extend(order.iter().copied().filter(|s| seen.insert(*s)));
                 }
                 order
@@ -168,7 +212,7 @@ pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Symbol>) {
             self.finish();
         }
     }
-    let outer = INTERNER.with(|i| i.borrow_mut().record.replace(Default::default()));
+    let outer = RECORD.with(|r| r.borrow_mut().replace(Default::default()));
     let mut restore = Restore(Some(outer));
     let r = f();
     let order = restore.finish();
@@ -176,11 +220,52 @@ pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Symbol>) {
 }
 
 impl Symbol {
-    pub fn intern(s: &str) -> Symbol {
-        INTERNER.with(|i| i.borrow_mut().intern(s))
+    /// The symbol's id: its place in the table (see the module header).
+    #[inline]
+    pub fn id(self) -> u32 {
+        self.0
     }
+
+    /// The symbol with id `id`, as `id` gave it (compact storage keeps ids).
+    /// An id no `intern` handed out makes `as_str` panic.
+    #[inline]
+    pub fn from_id(id: u32) -> Symbol {
+        Symbol(id)
+    }
+
+    pub fn intern(s: &str) -> Symbol {
+        let t = table();
+        let sym = {
+            let mut map = t.map.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(s) {
+                Some(&sym) => sym,
+                None => t.insert(&mut map, s),
+            }
+        };
+        RECORD.with(|r| {
+            if let Some((order, seen)) = &mut *r.borrow_mut() {
+                if seen.insert(sym) {
+                    order.push(sym);
+                }
+            }
+        });
+        sym
+    }
+
+    /// The symbol's name. Panics for an id no `intern` handed out (which
+    /// only a hand-made `Symbol(n)` can be).
+    #[inline]
     pub fn as_str(self) -> &'static str {
-        INTERNER.with(|i| i.borrow().names[self.0 as usize])
+        let (k, slot) = locate(self.0);
+        let seg = table().segments.get(k).map(|s| s.load(Ordering::Acquire));
+        match seg {
+            // SAFETY: a non-null segment `k` has `FIRST << k` slots.
+            Some(seg) if !seg.is_null() => unsafe { &*seg.add(slot) }
+                .get()
+                .copied()
+                .expect("a symbol this process interned"),
+            _ => panic!("a symbol this process interned"),
+        }
     }
 }
 
@@ -207,6 +292,57 @@ mod tests {
         assert_eq!(Symbol::intern("outputs"), known::OUTPUTS);
         assert_eq!(known::LESS_THAN.as_str(), "__lessThan");
     }
+    #[test]
+    fn segments_tile_the_ids() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(FIRST - 1), (0, FIRST as usize - 1));
+        assert_eq!(locate(FIRST), (1, 0));
+        assert_eq!(locate(3 * FIRST - 1), (1, 2 * FIRST as usize - 1));
+        assert_eq!(locate(3 * FIRST), (2, 0));
+        assert!(locate(u32::MAX).0 < SEGMENTS);
+    }
+
+    #[test]
+    fn a_symbol_names_one_string_on_every_thread() {
+        let here = Symbol::intern("sym_from_main_thread");
+        let (there, seen) =
+            std::thread::spawn(move || (Symbol::intern("sym_from_other_thread"), here.as_str()))
+                .join()
+                .expect("thread");
+        assert_eq!(seen, "sym_from_main_thread");
+        assert_eq!(there.as_str(), "sym_from_other_thread");
+        assert_eq!(Symbol::intern("sym_from_other_thread"), there);
+    }
+
+    #[test]
+    fn threads_interning_at_once_agree() {
+        let names: Vec<String> = (0..3000).map(|i| format!("sym_race_{i}")).collect();
+        let runs: Vec<Vec<Symbol>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let names = &names;
+                    sc.spawn(move || {
+                        // Each thread in its own order, so the ids race.
+                        let mut order: Vec<usize> = (0..names.len()).collect();
+                        order.rotate_left(t * 700);
+                        let mut out = vec![Symbol(0); names.len()];
+                        for i in order {
+                            out[i] = Symbol::intern(&names[i]);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        for r in &runs[1..] {
+            assert_eq!(r, &runs[0]);
+        }
+        for (sym, name) in runs[0].iter().zip(&names) {
+            assert_eq!(sym.as_str(), name);
+        }
+    }
+
     #[test]
     fn interning_is_idempotent() {
         let a = Symbol::intern("hello-world");

@@ -353,7 +353,7 @@ impl Vm {
 
     /// The name of `sym` as a (shared) string value.
     pub fn name_string(&mut self, sym: Symbol) -> Value {
-        let i = sym.0 as usize;
+        let i = sym.id() as usize;
         if i >= self.name_strings.len() {
             self.name_strings.resize(i + 1, None);
         }

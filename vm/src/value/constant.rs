@@ -231,9 +231,10 @@ mod tests {
     #[test]
     fn every_kind_packs_and_borrows_back() {
         let s = Value::str("constant");
+        let [s1, s2, s3, s5, s7] = ["k1", "k2", "k3", "k5", "k7"].map(Symbol::intern);
         let f = Rc::new(FormalsInfo {
             formals: vec![FormalSpec {
-                name: Symbol(7),
+                name: s7,
                 default: None,
                 span: Default::default(),
             }],
@@ -244,22 +245,19 @@ mod tests {
             Constant::new(PConst::Value(Value::Int(-5))),
             Constant::new(PConst::Value(Value::Int(1 << 50))),
             Constant::new(PConst::Value(s.clone())),
-            Constant::new(PConst::Syms(vec![Symbol(1), Symbol(2)])),
-            Constant::new(PConst::AttrNames(vec![(Symbol(3), PosIdx(9))])),
+            Constant::new(PConst::Syms(vec![s1, s2])),
+            Constant::new(PConst::AttrNames(vec![(s3, PosIdx(9))])),
             Constant::new(PConst::Withs(vec![4, 0, 2])),
             Constant::new(PConst::Withs(Vec::new())),
             Constant::new(PConst::Formals(f.clone())),
             Constant::new(PConst::Text("é!".into())),
-            Constant::new(PConst::AttrNamesUnsorted(vec![(Symbol(5), PosIdx(1))])),
+            Constant::new(PConst::AttrNamesUnsorted(vec![(s5, PosIdx(1))])),
         ];
         assert!(matches!(cs[0].view(), CView::Value(v) if v.as_int() == Some(-5)));
         assert!(matches!(cs[1].view(), CView::Value(v) if v.as_int() == Some(1 << 50)));
         assert!(matches!(cs[2].view(), CView::Value(v) if v.as_str() == Some("constant")));
-        assert!(matches!(cs[3].view(), CView::Syms(&[Symbol(1), Symbol(2)])));
-        assert!(matches!(
-            cs[4].view(),
-            CView::AttrNames(&[(Symbol(3), PosIdx(9))])
-        ));
+        assert!(matches!(cs[3].view(), CView::Syms(x) if x == [s1, s2]));
+        assert!(matches!(cs[4].view(), CView::AttrNames(x) if x == [(s3, PosIdx(9))]));
         assert!(matches!(cs[5].view(), CView::Withs(&[4, 0, 2])));
         assert!(matches!(cs[6].view(), CView::Withs(&[])));
         assert!(matches!(cs[7].view(), CView::Formals(g) if Rc::ptr_eq(&g, &f)));
@@ -267,7 +265,7 @@ mod tests {
         assert!(matches!(cs[8].view(), CView::Text("é!")));
         assert!(matches!(
             cs[9].view(),
-            CView::AttrNamesUnsorted(&[(Symbol(5), PosIdx(1))])
+            CView::AttrNamesUnsorted(x) if x == [(s5, PosIdx(1))]
         ));
         assert!(cs[3].value().is_none());
         assert_eq!(Rc::strong_count(&f), 2);

@@ -260,14 +260,14 @@ impl Proto {
             flags: if has_formals { HAS_FORMALS } else { 0 }
                 | if speculate { SPECULATE } else { 0 },
             nslots,
-            name: name.map_or(NO_NAME, |s| s.0),
+            name: name.map_or(NO_NAME, |s| s.id()),
             span,
             source,
             body,
         }
     }
     pub fn name(&self) -> Option<Symbol> {
-        (self.name != NO_NAME).then_some(Symbol(self.name))
+        (self.name != NO_NAME).then_some(Symbol::from_id(self.name))
     }
     /// The index of the chunk's file in the `Vm`'s table.
     #[inline]
