@@ -9,31 +9,7 @@ use nixvm_compiler::Symbol;
 
 /// The components of a path; an unterminated quote is an error.
 pub fn parse(path: &str) -> Result<Vec<String>, Box<EvalError>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = path.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '.' => out.push(std::mem::take(&mut cur)),
-            '"' => loop {
-                match chars.next() {
-                    None => {
-                        return Err(EvalError::new(
-                            ErrorKind::Parse,
-                            format!("missing closing quote in selection path '{path}'"),
-                        ))
-                    }
-                    Some('"') => break,
-                    Some(c) => cur.push(c),
-                }
-            },
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    Ok(out)
+    nixvm::split_attr_path(path)
 }
 
 /// The value at `path` under `v`, forced.

@@ -105,6 +105,37 @@ impl EvaluatorBuilder {
     }
 }
 
+/// The components of an attribute path as CppNix's `-A` takes them:
+/// split at dots, double quotes protecting dots (`a."b.c"`); an
+/// unterminated quote is an error.
+pub fn split_attr_path(path: &str) -> EvalResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => out.push(std::mem::take(&mut cur)),
+            '"' => loop {
+                match chars.next() {
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::Parse,
+                            format!("missing closing quote in selection path '{path}'"),
+                        ))
+                    }
+                    Some('"') => break,
+                    Some(c) => cur.push(c),
+                }
+            },
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
 fn split_search_entry(e: &str) -> (String, String) {
     match e.split_once('=') {
         Some((p, path)) => (p.to_string(), path.to_string()),
@@ -180,13 +211,89 @@ impl Evaluator {
         print::print_ambiguous(v)
     }
 
-    /// Render an error with its position and trace, as plain text.
+    /// Render an error as CppNix prints it with `--show-trace`: the trace
+    /// (outermost first, each frame with its position and source lines),
+    /// then the message and its position. No colours; ends in a newline.
+    /// Lambda-call frames are in the trace only when `Settings::show_trace`
+    /// was set while evaluating (recording them costs), as in CppNix.
     pub fn render_error(&self, e: &EvalError) -> String {
-        let mut out = format!("error: {}", e.msg);
-        if let Some(p) = e.pos {
-            out.push_str(&format!("\n       at {}", self.vm.show_pos(p)));
+        report::render(&self.vm, e, true)
+    }
+
+    /// The value at the attribute path `path` under `v` (`a.b."c.d".0`:
+    /// names split at dots, quotes protecting dots, a number selecting a
+    /// list element), forced to weak head normal form, as is everything on
+    /// the way. The thunks forced stay forced in their sets and lists.
+    ///
+    /// ```
+    /// # use nixvm::Evaluator;
+    /// let mut ev = Evaluator::builder().build();
+    /// let v = ev.eval_str("{ a.b = [ 1 (1 + 1) ]; }", std::path::Path::new("/")).unwrap();
+    /// let two = ev.get(&v, "a.b.1").unwrap();
+    /// assert_eq!(two.as_int(), Some(2));
+    /// // Read again without forcing: the list element was forced in place.
+    /// assert_eq!(v.attr("a").unwrap().attr("b").unwrap().as_list().unwrap()[1].as_int(), Some(2));
+    /// ```
+    pub fn get(&mut self, v: &Value, path: &str) -> EvalResult<Value> {
+        let mut cur = self.vm.force(v.clone())?;
+        for comp in split_attr_path(path)? {
+            let next = match cur.peeled().view() {
+                View::List(l) if comp.parse::<usize>().is_ok() => {
+                    let i = comp.parse::<usize>().expect("checked");
+                    match l.get(i) {
+                        Some(x) => x.clone(),
+                        None => {
+                            return Err(EvalError::new(
+                                ErrorKind::Other,
+                                format!(
+                                    "list index {i} in '{path}' is out of bounds ({} elements)",
+                                    l.len()
+                                ),
+                            ))
+                        }
+                    }
+                }
+                View::Attrs(a) => match a.get(Symbol::intern(&comp)) {
+                    Some(x) => x.clone(),
+                    None => {
+                        let names: Vec<String> = a
+                            .sorted_by_name()
+                            .into_iter()
+                            .map(|(n, _)| n.as_str().to_string())
+                            .collect();
+                        let mut e = EvalError::new(
+                            ErrorKind::MissingAttr,
+                            format!("attribute '{comp}' in selection path '{path}' not found"),
+                        );
+                        e.suggestions = report::best_matches(&names, &comp);
+                        return Err(e);
+                    }
+                },
+                _ => return Err(EvalError::new(
+                    ErrorKind::Type,
+                    format!(
+                        "'{comp}' in '{path}' selects from {}, which is neither a set nor a list",
+                        cur.show_type()
+                    ),
+                )),
+            };
+            cur = self.vm.force(next)?;
         }
-        out
+        Ok(cur)
+    }
+
+    /// Apply a Nix function to several arguments in turn (`f a b c`); the
+    /// result is forced to weak head normal form.
+    pub fn call_with(
+        &mut self,
+        f: Value,
+        args: impl IntoIterator<Item = Value>,
+    ) -> EvalResult<Value> {
+        let mut r = self.vm.force(f)?;
+        for a in args {
+            r = self.call(r, a)?;
+        }
+        Ok(r)
     }
 }
 
@@ -259,9 +366,12 @@ impl Evaluator {
         ops::coerce_to_string(&mut self.vm, v, &mut ctx, false, true)
     }
 
+    /// `v` as JSON, as `nix-instantiate --eval --json` prints it. `strict`:
+    /// force what is not evaluated yet (`--strict`); otherwise a value not
+    /// evaluated yet is an error ("cannot convert a thunk to JSON"), as in
+    /// CppNix.
     pub fn to_json(&mut self, v: Value, strict: bool) -> EvalResult<String> {
-        let _ = strict;
-        builtins::json::to_json_string(&mut self.vm, v)
+        builtins::json::to_json_string(&mut self.vm, v, strict)
     }
 
     pub fn to_xml(&mut self, v: Value, strict: bool, location: bool) -> EvalResult<String> {

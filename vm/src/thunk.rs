@@ -322,6 +322,22 @@ impl Thunk {
         }
     }
 
+    /// The value of a forced thunk, borrowed from the thunk itself (which
+    /// this handle keeps alive). A forced thunk's value is final: `set`
+    /// replaces a value only while the crate ties a knot (`builtins`, whose
+    /// thunks get theirs before any handle leaves the crate), so the borrow
+    /// stays valid as long as the handle does.
+    #[inline]
+    pub fn done_ref(&self) -> Option<&Value> {
+        if self.state() == DONE {
+            // SAFETY: the state says the word is a `Value`; see above for
+            // why it outlives the borrow.
+            Some(unsafe { &*(self.word_ptr() as *const Value) })
+        } else {
+            None
+        }
+    }
+
     /// How many handles there are.
     pub(crate) fn strong_count(&self) -> u32 {
         self.block().head.get() & COUNT_MASK
@@ -336,7 +352,7 @@ impl Thunk {
         self.state() == RUNNING
     }
 
-    pub fn set(&self, v: Value) {
+    pub(crate) fn set(&self, v: Value) {
         if self.state() == RUNNING {
             // The usual case, a forced thunk getting its value: nothing to
             // move out. SAFETY: a running thunk's word holds nothing.

@@ -473,7 +473,7 @@ fn attr_into_drv(
         if key == "__structuredAttrs" {
             return Ok(());
         }
-        let json = crate::builtins::json::to_json_string(vm, v.clone())?;
+        let json = crate::builtins::json::to_json_string(vm, v.clone(), true)?;
         collect_json_context(vm, v, ctx, 0)?;
         json_entries.push((key.to_string(), json));
         if matches!(

@@ -17,16 +17,20 @@ pub fn register(r: &mut super::Registry) {
 }
 
 fn prim_to_json(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
-    let (s, ctx) = render(vm, a[0].clone())?;
+    let (s, ctx) = render(vm, a[0].clone(), true)?;
     Ok(Value::bytes(s.into_bytes(), ctx_box(ctx)))
 }
 
-pub fn to_json_string(vm: &mut Vm, v: Value) -> EvalResult<String> {
-    Ok(render(vm, v)?.0)
+/// `v` as JSON. `strict`: force what is not evaluated yet (as `toJSON` and
+/// `nix-instantiate --eval --strict --json` do); otherwise a value not yet
+/// evaluated is an error, as in `nix-instantiate --eval --json`.
+pub fn to_json_string(vm: &mut Vm, v: Value, strict: bool) -> EvalResult<String> {
+    Ok(render(vm, v, strict)?.0)
 }
 
-fn render(vm: &mut Vm, v: Value) -> EvalResult<(String, Context)> {
+fn render(vm: &mut Vm, v: Value, strict: bool) -> EvalResult<(String, Context)> {
     let mut w = JsonWriter {
+        strict,
         out: Vec::new(),
         ctx: Context::new(),
         depth: 0,
@@ -47,6 +51,7 @@ fn render(vm: &mut Vm, v: Value) -> EvalResult<(String, Context)> {
 }
 
 struct JsonWriter {
+    strict: bool,
     out: Vec<u8>,
     ctx: Context,
     depth: usize,
@@ -94,7 +99,11 @@ impl JsonWriter {
         pos: Option<(u32, nixvm_compiler::ast::Span)>,
         copy_to_store: bool,
     ) -> EvalResult<()> {
-        let v = vm.force(v)?;
+        let v = if self.strict {
+            vm.force(v)?
+        } else {
+            v.peeled().clone()
+        };
         match &v.view() {
             View::Null => self.out.extend_from_slice(b"null"),
             View::Bool(b) => self
@@ -174,8 +183,12 @@ impl JsonWriter {
                     app.prim.name
                 ));
             }
-            View::Lambda(_) | View::Thunk(_) => {
+            View::Lambda(_) => {
                 return type_err(format!("cannot convert {} to JSON", v.show_type()));
+            }
+            View::Thunk(_) => {
+                return type_err::<()>("cannot convert a thunk to JSON".to_string())
+                    .map_err(|e| e.with_pos(pos.map(|(file, span)| Pos { file, span })));
             }
         }
         Ok(())

@@ -183,24 +183,45 @@ impl fmt::Debug for Value {
     }
 }
 
-/// Accessors for embedders. None of them forces anything: a `Thunk` answers
-/// `None` (force it first with `Evaluator::force` or `Evaluator::force_deep`).
+/// Accessors for embedders. None of them forces anything, but they all see
+/// through a thunk that has been forced (by `Evaluator::force`, `get`, or
+/// anything that needed its value): forcing an attribute of a set updates
+/// the thunk inside the set, so reading it again afterwards finds the value.
+/// An unforced thunk answers `None` (force it first).
 impl Value {
+    /// This value, or the value of the forced thunk it is (through any
+    /// number of forced thunks).
+    #[inline]
+    pub fn peeled(&self) -> &Value {
+        let mut v = self;
+        // A forced thunk holds a value in weak head normal form, so one step
+        // is the rule; the bound only guards against a hand-tied loop.
+        for _ in 0..64 {
+            match v.view() {
+                View::Thunk(t) => match t.obj().done_ref() {
+                    Some(d) => v = d,
+                    None => return v,
+                },
+                _ => return v,
+            }
+        }
+        v
+    }
     pub fn as_bool(&self) -> Option<bool> {
-        match &self.view() {
+        match &self.peeled().view() {
             View::Bool(b) => Some(*b),
             _ => None,
         }
     }
     pub fn as_int(&self) -> Option<i64> {
-        match &self.view() {
+        match &self.peeled().view() {
             View::Int(n) => Some(*n),
             _ => None,
         }
     }
     /// A float, or an int converted as Nix arithmetic would.
     pub fn as_float(&self) -> Option<f64> {
-        match &self.view() {
+        match &self.peeled().view() {
             View::Float(f) => Some(*f),
             View::Int(n) => Some(*n as f64),
             _ => None,
@@ -208,31 +229,43 @@ impl Value {
     }
     /// A string's text if it is valid UTF-8 (its context is ignored).
     pub fn as_str(&self) -> Option<&str> {
-        match self.view() {
+        match self.peeled().view() {
             View::String(s) => s.obj().as_str(),
             _ => None,
         }
     }
     /// A string's bytes, whatever they are (its context is ignored).
     pub fn as_bytes(&self) -> Option<&[u8]> {
-        match self.view() {
+        match self.peeled().view() {
             View::String(s) => Some(s.obj().as_bytes()),
             _ => None,
         }
     }
+    /// A path's text.
+    pub fn as_path(&self) -> Option<&str> {
+        match self.peeled().view() {
+            View::Path(p) => Some(p.obj().as_str()),
+            _ => None,
+        }
+    }
+    /// A list's elements (each possibly an unforced thunk).
     pub fn as_list(&self) -> Option<&[Value]> {
-        match self.view() {
+        match self.peeled().view() {
             View::List(l) => Some(l.obj()),
             _ => None,
         }
     }
     pub fn as_attrs(&self) -> Option<&Attrs> {
-        match self.view() {
+        match self.peeled().view() {
             View::Attrs(a) => Some(a.obj()),
             _ => None,
         }
     }
-    /// The attribute `name` of a set (possibly an unevaluated thunk).
+    /// Whether this is `null` (or a forced thunk whose value is).
+    pub fn is_null(&self) -> bool {
+        matches!(self.peeled().view(), View::Null)
+    }
+    /// The attribute `name` of a set (possibly an unforced thunk).
     pub fn attr(&self, name: &str) -> Option<&Value> {
         self.as_attrs()?.get(Symbol::intern(name))
     }

@@ -186,6 +186,16 @@ impl<T> Deref for Handle<'_, T> {
     }
 }
 
+impl<'a, T> Ref<'a, T> {
+    /// The object, borrowed for as long as the value holding it.
+    #[inline]
+    pub fn obj(&self) -> &'a T {
+        // SAFETY: the value that holds this `Rc` lives for `'a` (see `new`),
+        // and with it the object.
+        unsafe { &*Rc::as_ptr(&self.rc) }
+    }
+}
+
 impl<T> Deref for Ref<'_, T> {
     type Target = Rc<T>;
     #[inline]
