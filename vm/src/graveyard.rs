@@ -5,8 +5,8 @@
 //! it held (each a thunk, most with a forced value): in `foldl'` over
 //! `genList` or `concatStringsSep` over `map` that was a tenth of the run,
 //! spent after the builtin had its answer. Kept here, such a list is freed
-//! by the next cycle collection (which runs when the heap has grown), when
-//! the kept lists pass a budget, or never, when the process ends first
+//! when the kept lists pass a budget, at a cycle collection (when one is
+//! asked for), with the `Vm`, or never, when the process ends first
 //! (`nixvm instantiate` exits without freeing its evaluator). CppNix's
 //! collector leaves dead values alone the same way until it needs memory.
 

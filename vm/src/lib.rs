@@ -269,13 +269,15 @@ impl Evaluator {
                         return Err(e);
                     }
                 },
-                _ => return Err(EvalError::new(
-                    ErrorKind::Type,
-                    format!(
+                _ => {
+                    return Err(EvalError::new(
+                        ErrorKind::Type,
+                        format!(
                         "'{comp}' in '{path}' selects from {}, which is neither a set nor a list",
                         cur.show_type()
                     ),
-                )),
+                    ))
+                }
             };
             cur = self.vm.force(next)?;
         }

@@ -234,13 +234,14 @@ fn evaluator(dir: &Path, ttl: u64, attempts: u32) -> Evaluator {
         .build()
 }
 
+/// The printed value, or the error's message.
 fn eval(ev: &mut Evaluator, src: &str) -> Result<String, String> {
     let v = ev
         .eval_str(src, Path::new("/"))
-        .map_err(|e| ev.render_error(&e))?;
-    let v = ev.force_deep(v).map_err(|e| ev.render_error(&e))?;
+        .map_err(|e| e.msg.clone())?;
+    let v = ev.force_deep(v).map_err(|e| e.msg.clone())?;
     let out = ev.print(&v);
-    ev.flush_store().map_err(|e| ev.render_error(&e))?;
+    ev.flush_store().map_err(|e| e.msg.clone())?;
     Ok(out)
 }
 
