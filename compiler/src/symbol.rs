@@ -8,8 +8,8 @@
 //! there. Strings are leaked once, so `as_str` hands out `&'static str`.
 //!
 //! Looking a symbol up (`as_str`, hot when sets are sorted by name) takes
-//! no lock: names sit in segments that never move, each slot written once
-//! before its symbol is handed out. Interning takes a mutex. No crate fits:
+//! no lock: a slot in segments that never move points to the leaked name,
+//! written once before its symbol is handed out. Interning takes a mutex. No crate fits:
 //! `lasso`'s threaded table resolves through a sharded map, and none gives
 //! the predefined names fixed ids.
 //!
@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Serialized as its id, which means something only in this process: the
 /// bytecode cache writes a table of names beside it.
@@ -36,11 +36,14 @@ pub struct Symbol(u32);
 const FIRST: u32 = 1024;
 const SEGMENTS: usize = 23;
 
-struct Table {
-    map: Mutex<FxHashMap<&'static str, Symbol>>,
-    /// Each segment is leaked when it is first needed (under `map`'s lock).
-    segments: [AtomicPtr<OnceLock<&'static str>>; SEGMENTS],
-}
+/// Name to symbol, `None` until the predefined names are in.
+static MAP: Mutex<Option<FxHashMap<&'static str, Symbol>>> = Mutex::new(None);
+
+/// Id to name: segment `k` is leaked when it is first needed (under `MAP`'s
+/// lock). A slot holds a leaked name (its length as 4 bytes, then its
+/// bytes), written once before its id is handed out.
+static SEGMENTS_AT: [AtomicPtr<AtomicPtr<u8>>; SEGMENTS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS];
 
 /// Where id `i` lives: its segment and the slot in it.
 #[inline]
@@ -50,49 +53,58 @@ fn locate(i: u32) -> (usize, usize) {
     (k, (j - ((FIRST as u64) << k)) as usize)
 }
 
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let t = Table {
-            map: Mutex::new(FxHashMap::default()),
-            segments: [const { AtomicPtr::new(std::ptr::null_mut()) }; SEGMENTS],
-        };
-        {
-            let mut map = t.map.lock().expect("symbol table");
-            for s in PREDEFINED {
-                t.insert(&mut map, s);
+/// `s`'s symbol, made if it is new.
+fn insert(s: &str) -> Symbol {
+    let mut guard = MAP.lock().unwrap_or_else(|e| e.into_inner());
+    let map = match &mut *guard {
+        Some(map) => map,
+        none => {
+            let mut map = FxHashMap::default();
+            for p in PREDEFINED {
+                insert_new(&mut map, p);
             }
+            none.insert(map)
         }
-        t
-    })
+    };
+    match map.get(s) {
+        Some(&sym) => sym,
+        None => insert_new(map, s),
+    }
 }
 
-impl Table {
-    /// `s`'s symbol, made if it is new (`map` is the locked map).
-    fn insert(&self, map: &mut FxHashMap<&'static str, Symbol>, s: &str) -> Symbol {
-        if let Some(&sym) = map.get(s) {
-            return sym;
-        }
-        let id = u32::try_from(map.len()).expect("fewer than 2^32 symbols");
-        let (k, slot) = locate(id);
-        assert!(k < SEGMENTS, "symbol table full");
-        let mut seg = self.segments[k].load(Ordering::Acquire);
-        if seg.is_null() {
-            let slots: Box<[OnceLock<&'static str>]> = (0..(FIRST as usize) << k)
-                .map(|_| OnceLock::new())
-                .collect();
-            seg = Box::leak(slots).as_mut_ptr();
-            self.segments[k].store(seg, Ordering::Release);
-        }
-        let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
-        // SAFETY: `slot` is within segment `k`'s `FIRST << k` slots, which
-        // are leaked and never move.
-        let cell = unsafe { &*seg.add(slot) };
-        cell.set(leaked).expect("each id is handed out once");
-        let sym = Symbol(id);
-        map.insert(leaked, sym);
-        sym
+fn insert_new(map: &mut FxHashMap<&'static str, Symbol>, s: &str) -> Symbol {
+    let id = u32::try_from(map.len()).expect("fewer than 2^32 symbols");
+    let (k, slot) = locate(id);
+    let mut seg = SEGMENTS_AT[k].load(Ordering::Acquire);
+    if seg.is_null() {
+        let slots: Box<[AtomicPtr<u8>]> = (0..(FIRST as usize) << k)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect();
+        seg = Box::leak(slots).as_mut_ptr();
+        SEGMENTS_AT[k].store(seg, Ordering::Release);
     }
+    let len = u32::try_from(s.len()).expect("a name shorter than 4 GiB");
+    let mut bytes = Vec::with_capacity(4 + s.len());
+    bytes.extend_from_slice(&len.to_ne_bytes());
+    bytes.extend_from_slice(s.as_bytes());
+    let leaked: &'static mut [u8] = Box::leak(bytes.into_boxed_slice());
+    let p = leaked.as_mut_ptr();
+    // SAFETY: the bytes after the length are `s`'s, valid UTF-8, leaked.
+    let name: &'static str = unsafe { name_at(p) };
+    // SAFETY: `slot` is within segment `k`'s `FIRST << k` slots, which are
+    // leaked and never move.
+    unsafe { &*seg.add(slot) }.store(p, Ordering::Release);
+    let sym = Symbol(id);
+    map.insert(name, sym);
+    sym
+}
+
+/// # Safety
+/// `p` is a name `insert_new` leaked.
+#[inline]
+unsafe fn name_at(p: *const u8) -> &'static str {
+    let len = u32::from_ne_bytes(std::ptr::read_unaligned(p as *const [u8; 4])) as usize;
+    std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.add(4), len))
 }
 
 thread_local! {
@@ -234,14 +246,7 @@ impl Symbol {
     }
 
     pub fn intern(s: &str) -> Symbol {
-        let t = table();
-        let sym = {
-            let mut map = t.map.lock().unwrap_or_else(|e| e.into_inner());
-            match map.get(s) {
-                Some(&sym) => sym,
-                None => t.insert(&mut map, s),
-            }
-        };
+        let sym = insert(s);
         RECORD.with(|r| {
             if let Some((order, seen)) = &mut *r.borrow_mut() {
                 if seen.insert(sym) {
@@ -253,19 +258,35 @@ impl Symbol {
     }
 
     /// The symbol's name. Panics for an id no `intern` handed out (which
-    /// only a hand-made `Symbol(n)` can be).
+    /// only `from_id` can make).
     #[inline]
     pub fn as_str(self) -> &'static str {
         let (k, slot) = locate(self.0);
-        let seg = table().segments.get(k).map(|s| s.load(Ordering::Acquire));
-        match seg {
+        let seg = SEGMENTS_AT[k].load(Ordering::Acquire);
+        if !seg.is_null() {
             // SAFETY: a non-null segment `k` has `FIRST << k` slots.
-            Some(seg) if !seg.is_null() => unsafe { &*seg.add(slot) }
-                .get()
-                .copied()
-                .expect("a symbol this process interned"),
-            _ => panic!("a symbol this process interned"),
+            let p = unsafe { &*seg.add(slot) }.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: a non-null slot holds a name `insert_new` leaked.
+                return unsafe { name_at(p) };
+            }
         }
+        self.as_str_cold()
+    }
+
+    /// `as_str` before anything was interned (a predefined name), or of an
+    /// id never handed out.
+    #[cold]
+    fn as_str_cold(self) -> &'static str {
+        insert("");
+        let (k, slot) = locate(self.0);
+        let seg = SEGMENTS_AT[k].load(Ordering::Acquire);
+        assert!(!seg.is_null(), "a symbol this process interned");
+        // SAFETY: as in `as_str`.
+        let p = unsafe { &*seg.add(slot) }.load(Ordering::Acquire);
+        assert!(!p.is_null(), "a symbol this process interned");
+        // SAFETY: as in `as_str`.
+        unsafe { name_at(p) }
     }
 }
 
