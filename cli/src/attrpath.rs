@@ -7,11 +7,6 @@ use nixvm::value::{Value, View};
 use nixvm::{ErrorKind, EvalError, Evaluator};
 use nixvm_compiler::Symbol;
 
-/// The components of a path; an unterminated quote is an error.
-pub fn parse(path: &str) -> Result<Vec<String>, Box<EvalError>> {
-    nixvm::split_attr_path(path)
-}
-
 /// The value at `path` under `v`, forced.
 pub fn select(
     ev: &mut Evaluator,
@@ -20,7 +15,7 @@ pub fn select(
     args: &[(Symbol, Value)],
 ) -> Result<Value, Box<EvalError>> {
     let fail = |kind, msg: String| EvalError::new(kind, msg);
-    for comp in parse(path)? {
+    for comp in nixvm::split_attr_path(path)? {
         v = auto_call(ev, v, args)?;
         v = ev.vm.force(v)?;
         if let Ok(i) = comp.parse::<u32>() {
@@ -71,22 +66,4 @@ pub fn select(
         }
     }
     ev.vm.force(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse;
-
-    #[test]
-    fn components_as_cppnix_splits_them() {
-        assert_eq!(parse("a.b").unwrap(), vec!["a", "b"]);
-        assert_eq!(
-            parse(r#"services.nginx.virtualHosts."example.com".root"#).unwrap(),
-            vec!["services", "nginx", "virtualHosts", "example.com", "root"]
-        );
-        assert_eq!(parse("a..b").unwrap(), vec!["a", "", "b"]);
-        assert_eq!(parse("").unwrap(), Vec::<String>::new());
-        assert_eq!(parse("x.0").unwrap(), vec!["x", "0"]);
-        assert!(parse(r#"a."b"#).is_err());
-    }
 }

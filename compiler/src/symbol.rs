@@ -261,17 +261,24 @@ impl Symbol {
     /// only `from_id` can make).
     #[inline]
     pub fn as_str(self) -> &'static str {
+        match self.lookup() {
+            Some(name) => name,
+            None => self.as_str_cold(),
+        }
+    }
+
+    /// The name in this symbol's slot, if the slot is filled.
+    #[inline]
+    fn lookup(self) -> Option<&'static str> {
         let (k, slot) = locate(self.0);
         let seg = SEGMENTS_AT[k].load(Ordering::Acquire);
-        if !seg.is_null() {
-            // SAFETY: a non-null segment `k` has `FIRST << k` slots.
-            let p = unsafe { &*seg.add(slot) }.load(Ordering::Acquire);
-            if !p.is_null() {
-                // SAFETY: a non-null slot holds a name `insert_new` leaked.
-                return unsafe { name_at(p) };
-            }
+        if seg.is_null() {
+            return None;
         }
-        self.as_str_cold()
+        // SAFETY: a non-null segment `k` has `FIRST << k` slots.
+        let p = unsafe { &*seg.add(slot) }.load(Ordering::Acquire);
+        // SAFETY: a non-null slot holds a name `insert_new` leaked.
+        (!p.is_null()).then(|| unsafe { name_at(p) })
     }
 
     /// `as_str` before anything was interned (a predefined name), or of an
@@ -279,14 +286,7 @@ impl Symbol {
     #[cold]
     fn as_str_cold(self) -> &'static str {
         insert("");
-        let (k, slot) = locate(self.0);
-        let seg = SEGMENTS_AT[k].load(Ordering::Acquire);
-        assert!(!seg.is_null(), "a symbol this process interned");
-        // SAFETY: as in `as_str`.
-        let p = unsafe { &*seg.add(slot) }.load(Ordering::Acquire);
-        assert!(!p.is_null(), "a symbol this process interned");
-        // SAFETY: as in `as_str`.
-        unsafe { name_at(p) }
+        self.lookup().expect("a symbol this process interned")
     }
 }
 

@@ -30,14 +30,9 @@ impl Graveyard {
     pub fn offer(&mut self, v: &mut Value) {
         let len = match v.view() {
             View::List(l) if l.strong_count() == 1 => l.len(),
-            View::Thunk(t) if t.is_unique() => match t.done() {
-                // `done` hands out a second handle of the list: one more
-                // than the thunk's own.
-                Some(d) => match d.view() {
-                    View::List(l) if l.strong_count() == 2 => l.len(),
-                    _ => return,
-                },
-                None => return,
+            View::Thunk(t) if t.is_unique() => match t.obj().done_ref().map(Value::view) {
+                Some(View::List(l)) if l.strong_count() == 1 => l.len(),
+                _ => return,
             },
             _ => return,
         };

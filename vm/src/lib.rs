@@ -237,23 +237,20 @@ impl Evaluator {
     pub fn get(&mut self, v: &Value, path: &str) -> EvalResult<Value> {
         let mut cur = self.vm.force(v.clone())?;
         for comp in split_attr_path(path)? {
-            let next = match cur.peeled().view() {
-                View::List(l) if comp.parse::<usize>().is_ok() => {
-                    let i = comp.parse::<usize>().expect("checked");
-                    match l.get(i) {
-                        Some(x) => x.clone(),
-                        None => {
-                            return Err(EvalError::new(
-                                ErrorKind::Other,
-                                format!(
-                                    "list index {i} in '{path}' is out of bounds ({} elements)",
-                                    l.len()
-                                ),
-                            ))
-                        }
+            let next = match (cur.view(), comp.parse::<usize>()) {
+                (View::List(l), Ok(i)) => match l.get(i) {
+                    Some(x) => x.clone(),
+                    None => {
+                        return Err(EvalError::new(
+                            ErrorKind::Other,
+                            format!(
+                                "list index {i} in '{path}' is out of bounds ({} elements)",
+                                l.len()
+                            ),
+                        ))
                     }
-                }
-                View::Attrs(a) => match a.get(Symbol::intern(&comp)) {
+                },
+                (View::Attrs(a), _) => match a.get(Symbol::intern(&comp)) {
                     Some(x) => x.clone(),
                     None => {
                         let names: Vec<String> = a
@@ -398,5 +395,23 @@ impl Evaluator {
     ) -> EvalResult<Vec<String>> {
         let _ = auto_args;
         builtins::derivations::instantiate(&mut self.vm, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_attr_path as parse;
+
+    #[test]
+    fn components_as_cppnix_splits_them() {
+        assert_eq!(parse("a.b").unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            parse(r#"services.nginx.virtualHosts."example.com".root"#).unwrap(),
+            vec!["services", "nginx", "virtualHosts", "example.com", "root"]
+        );
+        assert_eq!(parse("a..b").unwrap(), vec!["a", "", "b"]);
+        assert_eq!(parse("").unwrap(), Vec::<String>::new());
+        assert_eq!(parse("x.0").unwrap(), vec!["x", "0"]);
+        assert!(parse(r#"a."b"#).is_err());
     }
 }
