@@ -5,24 +5,125 @@
 use nixvm_compiler::ast::Span;
 use std::fmt;
 
+/// What kind of failure an error is. Only `Throw` and `Assert` are caught
+/// by `tryEval`, as in CppNix. Where the evaluator knows more (the types of a
+/// type error, a missing attribute's name, an index and a length),
+/// [`EvalError::detail`] carries it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// `throw`: catchable by `tryEval`.
     Throw,
     /// A failed `assert`: catchable by `tryEval`.
     Assert,
+    /// `abort`.
     Abort,
+    /// A value of the wrong type ("expected an integer but found a string").
     Type,
+    /// A thunk needed its own value ("infinite recursion encountered").
     InfiniteRecursion,
+    /// Calls nested deeper than `max-call-depth`, or data too deep to walk.
     StackOverflow,
+    /// Selecting an attribute a set does not have.
     MissingAttr,
+    /// A variable no scope binds.
     UndefinedVar,
+    /// A syntax error.
     Parse,
+    /// Reading a file or directory failed.
     Io,
+    /// Pure or restricted evaluation forbade an access.
     Restricted,
     /// CppNix's `UsageError`: the command adds "Try '… --help'" after it.
     Usage,
+    /// `/`, `builtins.div` or `builtins.mod`-style division by zero.
+    DivisionByZero,
+    /// Integer arithmetic beyond 64 bits.
+    Overflow,
+    /// `elemAt` (or an attribute path's list step) past the end of a list.
+    IndexOutOfRange,
+    /// The evaluation was cancelled through its [`Interrupt`] handle.
+    Interrupted,
+    /// Everything else (builtin argument errors, store and fetcher failures).
     Other,
+}
+
+/// The data of an error, where the evaluator knows more than its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detail {
+    /// A type error: what was expected, in CppNix's words ("an integer",
+    /// "a set"), and the type found ("a string").
+    Type {
+        /// The expected type, as the message words it.
+        expected: String,
+        /// The type of the value found, as the message words it.
+        found: String,
+    },
+    /// A missing attribute: its name (the suggestions are in
+    /// [`EvalError::suggestions`]).
+    MissingAttr {
+        /// The attribute selected.
+        name: String,
+    },
+    /// A list index out of range.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: i64,
+        /// The list's length.
+        len: usize,
+    },
+}
+
+/// What kind of message the evaluation logs (see [`LogMessage`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// `builtins.trace`.
+    Trace,
+    /// `builtins.warn` ("evaluation warning: …").
+    EvalWarning,
+    /// The evaluator's own warnings (lints, deprecated forms, dirty Git trees).
+    Warning,
+    /// Progress of fetchers ("unpacking … into the Git cache...").
+    Info,
+}
+
+/// A message from the evaluation, for the logger an embedder sets
+/// (`EvaluatorBuilder::logger`); without one it goes to stderr as `rendered`.
+#[derive(Clone, Debug)]
+pub struct LogMessage {
+    /// What kind of message it is.
+    pub level: LogLevel,
+    /// The message alone (a trace's value, a warning's text).
+    pub message: String,
+    /// The message as CppNix prints it on stderr, ending in a newline.
+    pub rendered: String,
+}
+
+/// Where an evaluator sends its messages.
+pub type Logger = Box<dyn FnMut(&LogMessage)>;
+
+/// A handle that cancels an evaluation from another thread (see
+/// `Evaluator::interrupt_handle`): the evaluation stops with an
+/// [`ErrorKind::Interrupted`] error at its next call or builtin, which
+/// `tryEval` does not catch. Cheap to clone; `Send` and `Sync`.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupt(pub(crate) std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Interrupt {
+    /// Ask the evaluation to stop.
+    pub fn interrupt(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Let evaluations go on again (after an interrupted one has returned).
+    pub fn reset(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Whether a stop was asked for and not reset.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// How many frames an error keeps: CppNix keeps all, but prints only the first
@@ -86,6 +187,8 @@ pub struct EvalError {
     /// show when such a thunk is forced again: `tryEval` stores the error,
     /// as it is when caught, back into them.
     pub memo: Vec<crate::value::Value>,
+    /// What the error is about, as data, where it is known.
+    pub detail: Option<Box<Detail>>,
 }
 
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
@@ -100,6 +203,7 @@ impl EvalError {
             forced: None,
             blackhole: 0,
             memo: Vec::new(),
+            detail: None,
             kind,
             msg: msg.into(),
             pos: None,
@@ -112,6 +216,17 @@ impl EvalError {
         if self.trace.len() < MAX_TRACE {
             self.trace.push(TraceEntry::new(msg, pos));
         }
+    }
+    /// An error at `pos`.
+    pub fn located(kind: ErrorKind, msg: impl Into<String>, pos: Option<Pos>) -> Box<EvalError> {
+        let mut e = EvalError::new(kind, msg);
+        e.pos = pos;
+        e
+    }
+    /// The error with `detail` attached.
+    pub fn with_detail(mut self: Box<Self>, detail: Detail) -> Box<Self> {
+        self.detail = Some(Box::new(detail));
+        self
     }
     pub fn with_pos(mut self: Box<Self>, pos: Option<Pos>) -> Box<Self> {
         self.pos = pos;
@@ -133,6 +248,7 @@ impl EvalError {
             forced: self.forced,
             blackhole: self.blackhole,
             memo: Vec::new(),
+            detail: self.detail.clone(),
         }
     }
     pub fn catchable(&self) -> bool {
@@ -154,6 +270,11 @@ pub fn type_err<T>(msg: impl Into<String>) -> EvalResult<T> {
 
 pub fn err<T>(msg: impl Into<String>) -> EvalResult<T> {
     Err(EvalError::new(ErrorKind::Other, msg))
+}
+
+/// An error of `kind`.
+pub fn err_of<T>(kind: ErrorKind, msg: impl Into<String>) -> EvalResult<T> {
+    Err(EvalError::new(kind, msg))
 }
 
 /// CppNix's `errorCtx`: a frame naming what was being evaluated, added to any

@@ -10,12 +10,19 @@ use nixvm_compiler::symbol::known;
 use nixvm_compiler::Symbol;
 
 pub fn type_mismatch<T>(expected: &str, v: &Value) -> EvalResult<T> {
-    type_err(format!(
-        "expected {} but found {}: {}",
-        expected,
-        v.show_type(),
-        crate::print::show_short(v)
-    ))
+    let e = EvalError::new(
+        ErrorKind::Type,
+        format!(
+            "expected {} but found {}: {}",
+            expected,
+            v.show_type(),
+            crate::print::show_short(v)
+        ),
+    );
+    Err(e.with_detail(Detail::Type {
+        expected: expected.to_string(),
+        found: v.show_type().into_owned(),
+    }))
 }
 
 fn cannot_coerce<T>(v: &Value) -> EvalResult<T> {
@@ -210,7 +217,10 @@ impl Vm {
             None => Err(EvalError::new(
                 ErrorKind::MissingAttr,
                 format!("attribute '{}' missing", name.as_str()),
-            ))
+            )
+            .with_detail(Detail::MissingAttr {
+                name: name.as_str().to_string(),
+            }))
             .ctx(msg),
         }
     }

@@ -28,7 +28,9 @@ pub mod thunk;
 pub mod value;
 pub mod vm;
 
-pub use error::{ErrCtx, ErrorKind, EvalError, EvalResult, Pos};
+pub use error::{
+    Detail, ErrCtx, ErrorKind, EvalError, EvalResult, Interrupt, LogLevel, LogMessage, Pos,
+};
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
 pub use store::daemon::{DaemonBackend, DaemonConfig};
@@ -39,6 +41,9 @@ pub use vm::{Settings, Vm};
 use std::path::Path;
 use std::rc::Rc;
 
+/// The most arguments a builtin an embedder defines may take.
+pub const MAX_ARITY: usize = 8;
+
 /// A builtin supplied by an embedder.
 pub type ExtraBuiltin = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
 
@@ -47,6 +52,9 @@ pub struct EvaluatorBuilder {
     settings: Settings,
     extra: Vec<(String, Value)>,
     store: Option<Rc<dyn StoreBackend>>,
+    logger: Option<error::Logger>,
+    /// The first registration that was not valid.
+    invalid: Option<String>,
 }
 
 impl EvaluatorBuilder {
@@ -81,8 +89,34 @@ impl EvaluatorBuilder {
         f(&mut self.settings);
         self
     }
-    /// Define `builtins.<name>` as a function of `arity` arguments.
+    /// Send `trace`, `warn` and the evaluator's warnings to `f` instead of
+    /// stderr.
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let mut ev = nixvm::Evaluator::builder()
+    ///     .logger(move |m| log.borrow_mut().push(m.message.clone()))
+    ///     .build();
+    /// let v = ev.eval_str("builtins.trace \"hi\" 1", std::path::Path::new("/")).unwrap();
+    /// assert_eq!(ev.force(v).unwrap().as_int(), Some(1));
+    /// assert_eq!(*seen.borrow(), ["hi"]);
+    /// ```
+    pub fn logger(mut self, f: impl FnMut(&LogMessage) + 'static) -> Self {
+        self.logger = Some(Box::new(f));
+        self
+    }
+    /// Define `builtins.<name>` as a function of `arity` arguments (1 to
+    /// 8). A name must be an identifier not taken by a builtin; `build`
+    /// panics (and `try_build` fails) on one that is not.
     pub fn builtin(mut self, name: &str, arity: usize, f: ExtraBuiltin) -> Self {
+        if !(1..=MAX_ARITY).contains(&arity) {
+            self.invalid.get_or_insert(format!(
+                "builtin '{name}' has arity {arity}; builtins take 1 to {MAX_ARITY} arguments"
+            ));
+        }
+        self.check_name(name);
         let p = value::PrimOp {
             name: Rc::from(name),
             arity,
@@ -92,16 +126,53 @@ impl EvaluatorBuilder {
             .push((name.to_string(), Value::PrimOp(Rc::new(p))));
         self
     }
-    /// Define `builtins.<name>` as a constant.
+    /// Define `builtins.<name>` as a constant (the same rules for names).
     pub fn constant(mut self, name: &str, v: Value) -> Self {
+        self.check_name(name);
         self.extra.push((name.to_string(), v));
         self
     }
+
+    fn check_name(&mut self, name: &str) {
+        let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'));
+        let keyword = matches!(
+            name,
+            "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or"
+        );
+        let why = if !ident || keyword {
+            "is not an identifier"
+        } else if self.extra.iter().any(|(n, _)| n == name) {
+            "is already a builtin"
+        } else {
+            return;
+        };
+        self.invalid
+            .get_or_insert(format!("cannot define builtin '{name}': the name {why}"));
+    }
+
+    /// The evaluator. Panics if a `builtin` or `constant` was not valid
+    /// (see `try_build`).
     pub fn build(self) -> Evaluator {
+        match self.try_build() {
+            Ok(ev) => ev,
+            Err(e) => panic!("{}", e.msg),
+        }
+    }
+
+    /// The evaluator, or the first registration that was not valid (a
+    /// taken or malformed name, an arity out of range).
+    pub fn try_build(self) -> EvalResult<Evaluator> {
+        if let Some(msg) = self.invalid {
+            return Err(EvalError::new(ErrorKind::Usage, msg));
+        }
         let mut vm = Vm::new(self.settings);
         vm.store = self.store;
-        builtins::install(&mut vm, self.extra);
-        Evaluator { vm }
+        vm.logger = self.logger;
+        builtins::install(&mut vm, self.extra).map_err(|m| EvalError::new(ErrorKind::Usage, m))?;
+        Ok(Evaluator { vm })
     }
 }
 
@@ -147,9 +218,45 @@ pub struct Evaluator {
     pub vm: Vm,
 }
 
+impl Default for Evaluator {
+    fn default() -> Self {
+        Evaluator::new()
+    }
+}
+
 impl Evaluator {
+    /// An evaluator with CppNix's default settings, no search path and no
+    /// store (paths are computed, nothing is written).
+    pub fn new() -> Evaluator {
+        Evaluator::builder().build()
+    }
+
     pub fn builder() -> EvaluatorBuilder {
         EvaluatorBuilder::default()
+    }
+
+    /// A handle another thread can use to stop this evaluator's work: the
+    /// running evaluation fails with [`ErrorKind::Interrupted`] at its next
+    /// function call, and so does every later one until
+    /// [`Interrupt::reset`]. A thunk that was being forced keeps that error
+    /// (CppNix 2.34 keeps a thunk's failure too).
+    ///
+    /// ```
+    /// let mut ev = nixvm::Evaluator::new();
+    /// let stop = ev.interrupt_handle();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_millis(50));
+    ///     stop.interrupt();
+    /// });
+    /// // Ten billion steps, unless stopped.
+    /// let forever = "let l = builtins.genList (x: x) 100000; in \
+    ///     builtins.foldl' (a: _: builtins.foldl' (b: _: b + 1) a l) 0 l";
+    /// let e = ev.eval_str(forever, std::path::Path::new("/"))
+    ///     .and_then(|v| ev.force(v)).unwrap_err();
+    /// assert_eq!(e.kind, nixvm::ErrorKind::Interrupted);
+    /// ```
+    pub fn interrupt_handle(&self) -> Interrupt {
+        self.vm.interrupt.clone()
     }
 
     /// Evaluate an expression to weak head normal form. Relative paths in
@@ -241,13 +348,17 @@ impl Evaluator {
                 (View::List(l), Ok(i)) => match l.get(i) {
                     Some(x) => x.clone(),
                     None => {
-                        return Err(EvalError::new(
-                            ErrorKind::Other,
+                        let e = EvalError::new(
+                            ErrorKind::IndexOutOfRange,
                             format!(
                                 "list index {i} in '{path}' is out of bounds ({} elements)",
                                 l.len()
                             ),
-                        ))
+                        );
+                        return Err(e.with_detail(error::Detail::IndexOutOfRange {
+                            index: i as i64,
+                            len: l.len(),
+                        }));
                     }
                 },
                 (View::Attrs(a), _) => match a.get(Symbol::intern(&comp)) {
@@ -263,7 +374,7 @@ impl Evaluator {
                             format!("attribute '{comp}' in selection path '{path}' not found"),
                         );
                         e.suggestions = report::best_matches(&names, &comp);
-                        return Err(e);
+                        return Err(e.with_detail(error::Detail::MissingAttr { name: comp }));
                     }
                 },
                 _ => {
@@ -301,21 +412,8 @@ impl Evaluator {
     pub fn parse_to_string(&mut self, src: &str, name: &str, dir: &Path) -> EvalResult<String> {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
-        let to_err = |msg: String, span, kind| {
-            Box::new(EvalError {
-                suggestions: Vec::new(),
-                settled: false,
-                site_pending: false,
-                in_formals: false,
-                forced: None,
-                blackhole: 0,
-                memo: Vec::new(),
-                kind,
-                msg,
-                pos: Some(Pos { file, span }),
-                trace: Vec::new(),
-            })
-        };
+        let to_err =
+            |msg: String, span, kind| EvalError::located(kind, msg, Some(Pos { file, span }));
         let (ast, _) = nixvm_compiler::parse(src, name, &dir.to_string_lossy(), opts)
             .map_err(|e| to_err(e.msg, e.span, ErrorKind::Parse))?;
         nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)
@@ -326,21 +424,8 @@ impl Evaluator {
     pub fn disassemble(&mut self, src: &str, name: &str, dir: &Path) -> EvalResult<String> {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
-        let to_err = |msg: String, span| {
-            Box::new(EvalError {
-                suggestions: Vec::new(),
-                settled: false,
-                site_pending: false,
-                in_formals: false,
-                forced: None,
-                blackhole: 0,
-                memo: Vec::new(),
-                kind: ErrorKind::Parse,
-                msg,
-                pos: Some(Pos { file, span }),
-                trace: Vec::new(),
-            })
-        };
+        let to_err =
+            |msg: String, span| EvalError::located(ErrorKind::Parse, msg, Some(Pos { file, span }));
         let (ast, _) = nixvm_compiler::parse(src, name, &dir.to_string_lossy(), opts)
             .map_err(|e| to_err(e.msg, e.span))?;
         let chunk = nixvm_compiler::compile_file(&ast, &self.vm.global_names, file, src, name)

@@ -20,7 +20,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
             return crate::force::type_mismatch("a float", &b);
         }
         if as_f64(&b) == 0.0 {
-            return err("division by zero");
+            return err_of(ErrorKind::DivisionByZero, "division by zero");
         }
     }
     let want = if matches!(a.view(), View::Float(_)) || matches!(b.view(), View::Float(_)) {
@@ -41,7 +41,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                 '*' => x.checked_mul(y),
                 '/' => {
                     if y == 0 {
-                        return err("division by zero");
+                        return err_of(ErrorKind::DivisionByZero, "division by zero");
                     }
                     x.checked_div(y)
                 }
@@ -56,7 +56,10 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                         '/' => "dividing",
                         _ => "adding",
                     };
-                    err(format!("integer overflow in {} {} {} {}", verb, x, op, y))
+                    err_of(
+                        ErrorKind::Overflow,
+                        format!("integer overflow in {} {} {} {}", verb, x, op, y),
+                    )
                 }
             }
         }
@@ -68,7 +71,7 @@ pub fn arith(vm: &mut Vm, op: char, a: Value, b: Value) -> EvalResult<Value> {
                 '*' => x * y,
                 '/' => {
                     if y == 0.0 {
-                        return err("division by zero");
+                        return err_of(ErrorKind::DivisionByZero, "division by zero");
                     }
                     x / y
                 }
@@ -514,6 +517,17 @@ pub fn coerce_to_string(
     }
 }
 
+/// A type error of `+` (`cannot add a string to an integer`) as a type error
+/// with its data: what the sum so far needs, what was found.
+#[cold]
+fn type_at(mut e: Box<EvalError>, expected: &str, found: &View) -> Box<EvalError> {
+    e.kind = ErrorKind::Type;
+    e.with_detail(Detail::Type {
+        expected: expected.to_string(),
+        found: found.show_type().into_owned(),
+    })
+}
+
 /// `+` on non-numbers and string/path interpolation (ExprConcatStrings).
 /// `fi`: the frame whose op this is, for CppNix's positions of the
 /// operands' errors (each at the operand; a coercion's as "while evaluating
@@ -554,11 +568,9 @@ pub fn concat_strings(
                 View::Int(x) => match n.checked_add(*x) {
                     Some(r) => n = r,
                     None => {
-                        return Err(at(
-                            vm,
-                            i,
-                            format!("integer overflow in adding {} + {}", n, x),
-                        ))
+                        let mut e = at(vm, i, format!("integer overflow in adding {} + {}", n, x));
+                        e.kind = ErrorKind::Overflow;
+                        return Err(e);
                     }
                 },
                 View::Float(x) => {
@@ -567,7 +579,7 @@ pub fn concat_strings(
                 }
                 other => {
                     let msg = format!("cannot add {} to an integer", other.show_type());
-                    return Err(at(vm, i, msg));
+                    return Err(type_at(at(vm, i, msg), "an integer", other));
                 }
             },
             "float" => match &p.view() {
@@ -575,7 +587,7 @@ pub fn concat_strings(
                 View::Float(x) => nf += x,
                 other => {
                     let msg = format!("cannot add {} to a float", other.show_type());
-                    return Err(at(vm, i, msg));
+                    return Err(type_at(at(vm, i, msg), "a float", other));
                 }
             },
             _ => match &p.view() {

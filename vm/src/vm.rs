@@ -232,6 +232,10 @@ pub struct Vm {
     pub gc: crate::cycles::GcState,
     /// Who watches the interpreter run, if anyone (`--stats`, `--trace-ops`).
     pub observer: Option<Box<dyn crate::observe::Observer>>,
+    /// Set from another thread to stop the evaluation (see `check_depth`).
+    pub interrupt: crate::error::Interrupt,
+    /// Where `trace`, `warn` and warnings go; stderr when unset.
+    pub logger: Option<crate::error::Logger>,
     /// Writes the bytecode cache's new entries (see `codecache`).
     pub code_cache: crate::codecache::Writer,
     /// The part of cache keys that is the same for every file, once made
@@ -320,6 +324,8 @@ impl Vm {
             empty_attrs: Value::attrs(Attrs::new()),
             gc,
             observer: None,
+            interrupt: crate::error::Interrupt::default(),
+            logger: None,
             code_cache: Default::default(),
             cache_key: None,
             stored: FxHashMap::default(),
@@ -605,19 +611,7 @@ impl Vm {
         let t0 = std::time::Instant::now();
         let (ast, warnings) = nixvm_compiler::parse(src, name, base_dir, self.parse_options())
             .map_err(|e| {
-                Box::new(EvalError {
-                    suggestions: Vec::new(),
-                    settled: false,
-                    site_pending: false,
-                    in_formals: false,
-                    forced: None,
-                    blackhole: 0,
-                    memo: Vec::new(),
-                    kind: ErrorKind::Parse,
-                    msg: e.msg,
-                    pos: Some(Pos { file, span: e.span }),
-                    trace: Vec::new(),
-                })
+                EvalError::located(ErrorKind::Parse, e.msg, Some(Pos { file, span: e.span }))
             })?;
         self.parse_warnings(file, &warnings);
         let t1 = std::time::Instant::now();
@@ -629,19 +623,7 @@ impl Vm {
                 } else {
                     ErrorKind::Parse
                 };
-                Box::new(EvalError {
-                    suggestions: Vec::new(),
-                    settled: false,
-                    site_pending: false,
-                    in_formals: false,
-                    forced: None,
-                    blackhole: 0,
-                    memo: Vec::new(),
-                    kind,
-                    msg: e.msg,
-                    pos: Some(Pos { file, span: e.span }),
-                    trace: Vec::new(),
-                })
+                EvalError::located(kind, e.msg, Some(Pos { file, span: e.span }))
             })?;
         drop(ast);
         self.stats.compile_time += t1.elapsed();
@@ -662,17 +644,36 @@ impl Vm {
 
     /// A plain warning, as CppNix's logger prints one (`warning: MSG`).
     pub fn warn(&mut self, msg: String) -> EvalResult<()> {
-        crate::report::stderr_line(&format!("warning: {}", msg));
+        let text = format!("warning: {}\n", msg);
+        self.log(crate::error::LogLevel::Warning, msg, text);
         Ok(())
+    }
+
+    /// A progress message (CppNix's `printInfo`), as a line.
+    pub fn info(&mut self, msg: String) {
+        let text = format!("{}\n", msg);
+        self.log(crate::error::LogLevel::Info, msg, text);
+    }
+
+    /// A message for the embedder's logger, or for stderr as `rendered`
+    /// (CppNix's layout, ending in a newline).
+    pub fn log(&mut self, level: crate::error::LogLevel, message: String, rendered: String) {
+        match self.logger.as_mut() {
+            Some(f) => f(&crate::error::LogMessage {
+                level,
+                message,
+                rendered,
+            }),
+            None => crate::report::stderr_text(&rendered),
+        }
     }
 
     /// A warning with CppNix's error layout: its position and source excerpt
     /// under the message (a parser lint).
     pub fn warn_at(&mut self, msg: String, pos: Option<Pos>) {
-        let mut e = EvalError::new(ErrorKind::Other, msg);
-        e.pos = pos;
+        let e = EvalError::located(ErrorKind::Other, msg, pos);
         let text = crate::report::render_level(self, "warning", &e, false, false);
-        crate::report::stderr_text(&text);
+        self.log(crate::error::LogLevel::Warning, e.msg, text);
     }
 
     /// `builtins.warn`: "evaluation warning:", not indented under the prefix
@@ -682,7 +683,7 @@ impl Vm {
         let no_indent = msg.starts_with('\n');
         let e = EvalError::new(ErrorKind::Other, msg);
         let text = crate::report::render_level(self, "evaluation warning", &e, false, no_indent);
-        crate::report::stderr_text(&text);
+        self.log(crate::error::LogLevel::EvalWarning, e.msg, text);
         if self.settings.abort_on_warn {
             return Err(EvalError::new(
                 ErrorKind::Abort,
@@ -762,34 +763,14 @@ impl Vm {
         let file = self.add_file_raw(name.clone(), Rc::from(src.as_str()), raw);
         let (ast, _) =
             nixvm_compiler::parse(&src, &name, &base, self.parse_options()).map_err(|e| {
-                Box::new(EvalError {
-                    suggestions: Vec::new(),
-                    settled: false,
-                    site_pending: false,
-                    in_formals: false,
-                    forced: None,
-                    blackhole: 0,
-                    memo: Vec::new(),
-                    kind: ErrorKind::Parse,
-                    msg: e.msg,
-                    pos: Some(Pos { file, span: e.span }),
-                    trace: Vec::new(),
-                })
+                EvalError::located(ErrorKind::Parse, e.msg, Some(Pos { file, span: e.span }))
             })?;
         let chunk = nixvm_compiler::compile_file(&ast, &names, file, &src, &name).map_err(|e| {
-            Box::new(EvalError {
-                suggestions: Vec::new(),
-                settled: false,
-                site_pending: false,
-                in_formals: false,
-                forced: None,
-                blackhole: 0,
-                memo: Vec::new(),
-                kind: ErrorKind::UndefinedVar,
-                msg: e.msg,
-                pos: Some(Pos { file, span: e.span }),
-                trace: Vec::new(),
-            })
+            EvalError::located(
+                ErrorKind::UndefinedVar,
+                e.msg,
+                Some(Pos { file, span: e.span }),
+            )
         })?;
         let proto = self.link(&chunk);
         Ok(Value::Thunk(Thunk::pending(
@@ -1023,14 +1004,27 @@ impl Vm {
     }
 
     /// A call (of a lambda or a builtin) one deeper would pass `max-call-depth`.
+    /// Every call (of a lambda or a builtin) passes here: the depth bound,
+    /// and an interrupt asked for from another thread (one relaxed load).
+    #[inline]
     fn check_depth(&self) -> EvalResult<()> {
-        if self.call_depth > self.settings.max_call_depth {
-            return Err(EvalError::new(
-                ErrorKind::StackOverflow,
-                "stack overflow; max-call-depth exceeded",
-            ));
+        if self.call_depth > self.settings.max_call_depth || self.interrupt.is_set() {
+            return Err(self.depth_error());
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn depth_error(&self) -> Box<EvalError> {
+        if self.interrupt.is_set() {
+            // CppNix's `Interrupted`: "interrupted by the user".
+            return EvalError::new(ErrorKind::Interrupted, "interrupted by the user");
+        }
+        EvalError::new(
+            ErrorKind::StackOverflow,
+            "stack overflow; max-call-depth exceeded",
+        )
     }
 
     /// Push the frame of a call of lambda `proto` closing over `parent`
@@ -2119,7 +2113,9 @@ impl Vm {
         e.settled = true;
         e.suggestions =
             crate::report::best_matches(set.iter().map(|(k, _)| k.to_string()), &sym.to_string());
-        e
+        e.with_detail(crate::error::Detail::MissingAttr {
+            name: sym.to_string(),
+        })
     }
 
     fn attr_name(&mut self, v: &Value) -> EvalResult<Symbol> {
@@ -2139,7 +2135,7 @@ impl Vm {
             (View::Int(x), View::Int(y)) => match x.checked_add(*y) {
                 Some(r) => Ok(Value::Int(r)),
                 None => Err(EvalError::new(
-                    ErrorKind::Other,
+                    ErrorKind::Overflow,
                     format!("integer overflow in adding {} + {}", x, y),
                 )
                 .with_pos(self.part_pos(fi, 1))),

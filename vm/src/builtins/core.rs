@@ -210,7 +210,8 @@ fn trace_message(vm: &mut Vm, v: &Value) -> EvalResult<String> {
 
 fn trace(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let msg = trace_message(vm, &a[0])?;
-    crate::report::stderr_line(&format!("trace: {}", msg));
+    let text = format!("trace: {}\n", msg);
+    vm.log(crate::error::LogLevel::Trace, msg, text);
     vm.force(a[1].clone())
 }
 
@@ -310,7 +311,7 @@ pub(crate) fn arith(vm: &mut Vm, a: &mut [Value], op: char) -> EvalResult<Value>
         ),
     };
     if op == '/' && vm.force_float(&y).ctx(second)? == 0.0 {
-        return err("division by zero");
+        return err_of(ErrorKind::DivisionByZero, "division by zero");
     }
     if float {
         vm.force_float(&x).ctx(first)?;

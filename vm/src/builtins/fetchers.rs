@@ -258,7 +258,7 @@ fn check_local_tarball(url: &str) -> EvalResult<()> {
 
 /// Unpack a downloaded tarball into a staging path: the tree and its lastModified.
 fn unpack_tarball(vm: &mut Vm, url: &str, data: &[u8]) -> EvalResult<(PathBuf, i64)> {
-    crate::report::stderr_line(&format!("unpacking '{url}' into the Git cache..."));
+    vm.info(format!("unpacking '{url}' into the Git cache..."));
     let staging = fetch_staging_path(vm)?;
     let last_modified = match unpack_archive(data, &staging) {
         Ok(t) => t,
@@ -499,7 +499,7 @@ fn fetch_url_cached(
     let got = match download_if_changed(vm, url, etag.as_deref(), &[]) {
         // A file (not a tarball) falls back to its expired copy, as CppNix's.
         Err(e) if !unpack && usable.is_some() => {
-            crate::report::stderr_line(&format!("warning: {}; using cached version", e.msg));
+            vm.warn(format!("{}; using cached version", e.msg))?;
             let e = usable.expect("checked");
             return Ok((as_fetched(&e), e.last_modified));
         }

@@ -176,7 +176,7 @@ pub(super) fn forge_accessor(vm: &mut Vm, input: &mut FAttrs) -> EvalResult<Fetc
     let tarball = urls(&ty, &host, &owner, &repo, "", &rev, !headers.is_empty()).tarball;
     crate::storeglue::check_uri(vm, &tarball)?;
     let data = download_with_headers(vm, &tarball, &headers)?;
-    crate::report::stderr_line(&format!(
+    vm.info(format!(
         "unpacking '{}' into the Git cache...",
         super::fetchinput::input_to_string(input)
     ));

@@ -134,11 +134,18 @@ fn elem_at(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         "while evaluating the first argument passed to 'builtins.elemAt'",
     )?;
     if n < 0 || n as usize >= l.len() {
-        return err(format!(
-            "'builtins.elemAt' called with index {} on a list of size {}",
-            n,
-            l.len()
-        ));
+        let e = EvalError::new(
+            ErrorKind::IndexOutOfRange,
+            format!(
+                "'builtins.elemAt' called with index {} on a list of size {}",
+                n,
+                l.len()
+            ),
+        );
+        return Err(e.with_detail(Detail::IndexOutOfRange {
+            index: n,
+            len: l.len(),
+        }));
     }
     vm.force(l[n as usize].clone())
 }

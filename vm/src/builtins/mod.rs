@@ -68,7 +68,9 @@ impl Registry {
     }
 }
 
-pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
+/// Install the builtins, and `extra` (an embedder's) beside them; the name
+/// of an `extra` one that a builtin already has is an error.
+pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) -> Result<(), String> {
     let mut r = Registry {
         entries: Vec::new(),
     };
@@ -90,6 +92,18 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     let derivation = Thunk::evaluated(&vm.heap, Value::Null);
     r.value("derivation", Value::Thunk(derivation.clone()));
     fetchers::register(&mut r, vm);
+    let taken = |n: &str| {
+        let bare = n.strip_prefix("__").unwrap_or(n);
+        matches!(bare, "true" | "false" | "null" | "builtins")
+            || r.entries
+                .iter()
+                .any(|(e, _)| e.strip_prefix("__").unwrap_or(e) == bare)
+    };
+    if let Some((n, _)) = extra.iter().find(|(n, _)| taken(n)) {
+        return Err(format!(
+            "cannot define builtin '{n}': the name is already a builtin"
+        ));
+    }
     r.entries.extend(extra);
     // The language constants live in `builtins` too, but only under their own names.
     r.value("true", Value::Bool(true));
@@ -140,6 +154,7 @@ pub fn install(vm: &mut Vm, extra: Vec<(String, Value)>) {
     vm.builtins = builtins;
     let f = derivations::wrapper(vm).expect("the derivation wrapper compiles");
     derivation.set(f);
+    Ok(())
 }
 
 // The argument helpers builtins share live with the interpreter.
