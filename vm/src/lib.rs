@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod force;
 pub mod graveyard;
 pub mod heap;
+pub mod io;
 pub mod observe;
 pub mod ops;
 pub mod print;
@@ -53,6 +54,7 @@ pub struct EvaluatorBuilder {
     extra: Vec<(String, Value)>,
     store: Option<Rc<dyn StoreBackend>>,
     logger: Option<error::Logger>,
+    fs: Option<Rc<dyn io::FileSystem>>,
     /// The first registration that was not valid.
     invalid: Option<String>,
 }
@@ -87,6 +89,12 @@ impl EvaluatorBuilder {
     }
     pub fn settings(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         f(&mut self.settings);
+        self
+    }
+    /// Read files through `fs` instead of the real file system (see
+    /// [`io::Overlay`] for unsaved buffers).
+    pub fn filesystem(mut self, fs: Rc<dyn io::FileSystem>) -> Self {
+        self.fs = Some(fs);
         self
     }
     /// Send `trace`, `warn` and the evaluator's warnings to `f` instead of
@@ -171,6 +179,9 @@ impl EvaluatorBuilder {
         let mut vm = Vm::new(self.settings);
         vm.store = self.store;
         vm.logger = self.logger;
+        if let Some(fs) = self.fs {
+            vm.fs = fs;
+        }
         builtins::install(&mut vm, self.extra).map_err(|m| EvalError::new(ErrorKind::Usage, m))?;
         Ok(Evaluator { vm })
     }

@@ -232,6 +232,8 @@ pub struct Vm {
     pub gc: crate::cycles::GcState,
     /// Who watches the interpreter run, if anyone (`--stats`, `--trace-ops`).
     pub observer: Option<Box<dyn crate::observe::Observer>>,
+    /// What evaluation reads files through (see `io`).
+    pub fs: Rc<dyn crate::io::FileSystem>,
     /// Set from another thread to stop the evaluation (see `check_depth`).
     pub interrupt: crate::error::Interrupt,
     /// Where `trace`, `warn` and warnings go; stderr when unset.
@@ -325,6 +327,7 @@ impl Vm {
             gc,
             observer: None,
             interrupt: crate::error::Interrupt::default(),
+            fs: Rc::new(crate::io::RealFs),
             logger: None,
             code_cache: Default::default(),
             cache_key: None,
@@ -590,7 +593,9 @@ impl Vm {
         let t2 = std::time::Instant::now();
         let proto = self.link(&chunk);
         self.stats.link_time += t2.elapsed();
-        self.files[file as usize].forget_text();
+        if self.fs.rereadable() {
+            self.files[file as usize].forget_text();
+        }
         self.stats.thunks_created += 1;
         Ok(Value::Thunk(Thunk::pending(
             &self.heap,
@@ -701,10 +706,20 @@ impl Vm {
         self.files[pos.file as usize].describe(pos.span)
     }
 
+    /// Whether `path` (a logical path, which may be in the store) is a
+    /// directory, following symbolic links.
+    pub fn is_dir(&self, path: &Path) -> bool {
+        let physical = crate::storeglue::physical_path(self, &path.to_string_lossy());
+        matches!(
+            self.fs.kind(&physical, true),
+            Ok(crate::io::FileKind::Directory)
+        )
+    }
+
     /// Evaluate a file (memoised per path, as `import` requires).
     pub fn import_path(&mut self, path: &Path) -> EvalResult<Value> {
         let mut path = path.to_path_buf();
-        if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
+        if self.is_dir(&path) {
             path.push("default.nix");
         }
         if let Some(v) = self.import_cache.get(&path) {
@@ -728,7 +743,7 @@ impl Vm {
     fn read_source_file(&self, path: &Path) -> EvalResult<(Vec<u8>, String, PathBuf)> {
         crate::storeglue::check_access(self, &path.to_string_lossy())?;
         let physical = crate::storeglue::physical_path(self, &path.to_string_lossy());
-        let bytes = std::fs::read(&physical)
+        let bytes = (self.fs.read(&physical))
             .map_err(|e| EvalError::new(ErrorKind::Io, read_error(&path.to_string_lossy(), &e)))?;
         let base = path
             .parent()
@@ -741,7 +756,7 @@ impl Vm {
     /// variables that shadow the builtins. Not cached, as in CppNix.
     pub fn scoped_import(&mut self, scope: &Attrs, path: &Path) -> EvalResult<Value> {
         let mut path = path.to_path_buf();
-        if crate::storeglue::physical_path(self, &path.to_string_lossy()).is_dir() {
+        if self.is_dir(&path) {
             path.push("default.nix");
         }
         let (bytes, base, _) = self.read_source_file(&path)?;

@@ -402,13 +402,9 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     };
     // As CppNix: the last component is not followed (a dangling symlink exists) unless
     // a trailing `/` or `/.` asks for a directory, which resolves symlinks fully.
-    let md = if must_be_dir {
-        std::fs::metadata(&p)
-    } else {
-        std::fs::symlink_metadata(&p)
-    };
-    Ok(Value::Bool(match md {
-        Ok(m) => !must_be_dir || m.is_dir(),
+    let kind = vm.fs.kind(std::path::Path::new(&p), must_be_dir);
+    Ok(Value::Bool(match kind {
+        Ok(k) => !must_be_dir || k == crate::io::FileKind::Directory,
         Err(_) => false,
     }))
 }
@@ -416,7 +412,7 @@ fn path_exists(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
 fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let logical = vm.coerce_path(&a[0])?;
     let p = crate::storeglue::realise_for_read(vm, &logical)?;
-    let bytes = std::fs::read(&p)
+    let bytes = (vm.fs.read(std::path::Path::new(&p)))
         .map_err(|e| EvalError::new(ErrorKind::Io, crate::vm::read_error(&logical, &e)))?;
     if bytes.contains(&0) {
         return err(format!(
@@ -428,26 +424,15 @@ fn read_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     Ok(Value::bytes(bytes, ctx))
 }
 
-fn file_type_of(t: std::fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "directory"
-    } else if t.is_file() {
-        "regular"
-    } else if t.is_symlink() {
-        "symlink"
-    } else {
-        "unknown"
-    }
-}
-
 fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let p = real_path(vm, &a[0])?;
-    let rd = std::fs::read_dir(&p).map_err(|e| {
+    let fs = vm.fs.clone();
+    let rd = fs.read_dir(std::path::Path::new(&p)).map_err(|e| {
         // CppNix's wording; it names a symlink's target.
         let msg = match e.kind() {
             std::io::ErrorKind::NotFound => format!("path '{}' does not exist", p),
             std::io::ErrorKind::NotADirectory => {
-                let target = std::fs::canonicalize(&p)
+                let target = (fs.canonicalize(std::path::Path::new(&p)))
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_else(|_| p.clone());
                 format!("'{}' is not a directory", target)
@@ -456,29 +441,21 @@ fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         };
         EvalError::new(ErrorKind::Io, msg)
     })?;
-    let mut entries = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
-        let name = ent.file_name().to_string_lossy().into_owned();
-        // The type the directory entry carries (d_type), as CppNix reads it:
-        // std falls back to lstat only where the file system gives none.
-        let t = ent
-            .file_type()
-            .map_err(|e| EvalError::new(ErrorKind::Io, e.to_string()))?;
-        entries.push((Symbol::intern(&name), Value::str(file_type_of(t))));
-    }
+    let entries = (rd.into_iter())
+        .map(|(name, kind)| (Symbol::intern(&name), Value::str(kind.name())))
+        .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }
 
 fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let p = real_path(vm, &a[0])?;
-    let md = std::fs::symlink_metadata(&p).map_err(|e| {
+    let kind = vm.fs.kind(std::path::Path::new(&p), false).map_err(|e| {
         EvalError::new(
             ErrorKind::Io,
             format!("getting status of '{}': {}", p, crate::vm::io_msg(&e)),
         )
     })?;
-    Ok(Value::str(file_type_of(md.file_type())))
+    Ok(Value::str(kind.name()))
 }
 
 use crate::storeglue::base_name;
@@ -670,7 +647,8 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         };
         // An entry whose own path does not exist is ignored, with CppNix's
         // warning (once per entry).
-        if !std::path::Path::new(&absolute(&base)).exists() {
+        let exists = |p: &str| vm.fs.kind(std::path::Path::new(p), true).is_ok();
+        if !exists(&absolute(&base)) {
             if vm.missing_search_paths.insert(base.clone()) {
                 vm.warn(format!(
                     "Nix search path entry '{base}' does not exist, ignoring"
@@ -684,7 +662,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             format!("{}/{}", base, rest)
         };
         let resolved = absolute(&candidate);
-        if std::path::Path::new(&resolved).exists() {
+        if vm.fs.kind(std::path::Path::new(&resolved), true).is_ok() {
             return Ok(Value::path(&nixvm_compiler::parser::canon_path(&resolved)));
         }
     }

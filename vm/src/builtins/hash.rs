@@ -57,7 +57,7 @@ fn hash_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
     let algo = parse_algo(&algo)?;
     let path = vm.coerce_path(&a[1])?;
     crate::storeglue::check_access(vm, &path)?;
-    let data = match std::fs::read(crate::storeglue::physical_path(vm, &path)) {
+    let data = match vm.fs.read(&crate::storeglue::physical_path(vm, &path)) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return err(format!("path '{}' does not exist", path));
