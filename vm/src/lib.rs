@@ -8,6 +8,7 @@
 pub mod builtins;
 pub mod census;
 pub mod codecache;
+pub mod convert;
 pub mod corepkgs;
 pub mod cycles;
 pub mod env;
@@ -244,6 +245,27 @@ impl Evaluator {
 
     pub fn builder() -> EvaluatorBuilder {
         EvaluatorBuilder::default()
+    }
+
+    /// Read a `T` out of `v` with serde, forcing only what `T` needs (see
+    /// [`convert`]).
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Server { host: String, port: u16, tags: Vec<String> }
+    /// let mut ev = nixvm::Evaluator::new();
+    /// let src = r#"{ host = "example.org"; port = 80 + 363; tags = [ "a" ]; unused = throw "lazy"; }"#;
+    /// let v = ev.eval_str(src, std::path::Path::new("/")).unwrap();
+    /// let s: Server = ev.deserialize(&v).unwrap();
+    /// assert_eq!((s.host.as_str(), s.port, s.tags.len()), ("example.org", 443, 1));
+    /// ```
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&mut self, v: &Value) -> EvalResult<T> {
+        convert::from_value(&mut self.vm, v)
+    }
+
+    /// A Nix value made from Rust data with serde (see [`convert`]).
+    pub fn serialize<T: serde::Serialize + ?Sized>(&self, data: &T) -> EvalResult<Value> {
+        convert::to_value(data)
     }
 
     /// A handle another thread can use to stop this evaluator's work: the
