@@ -8,13 +8,13 @@
 //! result to JSON. Errors are rendered with `Evaluator::render_error`.
 
 use nixvm::value::{Attrs, Value};
-use nixvm::{ErrorKind, EvalError, EvalResult, Evaluator, Symbol, Vm};
+use nixvm::{ErrorKind, EvalError, EvalResult, Evaluator, Symbol};
 use std::path::Path;
 use std::rc::Rc;
 
 /// A builtin implemented in Rust: `builtins.hostName "prefix"` returns
 /// `"prefix-<hostname>"`. Arguments arrive unevaluated; force what you use.
-fn host_name(vm: &mut Vm, args: &mut [Value]) -> EvalResult<Value> {
+fn host_name(vm: &mut Evaluator, args: &mut [Value]) -> EvalResult<Value> {
     let prefix = vm.force(args[0].clone())?;
     let Some(prefix) = prefix.as_str() else {
         return Err(EvalError::new(

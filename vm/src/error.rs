@@ -132,14 +132,21 @@ impl Interrupt {
 pub const MAX_TRACE: usize = 50_000;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+/// A place in a source: the evaluator's number for the file (see
+/// `Vm::show_pos` and `Evaluator::render_error`) and the byte span.
 pub struct Pos {
+    /// The evaluator's index of the file.
     pub file: u32,
+    /// The bytes of the file.
     pub span: Span,
 }
 
 #[derive(Clone, Debug)]
+/// One frame of an error's trace ("while evaluating the attribute 'x'").
 pub struct TraceEntry {
+    /// What was being done.
     pub msg: String,
+    /// Where, if the frame has a position.
     pub pos: Option<Pos>,
     /// Printed even where the trace is truncated (CppNix's `TracePrint::Always`,
     /// which `addErrorContext` uses).
@@ -147,6 +154,7 @@ pub struct TraceEntry {
 }
 
 impl TraceEntry {
+    /// A frame saying `msg` at `pos`.
     pub fn new(msg: impl Into<String>, pos: Option<Pos>) -> TraceEntry {
         TraceEntry {
             msg: msg.into(),
@@ -157,9 +165,15 @@ impl TraceEntry {
 }
 
 #[derive(Clone, Debug)]
+/// An evaluation error: what kind, the message as CppNix words it, where,
+/// the trace of what was being evaluated, and its data where known.
+/// `Evaluator::render_error` lays it out as CppNix prints it.
 pub struct EvalError {
+    /// What kind of failure it is.
     pub kind: ErrorKind,
+    /// The message, without "error: ".
     pub msg: String,
+    /// Where it was raised, if known.
     pub pos: Option<Pos>,
     /// Innermost frame first (the order they are added while unwinding).
     pub trace: Vec<TraceEntry>,
@@ -169,31 +183,40 @@ pub struct EvalError {
     /// the instruction that failed. Builtins' errors are settled when they leave
     /// the builtin (CppNix gives them the builtin's own position, which is none;
     /// the call site goes on the "while calling the builtin" frame instead).
+    #[doc(hidden)]
     pub settled: bool,
     /// The innermost frame is a builtin's "while calling" frame that takes the
     /// position of the call instruction that called it, if an instruction did.
+    #[doc(hidden)]
     pub site_pending: bool,
     /// Raised while binding a lambda's formals: the lambda's frame adds no
     /// "while calling" entry (its body never ran).
+    #[doc(hidden)]
     pub in_formals: bool,
     /// Raised by forcing operand `n` (from the top of the stack) of the
     /// failing op, whose error contexts for that operand then apply.
+    #[doc(hidden)]
     pub forced: Option<u8>,
     /// For an infinite recursion: the thunk found under evaluation (its
     /// address), whose frame marks where the cycle was entered.
+    #[doc(hidden)]
     pub blackhole: usize,
     /// The thunks this error failed on its way out. CppNix memoises the
     /// exception itself, so the frames added until something catches it
     /// show when such a thunk is forced again: `tryEval` stores the error,
     /// as it is when caught, back into them.
+    #[doc(hidden)]
     pub memo: Vec<crate::value::Value>,
     /// What the error is about, as data, where it is known.
     pub detail: Option<Box<Detail>>,
 }
 
+/// What evaluation returns: errors are boxed, so a result is one word
+/// more than its value.
 pub type EvalResult<T> = Result<T, Box<EvalError>>;
 
 impl EvalError {
+    /// An error of `kind` saying `msg`, with no position or trace yet.
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Box<EvalError> {
         Box::new(EvalError {
             suggestions: Vec::new(),
@@ -228,6 +251,7 @@ impl EvalError {
         self.detail = Some(Box::new(detail));
         self
     }
+    /// The error at `pos`, which unwinding will not change.
     pub fn with_pos(mut self: Box<Self>, pos: Option<Pos>) -> Box<Self> {
         self.pos = pos;
         self.settled = true;
@@ -251,6 +275,7 @@ impl EvalError {
             detail: self.detail.clone(),
         }
     }
+    /// Whether `builtins.tryEval` catches it (`throw` and `assert` only).
     pub fn catchable(&self) -> bool {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)
     }
@@ -264,10 +289,12 @@ impl fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
+/// A type error saying `msg`.
 pub fn type_err<T>(msg: impl Into<String>) -> EvalResult<T> {
     Err(EvalError::new(ErrorKind::Type, msg))
 }
 
+/// An error of kind `Other` saying `msg`.
 pub fn err<T>(msg: impl Into<String>) -> EvalResult<T> {
     Err(EvalError::new(ErrorKind::Other, msg))
 }

@@ -5,29 +5,52 @@
 //! print it or convert it to JSON. Everything the `nixvm` binary does goes
 //! through this API.
 
+#![warn(missing_docs)]
+
+#[doc(hidden)]
 pub mod builtins;
+#[doc(hidden)]
 pub mod census;
+#[doc(hidden)]
 pub mod codecache;
 pub mod convert;
+#[doc(hidden)]
 pub mod corepkgs;
+#[doc(hidden)]
 pub mod cycles;
+#[doc(hidden)]
 pub mod env;
 pub mod error;
+#[doc(hidden)]
 pub mod fetch;
+#[doc(hidden)]
 pub mod force;
+#[doc(hidden)]
 pub mod graveyard;
+#[doc(hidden)]
 pub mod heap;
 pub mod io;
+#[doc(hidden)]
 pub mod observe;
+#[doc(hidden)]
 pub mod ops;
+#[doc(hidden)]
 pub mod print;
+#[doc(hidden)]
 pub mod report;
+#[doc(hidden)]
 pub mod speculate;
+#[doc(hidden)]
 pub mod state;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod storeglue;
+#[doc(hidden)]
 pub mod thunk;
+#[doc(hidden)]
 pub mod value;
+#[doc(hidden)]
 pub mod vm;
 
 pub use error::{
@@ -38,7 +61,9 @@ pub use nixvm_compiler::Symbol;
 pub use store::daemon::{DaemonBackend, DaemonConfig};
 pub use store::{LocalBackend, StoreBackend};
 pub use value::{Owned, Value, View};
-pub use vm::{Settings, Vm};
+pub use vm::Settings;
+#[doc(hidden)]
+pub use vm::Vm;
 
 use std::path::Path;
 use std::rc::Rc;
@@ -46,9 +71,21 @@ use std::rc::Rc;
 /// The most arguments a builtin an embedder defines may take.
 pub const MAX_ARITY: usize = 8;
 
-/// A builtin supplied by an embedder.
-pub type ExtraBuiltin = Rc<dyn Fn(&mut Vm, &mut [Value]) -> EvalResult<Value>>;
+/// A builtin supplied by an embedder: it gets the evaluator that calls it
+/// and its arguments, unevaluated (force what you use).
+pub type ExtraBuiltin = Rc<dyn Fn(&mut Evaluator, &mut [Value]) -> EvalResult<Value>>;
 
+/// How an [`Evaluator`] is made: its search path, purity, store, settings,
+/// file system, logger and extra builtins.
+///
+/// ```
+/// let mut ev = nixvm::Evaluator::builder()
+///     .pure(true)
+///     .constant("answer", nixvm::Value::Int(42))
+///     .build();
+/// let v = ev.eval_str("builtins.answer + 1", std::path::Path::new("/")).unwrap();
+/// assert_eq!(v.as_int(), Some(43));
+/// ```
 #[derive(Default)]
 pub struct EvaluatorBuilder {
     settings: Settings,
@@ -73,10 +110,13 @@ impl EvaluatorBuilder {
         }
         self
     }
+    /// Pure evaluation (`--pure-eval`): no `getEnv`, `currentTime`, or
+    /// paths outside the store and the search path's.
     pub fn pure(mut self, pure: bool) -> Self {
         self.settings.pure_eval = pure;
         self
     }
+    /// The store directory paths are computed for (`/nix/store` unless set).
     pub fn store_dir(mut self, dir: &str) -> Self {
         self.settings.store_dir = dir.to_string();
         self
@@ -88,6 +128,8 @@ impl EvaluatorBuilder {
         self.store = Some(store);
         self
     }
+    /// Change any other setting (CppNix's `nix.conf` options that apply to
+    /// evaluation: `max-call-depth`, `abort-on-warn`, `restrict-eval`, …).
     pub fn settings(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         f(&mut self.settings);
         self
@@ -126,10 +168,11 @@ impl EvaluatorBuilder {
             ));
         }
         self.check_name(name);
+        let imp: value::DynPrimFn = Rc::new(move |vm, args| f(Evaluator::from_vm(vm), args));
         let p = value::PrimOp {
             name: Rc::from(name),
             arity,
-            imp: value::PrimImpl::Dyn(f),
+            imp: value::PrimImpl::Dyn(imp),
         };
         self.extra
             .push((name.to_string(), Value::PrimOp(Rc::new(p))));
@@ -226,7 +269,26 @@ fn split_search_entry(e: &str) -> (String, String) {
     }
 }
 
+/// A Nix evaluator: it evaluates strings and files to [`Value`]s, forces
+/// them, reads them and reports errors as CppNix does.
+///
+/// An evaluator and its values belong to one thread (`Value` is not `Send`:
+/// values share counted references). Evaluators are independent: each has
+/// its own heap, files and caches; only the table of attribute names is
+/// shared by the process, and it is safe to share. Deep evaluations grow
+/// their own stack segments as they go, so any thread's stack will do.
+///
+/// ```
+/// let mut ev = nixvm::Evaluator::new();
+/// let v = ev.eval_str("{ a = 1 + 2; b = [ \"x\" ]; }", std::path::Path::new("/")).unwrap();
+/// assert_eq!(ev.get(&v, "a").unwrap().as_int(), Some(3));
+/// assert_eq!(ev.to_json(v, true).unwrap(), r#"{"a":3,"b":["x"]}"#);
+/// ```
+#[repr(transparent)]
 pub struct Evaluator {
+    /// The machine itself, for what the API above does not cover (the
+    /// `nixvm` binary uses it; its items are not a stable interface).
+    #[doc(hidden)]
     pub vm: Vm,
 }
 
@@ -243,6 +305,14 @@ impl Evaluator {
         Evaluator::builder().build()
     }
 
+    /// The evaluator whose machine `vm` is (an embedder's builtin is
+    /// called with the machine).
+    fn from_vm(vm: &mut Vm) -> &mut Evaluator {
+        // SAFETY: `Evaluator` is `repr(transparent)` over `Vm`.
+        unsafe { &mut *(vm as *mut Vm).cast::<Evaluator>() }
+    }
+
+    /// A builder for an evaluator with other settings.
     pub fn builder() -> EvaluatorBuilder {
         EvaluatorBuilder::default()
     }
@@ -310,6 +380,8 @@ impl Evaluator {
         self.vm.force(v)
     }
 
+    /// Evaluate a file (a directory means its `default.nix`) to weak head
+    /// normal form, as `import` does.
     pub fn eval_file(&mut self, path: &Path) -> EvalResult<Value> {
         let abs = if path.is_absolute() {
             path.to_path_buf()
@@ -330,6 +402,7 @@ impl Evaluator {
         self.vm.force(v)
     }
 
+    /// Evaluate a value and everything inside it (`builtins.deepSeq`).
     pub fn force_deep(&mut self, v: Value) -> EvalResult<Value> {
         self.vm.force_deep(v)
     }
@@ -347,6 +420,8 @@ impl Evaluator {
         crate::print::print_forced(&mut self.vm, v)
     }
 
+    /// A value as `nix-instantiate --eval` prints it, without evaluating
+    /// anything (what is not evaluated yet is `<CODE>`).
     pub fn print(&self, v: &Value) -> String {
         print::print_ambiguous(v)
     }
@@ -454,6 +529,7 @@ impl Evaluator {
         Ok(nixvm_compiler::printer::show(&ast))
     }
 
+    /// The bytecode of a source text, with source lines (for debugging).
     pub fn disassemble(&mut self, src: &str, name: &str, dir: &Path) -> EvalResult<String> {
         let opts = self.vm.parse_options_pub();
         let file = self.vm.add_file(name.to_string(), Rc::from(src));
@@ -478,6 +554,8 @@ impl Evaluator {
             .compile_source(src, "«string»", &base_dir.to_string_lossy())
     }
 
+    /// A value as string interpolation makes it a string (`"${v}"`): a
+    /// derivation's output path, a path copied to the store, a number.
     pub fn coerce_to_string(&mut self, v: &Value) -> EvalResult<Vec<u8>> {
         let mut ctx = value::Context::new();
         ops::coerce_to_string(&mut self.vm, v, &mut ctx, false, true)
@@ -491,6 +569,7 @@ impl Evaluator {
         builtins::json::to_json_string(&mut self.vm, v, strict)
     }
 
+    /// A value as `nix-instantiate --eval --xml` writes it.
     pub fn to_xml(&mut self, v: Value, strict: bool, location: bool) -> EvalResult<String> {
         builtins::xml::to_xml_string(&mut self.vm, v, strict, location)
     }

@@ -193,26 +193,39 @@ impl Extensions {
     }
 }
 
+/// The evaluation settings CppNix reads from `nix.conf` and its flags.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// `max-call-depth`: calls nested deeper are a stack-overflow error.
     pub max_call_depth: usize,
     /// `--show-trace`: errors also record the lambda calls they unwound
     /// through ("while calling 'f'", "from call site"), as CppNix's do.
     pub show_trace: bool,
+    /// `pure-eval`.
     pub pure_eval: bool,
+    /// `restrict-eval`: only the search path and allowed URIs may be read.
     pub restrict_eval: bool,
     /// URI prefixes fetchers may use under pure or restricted evaluation.
     pub allowed_uris: Vec<String>,
     /// `-I` entries then `NIX_PATH` entries: (prefix, path); an empty prefix matches anything.
     pub search_path: Vec<(String, String)>,
+    /// `store`'s directory (`/nix/store`).
     pub store_dir: String,
+    /// `system` (`builtins.currentSystem`).
     pub system: String,
+    /// The `pipe-operators` experimental feature (`|>`, `<|`).
     pub pipe_operators: bool,
+    /// The `parse-toml-timestamps` experimental feature.
     pub parse_toml_timestamps: bool,
+    /// `abort-on-warn`: `builtins.warn` stops the evaluation.
     pub abort_on_warn: bool,
+    /// `lint-absolute-path-literals`.
     pub lint_absolute_path: nixvm_compiler::parser::LintLevel,
+    /// `lint-short-path-literals`.
     pub lint_short_path: nixvm_compiler::parser::LintLevel,
+    /// `lint-url-literals`.
     pub lint_url: nixvm_compiler::parser::LintLevel,
+    /// `allow-import-from-derivation`.
     pub allow_ifd: bool,
     /// Experimental features enabled beyond the defaults (`--extra-experimental-features`).
     pub experimental_features: Vec<String>,

@@ -74,30 +74,39 @@ mod repr;
 pub use repr::{Handle, Owned, Ref, Value, View};
 
 impl Value {
+    /// A string without context.
     pub fn str(s: &str) -> Value {
         Value::String(NixStr::new(s, None))
     }
+    /// A string without context, from an owned `String`.
     pub fn string(s: String) -> Value {
         Value::String(NixStr::new(s, None))
     }
+    /// A string of any bytes, with a context or none.
     pub fn bytes(b: Vec<u8>, ctx: Option<Box<Context>>) -> Value {
         Value::String(NixStr::new(b, ctx))
     }
+    /// A string with a context (the store paths it refers to).
     pub fn str_ctx(s: String, ctx: Option<Box<Context>>) -> Value {
         Value::String(NixStr::new(s, ctx))
     }
+    /// A path (absolute and canonical, as the parser makes them).
     pub fn path(p: &str) -> Value {
         Value::Path(Rc::new(p.to_string()))
     }
+    /// A set.
     pub fn attrs(a: Attrs) -> Value {
         Value::Attrs(a)
     }
+    /// A list of these elements.
     pub fn list(v: Vec<Value>) -> Value {
         Value::List(List::from_vec(v))
     }
+    /// Whether it is a thunk (even one already evaluated).
     pub fn is_thunk(&self) -> bool {
         matches!(&self.view(), View::Thunk(_))
     }
+    /// Whether it is a function: a lambda, a builtin, or a builtin partly applied.
     pub fn is_function(&self) -> bool {
         matches!(
             &self.view(),
@@ -207,12 +216,14 @@ impl Value {
         }
         v
     }
+    /// A Boolean (seen through an evaluated thunk).
     pub fn as_bool(&self) -> Option<bool> {
         match &self.peeled().view() {
             View::Bool(b) => Some(*b),
             _ => None,
         }
     }
+    /// An integer (seen through an evaluated thunk).
     pub fn as_int(&self) -> Option<i64> {
         match &self.peeled().view() {
             View::Int(n) => Some(*n),
@@ -255,6 +266,7 @@ impl Value {
             _ => None,
         }
     }
+    /// A set (seen through an evaluated thunk).
     pub fn as_attrs(&self) -> Option<&Attrs> {
         match self.peeled().view() {
             View::Attrs(a) => Some(a.obj()),

@@ -139,6 +139,7 @@ impl<T: std::fmt::Display> std::fmt::Display for Ref<'_, T> {
 }
 
 impl View<'_> {
+    /// Whether it is `null`.
     pub fn is_null(&self) -> bool {
         matches!(self, View::Null)
     }
@@ -167,11 +168,13 @@ impl View<'_> {
 pub struct Handle<'a, T>(&'a T);
 
 impl<'a, T: Clone> Handle<'a, T> {
+    /// A counted reference of the object.
     #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn clone(&self) -> T {
         T::clone(self.0)
     }
+    /// The object.
     #[inline]
     pub fn obj(&self) -> &'a T {
         self.0
@@ -238,14 +241,17 @@ impl Value {
         Value::from_bits(tagged(tag, Rc::into_raw(rc) as *const u8))
     }
 
+    /// `null`.
     #[allow(non_upper_case_globals)]
     pub const Null: Value = Value::from_bits(NULL << SHIFT);
 
+    /// A Boolean.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Bool(b: bool) -> Value {
         Value::from_bits(BOOL << SHIFT | b as u64)
     }
+    /// An integer.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Int(n: i64) -> Value {
@@ -255,46 +261,55 @@ impl Value {
             Value::boxed(BIGINT, Rc::new(n))
         }
     }
+    /// A float.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Float(x: f64) -> Value {
         Value::boxed(FLOAT, Rc::new(x))
     }
+    /// A string.
     #[allow(non_snake_case)]
     #[inline]
     pub fn String(s: NixStr) -> Value {
         Value::from_bits(s.into_bits())
     }
+    /// A path.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Path(p: Rc<String>) -> Value {
         Value::boxed(PATH, p)
     }
+    /// A set.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Attrs(a: Attrs) -> Value {
         Value::from_bits(a.into_bits())
     }
+    /// A list.
     #[allow(non_snake_case)]
     #[inline]
     pub fn List(l: List) -> Value {
         Value::from_bits(l.into_bits())
     }
+    /// A lambda.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Lambda(c: Rc<Closure>) -> Value {
         Value::boxed(LAMBDA, c)
     }
+    /// A builtin.
     #[allow(non_snake_case)]
     #[inline]
     pub fn PrimOp(p: Rc<PrimOp>) -> Value {
         Value::boxed(PRIMOP, p)
     }
+    /// A builtin applied to some of its arguments.
     #[allow(non_snake_case)]
     #[inline]
     pub fn PrimOpApp(p: Rc<PrimOpApp>) -> Value {
         Value::boxed(PRIMOPAPP, p)
     }
+    /// A thunk.
     #[allow(non_snake_case)]
     #[inline]
     pub fn Thunk(t: Thunk) -> Value {

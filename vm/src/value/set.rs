@@ -30,12 +30,16 @@ use super::{PosIdx, Value};
 /// of a pointer to it.
 #[derive(Clone)]
 pub struct Attr {
+    /// The attribute's name.
     pub name: Symbol,
+    /// Where it was defined.
     pub pos: PosIdx,
+    /// Its value.
     pub value: Value,
 }
 
 impl Attr {
+    /// An attribute with no position.
     pub fn new(name: Symbol, value: Value) -> Attr {
         Attr {
             name,
@@ -219,9 +223,11 @@ impl Attrs {
         a
     }
 
+    /// An empty set.
     pub fn new() -> Attrs {
         Attrs::alloc(0, None)
     }
+    /// An empty set with room for `n` attributes.
     pub fn with_capacity(n: usize) -> Attrs {
         Attrs::alloc(n, None)
     }
@@ -325,6 +331,7 @@ impl Attrs {
     pub fn position(&self, name: Symbol) -> PosIdx {
         self.lookup(name).map_or(PosIdx::NONE, |a| a.pos)
     }
+    /// How many attributes it has.
     #[inline]
     pub fn len(&self) -> usize {
         match self.below() {
@@ -332,13 +339,16 @@ impl Attrs {
             None => self.header().len as usize,
         }
     }
+    /// Whether it has none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The value of attribute `name`.
     #[inline]
     pub fn get(&self, name: Symbol) -> Option<&Value> {
         self.lookup(name).map(|a| &a.value)
     }
+    /// Whether it has attribute `name`.
     pub fn contains(&self, name: Symbol) -> bool {
         self.lookup(name).is_some()
     }
@@ -357,6 +367,7 @@ impl Attrs {
         self.put_at(i, Attr { name, pos, value });
         true
     }
+    /// Add or replace attribute `name`.
     pub fn insert(&mut self, name: Symbol, v: Value) {
         match self.find(name) {
             Ok(i) if self.header().layers == 1 => {
@@ -430,6 +441,7 @@ impl Attrs {
         debug_assert_eq!(merged.len(), self.len());
         AttrsIter::Merged(merged.into_iter())
     }
+    /// The attributes, in the set's own order (by symbol; see `sorted_by_name` for Nix's order).
     pub fn iter(&self) -> impl Iterator<Item = (Symbol, &Value)> {
         self.attr_iter().map(|a| (a.name, &a.value))
     }
@@ -517,6 +529,7 @@ impl Attrs {
     pub(crate) unsafe fn view_bits(bits: u64) -> std::mem::ManuallyDrop<Attrs> {
         std::mem::ManuallyDrop::new(Attrs(Counted::from_bits(bits)))
     }
+    /// Whether the two are the same set object.
     pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
         a.0.bits() == b.0.bits()
     }
