@@ -37,6 +37,20 @@ const KEYWORDS: &[&str] = &[
     "if", "then", "else", "assert", "with", "let", "in", "rec", "inherit",
 ];
 
+/// Whether `s` is written bare, as an identifier (CppNix's `printIdentifier`
+/// quotes everything else): not a keyword, a letter or `_`, then letters,
+/// digits, `_`, `'` and `-`.
+pub fn is_plain_identifier(s: &str) -> bool {
+    let b = s.as_bytes();
+    let first_ok = b
+        .first()
+        .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
+    let rest_ok = b
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'\'' || c == b'-');
+    first_ok && rest_ok && !KEYWORDS.contains(&s)
+}
+
 /// An identifier as CppNix's `printIdentifier` writes it (quoted if needed).
 pub fn identifier(s: &str) -> String {
     if s.is_empty() {
@@ -45,12 +59,7 @@ pub fn identifier(s: &str) -> String {
     if KEYWORDS.contains(&s) {
         return format!("\"{}\"", s);
     }
-    let b = s.as_bytes();
-    let first_ok = b[0].is_ascii_alphabetic() || b[0] == b'_';
-    let rest_ok = b
-        .iter()
-        .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'\'' || c == b'-');
-    if first_ok && rest_ok {
+    if is_plain_identifier(s) {
         s.to_string()
     } else {
         literal_string(s)

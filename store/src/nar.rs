@@ -53,7 +53,11 @@ impl FileType {
     }
 
     fn of(meta: &fs::Metadata) -> FileType {
-        let ft = meta.file_type();
+        FileType::from_std(meta.file_type())
+    }
+
+    /// The type std reports (from metadata, or a directory entry's d_type).
+    pub fn from_std(ft: fs::FileType) -> FileType {
         if ft.is_file() {
             FileType::Regular
         } else if ft.is_dir() {

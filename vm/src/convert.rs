@@ -471,19 +471,23 @@ seq_impl!(SerializeTupleStruct, serialize_field);
 seq_impl!(SerializeTupleVariant, serialize_field);
 
 impl Map {
-    fn done(self) -> Value {
-        let s = set(self.0);
-        match self.2 {
-            Some(variant) => set(vec![(Symbol::intern(variant), s)]),
-            None => s,
-        }
-    }
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), Error> {
-        let sym = Symbol::intern(key);
-        if self.0.iter().any(|(k, _)| *k == sym) {
+    /// The set; a name given twice is an error (looked for once, in sorted
+    /// names, not at every field: a map of n entries stays n log n).
+    fn done(self) -> Result<Value, Error> {
+        let mut names: Vec<Symbol> = self.0.iter().map(|(k, _)| *k).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            let key = w[0];
             return Err(ser::Error::custom(format!("attribute '{key}' given twice")));
         }
-        self.0.push((sym, v.serialize(Serializer)?));
+        let s = set(self.0);
+        Ok(match self.2 {
+            Some(variant) => set(vec![(Symbol::intern(variant), s)]),
+            None => s,
+        })
+    }
+    fn field<T: Serialize + ?Sized>(&mut self, key: Symbol, v: &T) -> Result<(), Error> {
+        self.0.push((key, v.serialize(Serializer)?));
         Ok(())
     }
 }
@@ -506,10 +510,10 @@ impl ser::SerializeMap for Map {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
         let k = self.1.take().expect("a key first");
-        self.field(k.as_str(), v)
+        self.field(k, v)
     }
     fn end(self) -> Result<Value, Error> {
-        Ok(self.done())
+        self.done()
     }
 }
 
@@ -523,10 +527,10 @@ macro_rules! struct_impl {
                 key: &'static str,
                 v: &T,
             ) -> Result<(), Error> {
-                self.field(key, v)
+                self.field(Symbol::intern(key), v)
             }
             fn end(self) -> Result<Value, Error> {
-                Ok(self.done())
+                self.done()
             }
         }
     };

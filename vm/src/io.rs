@@ -15,42 +15,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// The type of a file, as `builtins.readFileType` and `readDir` name them.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    /// `"regular"`.
-    Regular,
-    /// `"directory"`.
-    Directory,
-    /// `"symlink"`.
-    Symlink,
-    /// `"unknown"` (sockets, devices, fifos).
-    Unknown,
-}
-
-impl FileKind {
-    /// The name Nix gives it.
-    pub fn name(self) -> &'static str {
-        match self {
-            FileKind::Regular => "regular",
-            FileKind::Directory => "directory",
-            FileKind::Symlink => "symlink",
-            FileKind::Unknown => "unknown",
-        }
-    }
-
-    fn of(t: std::fs::FileType) -> FileKind {
-        if t.is_dir() {
-            FileKind::Directory
-        } else if t.is_file() {
-            FileKind::Regular
-        } else if t.is_symlink() {
-            FileKind::Symlink
-        } else {
-            FileKind::Unknown
-        }
-    }
-}
+/// The type of a file, as `builtins.readFileType`, `readDir` and path
+/// filters name it (`as_str`: "regular", "directory", "symlink",
+/// "unknown"). The store's NAR code has the same notion.
+pub use nixvm_store::FileType as FileKind;
 
 /// The reads evaluation makes. Errors are `std::io::Error`s, whose kind
 /// (`NotFound`, `NotADirectory`, …) chooses CppNix's wording of the error.
@@ -63,6 +31,11 @@ pub trait FileSystem {
     /// The entries of the directory at `path`, with their types (a
     /// symbolic link is `Symlink`), in any order.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileKind)>>;
+    /// Whether `path` exists, following symbolic links (a dangling one does
+    /// not).
+    fn exists(&self, path: &Path) -> bool {
+        self.kind(path, true).is_ok()
+    }
     /// `path` with every symbolic link resolved (for messages that name a
     /// link's target).
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
@@ -90,7 +63,7 @@ impl FileSystem for RealFs {
         } else {
             std::fs::symlink_metadata(path)
         }?;
-        Ok(FileKind::of(md.file_type()))
+        Ok(FileKind::from_std(md.file_type()))
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(String, FileKind)>> {
         let mut out = Vec::new();
@@ -98,7 +71,7 @@ impl FileSystem for RealFs {
             let ent = ent?;
             // The type the directory entry carries (d_type), as CppNix reads
             // it: std falls back to lstat only where the file system has none.
-            let kind = FileKind::of(ent.file_type()?);
+            let kind = FileKind::from_std(ent.file_type()?);
             out.push((ent.file_name().to_string_lossy().into_owned(), kind));
         }
         Ok(out)

@@ -186,15 +186,9 @@ impl EvaluatorBuilder {
     }
 
     fn check_name(&mut self, name: &str) {
-        let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'));
-        let keyword = matches!(
-            name,
-            "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or"
-        );
-        let why = if !ident || keyword {
+        // `or` is no keyword to the printer, but it is one to the parser.
+        let ident = nixvm_compiler::printer::is_plain_identifier(name) && name != "or";
+        let why = if !ident {
             "is not an identifier"
         } else if self.extra.iter().any(|(n, _)| n == name) {
             "is already a builtin"

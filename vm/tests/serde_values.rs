@@ -144,6 +144,15 @@ fn rust_data_becomes_a_value_nix_code_can_use() {
     assert_eq!(ev.print(&r), "[ 22 \"x\" [ \"p\" true ] null 7 [ \"n\" ] ]");
     let too_big = ev.serialize(&u64::MAX).unwrap_err();
     assert_eq!(too_big.kind, ErrorKind::Overflow);
+    // A map whose serializer gives one key twice.
+    struct Twice;
+    impl Serialize for Twice {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map([("a", 1), ("b", 2), ("a", 3)])
+        }
+    }
+    let e = ev.serialize(&Twice).unwrap_err();
+    assert_eq!(e.msg, "attribute 'a' given twice");
     let mut bad_keys = BTreeMap::new();
     bad_keys.insert(1, 2);
     assert!(ev.serialize(&bad_keys).is_err());

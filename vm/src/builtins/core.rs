@@ -442,7 +442,7 @@ fn read_dir(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         EvalError::new(ErrorKind::Io, msg)
     })?;
     let entries = (rd.into_iter())
-        .map(|(name, kind)| (Symbol::intern(&name), Value::str(kind.name())))
+        .map(|(name, kind)| (Symbol::intern(&name), Value::str(kind.as_str())))
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }
@@ -455,7 +455,7 @@ fn read_file_type(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             format!("getting status of '{}': {}", p, crate::vm::io_msg(&e)),
         )
     })?;
-    Ok(Value::str(kind.name()))
+    Ok(Value::str(kind.as_str()))
 }
 
 use crate::storeglue::base_name;
@@ -647,8 +647,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
         };
         // An entry whose own path does not exist is ignored, with CppNix's
         // warning (once per entry).
-        let exists = |p: &str| vm.fs.kind(std::path::Path::new(p), true).is_ok();
-        if !exists(&absolute(&base)) {
+        if !vm.fs.exists(std::path::Path::new(&absolute(&base))) {
             if vm.missing_search_paths.insert(base.clone()) {
                 vm.warn(format!(
                     "Nix search path entry '{base}' does not exist, ignoring"
@@ -662,7 +661,7 @@ fn find_file(vm: &mut Vm, a: &mut [Value]) -> EvalResult<Value> {
             format!("{}/{}", base, rest)
         };
         let resolved = absolute(&candidate);
-        if vm.fs.kind(std::path::Path::new(&resolved), true).is_ok() {
+        if vm.fs.exists(std::path::Path::new(&resolved)) {
             return Ok(Value::path(&nixvm_compiler::parser::canon_path(&resolved)));
         }
     }
