@@ -5,7 +5,7 @@
 //! print it or convert it to JSON. Everything the `nixvm` binary does goes
 //! through this API.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[doc(hidden)]
 pub mod builtins;
@@ -58,6 +58,17 @@ pub use error::{
 };
 /// Interned attribute names, as `Attrs` keys them.
 pub use nixvm_compiler::Symbol;
+
+/// How [`Evaluator::render_error_as`] lays an error out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// CppNix's: `error:`, the trace outermost first with three lines of
+    /// source around a caret per frame, then the message and its position.
+    CppNix,
+    /// codespan-reporting's: the message, the source excerpt with the span
+    /// underlined, then the trace as notes.
+    Codespan,
+}
 pub use store::daemon::{DaemonBackend, DaemonConfig};
 pub use store::{LocalBackend, StoreBackend};
 pub use value::{Owned, Value, View};
@@ -427,6 +438,25 @@ impl Evaluator {
     /// was set while evaluating (recording them costs), as in CppNix.
     pub fn render_error(&self, e: &EvalError) -> String {
         report::render(&self.vm, e, true)
+    }
+
+    /// Render an error in either layout. Without `show_trace` only the
+    /// frames CppNix shows without `--show-trace` are included (the first
+    /// few, and those it always shows).
+    ///
+    /// ```
+    /// # use nixvm::{Evaluator, Layout};
+    /// let mut ev = Evaluator::builder().build();
+    /// let e = ev.eval_str("1 + \"a\"", std::path::Path::new("/")).unwrap_err();
+    /// let text = ev.render_error_as(&e, Layout::Codespan, false);
+    /// assert!(text.starts_with("error: cannot add a string to an integer"));
+    /// assert!(text.contains("1 + \"a\""));
+    /// ```
+    pub fn render_error_as(&self, e: &EvalError, layout: Layout, show_trace: bool) -> String {
+        match layout {
+            Layout::CppNix => report::render(&self.vm, e, show_trace),
+            Layout::Codespan => report::render_codespan(&self.vm, e, show_trace),
+        }
     }
 
     /// The value at the attribute path `path` under `v` (`a.b."c.d".0`:

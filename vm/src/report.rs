@@ -396,6 +396,43 @@ fn indent(first: &str, rest: &str, s: &str) -> String {
     out
 }
 
+/// The whole error in codespan-reporting's layout (what `nixvm eval` prints):
+/// the message, the source excerpt under the error's position (or, for a
+/// builtin's error, which has none, the innermost positioned frame's), then
+/// CppNix's frames as notes, outermost first, and "Did you mean …?". No
+/// colours; ends in a newline.
+pub fn render_codespan(vm: &Vm, e: &EvalError, show_trace: bool) -> String {
+    use codespan_reporting::diagnostic::{Diagnostic, Label};
+    use codespan_reporting::files::SimpleFiles;
+    use codespan_reporting::term::{self, termcolor::NoColor};
+    let mut files = SimpleFiles::new();
+    let mut diag = Diagnostic::error().with_message(e.msg.clone());
+    let at = e.pos.or_else(|| e.trace.iter().find_map(|t| t.pos));
+    if let Some(p) = at {
+        if let Some(f) = vm.files.get(p.file as usize) {
+            // Only the file the error points into is shown.
+            let id = files.add(f.name.clone(), f.text().to_string());
+            let start = (p.span.start as usize).min(f.len());
+            let end = (p.span.end as usize).clamp(start, f.len());
+            diag = diag.with_labels(vec![Label::primary(id, start..end)]);
+        }
+    }
+    let mut notes: Vec<String> = shown_frames(e, show_trace)
+        .into_iter()
+        .map(|t| match t.pos {
+            Some(p) => format!("… {}\n  at {}", t.msg, vm.show_pos(p)),
+            None => format!("… {}", t.msg),
+        })
+        .collect();
+    notes.extend(did_you_mean(&e.suggestions));
+    diag = diag.with_notes(notes);
+    let mut out = NoColor::new(Vec::new());
+    if term::emit(&mut out, &term::Config::default(), &files, &diag).is_err() {
+        return format!("error: {}\n", e.msg);
+    }
+    String::from_utf8_lossy(&out.into_inner()).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

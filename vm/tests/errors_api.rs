@@ -199,3 +199,22 @@ fn build_panics_on_a_taken_name() {
     let f: nixvm::ExtraBuiltin = Rc::new(|_, _| Ok(nixvm::Value::Null));
     Evaluator::builder().builtin("map", 2, f).build();
 }
+
+/// Both layouts of one error with a trace: CppNix's and codespan's, rendered
+/// by the library.
+#[test]
+fn errors_render_in_both_layouts() {
+    // Lambda-call frames are recorded only when asked, as with --show-trace.
+    let mut ev = Evaluator::builder()
+        .settings(|s| s.show_trace = true)
+        .build();
+    let src = "let f = x: x + \"a\"; in\nbuiltins.map f [ 1 ]";
+    let e = ev
+        .eval_str(src, Path::new("/"))
+        .and_then(|v| ev.force_deep(v))
+        .unwrap_err();
+    let cpp = ev.render_error_as(&e, nixvm::Layout::CppNix, true);
+    let codespan = ev.render_error_as(&e, nixvm::Layout::Codespan, true);
+    insta::assert_snapshot!("errors_layout_cppnix", cpp);
+    insta::assert_snapshot!("errors_layout_codespan", codespan);
+}
