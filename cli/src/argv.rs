@@ -16,6 +16,8 @@ pub enum Personality {
     Nixvm,
     NixInstantiate,
     NixBuild,
+    /// nix-env, whose command line `nixenv` parses itself.
+    NixEnv,
 }
 
 impl Personality {
@@ -24,6 +26,7 @@ impl Personality {
         match base {
             "nix-instantiate" => Personality::NixInstantiate,
             "nix-build" => Personality::NixBuild,
+            "nix-env" => Personality::NixEnv,
             _ => Personality::Nixvm,
         }
     }
@@ -32,6 +35,7 @@ impl Personality {
         match self {
             Personality::NixInstantiate => "nix-instantiate".into(),
             Personality::NixBuild => "nix-build".into(),
+            Personality::NixEnv => "nix-env".into(),
             Personality::Nixvm => match sub {
                 Some(s) => format!("nixvm {s}"),
                 None => "nixvm".into(),
@@ -43,7 +47,7 @@ impl Personality {
         match self {
             Personality::NixInstantiate => Some("instantiate"),
             Personality::NixBuild => Some("build"),
-            Personality::Nixvm => None,
+            Personality::NixEnv | Personality::Nixvm => None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod config;
 mod daemonbuild;
 mod diag;
 mod instantiate;
+mod nixenv;
 mod nixeval;
 mod settings;
 mod storeuri;
@@ -82,7 +83,12 @@ enum Cmd {
     Instantiate(InstArgs),
     /// nix-build: instantiate and build, linking ./result (also run as `nix-build`).
     Build(InstArgs),
-    /// Make `nix-instantiate` and `nix-build` links to this binary in DIR: put DIR
+    /// nix-env (also run as `nix-env`): `-qa` queries what an expression offers.
+    Env {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Make `nix-instantiate`, `nix-build` and `nix-env` links to this binary in DIR: put DIR
     /// first on PATH to run scripts written for CppNix with nixvm.
     Links { dir: PathBuf },
 }
@@ -96,6 +102,24 @@ fn main() -> ExitCode {
         }
     };
     let personality = argv::Personality::of(args.first().map(String::as_str).unwrap_or(""));
+    // nix-env's command line is its own (operations, compound short flags):
+    // it is parsed by its module, not by clap.
+    let env_args = match personality {
+        argv::Personality::NixEnv => Some(args[1..].to_vec()),
+        _ if args.get(1).map(String::as_str) == Some("env") => Some(args[2..].to_vec()),
+        _ => None,
+    };
+    if let Some(rest) = env_args {
+        if rest.iter().any(|a| a == "--version") {
+            let _ = writeln!(
+                std::io::stdout(),
+                "nix-env (nixvm {}, like Nix) {COMPATIBLE_NIX}",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        return on_big_stack(move || nixenv::main(rest));
+    }
     let sub0 = args.get(1).cloned();
     let mut args = match argv::rewrite(args) {
         Ok(a) => a,
@@ -151,11 +175,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Evaluation recursion is on the heap, but builtins re-enter the VM;
-    // run on a big stack so stacker rarely needs to switch.
-    let child = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || run(cli));
+    on_big_stack(move || run(cli))
+}
+
+/// Evaluation recursion is on the heap, but builtins re-enter the VM; run
+/// on a big stack so stacker rarely needs to switch.
+fn on_big_stack(f: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
+    let child = std::thread::Builder::new().stack_size(64 << 20).spawn(f);
     match child.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
@@ -167,7 +193,7 @@ fn main() -> ExitCode {
 
 /// Settings from the configuration files and $NIX_CONFIG go before the command
 /// line's, which win; bad values end the run, unknown names are warned about.
-fn with_config(mut a: InstArgs) -> Result<InstArgs, ExitCode> {
+pub(crate) fn with_config(mut a: InstArgs) -> Result<InstArgs, ExitCode> {
     let loaded = conf::load();
     for e in &loaded.errors {
         nixvm::report::stderr_line(&format!("error: {e}"));
@@ -209,6 +235,7 @@ fn with_config(mut a: InstArgs) -> Result<InstArgs, ExitCode> {
 fn run(cli: Cli) -> ExitCode {
     let (cmd, a) = match cli.cmd {
         Cmd::Links { dir } => return links(&dir),
+        Cmd::Env { args } => return nixenv::main(args),
         Cmd::Parse { file, option } => {
             let args = InstArgs {
                 files: vec![file],
@@ -251,7 +278,7 @@ fn links(dir: &std::path::Path) -> ExitCode {
         nixvm::report::stderr_line(&format!("error: creating '{}': {e}", dir.display()));
         return ExitCode::from(1);
     }
-    for name in ["nix-instantiate", "nix-build"] {
+    for name in ["nix-instantiate", "nix-build", "nix-env"] {
         let link = dir.join(name);
         if std::fs::symlink_metadata(&link).is_ok() {
             let _ = std::fs::remove_file(&link);
