@@ -125,7 +125,9 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn walk_attr(&mut self, name: &str, value: &Value, prefix: &str, combine: bool) -> Res<()> {
+    /// One attribute of a walked set, walked whole (as the loop in `walk`
+    /// does, without the frame it adds).
+    pub fn walk_attr(&mut self, name: &str, value: &Value, prefix: &str, combine: bool) -> Res<()> {
         if !is_attr_path_component(name) {
             return Ok(());
         }
@@ -133,16 +135,25 @@ impl<'a> Walk<'a> {
         if combine {
             return self.walk(value, &path);
         }
-        if !self.take(value, &path)? {
-            return Ok(());
+        if let Some(s) = self.attr_to_recurse(value, &path)? {
+            self.walk(&Value::attrs(s), &path)?;
+        }
+        Ok(())
+    }
+
+    /// An attribute's first step: take it if it is a derivation; if it is a
+    /// set whose `recurseForDerivations` is true, that set (to walk next).
+    pub fn attr_to_recurse(&mut self, value: &Value, path: &str) -> Res<Option<Attrs>> {
+        if !self.take(value, path)? {
+            return Ok(None);
         }
         // `take` forced it; this reads the value.
         let v = self.ev.vm.force(value.clone())?;
         let View::Attrs(s) = v.view() else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(r) = s.get_attr(self.recurse) else {
-            return Ok(());
+            return Ok(None);
         };
         let (rv, rpos) = (r.value.clone(), self.pos(r.pos));
         let recurse = self.ev.vm.force_bool_at(
@@ -150,10 +161,12 @@ impl<'a> Walk<'a> {
             rpos,
             "while evaluating the attribute `recurseForDerivations`",
         )?;
-        if recurse {
-            self.walk(&v, &path)?;
-        }
-        Ok(())
+        Ok(recurse.then(|| s.clone()))
+    }
+
+    /// `take` for the workers' top step.
+    pub fn take_pub(&mut self, v: &Value, path: &str) -> Res<bool> {
+        self.take(v, path)
     }
 }
 

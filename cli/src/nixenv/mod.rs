@@ -10,6 +10,7 @@
 
 mod drvs;
 mod stdsort;
+mod workers;
 
 use crate::args::InstArgs;
 use crate::config::{build_evaluator_with, make_store};
@@ -32,6 +33,7 @@ struct EnvArgs {
     op: Option<String>,
     op_flags: Vec<String>,
     op_args: Vec<String>,
+    worker: bool,
 }
 
 fn usage(msg: impl Into<String>) -> Box<EvalError> {
@@ -97,6 +99,7 @@ fn parse(args: Vec<String>) -> Res<EnvArgs> {
                 e.op = Some(a);
             }
             "--file" | "-f" => e.file = Some(need(&mut it, &a)?),
+            "--worker-protocol" => e.worker = true,
             "--system-filter" => e.system_filter = Some(need(&mut it, &a)?),
             "--attr" | "-A" => {
                 e.op_flags.push(a.clone());
@@ -134,6 +137,11 @@ fn parse(args: Vec<String>) -> Res<EnvArgs> {
 
 /// The entry point: `args` are what follows `nix-env` (or `nixvm env`).
 pub fn main(args: Vec<String>) -> ExitCode {
+    let argv: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--worker-protocol")
+        .cloned()
+        .collect();
     let e = match parse(args) {
         Ok(e) => e,
         Err(err) => return usage_exit(&err.msg),
@@ -162,7 +170,15 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
     };
     let mut ev = build_evaluator_with(&inst, store);
+    let workers = inst
+        .jobs
+        .as_deref()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(1);
     let q = QueryArgs {
+        argv,
+        workers,
+        worker: e.worker,
         file: e.file,
         system_filter: e.system_filter.unwrap_or_else(|| "*".into()),
         flags: e.op_flags,
@@ -170,8 +186,12 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let code = match query(&mut ev, &inst, q) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+        Err(Fatal::Err(err)) => {
             report(&ev, &inst, &err);
+            ExitCode::from(1)
+        }
+        Err(Fatal::Text(text)) => {
+            nixvm::report::stderr_text(&text);
             ExitCode::from(1)
         }
     };
@@ -187,7 +207,12 @@ fn usage_exit(msg: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-struct QueryArgs {
+pub struct QueryArgs {
+    /// The command line as given (workers are started with it).
+    pub argv: Vec<String>,
+    pub workers: usize,
+    /// This process is a worker (`--worker-protocol`, see `workers`).
+    pub worker: bool,
     file: Option<String>,
     system_filter: String,
     flags: Vec<String>,
@@ -195,7 +220,7 @@ struct QueryArgs {
 }
 
 #[derive(Default)]
-struct Columns {
+pub struct Columns {
     status: bool,
     no_name: bool,
     attr_path: bool,
@@ -206,7 +231,7 @@ struct Columns {
     meta: bool,
     json: bool,
     available: bool,
-    attr: String,
+    pub attr: String,
 }
 
 fn columns(flags: &[String]) -> Res<Columns> {
@@ -253,60 +278,158 @@ fn columns(flags: &[String]) -> Res<Columns> {
     Ok(c)
 }
 
-fn query(ev: &mut Evaluator, inst: &InstArgs, q: QueryArgs) -> Res<()> {
+/// One package as the output stage sees it: found in this process or in a
+/// worker, its cells computed where its value lives.
+pub struct Found {
+    pub attr_path: String,
+    pub name: String,
+    /// `--system-filter`'s reading of `system` (when there is a filter).
+    pub system: Option<Result<String, Fatal>>,
+    pub row: Row,
+}
+
+/// An error that ends the query: still an error here, or already rendered
+/// (by a worker, which has the sources).
+pub enum Fatal {
+    Err(Box<EvalError>),
+    Text(String),
+}
+
+/// A package's cells, its JSON object, or why it has neither.
+pub enum Row {
+    Cells(Vec<String>),
+    Json(serde_json::Map<String, serde_json::Value>),
+    /// A `throw` or failed `assert` while querying: the row is left out.
+    Skip,
+    /// Set while it is still a Rust error (see `Fatal`).
+    Fatal(Option<Box<EvalError>>),
+    /// An error rendered by a worker.
+    FatalText(String),
+}
+
+impl From<Box<EvalError>> for Fatal {
+    fn from(e: Box<EvalError>) -> Fatal {
+        Fatal::Err(e)
+    }
+}
+
+fn query(ev: &mut Evaluator, inst: &InstArgs, q: QueryArgs) -> Result<(), Fatal> {
     let c = columns(&q.flags)?;
-    let file = match q.file {
-        Some(f) => f,
-        None => default_expr()?,
+    if q.worker {
+        return workers::serve(ev, inst, &q, &c, &file_of(&q)?).map_err(Fatal::Err);
+    }
+    let file = file_of(&q)?;
+    let found = if q.workers > 1 {
+        workers::run(&q, q.workers)?
+    } else {
+        let root = crate::instantiate::eval_input(ev, &file)?;
+        let auto_args = crate::instantiate::auto_args(inst, ev)?;
+        let v = crate::attrpath::select(ev, root, &c.attr, &auto_args)?;
+        let mut walk = Walk::new(ev, &auto_args);
+        walk.walk(&v, &c.attr)?;
+        let pkgs = std::mem::take(&mut walk.out);
+        let filter = q.system_filter != "*";
+        pkgs.into_iter()
+            .map(|p| Found {
+                system: filter.then(|| Query { ev: &mut *ev }.system(&p.attrs).map_err(Fatal::Err)),
+                row: compute_row(ev, &p, &c),
+                attr_path: p.attr_path,
+                name: p.name,
+            })
+            .collect()
     };
-    let root = crate::instantiate::eval_input(ev, &file)?;
-    let auto_args = crate::instantiate::auto_args(inst, ev)?;
-    let v = crate::attrpath::select(ev, root, &c.attr, &auto_args)?;
-    let mut walk = Walk::new(ev, &auto_args);
-    walk.walk(&v, &c.attr)?;
-    let mut found = std::mem::take(&mut walk.out);
-    if q.system_filter != "*" {
-        let mut kept = Vec::new();
-        for p in found {
-            if (Query { ev: &mut *ev }).system(&p.attrs)? == q.system_filter {
-                kept.push(p);
+    output(ev, found, &q, &c)
+}
+
+/// Filter, sort and print, as CppNix's `opQuery` after `loadDerivations`.
+fn output(ev: &mut Evaluator, found: Vec<Found>, q: &QueryArgs, c: &Columns) -> Result<(), Fatal> {
+    let mut kept = Vec::with_capacity(found.len());
+    for f in found {
+        match &f.system {
+            None => kept.push(f),
+            Some(Ok(s)) => {
+                if *s == q.system_filter {
+                    kept.push(f)
+                }
             }
-        }
-        found = kept;
-    }
-    let mut elems = filter_by_selector(found, &q.selectors)?;
-    let mut order: Vec<u32> = (0..elems.len() as u32).collect();
-    stdsort::sort(&mut order, &mut |a, b| {
-        name_less(&elems[*a as usize].name, &elems[*b as usize].name)
-    });
-    let mut sorted = Vec::with_capacity(elems.len());
-    let mut slots: Vec<Option<PackageInfo>> = elems.drain(..).map(Some).collect();
-    for i in order {
-        sorted.extend(slots[i as usize].take());
-    }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if c.json {
-        let text = query_json(ev, &sorted, &c)?;
-        let _ = writeln!(out, "{text}");
-        return Ok(());
-    }
-    let mut table: Vec<Vec<String>> = Vec::new();
-    for p in &sorted {
-        match row(ev, p, &c) {
-            Ok(r) => table.push(r),
-            Err(e) if e.catchable() => {}
-            Err(mut e) => {
-                e.add_trace(
-                    format!("while querying the derivation named '{}'", p.name),
-                    None,
-                );
+            Some(Err(_)) => {
+                let Some(Err(e)) = f.system else {
+                    unreachable!()
+                };
                 return Err(e);
             }
         }
     }
-    let _ = out.write_all(print_table(&table).as_bytes());
+    let mut elems = filter_by_selector(kept, &q.selectors)?;
+    let mut order: Vec<u32> = (0..elems.len() as u32).collect();
+    stdsort::sort(&mut order, &mut |a, b| {
+        name_less(&elems[*a as usize].name, &elems[*b as usize].name)
+    });
+    let mut slots: Vec<Option<Found>> = elems.drain(..).map(Some).collect();
+    let sorted: Vec<Found> = order
+        .iter()
+        .filter_map(|i| slots[*i as usize].take())
+        .collect();
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut json = serde_json::Map::new();
+    for f in sorted {
+        match f.row {
+            Row::Cells(cells) => table.push(cells),
+            Row::Json(o) => {
+                json.insert(f.attr_path, serde_json::Value::Object(o));
+            }
+            Row::Skip => {}
+            Row::Fatal(e) => {
+                return Err(Fatal::Err(
+                    e.unwrap_or_else(|| EvalError::new(ErrorKind::Other, "error")),
+                ))
+            }
+            Row::FatalText(t) => return Err(Fatal::Text(t)),
+        }
+    }
+    let _ = ev;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if c.json {
+        // nlohmann's objects are std::maps: keys in byte order.
+        let mut keys: Vec<(String, serde_json::Value)> = json.into_iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let top: serde_json::Map<String, serde_json::Value> = keys.into_iter().collect();
+        let text =
+            serde_json::to_string_pretty(&serde_json::Value::Object(top)).unwrap_or_default();
+        let _ = writeln!(out, "{text}");
+    } else {
+        let _ = out.write_all(print_table(&table).as_bytes());
+    }
     let _ = out.flush();
     Ok(())
+}
+
+/// What `-q` prints of one package (CppNix's loop body in `opQuery`, or
+/// `queryJSON`'s).
+pub fn compute_row(ev: &mut Evaluator, p: &PackageInfo, c: &Columns) -> Row {
+    let r = if c.json {
+        json_object(ev, p, c).map(Row::Json)
+    } else {
+        row(ev, p, c).map(Row::Cells)
+    };
+    match r {
+        Ok(r) => r,
+        Err(e) if e.catchable() => Row::Skip,
+        Err(mut e) => {
+            e.add_trace(
+                format!("while querying the derivation named '{}'", p.name),
+                None,
+            );
+            Row::Fatal(Some(e))
+        }
+    }
+}
+
+fn file_of(q: &QueryArgs) -> Res<String> {
+    match q.file.clone() {
+        Some(f) => Ok(f),
+        None => default_expr(),
+    }
 }
 
 /// `~/.nix-defexpr`, nix-env's default expression.
@@ -349,7 +472,7 @@ pub fn drv_name(s: &str) -> (&str, &str) {
 /// Selectors as nix-env takes them: `NAME` or `NAME-VERSION`, the name a
 /// POSIX extended regular expression (`*` is every name); no selector is
 /// `*`. Each selector's matches in order, each package once.
-fn filter_by_selector(all: Vec<PackageInfo>, args: &[String]) -> Res<Vec<PackageInfo>> {
+fn filter_by_selector(all: Vec<Found>, args: &[String]) -> Res<Vec<Found>> {
     let selectors: Vec<String> = if args.is_empty() {
         vec!["*".into()]
     } else {
@@ -389,7 +512,7 @@ fn filter_by_selector(all: Vec<PackageInfo>, args: &[String]) -> Res<Vec<Package
             ));
         }
     }
-    let mut slots: Vec<Option<PackageInfo>> = all.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<Found>> = all.into_iter().map(Some).collect();
     Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
@@ -452,70 +575,54 @@ fn print_table(table: &[Vec<String>]) -> String {
     out
 }
 
-/// `--json`: one object keyed by attribute path (sorted), each package's
-/// name, pname, version, system, outputName, outputs (paths with
-/// `--out-path`), drvPath with `--drv-path`, meta with `--meta`.
-fn query_json(ev: &mut Evaluator, elems: &[PackageInfo], c: &Columns) -> Res<String> {
+/// `--json`'s object for one package: name, pname, version, system,
+/// outputName, outputs (paths with `--out-path`), drvPath with
+/// `--drv-path`, meta with `--meta`.
+fn json_object(
+    ev: &mut Evaluator,
+    p: &PackageInfo,
+    c: &Columns,
+) -> Res<serde_json::Map<String, serde_json::Value>> {
     use serde_json::{Map, Value as J};
-    let mut top = std::collections::BTreeMap::new();
-    for p in elems {
-        let r = (|| -> Res<Map<String, J>> {
-            let mut q = Query { ev: &mut *ev };
-            let mut o = Map::new();
-            let (pname, version) = drv_name(&p.name);
-            o.insert("name".into(), J::from(p.name.clone()));
-            o.insert("pname".into(), J::from(pname));
-            o.insert("version".into(), J::from(version));
-            o.insert("system".into(), J::from(q.system(&p.attrs)?));
-            o.insert("outputName".into(), J::from(q.output_name(&p.attrs)?));
-            let mut outs = Map::new();
-            for (name, path) in q.outputs(&p.attrs, c.out_path)? {
-                outs.insert(name, path.map_or(J::Null, J::from));
-            }
-            o.insert("outputs".into(), J::Object(outs));
-            if c.drv_path {
-                if let Some(d) = q.drv_path(&p.attrs)? {
-                    o.insert("drvPath".into(), J::from(d));
-                }
-            }
-            if c.meta {
-                let mut m = Map::new();
-                for name in q.meta_names(&p.attrs)? {
-                    let v = match q.meta_value(&p.attrs, &name)? {
-                        Some(v) => {
-                            let text = q.ev.to_json(v, true)?;
-                            serde_json::from_str(&text).unwrap_or(J::Null)
-                        }
-                        None => {
-                            nixvm::report::stderr_line(&format!(
-                                "error: derivation '{}' has invalid meta attribute '{name}'",
-                                p.name
-                            ));
-                            J::Null
-                        }
-                    };
-                    m.insert(name, v);
-                }
-                o.insert("meta".into(), J::Object(m));
-            }
-            Ok(o)
-        })();
-        match r {
-            Ok(o) => {
-                top.insert(p.attr_path.clone(), J::Object(o));
-            }
-            Err(e) if e.catchable() => {}
-            Err(mut e) => {
-                e.add_trace(
-                    format!("while querying the derivation named '{}'", p.name),
-                    None,
-                );
-                return Err(e);
-            }
+    let mut q = Query { ev };
+    let mut o = Map::new();
+    let (pname, version) = drv_name(&p.name);
+    o.insert("name".into(), J::from(p.name.clone()));
+    o.insert("pname".into(), J::from(pname));
+    o.insert("version".into(), J::from(version));
+    o.insert("system".into(), J::from(q.system(&p.attrs)?));
+    o.insert("outputName".into(), J::from(q.output_name(&p.attrs)?));
+    let mut outs = Map::new();
+    for (name, path) in q.outputs(&p.attrs, c.out_path)? {
+        outs.insert(name, path.map_or(J::Null, J::from));
+    }
+    o.insert("outputs".into(), J::Object(outs));
+    if c.drv_path {
+        if let Some(d) = q.drv_path(&p.attrs)? {
+            o.insert("drvPath".into(), J::from(d));
         }
     }
-    let top: Map<String, J> = top.into_iter().collect();
-    Ok(serde_json::to_string_pretty(&J::Object(top)).unwrap_or_default())
+    if c.meta {
+        let mut m = Map::new();
+        for name in q.meta_names(&p.attrs)? {
+            let v = match q.meta_value(&p.attrs, &name)? {
+                Some(v) => {
+                    let text = q.ev.to_json(v, true)?;
+                    serde_json::from_str(&text).unwrap_or(J::Null)
+                }
+                None => {
+                    nixvm::report::stderr_line(&format!(
+                        "error: derivation '{}' has invalid meta attribute '{name}'",
+                        p.name
+                    ));
+                    J::Null
+                }
+            };
+            m.insert(name, v);
+        }
+        o.insert("meta".into(), J::Object(m));
+    }
+    Ok(o)
 }
 
 #[cfg(test)]
