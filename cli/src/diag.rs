@@ -18,6 +18,7 @@ pub fn report(ev: &Evaluator, a: &InstArgs, e: &EvalError) {
             let argv0 = std::env::args().next().unwrap_or_default();
             let program = match crate::argv::Personality::of(&argv0) {
                 crate::argv::Personality::NixBuild => "nix-build",
+                crate::argv::Personality::NixEnv => "nix-env",
                 _ => "nix-instantiate",
             };
             text.push_str(&format!("Try '{program} --help' for more information.\n"));

@@ -329,12 +329,21 @@ pub fn auto_call(
             if let Some((_, x)) = args.iter().find(|(k, _)| *k == f.name) {
                 entries.push((f.name, x.clone()));
             } else if f.default.is_none() {
-                return Err(EvalError::new(
+                // CppNix's text, its line breaks included, at the formal.
+                return Err(EvalError::located(
                     nixvm::ErrorKind::Other,
                     format!(
-                        "cannot evaluate a function that has an argument without a value ('{}')\nNix attempted to evaluate a function as a top level expression; in this case it must have its arguments supplied either by default values, or passed explicitly with '--arg' or '--argstr'. See https://nix.dev/manual/nix/stable/language/syntax.html#functions.",
+                        "cannot evaluate a function that has an argument without a value ('{}')\n\
+                         Nix attempted to evaluate a function as a top level expression; in\n\
+                         this case it must have its arguments supplied either by default\n\
+                         values, or passed explicitly with '--arg' or '--argstr'. See\n\
+                         https://nix.dev/manual/nix/stable/language/syntax.html#functions.",
                         f.name
                     ),
+                    Some(nixvm::Pos {
+                        file: cl.proto.file(),
+                        span: f.span,
+                    }),
                 ));
             }
         }

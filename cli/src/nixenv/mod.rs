@@ -137,6 +137,10 @@ fn parse(args: Vec<String>) -> Res<EnvArgs> {
 
 /// The entry point: `args` are what follows `nix-env` (or `nixvm env`).
 pub fn main(args: Vec<String>) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        let _ = std::io::stdout().write_all(HELP.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     let argv: Vec<String> = args
         .iter()
         .filter(|a| *a != "--worker-protocol")
@@ -199,6 +203,26 @@ pub fn main(args: Vec<String>) -> ExitCode {
     std::mem::forget(ev);
     code
 }
+
+const HELP: &str = "\
+Usage: nix-env -q -a [OPTIONS...] [SELECTORS...]   (nixvm env; also run as nix-env)
+
+Query what an expression offers, as CppNix's nix-env --query --available.
+Other nix-env operations are not supported yet.
+
+  -f, --file FILE          the expression (default ~/.nix-defexpr)
+  -A, --attr PATH          query under this attribute path
+  -P, --attr-path          print attribute paths
+      --no-name            do not print names
+      --system             print the system
+      --drv-path           print the derivation's path
+      --out-path           print the outputs' paths
+      --description        print meta.description
+      --json [--meta]      print JSON (with meta data)
+      --system-filter SYS  only packages for SYS
+      --arg NAME EXPR, --argstr NAME STRING, -I PATH, --option NAME VALUE
+  -j N                     walk with N worker processes
+";
 
 fn usage_exit(msg: &str) -> ExitCode {
     nixvm::report::stderr_line(&format!(
