@@ -37,6 +37,8 @@ use std::sync::{Condvar, Mutex};
 type Res<T> = Result<T, Box<EvalError>>;
 /// Children to look at next: (name or index, walk it whole).
 type Children = Vec<(Comp, bool)>;
+/// Names of a set's children to look at (`true`: walk it whole).
+type Names = VecDeque<(String, bool)>;
 
 /// One step of an attribute path below the walked value.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
@@ -64,10 +66,14 @@ impl PartialOrd for Comp {
 
 #[derive(Serialize, Deserialize)]
 enum Request {
-    /// Look at the attribute at `path` (`full`: walk all of it here).
-    Unit { path: Vec<Comp>, full: bool },
-    /// Walk these children of the top whole, in order.
-    Chunk { names: Vec<(String, bool)> },
+    /// The walk's first step.
+    Top,
+    /// Look at these children of the set at `parent`, in order (`true`:
+    /// walk the child whole here).
+    Chunk {
+        parent: Vec<Comp>,
+        names: Vec<(String, bool)>,
+    },
     /// Which of these paths are one set: the worker's number for each.
     Verify { paths: Vec<Vec<Comp>> },
 }
@@ -98,6 +104,13 @@ enum Reply {
         /// Children to look at next: (name, walk it whole here).
         children: Vec<(Comp, bool)>,
         fatal: Option<String>,
+    },
+    Chunk {
+        entries: Vec<Entry>,
+        /// Children that are sets to walk into, with their children.
+        deferred: Vec<(String, Vec<(String, bool)>)>,
+        /// The first error, and the path it was met at.
+        fatal: Option<(Vec<Comp>, String)>,
     },
     Verify {
         ids: Vec<Option<u32>>,
@@ -141,27 +154,20 @@ pub fn serve(
                 children: Vec::new(),
                 fatal: Some(nixvm::report::render(&ev.vm, e, show_trace)),
             },
-            (Ok((v, args)), Request::Unit { path, full }) => {
-                match w.unit(ev, v, args, c, &path, full) {
-                    Ok((entries, children)) => Reply::Unit {
-                        entries,
-                        children,
-                        fatal: None,
-                    },
-                    Err(e) => Reply::Unit {
-                        entries: Vec::new(),
-                        children: Vec::new(),
-                        fatal: Some(nixvm::report::render(&ev.vm, &e, show_trace)),
-                    },
-                }
-            }
-            (Ok((v, args)), Request::Chunk { names }) => {
-                let (entries, fatal) = w.chunk(ev, v, args, c, &names);
-                Reply::Unit {
+            (Ok((v, args)), Request::Top) => match w.top(ev, v, args, c) {
+                Ok((entries, children)) => Reply::Unit {
                     entries,
+                    children,
+                    fatal: None,
+                },
+                Err(e) => Reply::Unit {
+                    entries: Vec::new(),
                     children: Vec::new(),
-                    fatal,
-                }
+                    fatal: Some(nixvm::report::render(&ev.vm, &e, show_trace)),
+                },
+            },
+            (Ok((v, args)), Request::Chunk { parent, names }) => {
+                w.chunk(ev, v, args, c, &parent, &names)
             }
             (Ok((v, _)), Request::Verify { paths }) => Reply::Verify {
                 ids: paths.iter().map(|p| w.identify(ev, v, p)).collect(),
@@ -225,88 +231,99 @@ impl Worker {
         Ok(cur)
     }
 
-    fn unit(
+    /// The walk's first step: the top taken if it is a derivation, walked
+    /// here if it is a list (or an error), else its children to share out.
+    fn top(
         &mut self,
         ev: &mut Evaluator,
-        v0: &Value,
+        top: &Value,
         args: &[(nixvm::Symbol, Value)],
         c: &Columns,
-        path: &[Comp],
-        full: bool,
     ) -> Res<(Vec<Entry>, Children)> {
-        let prefix = join(&c.attr, path);
-        let mut frames = Vec::new();
-        let v = Self::at(ev, v0, path, &mut frames)?;
         let mut walk = Walk::new(ev, args);
         let mut children = Vec::new();
-        let r = (|| -> Res<()> {
-            if path.is_empty() || full {
-                // The top (a derivation, a set, or a list walked here) or
-                // a combined channel: the walk's own steps.
-                if path.is_empty() {
-                    let top = v.clone();
-                    if walk.take_pub(&top, &prefix)? {
-                        if let View::Attrs(a) = top.view() {
-                            children = child_names(&a);
-                        } else {
-                            walk.walk(&top, &prefix)?;
-                        }
-                    }
-                } else {
-                    walk.walk(&v, &prefix)?;
-                }
-                return Ok(());
+        if walk.take_pub(top, &c.attr)? {
+            if let View::Attrs(a) = top.view() {
+                children = child_names(&a);
+            } else {
+                walk.walk(top, &c.attr)?;
             }
-            if let Some(s) = walk.attr_to_recurse(&v, &prefix)? {
-                children = child_names(&s);
-            }
-            Ok(())
-        })();
-        if let Err(mut e) = r {
-            for (msg, pos) in frames {
-                e.add_trace(msg, pos);
-            }
-            return Err(e);
         }
         let found = walk.out;
-        let entries = self.entries(ev, c, found);
-        Ok((entries, children))
+        Ok((self.entries(ev, c, found), children))
     }
 
-    /// Children of the top, each walked whole here; the walk stops at the
-    /// first error (what follows it in this chunk comes after it in the
-    /// walk's order).
+    /// Children of the set at `parent`: a derivation is taken, a set to
+    /// walk into is deferred (its children go back to the coordinator, to
+    /// be shared out), a combined channel is walked whole here. The chunk
+    /// stops at its first error (what follows comes after it in the walk).
     fn chunk(
         &mut self,
         ev: &mut Evaluator,
         top: &Value,
         args: &[(nixvm::Symbol, Value)],
         c: &Columns,
+        parent: &[Comp],
         names: &[(String, bool)],
-    ) -> (Vec<Entry>, Option<String>) {
-        let a = match ev.vm.force(top.clone()).map(|v| v.view().to_value()) {
-            Ok(v) => match v.view() {
-                View::Attrs(a) => a.clone(),
-                _ => return (Vec::new(), Some("error: the walk lost its top\n".into())),
-            },
-            Err(e) => return (Vec::new(), Some(nixvm::report::render(&ev.vm, &e, true))),
+    ) -> Reply {
+        let mut frames = Vec::new();
+        let set = Self::at(ev, top, parent, &mut frames).and_then(|v| ev.vm.force(v));
+        let a = match set.as_ref().map(|v| v.view()) {
+            Ok(View::Attrs(a)) => a.clone(),
+            Ok(_) => Attrs::new(),
+            Err(e) => {
+                let text = nixvm::report::render(&ev.vm, e, self.show_trace);
+                return Reply::Chunk {
+                    entries: Vec::new(),
+                    deferred: Vec::new(),
+                    fatal: Some((parent.to_vec(), text)),
+                };
+            }
         };
+        let prefix = join(&c.attr, parent);
         let mut walk = Walk::new(ev, args);
-        let mut fatal = None;
+        let (mut fatal, mut deferred) = (None, Vec::new());
         for (name, combine) in names {
             let Some(at) = a.get_attr(nixvm::Symbol::intern(name)) else {
                 continue;
             };
             let (value, pos) = (at.value.clone(), at.pos);
-            if let Err(mut e) = walk.walk_attr(name, &value, &c.attr, *combine) {
+            let r = if *combine {
+                walk.walk_attr(name, &value, &prefix, true)
+            } else {
+                let path = join(&prefix, &[Comp::Name(name.clone())]);
+                walk.attr_to_recurse(&value, &path).map(|s| {
+                    if let Some(s) = s {
+                        let kids = child_names(&s).into_iter();
+                        deferred.push((
+                            name.clone(),
+                            kids.filter_map(|(k, full)| match k {
+                                Comp::Name(k) => Some((k, full)),
+                                Comp::Index(_) => None,
+                            })
+                            .collect(),
+                        ));
+                    }
+                })
+            };
+            if let Err(mut e) = r {
                 let pos = walk.ev.vm.pos(pos);
                 e.add_trace(format!("while evaluating the attribute '{name}'"), pos);
-                fatal = Some(nixvm::report::render(&walk.ev.vm, &e, self.show_trace));
+                for (msg, pos) in &frames {
+                    e.add_trace(msg.clone(), *pos);
+                }
+                let mut at = parent.to_vec();
+                at.push(Comp::Name(name.clone()));
+                fatal = Some((at, nixvm::report::render(&walk.ev.vm, &e, self.show_trace)));
                 break;
             }
         }
         let found = walk.out;
-        (self.entries(ev, c, found), fatal)
+        Reply::Chunk {
+            entries: self.entries(ev, c, found),
+            deferred,
+            fatal,
+        }
     }
 
     fn entries(
@@ -422,12 +439,18 @@ impl Proc {
 
 #[derive(Default)]
 struct Sched {
-    queue: VecDeque<(Vec<Comp>, bool)>,
-    /// The top's children, handed out in runs.
-    names: VecDeque<(String, bool)>,
+    /// The first step is still to be taken.
+    top: bool,
+    /// Children of sets to look at (parent, names), handed out in runs;
+    /// the newest set first, so that its finder, warm, takes the first run.
+    lists: VecDeque<(Vec<Comp>, Names)>,
+    /// How many names `lists` holds.
+    pending: usize,
     busy: usize,
     entries: Vec<(usize, Entry)>,
     fatals: Vec<(Vec<Comp>, String)>,
+    /// Worker threads still running (all may end early if workers die).
+    alive: usize,
 }
 
 /// The coordinator: the walk's packages, in its order, found by `n` workers.
@@ -455,35 +478,42 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
         }));
     }
     let sched = Mutex::new(Sched {
-        queue: VecDeque::from([(Vec::new(), false)]),
+        top: true,
+        alive: n,
         ..Default::default()
     });
     let cv = Condvar::new();
+    let pids: Vec<u32> = procs.iter().map(|p| p.lock().unwrap().child.id()).collect();
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let mem = Mutex::new(Memory::default());
     std::thread::scope(|s| {
+        s.spawn(|| monitor(&pids, &sched, &finished, &mem));
         for (wi, p) in procs.iter().enumerate() {
             let (sched, cv) = (&sched, &cv);
             s.spawn(move || loop {
                 let mut st = sched.lock().unwrap();
-                while st.queue.is_empty() && st.names.is_empty() && st.busy > 0 {
+                while !st.top && st.pending == 0 && st.busy > 0 {
                     st = cv.wait(st).unwrap();
                 }
-                let (path, req) = if let Some((path, full)) = st.queue.pop_front() {
-                    let req = Request::Unit {
-                        path: path.clone(),
-                        full,
-                    };
-                    (path, req)
-                } else if !st.names.is_empty() {
+                let (path, req) = if st.top {
+                    st.top = false;
+                    (Vec::new(), Request::Top)
+                } else if st.pending > 0 {
                     // Guided runs: long ones while much is left (a worker
                     // keeps what it evaluated for its neighbours), short ones
                     // at the end so that both finish together.
-                    let take = (st.names.len() / (4 * n)).clamp(1, 256);
-                    let names: Vec<(String, bool)> = st.names.drain(..take).collect();
-                    (
-                        vec![Comp::Name(names[0].0.clone())],
-                        Request::Chunk { names },
-                    )
+                    let take = (st.pending / (4 * n)).clamp(1, 256);
+                    let (parent, list) = st.lists.front_mut().expect("pending");
+                    let parent = parent.clone();
+                    let take = take.min(list.len());
+                    let names: Vec<(String, bool)> = list.drain(..take).collect();
+                    if list.is_empty() {
+                        st.lists.pop_front();
+                    }
+                    st.pending -= take;
+                    (parent.clone(), Request::Chunk { parent, names })
                 } else {
+                    st.alive -= 1;
                     cv.notify_all();
                     return;
                 };
@@ -502,17 +532,36 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
                         if let Some(f) = fatal {
                             st.fatals.push((path.clone(), f));
                         }
-                        for (c, full) in children {
-                            match c {
-                                Comp::Name(name) if path.is_empty() => {
-                                    st.names.push_back((name, full))
-                                }
-                                c => {
-                                    let mut p2 = path.clone();
-                                    p2.push(c);
-                                    st.queue.push_back((p2, full));
-                                }
+                        let top: Names = children
+                            .into_iter()
+                            .filter_map(|(c, full)| match c {
+                                Comp::Name(name) => Some((name, full)),
+                                Comp::Index(_) => None,
+                            })
+                            .collect();
+                        if !top.is_empty() {
+                            st.pending += top.len();
+                            st.lists.push_front((Vec::new(), top));
+                        }
+                    }
+                    Some(Reply::Chunk {
+                        entries,
+                        deferred,
+                        fatal,
+                    }) => {
+                        st.entries.extend(entries.into_iter().map(|e| (wi, e)));
+                        if let Some(f) = fatal {
+                            st.fatals.push(f);
+                        }
+                        // In reverse, so that the first set's list is first.
+                        for (name, kids) in deferred.into_iter().rev() {
+                            if kids.is_empty() {
+                                continue;
                             }
+                            let mut p2 = path.clone();
+                            p2.push(Comp::Name(name));
+                            st.pending += kids.len();
+                            st.lists.push_front((p2, kids.into()));
                         }
                     }
                     _ => {
@@ -523,6 +572,7 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
                                 join("", &path)
                             ),
                         ));
+                        st.alive -= 1;
                         cv.notify_all();
                         return;
                     }
@@ -530,6 +580,15 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
                 cv.notify_all();
             });
         }
+        // The monitor stops when the walk has: the last worker thread to
+        // find nothing left says so.
+        s.spawn(|| {
+            let mut st = sched.lock().unwrap();
+            while st.alive > 0 {
+                st = cv.wait(st).unwrap();
+            }
+            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
     });
     let mut st = sched.into_inner().unwrap();
     if let Some((_, text)) = st.fatals.iter().min_by(|a, b| a.0.cmp(&b.0)) {
@@ -580,10 +639,20 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
             }
         }
     }
+    let mut peaks = Vec::new();
     for p in procs {
-        let mut p = p.into_inner().unwrap();
+        let p = p.into_inner().unwrap();
         drop(p.stdin);
-        let _ = p.child.wait();
+        peaks.push(wait_peak_kib(p.child));
+    }
+    let mem = mem.into_inner().unwrap();
+    if std::env::var("NIX_SHOW_STATS").is_ok_and(|v| !v.is_empty() && v != "0") {
+        let each: Vec<String> = peaks.iter().map(|k| format!("{} MB", k / 1024)).collect();
+        nixvm::report::stderr_line(&format!(
+            "workers: {n}; peak RSS each: {}; peak total (sampled every 0.1 s): {} MB",
+            each.join(", "),
+            mem.peak_total_kib / 1024
+        ));
     }
     let mut i = 0;
     entries.retain(|_| {
@@ -604,4 +673,80 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
             },
         })
         .collect())
+}
+
+#[derive(Default)]
+struct Memory {
+    peak_total_kib: u64,
+}
+
+/// A process's resident memory now (its `/proc` status).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Samples the workers' memory (for the total's peak) and, when stderr is
+/// a terminal, shows the walk's progress there: packages found, packages
+/// per second, memory.
+fn monitor(
+    pids: &[u32],
+    sched: &Mutex<Sched>,
+    finished: &std::sync::atomic::AtomicBool,
+    mem: &Mutex<Memory>,
+) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let start = std::time::Instant::now();
+    let mut last_shown = start;
+    let mut tick = 0u32;
+    while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+        // Short sleeps, so that a short walk does not wait for the monitor.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        tick += 1;
+        if !tick.is_multiple_of(10) {
+            continue;
+        }
+        let total: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
+        let mut m = mem.lock().unwrap();
+        m.peak_total_kib = m.peak_total_kib.max(total);
+        drop(m);
+        if tty && last_shown.elapsed().as_millis() >= 500 {
+            last_shown = std::time::Instant::now();
+            let found = sched.lock().unwrap().entries.len();
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[K[{found} packages, {:.0}/s, {} MB in {} workers]",
+                found as f64 / secs,
+                total / 1024,
+                pids.len()
+            );
+        }
+    }
+    if tty {
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
+    }
+}
+
+/// Wait for a worker; its peak resident memory (the kernel's count).
+fn wait_peak_kib(child: Child) -> u64 {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for (`child` is consumed).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    std::mem::forget(child);
+    if r == pid {
+        ru.ru_maxrss as u64
+    } else {
+        0
+    }
 }
