@@ -9,6 +9,7 @@ mod conf;
 mod config;
 mod daemonbuild;
 mod diag;
+mod evaljobs;
 mod instantiate;
 mod nixenv;
 mod nixeval;
@@ -83,6 +84,9 @@ enum Cmd {
     Instantiate(InstArgs),
     /// nix-build: instantiate and build, linking ./result (also run as `nix-build`).
     Build(InstArgs),
+    /// nix-eval-jobs: evaluate the derivations under an expression in worker processes,
+    /// one JSON line per job.
+    EvalJobs(evaljobs::JobArgs),
     /// nix-env (also run as `nix-env`): `-qa` queries what an expression offers.
     Env {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -236,6 +240,14 @@ fn run(cli: Cli) -> ExitCode {
     let (cmd, a) = match cli.cmd {
         Cmd::Links { dir } => return links(&dir),
         Cmd::Env { args } => return nixenv::main(args),
+        Cmd::EvalJobs(j) => {
+            let argv: Vec<String> = std::env::args()
+                .skip_while(|a| a != "eval-jobs")
+                .skip(1)
+                .filter(|a| a != "--worker-protocol")
+                .collect();
+            return evaljobs::main(j, argv);
+        }
         Cmd::Parse { file, option } => {
             let args = InstArgs {
                 files: vec![file],

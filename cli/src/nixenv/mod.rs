@@ -8,7 +8,7 @@
 //! by name as CppNix's `std::sort` sorts them (see `stdsort`) and printed
 //! as its table: columns padded to their widest cell plus two spaces.
 
-mod drvs;
+pub(crate) mod drvs;
 mod stdsort;
 mod workers;
 

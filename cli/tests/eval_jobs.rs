@@ -1,0 +1,121 @@
+//! `nixvm eval-jobs`: the jobs under an expression, their drvPaths and
+//! outputs as CppNix 2.34 computes them (`fixtures/evaljobs/cppnix-2.34.json`),
+//! the walk through `recurseForDerivations`, a failing job as an error line
+//! in a run that exits 0, and the workers' memory limits: a worker past
+//! `--max-memory-size` is replaced after each job, and one killed mid-job
+//! (the total budget) costs that job an error line, not the run.
+
+mod common;
+use serde_json::Value as J;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/evaljobs");
+
+struct Run {
+    code: Option<i32>,
+    jobs: BTreeMap<String, J>,
+    stderr: String,
+}
+
+fn eval_jobs(name: &str, args: &[&str]) -> Run {
+    let scratch =
+        std::env::temp_dir().join(format!("nixvm-evaljobs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("etc")).unwrap();
+    let mut c: Command = common::nixvm_cmd();
+    c.arg("eval-jobs")
+        .args(args)
+        .current_dir(DIR)
+        .env_remove("NIX_PATH")
+        .env_remove("NIX_CONFIG")
+        .env("NIX_CONF_DIR", scratch.join("etc"))
+        .env("XDG_CONFIG_HOME", scratch.join("config"))
+        .env("HOME", "/home/someone")
+        .env("NIXVM_STORE", scratch.join("store"))
+        .env("NIX_SHOW_STATS", "1");
+    let o = c.output().unwrap();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut jobs = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: J = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let attr = v["attr"].as_str().unwrap().to_string();
+        assert!(
+            jobs.insert(attr.clone(), v).is_none(),
+            "{attr} printed twice"
+        );
+    }
+    Run {
+        code: o.status.code(),
+        jobs,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn check_jobs(r: &Run) {
+    assert_eq!(r.code, Some(0));
+    let want: BTreeMap<String, J> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/cppnix-2.34.json")).unwrap())
+            .unwrap();
+    let mut names: Vec<&str> = r.jobs.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "broken", "multi", "nested.c", "withmeta"]);
+    for (attr, w) in &want {
+        let got = &r.jobs[attr];
+        assert_eq!(got["drvPath"], w["drvPath"], "{attr}");
+        assert_eq!(got["outputs"], w["outputs"], "{attr}");
+        assert_eq!(got["system"], "x86_64-linux");
+    }
+    assert_eq!(
+        r.jobs["nested.c"]["attrPath"],
+        serde_json::json!(["nested", "c"])
+    );
+    let err = r.jobs["broken"]["error"].as_str().unwrap();
+    assert!(err.contains("this job is broken"), "{err}");
+}
+
+#[test]
+fn jobs_have_cppnix_drv_paths_and_a_failing_job_is_a_line() {
+    let r = eval_jobs("plain", &["jobs.nix", "--meta"]);
+    check_jobs(&r);
+    assert_eq!(
+        r.jobs["withmeta"]["meta"]["license"]["spdxId"], "MIT",
+        "{:?}",
+        r.jobs["withmeta"]
+    );
+}
+
+#[test]
+fn two_workers_find_the_same_jobs() {
+    check_jobs(&eval_jobs("two", &["jobs.nix", "--workers", "2"]));
+}
+
+#[test]
+fn a_worker_past_its_memory_limit_is_replaced_after_each_job() {
+    // 1 MiB: every worker passes it on its first job; the walk asks 12
+    // paths (the top, its 8 attributes, `nested`'s 3), each of a new worker.
+    let r = eval_jobs(
+        "limit",
+        &["jobs.nix", "--workers", "2", "--max-memory-size", "1"],
+    );
+    check_jobs(&r);
+    assert!(
+        r.stderr
+            .contains("workers replaced past --max-memory-size: 12;"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_job_costs_that_job_only() {
+    let r = eval_jobs(
+        "budget",
+        &["big.nix", "--workers", "2", "--max-total-memory", "300"],
+    );
+    assert_eq!(r.code, Some(0));
+    let err = r.jobs["huge"]["error"].as_str().unwrap();
+    assert!(err.contains("--max-total-memory"), "{err}");
+    assert!(r.jobs["small"]["drvPath"].is_string());
+    assert!(r.jobs["after"]["drvPath"].is_string());
+}
