@@ -119,3 +119,21 @@ fn a_worker_killed_mid_job_costs_that_job_only() {
     assert!(r.jobs["small"]["drvPath"].is_string());
     assert!(r.jobs["after"]["drvPath"].is_string());
 }
+
+/// Two workers instantiating the same derivations into one store neither
+/// wait for each other for ever nor lose a job.
+#[test]
+fn workers_share_one_store() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(eval_jobs("shared", &["shared.nix", "--workers", "2"]));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("eval-jobs did not finish");
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.jobs.len(), 24);
+    for (attr, j) in &r.jobs {
+        assert!(j["drvPath"].is_string(), "{attr}: {j}");
+    }
+}

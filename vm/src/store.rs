@@ -67,6 +67,8 @@ pub struct LocalBackend {
     writable: bool,
     build: BuildSettings,
     store: OnceCell<Option<LocalStore>>,
+    /// Batch text objects (see `LocalStore::set_batch_writes`).
+    batch: std::cell::Cell<bool>,
 }
 
 impl LocalBackend {
@@ -76,6 +78,18 @@ impl LocalBackend {
             writable,
             build,
             store: OnceCell::new(),
+            batch: std::cell::Cell::new(true),
+        }
+    }
+
+    /// Whether to batch writes (the default). Processes that write the
+    /// same store at once (eval-jobs's workers) must not: a batched path's
+    /// lock is held until the batch is flushed, so two such processes could
+    /// each wait for a path the other holds.
+    pub fn set_batching(&self, on: bool) {
+        self.batch.set(on);
+        if let Some(Some(s)) = self.store.get() {
+            let _ = s.set_batch_writes(on);
         }
     }
 
@@ -95,7 +109,7 @@ impl LocalBackend {
         let opened = if self.writable {
             let s = LocalStore::open(self.config.clone())?;
             // Evaluation writes many small texts; batch them (see LocalStore).
-            s.set_batch_writes(true)?;
+            s.set_batch_writes(self.batch.get())?;
             Some(s)
         } else if LocalStore::exists(&self.config) {
             Some(LocalStore::open_read_only(self.config.clone())?)

@@ -112,6 +112,9 @@ pub fn main(a: JobArgs, argv: Vec<String>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        if let Some(crate::storeuri::Store::Local(l)) = &store {
+            l.set_batching(false);
+        }
         let mut ev = crate::config::build_evaluator_with(&inst, store);
         let _ = worker::serve(&mut ev, &inst, &a);
         let _ = ev.flush_store();
