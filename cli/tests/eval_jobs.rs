@@ -18,13 +18,26 @@ struct Run {
     stderr: String,
 }
 
-fn eval_jobs(name: &str, args: &[&str]) -> Run {
+fn scratch(name: &str) -> std::path::PathBuf {
     let scratch =
         std::env::temp_dir().join(format!("nixvm-evaljobs-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(scratch.join("etc")).unwrap();
+    scratch
+}
+
+fn eval_jobs(name: &str, args: &[&str]) -> Run {
+    let scratch = scratch(name);
+    let r = run_in(&scratch, "eval-jobs", args);
+    let _ = std::fs::remove_dir_all(&scratch);
+    r
+}
+
+/// `nixvm SUB ARGS` with its store and configuration in `scratch`; the
+/// JSON lines it prints, by `attr`.
+fn run_in(scratch: &std::path::Path, sub: &str, args: &[&str]) -> Run {
     let mut c: Command = common::nixvm_cmd();
-    c.arg("eval-jobs")
+    c.arg(sub)
         .args(args)
         .current_dir(DIR)
         .env_remove("NIX_PATH")
@@ -35,9 +48,11 @@ fn eval_jobs(name: &str, args: &[&str]) -> Run {
         .env("NIXVM_STORE", scratch.join("store"))
         .env("NIX_SHOW_STATS", "1");
     let o = c.output().unwrap();
-    let _ = std::fs::remove_dir_all(&scratch);
     let mut jobs = BTreeMap::new();
-    for line in String::from_utf8_lossy(&o.stdout).lines() {
+    for line in String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+    {
         let v: J = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         let attr = v["attr"].as_str().unwrap().to_string();
         assert!(
@@ -136,4 +151,39 @@ fn workers_share_one_store() {
     for (attr, j) in &r.jobs {
         assert!(j["drvPath"].is_string(), "{attr}: {j}");
     }
+}
+
+/// `--check-cache-status`: a job whose outputs were built is `local`; the
+/// others are `notBuilt`, with what would be built, dependencies first and
+/// the job's own derivation last.
+#[test]
+fn cache_status_says_what_would_be_built() {
+    let dir = scratch("cache");
+    let b = run_in(
+        &dir,
+        "build",
+        &["shared.nix", "-A", "job0", "--no-sandbox", "--no-out-link"],
+    );
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    let r = run_in(&dir, "eval-jobs", &["shared.nix", "--check-cache-status"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let built = &r.jobs["job0"];
+    assert_eq!(built["cacheStatus"], "local", "{built}");
+    assert_eq!(built["isCached"], true);
+    assert_eq!(built["neededBuilds"], serde_json::json!([]));
+    // job5 needs side1 (not built) and itself; base and mid are built.
+    let other = &r.jobs["job5"];
+    assert_eq!(other["cacheStatus"], "notBuilt", "{other}");
+    assert_eq!(other["isCached"], false);
+    let needed: Vec<&str> = other["neededBuilds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(needed.len(), 2, "{needed:?}");
+    assert!(needed[0].ends_with("-side1.drv"), "{needed:?}");
+    assert_eq!(needed[1], other["drvPath"].as_str().unwrap());
+    assert_eq!(other["neededSubstitutes"], serde_json::json!([]));
 }

@@ -12,6 +12,7 @@
 //! `--max-total-memory`, the largest is killed and its job reported as an
 //! error. A worker that dies costs its job an error line, and is replaced.
 
+mod cache;
 mod worker;
 
 use crate::args::InstArgs;
@@ -53,6 +54,10 @@ pub struct JobArgs {
     /// A function applied to each derivation; its result is `extraValue`.
     #[arg(long)]
     pub apply: Option<String>,
+    /// Say whether each job's outputs are in the store (`cacheStatus`,
+    /// `isCached`) and which derivations would be built (`neededBuilds`).
+    #[arg(long = "check-cache-status")]
+    pub check_cache_status: bool,
     /// Make a GC root to each derivation in DIR.
     #[arg(long = "gc-roots-dir", value_name = "DIR")]
     pub gc_roots_dir: Option<String>,

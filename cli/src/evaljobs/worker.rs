@@ -129,6 +129,7 @@ fn job(
             ),
         )
     })?;
+    let outs_names: Vec<String> = outs.iter().map(|(o, _)| o.clone()).collect();
     for (o, p) in outs {
         outputs.insert(o, p.map_or(J::Null, J::from));
     }
@@ -148,6 +149,19 @@ fn job(
     }
     if a.constituents {
         constituents(ev, &set, reply)?;
+    }
+    if a.check_cache_status {
+        let Some(store) = ev.vm.store.clone() else {
+            return Err(EvalError::new(
+                nixvm::ErrorKind::Other,
+                "--check-cache-status needs a store",
+            ));
+        };
+        let dir = nixvm_store::StoreDir::new(&ev.vm.settings.store_dir);
+        let wanted = outs_names.into_iter().collect();
+        let needed = super::cache::needed_builds(&*store, &dir, &drv_path, &wanted)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Other, e))?;
+        super::cache::fields(needed, reply);
     }
     if let Some(apply) = &a.apply {
         let cwd = std::env::current_dir().unwrap_or_default();
