@@ -221,3 +221,47 @@ fn store_uris_that_are_refused() {
         "{err}"
     );
 }
+
+/// `nixvm eval-jobs` on the daemon's store: CppNix's drvPath, written
+/// there; `--check-cache-status` asks the daemon what is valid: before the
+/// build both derivations are needed (the dependency first), after it none.
+#[test]
+fn eval_jobs_through_the_daemon() {
+    let Some(d) = PrivateDaemon::start("cli-evaljobs") else {
+        return;
+    };
+    let work = fixtures(&d);
+    std::fs::write(work.join("jobs.nix"), "{ top = import ./top.nix; }\n").unwrap();
+    let job = |d: &PrivateDaemon| {
+        let r = nixvm(
+            d,
+            &work,
+            &[
+                "eval-jobs",
+                "jobs.nix",
+                "--workers",
+                "2",
+                "--check-cache-status",
+            ],
+        );
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+        v
+    };
+    let before = job(&d);
+    assert_eq!(before["drvPath"], TOP_DRV, "{before}");
+    assert_eq!(before["cacheStatus"], "notBuilt");
+    let needed = before["neededBuilds"].as_array().unwrap();
+    assert_eq!(needed.len(), 2, "{before}");
+    assert!(
+        needed[0].as_str().unwrap().ends_with("-dep.drv"),
+        "{before}"
+    );
+    assert_eq!(needed[1], TOP_DRV);
+    assert!(nix_store(&d, &["-q", "--requisites", TOP_DRV]).contains("-dep.drv"));
+    let r = nixvm(&d, &work, &["build", "top.nix", "--no-out-link"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let after = job(&d);
+    assert_eq!(after["cacheStatus"], "local", "{after}");
+    assert_eq!(after["neededBuilds"], serde_json::json!([]));
+}

@@ -165,7 +165,11 @@ fn cache_status_says_what_would_be_built() {
         &["shared.nix", "-A", "job0", "--no-sandbox", "--no-out-link"],
     );
     assert_eq!(b.code, Some(0), "{}", b.stderr);
-    let r = run_in(&dir, "eval-jobs", &["shared.nix", "--check-cache-status"]);
+    let r = run_in(
+        &dir,
+        "eval-jobs",
+        &["shared.nix", "--check-cache-status", "--show-input-drvs"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let built = &r.jobs["job0"];
@@ -186,4 +190,9 @@ fn cache_status_says_what_would_be_built() {
     assert!(needed[0].ends_with("-side1.drv"), "{needed:?}");
     assert_eq!(needed[1], other["drvPath"].as_str().unwrap());
     assert_eq!(other["neededSubstitutes"], serde_json::json!([]));
+    // `--show-input-drvs`: job5's inputs are mid and side1, each for `out`.
+    let inputs = other["inputDrvs"].as_object().unwrap();
+    assert_eq!(inputs.len(), 2, "{inputs:?}");
+    assert_eq!(inputs[needed[0]], serde_json::json!(["out"]));
+    assert!(inputs.keys().any(|k| k.ends_with("-mid.drv")), "{inputs:?}");
 }

@@ -58,6 +58,9 @@ pub struct JobArgs {
     /// `isCached`) and which derivations would be built (`neededBuilds`).
     #[arg(long = "check-cache-status")]
     pub check_cache_status: bool,
+    /// Show each derivation's input derivations (`inputDrvs`: path → outputs).
+    #[arg(long = "show-input-drvs")]
+    pub show_input_drvs: bool,
     /// Make a GC root to each derivation in DIR.
     #[arg(long = "gc-roots-dir", value_name = "DIR")]
     pub gc_roots_dir: Option<String>,

@@ -150,6 +150,23 @@ fn job(
     if a.constituents {
         constituents(ev, &set, reply)?;
     }
+    if a.show_input_drvs {
+        let Some(store) = ev.vm.store.clone() else {
+            return Err(EvalError::new(
+                nixvm::ErrorKind::Other,
+                "--show-input-drvs needs a store",
+            ));
+        };
+        let d = store
+            .read_derivation(&drv_path)
+            .map_err(|e| EvalError::new(nixvm::ErrorKind::Other, e.to_string()))?;
+        let inputs: Map<String, J> = d
+            .input_drvs
+            .into_iter()
+            .map(|(p, outs)| (p, J::Array(outs.into_iter().map(J::from).collect())))
+            .collect();
+        reply.insert("inputDrvs".into(), J::Object(inputs));
+    }
     if a.check_cache_status {
         let Some(store) = ev.vm.store.clone() else {
             return Err(EvalError::new(
