@@ -19,14 +19,24 @@ fn cases() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn check(jobs: Option<&str>) {
-    let env = Env::new(&format!("nixenv-{}", jobs.unwrap_or("1")));
-    for f in std::fs::read_dir(DIR).unwrap() {
+/// The fixtures' `.nix` files and directories (a `~/.nix-defexpr`-like
+/// directory of expressions among them).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for f in std::fs::read_dir(from).unwrap() {
         let p = f.unwrap().path();
-        if p.extension().is_some_and(|e| e == "nix") {
-            std::fs::copy(&p, env.dir.join(p.file_name().unwrap())).unwrap();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&p, &dest);
+        } else if p.extension().is_some_and(|e| e == "nix" || e == "txt") {
+            std::fs::copy(&p, dest).unwrap();
         }
     }
+}
+
+fn check(jobs: Option<&str>) {
+    let env = Env::new(&format!("nixenv-{}", jobs.unwrap_or("1")));
+    copy_tree(std::path::Path::new(DIR), &env.dir);
     let mut failed = Vec::new();
     for (name, mut args) in cases() {
         if let Some(j) = jobs {

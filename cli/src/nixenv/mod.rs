@@ -346,7 +346,7 @@ fn query(ev: &mut Evaluator, inst: &InstArgs, q: QueryArgs) -> Result<(), Fatal>
     let found = if q.workers > 1 {
         workers::run(&q, q.workers)?
     } else {
-        let root = crate::instantiate::eval_input(ev, &file)?;
+        let root = load_source(ev, &file)?;
         let auto_args = crate::instantiate::auto_args(inst, ev)?;
         let v = crate::attrpath::select(ev, root, &c.attr, &auto_args)?;
         let mut walk = Walk::new(ev, &auto_args);
@@ -454,6 +454,93 @@ fn file_of(q: &QueryArgs) -> Res<String> {
         Some(f) => Ok(f),
         None => default_expr(),
     }
+}
+
+/// nix-env's `loadSourceExpr`: a file, or a directory with a
+/// `default.nix`, is evaluated; any other directory (`~/.nix-defexpr`, a
+/// directory of channels) is a set of its expressions, each imported when
+/// first used: `NAME.nix` files and directories with a `default.nix` as
+/// NAME, the other directories' expressions merged in (the first of a name
+/// wins), `manifest.nix` left out, marked `_combineChannels` so that the
+/// walk goes into each.
+pub fn load_source(ev: &mut Evaluator, file: &str) -> Res<nixvm::Value> {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let p = cwd.join(file);
+    let is_channels = !file.starts_with('<')
+        && file != "-"
+        && std::fs::metadata(&p).is_ok_and(|m| m.is_dir())
+        && !p.join("default.nix").exists();
+    if !is_channels {
+        return crate::instantiate::eval_input(ev, file);
+    }
+    let mut entries = vec![(
+        nixvm::Symbol::intern("_combineChannels"),
+        ev.lazy_str("[ ]", &cwd)?,
+    )];
+    let mut seen = std::collections::BTreeSet::new();
+    all_exprs(ev, &p, &mut seen, &mut entries)?;
+    Ok(nixvm::Value::attrs(nixvm::value::Attrs::from_unsorted(
+        entries,
+    )))
+}
+
+fn all_exprs(
+    ev: &mut Evaluator,
+    dir: &std::path::Path,
+    seen: &mut std::collections::BTreeSet<String>,
+    out: &mut Vec<(nixvm::Symbol, nixvm::Value)>,
+) -> Res<()> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) => {
+            return Err(EvalError::new(
+                ErrorKind::Io,
+                format!("reading directory '{}': {e}", dir.display()),
+            ))
+        }
+    };
+    names.sort();
+    for name in names {
+        if name == "manifest.nix" {
+            continue;
+        }
+        // Dangling symlinks in ~/.nix-defexpr are passed over.
+        let Ok(path) = std::fs::canonicalize(dir.join(&name)) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let expr = if meta.is_dir() {
+            path.join("default.nix").exists()
+        } else {
+            meta.is_file() && path.to_string_lossy().ends_with(".nix")
+        };
+        if expr {
+            let attr = name.strip_suffix(".nix").unwrap_or(&name).to_string();
+            if !seen.insert(attr.clone()) {
+                nixvm::report::stderr_line(&format!(
+                    "warning: name collision in input Nix expressions, skipping '{}'",
+                    path.display()
+                ));
+                continue;
+            }
+            let text = path.to_string_lossy();
+            let lit = text
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace("${", "\\${");
+            let v = ev.lazy_str(&format!("import \"{lit}\""), &dir)?;
+            out.push((nixvm::Symbol::intern(&attr), v));
+        } else if meta.is_dir() {
+            all_exprs(ev, &path, seen, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// `~/.nix-defexpr`, nix-env's default expression.

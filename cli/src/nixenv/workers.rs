@@ -127,7 +127,7 @@ pub fn serve(
 ) -> Res<()> {
     let show_trace = crate::diag::show_trace_of(inst);
     let setup = (|| -> Res<(Value, Vec<(nixvm::Symbol, Value)>)> {
-        let root = crate::instantiate::eval_input(ev, file)?;
+        let root = super::load_source(ev, file)?;
         let auto_args = crate::instantiate::auto_args(inst, ev)?;
         let v = crate::attrpath::select(ev, root, &c.attr, &auto_args)?;
         // The walk's first step, once: a function (nixpkgs) is called here,
