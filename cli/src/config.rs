@@ -283,7 +283,12 @@ pub fn max_rss_kib() -> u64 {
 
 /// A `KiB` figure of /proc/self/status (0 if unreadable).
 pub fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    pid_status_kib("self", field)
+}
+
+/// A field in KiB of `/proc/PID/status` (`VmRSS:`); 0 if unreadable.
+pub fn pid_status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

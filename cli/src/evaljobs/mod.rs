@@ -16,6 +16,7 @@ mod cache;
 mod worker;
 
 use crate::args::InstArgs;
+use crate::config::pid_status_kib;
 use clap::Args;
 use serde_json::{json, Value as J};
 use std::collections::VecDeque;
@@ -285,17 +286,6 @@ fn ask(p: &mut Proc, path: &[String]) -> Option<J> {
     serde_json::from_str(&line).ok()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// Every 50 ms: the total budget (the largest worker killed when the
 /// workers pass it), and on a terminal the progress line.
 fn monitor(
@@ -322,7 +312,13 @@ fn monitor(
         let pids: Vec<u32> = sched.lock().unwrap().pids.clone();
         let rss: Vec<u64> = pids
             .iter()
-            .map(|p| if *p == 0 { 0 } else { rss_kib(*p) })
+            .map(|p| {
+                if *p == 0 {
+                    0
+                } else {
+                    pid_status_kib(&p.to_string(), "VmRSS:")
+                }
+            })
             .collect();
         let total: u64 = rss.iter().sum();
         if let Some(limit) = a.max_total_memory {

@@ -326,7 +326,7 @@ pub enum Row {
     /// A `throw` or failed `assert` while querying: the row is left out.
     Skip,
     /// Set while it is still a Rust error (see `Fatal`).
-    Fatal(Option<Box<EvalError>>),
+    Fatal(Box<EvalError>),
     /// An error rendered by a worker.
     FatalText(String),
 }
@@ -362,11 +362,11 @@ fn query(ev: &mut Evaluator, inst: &InstArgs, q: QueryArgs) -> Result<(), Fatal>
             })
             .collect()
     };
-    output(ev, found, &q, &c)
+    output(found, &q, &c)
 }
 
 /// Filter, sort and print, as CppNix's `opQuery` after `loadDerivations`.
-fn output(ev: &mut Evaluator, found: Vec<Found>, q: &QueryArgs, c: &Columns) -> Result<(), Fatal> {
+fn output(found: Vec<Found>, q: &QueryArgs, c: &Columns) -> Result<(), Fatal> {
     let mut kept = Vec::with_capacity(found.len());
     for f in found {
         match &f.system {
@@ -403,15 +403,10 @@ fn output(ev: &mut Evaluator, found: Vec<Found>, q: &QueryArgs, c: &Columns) -> 
                 json.insert(f.attr_path, serde_json::Value::Object(o));
             }
             Row::Skip => {}
-            Row::Fatal(e) => {
-                return Err(Fatal::Err(
-                    e.unwrap_or_else(|| EvalError::new(ErrorKind::Other, "error")),
-                ))
-            }
+            Row::Fatal(e) => return Err(Fatal::Err(e)),
             Row::FatalText(t) => return Err(Fatal::Text(t)),
         }
     }
-    let _ = ev;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if c.json {
         // nlohmann's objects are std::maps: keys in byte order.
@@ -444,7 +439,7 @@ pub fn compute_row(ev: &mut Evaluator, p: &PackageInfo, c: &Columns) -> Row {
                 format!("while querying the derivation named '{}'", p.name),
                 None,
             );
-            Row::Fatal(Some(e))
+            Row::Fatal(e)
         }
     }
 }

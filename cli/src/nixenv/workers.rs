@@ -23,6 +23,7 @@
 use super::drvs::{is_attr_path_component, Walk};
 use super::{compute_row, Columns, Found, Query, QueryArgs, Row};
 use crate::args::InstArgs;
+use crate::config::pid_status_kib;
 use crate::instantiate::auto_call;
 use nixvm::value::{Attrs, Value, View};
 use nixvm::{EvalError, Evaluator, Pos};
@@ -35,8 +36,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Condvar, Mutex};
 
 type Res<T> = Result<T, Box<EvalError>>;
-/// Children to look at next: (name or index, walk it whole).
-type Children = Vec<(Comp, bool)>;
+/// A set's children to look at: (name, walk it whole).
+type Children = Vec<(String, bool)>;
 /// Names of a set's children to look at (`true`: walk it whole).
 type Names = VecDeque<(String, bool)>;
 
@@ -102,13 +103,13 @@ enum Reply {
     Unit {
         entries: Vec<Entry>,
         /// Children to look at next: (name, walk it whole here).
-        children: Vec<(Comp, bool)>,
+        children: Children,
         fatal: Option<String>,
     },
     Chunk {
         entries: Vec<Entry>,
         /// Children that are sets to walk into, with their children.
-        deferred: Vec<(String, Vec<(String, bool)>)>,
+        deferred: Vec<(String, Children)>,
         /// The first error, and the path it was met at.
         fatal: Option<(Vec<Comp>, String)>,
     },
@@ -294,15 +295,7 @@ impl Worker {
                 let path = join(&prefix, &[Comp::Name(name.clone())]);
                 walk.attr_to_recurse(&value, &path).map(|s| {
                     if let Some(s) = s {
-                        let kids = child_names(&s).into_iter();
-                        deferred.push((
-                            name.clone(),
-                            kids.filter_map(|(k, full)| match k {
-                                Comp::Name(k) => Some((k, full)),
-                                Comp::Index(_) => None,
-                            })
-                            .collect(),
-                        ));
+                        deferred.push((name.clone(), child_names(&s)));
                     }
                 })
             };
@@ -344,10 +337,7 @@ impl Worker {
                 Row::Cells(x) => WireRow::Cells(x),
                 Row::Json(x) => WireRow::Json(x),
                 Row::Skip => WireRow::Skip,
-                Row::Fatal(e) => WireRow::Fatal(match e {
-                    Some(e) => nixvm::report::render(&ev.vm, &e, self.show_trace),
-                    None => "error: unknown\n".into(),
-                }),
+                Row::Fatal(e) => WireRow::Fatal(nixvm::report::render(&ev.vm, &e, self.show_trace)),
                 Row::FatalText(t) => WireRow::Fatal(t),
             };
             let rel = p.attr_path.strip_prefix(&c.attr).unwrap_or(&p.attr_path);
@@ -376,7 +366,7 @@ impl Worker {
 
 /// A set's children as the walk takes them: names that are attribute-path
 /// components, in byte order; walked whole when the set combines channels.
-fn child_names(a: &Attrs) -> Vec<(Comp, bool)> {
+fn child_names(a: &Attrs) -> Children {
     let combine = a.get(nixvm::Symbol::intern("_combineChannels")).is_some();
     let mut names: Vec<&str> = a
         .iter()
@@ -386,7 +376,7 @@ fn child_names(a: &Attrs) -> Vec<(Comp, bool)> {
     names.sort();
     names
         .into_iter()
-        .map(|n| (Comp::Name(n.to_string()), combine))
+        .map(|n| (n.to_string(), combine))
         .collect()
 }
 
@@ -532,16 +522,9 @@ pub fn run(q: &QueryArgs, n: usize) -> Result<Vec<Found>, super::Fatal> {
                         if let Some(f) = fatal {
                             st.fatals.push((path.clone(), f));
                         }
-                        let top: Names = children
-                            .into_iter()
-                            .filter_map(|(c, full)| match c {
-                                Comp::Name(name) => Some((name, full)),
-                                Comp::Index(_) => None,
-                            })
-                            .collect();
-                        if !top.is_empty() {
-                            st.pending += top.len();
-                            st.lists.push_front((Vec::new(), top));
+                        if !children.is_empty() {
+                            st.pending += children.len();
+                            st.lists.push_front((Vec::new(), children.into()));
                         }
                     }
                     Some(Reply::Chunk {
@@ -680,18 +663,6 @@ struct Memory {
     peak_total_kib: u64,
 }
 
-/// A process's resident memory now (its `/proc` status).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// Samples the workers' memory (for the total's peak) and, when stderr is
 /// a terminal, shows the walk's progress there: packages found, packages
 /// per second, memory.
@@ -713,7 +684,10 @@ fn monitor(
         if !tick.is_multiple_of(10) {
             continue;
         }
-        let total: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
+        let total: u64 = pids
+            .iter()
+            .map(|p| pid_status_kib(&p.to_string(), "VmRSS:"))
+            .sum();
         let mut m = mem.lock().unwrap();
         m.peak_total_kib = m.peak_total_kib.max(total);
         drop(m);
